@@ -1,0 +1,62 @@
+# vapi-chargeback — every set-up step lives here, so a fresh machine needs only python3.11 and make.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+
+# Airflow runs from the project with no global state.
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
+export PYTHONPATH := $(CURDIR)/include$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help install demo test test-unit test-stack lint format bench clean
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --python $(BIN)/python requirements/lock.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (reused when nothing changed)
+
+lock: ## re-pin requirements/lock.txt from pyproject.toml (needs the registry)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu -o requirements/lock.txt
+
+demo: $(STAMP) ## generate a demo org, start the emulator, run the real DAG for last month, print where the statements are
+	$(BIN)/python -m vapi_chargeback.demo
+
+test: $(STAMP) lint ## lint, then run the whole test suite (unit, integration, e2e)
+	$(BIN)/pytest -m "not stack"
+
+test-stack: $(STAMP) ## run the production topology natively (PostgreSQL + Redis + CeleryExecutor)
+	$(BIN)/pytest -m stack -s
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy on include/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/results/
+	$(BIN)/python bench/emulator.py
+	$(BIN)/python bench/pipeline.py
+
+clean: ## remove the venv, Airflow home, outputs and caches
+	rm -rf $(VENV) .airflow output data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Statement writers: CSV, Excel workbooks and the manifest."""

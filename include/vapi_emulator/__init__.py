@@ -1,0 +1,1 @@
+"""vapi-emulator: a local implementation of the Vapi Analytics API over call records."""
