@@ -1,0 +1,95 @@
+"""The statement of one month: what allocation produces and every writer consumes.
+
+It is the single hand-over point between computing money and formatting it, so the
+writers never recompute a figure: each number on a CSV line, a workbook cell and the
+manifest comes from the same ``Decimal`` here, already rounded to the cent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+CENT = Decimal("0.01")
+UNALLOCATED = "UNALLOCATED"
+
+
+@dataclass(frozen=True)
+class ChargebackLine:
+    """One line per (cost center, team, assistant, allocation); money rounded to the cent."""
+
+    cost_center_id: str
+    cost_center_name: str
+    team: str
+    assistant_id: str
+    allocation: str
+    """``direct``, ``shared:<pool name>`` or ``unallocated:<reason>``."""
+    calls: int
+    minutes: Decimal
+    cost_usd: Decimal
+    components_usd: dict[str, Decimal]
+    """Reported cost components by name (``llm``, ``stt`` …), in the configured order."""
+
+    @property
+    def other_usd(self) -> Decimal:
+        """Cost with no analytics column (analysis, voicemail detection …): cost − Σ components."""
+        return self.cost_usd - sum(self.components_usd.values(), Decimal(0))
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One owner-defined query definition, as rows for an extra sheet of their workbook."""
+
+    definition_id: str
+    title: str
+    columns: list[str]
+    rows: list[list[str | int | Decimal | None]]
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    org_total_usd: Decimal
+    """From the independent ungrouped query, rounded to the cent."""
+    shared_total_usd: Decimal
+    lines_total_usd: Decimal
+    difference_usd: Decimal
+
+    @property
+    def ok(self) -> bool:
+        return self.difference_usd == 0
+
+
+@dataclass(frozen=True)
+class Provenance:
+    run_id: str
+    config_sha256: str
+    mapping_sha256: str
+    responses_sha256: dict[str, str]
+    """Raw response file name → sha256 of its bytes."""
+    generated_by: str
+
+
+@dataclass(frozen=True)
+class CostCenterInfo:
+    id: str
+    name: str
+    owner_email: str
+
+
+@dataclass(frozen=True)
+class Statement:
+    period: str
+    """``YYYY-MM``."""
+    timezone: str
+    period_start: datetime
+    period_end: datetime
+    """Half-open ``[start, end)``, timezone-aware, in the org zone."""
+    currency: str
+    components: list[str]
+    cost_centers: list[CostCenterInfo]
+    lines: list[ChargebackLine]
+    breakdowns: dict[str, list[Breakdown]] = field(default_factory=dict)
+    """Cost center id → its owner's query-definition breakdowns."""
+    reconciliation: Reconciliation | None = None
+    provenance: Provenance | None = None
