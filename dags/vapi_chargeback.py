@@ -1,0 +1,98 @@
+"""Monthly chargeback statements per cost center from the Vapi Analytics API.
+
+Wiring only: every step is a function of ``vapi_chargeback.pipeline`` and imported inside
+its task, so parsing this file stays cheap. Tasks hand each other small dicts (period,
+paths, hashes); raw API responses and the statement travel through the run's work folder
+in the output storage, never through XCom.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from vapi_chargeback.airflow.timetable import StatementMonthTimetable
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STATEMENTS = Asset("vapi_chargeback_statements", uri="file://vapi-chargeback/statements")
+
+TASK_DEFAULTS: dict[str, Any] = {
+    "owner": "finance-platform",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+@dag(
+    dag_id="vapi_chargeback_monthly",
+    schedule=StatementMonthTimetable(settlement_delay=timedelta(hours=6)),
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=3,
+    default_args=TASK_DEFAULTS,
+    params={
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="Statement month YYYY-MM; empty = the month of the run's data interval.",
+        ),
+    },
+    tags=["vapi", "finance", "chargeback"],
+    doc_md=__doc__,
+)
+def vapi_chargeback_monthly() -> None:
+    @task
+    def plan() -> dict[str, Any]:
+        """Validate config and mapping, fix the statement month, compile the queries."""
+        from vapi_chargeback.airflow.settings import run_settings
+        from vapi_chargeback.pipeline import plan_run
+
+        context = get_current_context()
+        return plan_run(run_settings(context, PROJECT_DIR)).model_dump(mode="json")
+
+    @task
+    def batches(run: dict[str, Any]) -> list[int]:
+        return list(range(run["batch_count"]))
+
+    @task(max_active_tis_per_dagrun=4)
+    def fetch(batch: int, run: dict[str, Any]) -> dict[str, Any]:
+        """Send one request of the plan; store its raw response with its sha256."""
+        from vapi_chargeback.airflow.hook import VapiAnalyticsHook
+        from vapi_chargeback.pipeline import RunInfo, fetch_batch
+
+        with VapiAnalyticsHook().get_conn() as client:
+            return fetch_batch(RunInfo.model_validate(run), batch, client).model_dump(mode="json")
+
+    @task
+    def allocate(run: dict[str, Any], fetched: list[dict[str, Any]]) -> dict[str, Any]:
+        """Join grouped rows with the mapping, rule by rule; spread shared pools."""
+        from vapi_chargeback.pipeline import RunInfo, allocate_run
+
+        return allocate_run(RunInfo.model_validate(run), fetched)
+
+    @task
+    def reconcile(run: dict[str, Any], allocated: dict[str, Any]) -> dict[str, Any]:
+        """Fail the run, publishing nothing, unless the lines add up to the org total."""
+        from vapi_chargeback.pipeline import RunInfo, reconcile_run
+
+        return reconcile_run(RunInfo.model_validate(run), allocated)
+
+    @task(outlets=[STATEMENTS])
+    def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
+        """Write CSV, workbooks and manifest (last), replacing the month atomically."""
+        from vapi_chargeback.pipeline import RunInfo, publish_run
+
+        return publish_run(RunInfo.model_validate(run), reconciled)
+
+    run = plan()
+    fetched = fetch.partial(run=run).expand(batch=batches(run))
+    allocated = allocate(run, fetched)
+    publish(run, reconcile(run, allocated))
+
+
+vapi_chargeback_monthly()
