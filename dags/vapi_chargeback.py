@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
+
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@ timetable must be listed here even though the DAG imports it from the package.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
 

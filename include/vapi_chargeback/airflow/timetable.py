@@ -15,10 +15,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 from dateutil.relativedelta import relativedelta
 from pendulum import UTC, DateTime
-
-from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 
 LAST_ZONE_LAG = timedelta(hours=12)
 """How long after 00:00 UTC a calendar day ends in the westernmost zone (UTC−12)."""

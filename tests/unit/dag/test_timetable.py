@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pendulum
 import pytest
-
 from airflow.timetables.base import DataInterval, TimeRestriction
+
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
 UTC = pendulum.UTC
