@@ -1,0 +1,89 @@
+"""Every DAG file imports cleanly, fast, and the chargeback DAG keeps its contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from vapi_chargeback.airflow.timetable import StatementMonthTimetable
+
+ROOT = Path(__file__).resolve().parents[3]
+DAGS = ROOT / "dags"
+DAG_ID = "vapi_chargeback_monthly"
+PARSE_BUDGET_S = 0.3
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}, "\n".join(
+        f"{path}: {error}" for path, error in dagbag.import_errors.items()
+    )
+
+
+def test_chargeback_dag_contract(dagbag: DagBag) -> None:
+    dag = dagbag.dags.get(DAG_ID)
+    assert dag is not None, f"{DAG_ID} not found in {DAGS}"
+    assert isinstance(dag.timetable, StatementMonthTimetable)
+    assert dag.catchup is False
+    assert "month" in dag.params
+    assert {task.task_id for task in dag.tasks} == {
+        "plan",
+        "batches",
+        "fetch",
+        "allocate",
+        "reconcile",
+        "publish",
+    }
+    assert dag.get_task("publish").outlets, "publish must emit the statements Asset"
+    for task in dag.tasks:
+        assert task.retries >= 1, f"task {task.task_id} has no retries"
+
+
+@pytest.mark.parametrize("dag_file", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
+def test_parse_time_is_within_budget(dag_file: Path) -> None:
+    """The dag-processor re-parses DAG files all day: heavy imports belong inside tasks."""
+    probe = textwrap.dedent(
+        f"""
+        import runpy, time
+        import airflow.sdk  # the processor has Airflow loaded already
+        best = min(
+            (lambda t0: (runpy.run_path({str(dag_file)!r}), time.perf_counter() - t0)[1])(
+                time.perf_counter()
+            )
+            for _ in range(3)
+        )
+        print(best)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    assert seconds < PARSE_BUDGET_S, f"{dag_file.name} took {seconds:.3f}s to parse"
+
+
+def test_dag_file_does_not_import_heavy_modules_at_parse_time() -> None:
+    probe = textwrap.dedent(
+        f"""
+        import runpy, sys
+        import airflow.sdk
+        before = set(sys.modules)
+        runpy.run_path({str(DAGS / "vapi_chargeback.py")!r})
+        added = set(sys.modules) - before
+        heavy = ("pandas", "openpyxl", "duckdb", "httpx", "vapi_chargeback.pipeline")
+        print(",".join(sorted(m for m in added if m.split(".")[0] in heavy or m in heavy)))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "", f"parse-time imports: {out.stdout.strip()}"
