@@ -1,0 +1,665 @@
+"""``chargeback.yaml`` and the assistant → team mapping CSV, as validated objects.
+
+Both files are written by people, so every problem is reported at once, each naming the
+file, the line (where the YAML or CSV has one), the field path and what to change. They
+are checked before anything else runs: a bad config never gets as far as writing a file.
+YAML numbers with a fraction are read as ``Decimal`` straight from their text, so a
+money amount never passes through a float.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple, get_args
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from vapi_chargeback.analytics.models import (
+    GROUP_BYS,
+    VARIABLE_KEY_MAX_LENGTH,
+    field_path,
+    is_iana_timezone,
+)
+from vapi_chargeback.statement import CENT
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+"""Cost-center ids, pool names and definition ids reach file and sheet names."""
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+HUNDRED = Decimal(100)
+
+Component = Literal["transport", "stt", "llm", "tts", "vapi"]
+"""Cost components with an analytics column ``costBreakdown.<component>``."""
+Dimension = Literal["type", "endedReason", "analysis.successEvaluation", "status", "assistantId"]
+DefinitionStep = Literal["day", "week", "month"]
+Metric = Literal[
+    "calls",
+    "minutes",
+    "cost",
+    "transport",
+    "stt",
+    "llm",
+    "tts",
+    "vapi",
+    "avg_cost_per_call",
+    "avg_minutes_per_call",
+    "avg_cost_per_minute",
+]
+"""Sums and counts the API returns, and averages derived from them (never ``avg`` operations,
+which cannot be re-aggregated across days or merged rows)."""
+Method = Literal["even", "proportional", "fixed"]
+Driver = Literal["cost", "minutes", "calls"]
+PoolSource = Literal["calls-without-assistant"]
+
+COMPONENTS: tuple[str, ...] = get_args(Component)
+DIMENSIONS: tuple[str, ...] = get_args(Dimension)
+METRICS: tuple[str, ...] = get_args(Metric)
+
+MAPPING_HEADER = ("assistant_id", "team", "cost_center_id", "valid_from", "valid_to")
+_RESERVED_ROW_KEYS = frozenset({"date", *GROUP_BYS})
+_RESERVED_KEY_PREFIXES = ("sum_", "count_")
+"""The plan's operation aliases start with these; a variable key must not collide with them."""
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class ConfigError(Exception):
+    """Every problem found in one config or mapping file, each a self-contained sentence."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = len(self.problems)
+        heading = f"{source}: {count} problem{'s' if count != 1 else ''}"
+        super().__init__("\n  - ".join([heading, *self.problems]))
+
+
+def _reject_float(value: object) -> object:
+    """Money must not pass through binary floating point on its way in."""
+    if isinstance(value, float):
+        raise ValueError(
+            f"{value!r} is a float; pass money as Decimal, int or a numeric string"
+            " (YAML numbers are read as Decimal already)"
+        )
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_reject_float),
+    Field(strict=False, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+            ]
+        }
+    ),
+]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Org(_Strict):
+    name: str = Field(min_length=1)
+    timezone: str
+    """IANA zone whose calendar defines the statement month and the day of each call."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        if not is_iana_timezone(value):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone name; use one like 'Europe/Berlin' or 'UTC'"
+            )
+        return value
+
+
+class QueryDefinition(_Strict):
+    """A breakdown a cost-center owner wants on their statement."""
+
+    id: Slug
+    title: str = Field(min_length=1, max_length=80)
+    dimensions: list[Dimension] = Field(default_factory=list)
+    step: DefinitionStep | None = None
+    """Time bucket of the breakdown's rows in the org zone; none = the whole month."""
+    metrics: list[Metric] = Field(min_length=1)
+
+    @field_validator("dimensions", "metrics")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        _require_unique(values)
+        return values
+
+
+class CostCenter(_Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+    owner_email: Email
+    queries: list[QueryDefinition] = Field(default_factory=list)
+
+
+class SharedPool(_Strict):
+    """A cost no call carries (platform fee, phone numbers …) or one re-spread on purpose."""
+
+    name: Slug
+    amount: Money | None = None
+    """Fixed monthly amount in the org currency, at most 2 decimal places."""
+    source: PoolSource | None = None
+    """``calls-without-assistant``: the cost of calls with no assistant, re-spread instead of left unallocated."""
+    method: Method
+    driver: Driver | None = None
+    """For ``proportional``: what each cost center's share is proportional to."""
+    percentages: dict[str, Money] | None = None
+    """For ``fixed``: cost-center id → percentage; they sum to exactly 100."""
+
+    @field_validator("amount")
+    @classmethod
+    def _cents(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None:
+            if value < 0:
+                raise ValueError(f"amount {value} is negative; shared costs are >= 0")
+            if value != value.quantize(CENT):
+                raise ValueError(
+                    f"amount {value} has more than 2 decimal places; round it to cents"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SharedPool:
+        problems = []
+        if (self.amount is None) == (self.source is None):
+            problems.append("set exactly one of 'amount' (a fixed monthly cost) or 'source'")
+        if self.method == "proportional" and self.driver is None:
+            problems.append("method 'proportional' needs 'driver: cost|minutes|calls'")
+        if self.method != "proportional" and self.driver is not None:
+            problems.append(f"'driver' only applies to method 'proportional', not {self.method!r}")
+        if self.method == "fixed" and not self.percentages:
+            problems.append("method 'fixed' needs 'percentages: {cost_center_id: pct}'")
+        if self.method != "fixed" and self.percentages is not None:
+            problems.append(f"'percentages' only apply to method 'fixed', not {self.method!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ChargebackConfig(_Strict):
+    """The whole of ``chargeback.yaml``."""
+
+    org: Org
+    currency: Literal["USD"] = "USD"
+    output: str | None = Field(default=None, min_length=1)
+    """Storage URL for statements; the Airflow Variable ``vapi_chargeback_output`` overrides it."""
+    components: list[Component] = Field(min_length=1)
+    """Cost components reported as columns, in this order."""
+    variable_key: str = Field(min_length=1, max_length=VARIABLE_KEY_MAX_LENGTH)
+    """Call-level variable whose value, when it names a cost center, allocates the call to it."""
+    settlement_delay_hours: int = Field(default=0, ge=0, le=24 * 31)
+    finance_email: Email
+    cost_centers: list[CostCenter] = Field(min_length=1)
+    shared_costs: list[SharedPool] = Field(default_factory=list)
+
+    _sha256: str | None = PrivateAttr(default=None)
+
+    @field_validator("components")
+    @classmethod
+    def _unique_components(cls, values: list[str]) -> list[str]:
+        _require_unique(values)
+        return values
+
+    @field_validator("variable_key")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in _RESERVED_ROW_KEYS or value.startswith(_RESERVED_KEY_PREFIXES):
+            raise ValueError(
+                f"{value!r} collides with a key of the analytics result rows"
+                f" ({', '.join(sorted(_RESERVED_ROW_KEYS))}, sum_*, count_*); pick another key"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> ChargebackConfig:
+        if info.context and info.context.get("defer_cross_checks"):
+            return self
+        problems = cross_check_problems(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(f"{field_path(loc)}: {msg}" for loc, msg in problems))
+        return self
+
+    @property
+    def timezone(self) -> str:
+        return self.org.timezone
+
+    @property
+    def sha256(self) -> str | None:
+        """sha256 of the file's bytes when loaded by ``load_config``, for provenance."""
+        return self._sha256
+
+    @property
+    def cost_center_ids(self) -> list[str]:
+        return [center.id for center in self.cost_centers]
+
+    def cost_center(self, cost_center_id: str) -> CostCenter:
+        for center in self.cost_centers:
+            if center.id == cost_center_id:
+                return center
+        raise KeyError(f"no cost center {cost_center_id!r} in the config")
+
+
+Loc = tuple[int | str, ...]
+
+
+def cross_check_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Rules spanning several fields, each with the path of the field to change.
+
+    Works on the raw document, tolerating wrong types (other checks report those), so a
+    file with a bad slug *and* a duplicate id gets both problems in one go.
+    """
+    centers = _dicts(data.get("cost_centers"))
+    pools = _dicts(data.get("shared_costs"))
+    problems = _duplicates(centers, ("cost_centers",), "id", "cost center id")
+    for index, center in centers:
+        queries = _dicts(center.get("queries"))
+        problems += _duplicates(
+            queries, ("cost_centers", index, "queries"), "id", "query definition id"
+        )
+    problems += _duplicates(pools, ("shared_costs",), "name", "pool name")
+    known = sorted({center["id"] for _, center in centers if isinstance(center.get("id"), str)})
+    sources = [index for index, pool in pools if pool.get("source") is not None]
+    for index in sources[1:]:
+        problems.append(
+            (
+                ("shared_costs", index, "source"),
+                f"a second pool re-spreads the same source (first: shared_costs[{sources[0]}]);"
+                " keep one",
+            )
+        )
+    for index, pool in pools:
+        percentages = pool.get("percentages")
+        if not isinstance(percentages, dict):
+            continue
+        loc: Loc = ("shared_costs", index, "percentages")
+        for center_id, pct in percentages.items():
+            if center_id not in known:
+                problems.append(
+                    (
+                        (*loc, center_id),
+                        f"{center_id!r} is not a cost center id; use one of {known}",
+                    )
+                )
+            if isinstance(pct, int | Decimal) and pct < 0:
+                problems.append(((*loc, center_id), f"percentage {pct} is negative"))
+        values = list(percentages.values())
+        if all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in values):
+            total = sum((Decimal(v) for v in values), Decimal(0))
+            if total != HUNDRED:
+                problems.append((loc, f"percentages sum to {total}, not 100; adjust them"))
+    return problems
+
+
+def _dicts(value: object) -> list[tuple[int, dict[str, Any]]]:
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _duplicates(
+    items: list[tuple[int, dict[str, Any]]], loc: Loc, field: str, what: str
+) -> list[tuple[Loc, str]]:
+    first_seen: dict[str, int] = {}
+    problems: list[tuple[Loc, str]] = []
+    for index, item in items:
+        value = item.get(field)
+        if not isinstance(value, str):
+            continue
+        if value in first_seen:
+            problems.append(
+                (
+                    (*loc, index, field),
+                    f"duplicate {what} {value!r} (also at {field_path(loc)}[{first_seen[value]}]);"
+                    " make it unique",
+                )
+            )
+        else:
+            first_seen[value] = index
+    return problems
+
+
+def _require_unique(values: Sequence[str]) -> None:
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; list each once")
+
+
+# --- YAML -------------------------------------------------------------------------------
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """SafeLoader that reads YAML floats as ``Decimal`` from their source text."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    lowered = text.lower()
+    if lowered in (".inf", "+.inf", "-.inf", ".nan"):
+        return Decimal("NaN")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return Decimal("NaN")
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def load_config(path: str | Path) -> ChargebackConfig:
+    """Read and validate ``chargeback.yaml``; raise ``ConfigError`` listing every problem."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    source = str(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(source, [f"{source}: not UTF-8 ({error}); save it as UTF-8"]) from None
+    loader = _DecimalLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(
+            source, [f"{where}: YAML syntax error: {problem}; fix the YAML"]
+        ) from None
+    finally:
+        loader.dispose()
+    if node is None or not isinstance(data, dict):
+        raise ConfigError(
+            source, [f"{source}:1: expected a mapping of settings (org:, cost_centers: …)"]
+        )
+    lines: dict[Loc, int] = {}
+    problems = [f"{source}:{line}: {message}" for line, message in _index_lines(node, (), lines)]
+    located: list[tuple[Loc, str]] = []
+    config = None
+    try:
+        config = ChargebackConfig.model_validate(data, context={"defer_cross_checks": True})
+    except ValidationError as error:
+        located += _pydantic_problems(error)
+    located += cross_check_problems(data)
+    problems += [
+        message for _, message in sorted(_located(source, lines, loc, msg) for loc, msg in located)
+    ]
+    if problems or config is None:
+        raise ConfigError(source, problems)
+    config._sha256 = hashlib.sha256(raw).hexdigest()
+    return config
+
+
+def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Iterator[tuple[int, str]]:
+    """Record the 1-based line of every value by its field path; yield duplicate keys."""
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                yield (
+                    line,
+                    f"{field_path((*loc, key))}: key repeated (first on line {seen[key]}); YAML keeps only the last, remove one",
+                )
+            seen[key] = line
+            yield from _index_lines(value_node, (*loc, key), lines)
+            lines[(*loc, key)] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _index_lines(item, (*loc, index), lines)
+
+
+def _pydantic_problems(error: ValidationError) -> Iterator[tuple[Loc, str]]:
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        message = item["msg"].removeprefix("Value error, ")
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            message = "unknown field; remove it or fix its spelling (see chargeback.schema.json)"
+        elif kind == "missing":
+            message = "required field missing; add it"
+        elif kind == "string_pattern_mismatch" and loc and loc[-1] in ("id", "name"):
+            message = (
+                f"{item['input']!r} is not a slug: use 1-40 lowercase letters, digits and '-',"
+                " starting with a letter or digit (it becomes part of file names)"
+            )
+        elif kind == "string_pattern_mismatch" and "email" in str(loc[-1] if loc else ""):
+            message = f"{item['input']!r} is not an e-mail address"
+        elif kind in ("decimal_parsing", "finite_number", "decimal_type"):
+            message = f"{item['input']!r} is not a finite decimal; write a number like 250.00"
+        elif kind == "literal_error":
+            message = (
+                f"{item['input']!r} is not allowed: {message.removeprefix('Input should be ')}"
+            )
+        yield loc, message
+
+
+def _is_union_tag(part: int | str) -> bool:
+    return isinstance(part, str) and part.startswith(("function-", "literal["))
+
+
+def _located(source: str, lines: dict[Loc, int], loc: Loc, message: str) -> tuple[int, str]:
+    """``file:line: field.path: message``, with the nearest line the YAML has for the path."""
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 0)
+    return line, f"{source}:{line}: {field_path(loc) or '(top level)'}: {message}"
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), [f"{path}: file not found; check the path"]) from None
+    except OSError as error:
+        raise ConfigError(str(path), [f"{path}: cannot read ({error.strerror})"]) from None
+
+
+def sha256_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to check ``chargeback.yaml`` as it is typed."""
+    schema = ChargebackConfig.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "chargeback.schema.json",
+        **schema,
+    }
+
+
+def render_json_schema() -> str:
+    return json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- mapping CSV ------------------------------------------------------------------------
+
+
+class MappingMatch(NamedTuple):
+    team: str
+    cost_center_id: str
+
+
+@dataclass(frozen=True)
+class MappingEntry:
+    assistant_id: str
+    team: str
+    cost_center_id: str
+    valid_from: date | None
+    """Inclusive; none = since forever."""
+    valid_to: date | None
+    """Inclusive; none = until further notice."""
+    line: int
+
+    def covers(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_to is None or day <= self.valid_to
+        )
+
+
+class AssistantMapping:
+    """Effective-dated assistant → (team, cost center); validity never overlaps per assistant."""
+
+    def __init__(self, entries: Iterable[MappingEntry], *, sha256: str | None = None) -> None:
+        self.sha256 = sha256
+        self._by_assistant: dict[str, list[MappingEntry]] = {}
+        for entry in entries:
+            self._by_assistant.setdefault(entry.assistant_id, []).append(entry)
+
+    def lookup(self, assistant_id: str, local_date: date) -> MappingMatch | None:
+        """The assistant's team and cost center on ``local_date`` (org calendar), if mapped."""
+        for entry in self._by_assistant.get(assistant_id, ()):
+            if entry.covers(local_date):
+                return MappingMatch(entry.team, entry.cost_center_id)
+        return None
+
+    @property
+    def entries(self) -> list[MappingEntry]:
+        return [entry for entries in self._by_assistant.values() for entry in entries]
+
+
+def load_mapping(path: str | Path, config: ChargebackConfig) -> AssistantMapping:
+    """Read and validate the mapping CSV; raise ``ConfigError`` listing every problem."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    entries, problems = parse_mapping(raw, str(path), set(config.cost_center_ids))
+    if problems:
+        raise ConfigError(str(path), problems)
+    return AssistantMapping(entries, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse_mapping(
+    raw: bytes, source: str, cost_center_ids: set[str]
+) -> tuple[list[MappingEntry], list[str]]:
+    """Entries and the problems found, each problem as ``file:line: what; the fix``."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return [], [f"{source}: not UTF-8 ({error}); save it as UTF-8"]
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    expected = ",".join(MAPPING_HEADER)
+    if header is None or tuple(cell.strip() for cell in header) != MAPPING_HEADER:
+        found = ",".join(header) if header else "an empty file"
+        return [], [f"{source}:1: header is {found!r}; it must be exactly {expected!r}"]
+    entries: list[MappingEntry] = []
+    problems: list[tuple[int, str]] = []
+    for line_no, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        entry, row_problems = _parse_row(row, line_no, cost_center_ids)
+        problems += [(line_no, message) for message in row_problems]
+        if entry is not None:
+            entries.append(entry)
+    problems += _overlaps(entries)
+    return entries, [f"{source}:{line}: {message}" for line, message in sorted(problems)]
+
+
+def _parse_row(
+    row: list[str], line_no: int, cost_center_ids: set[str]
+) -> tuple[MappingEntry | None, list[str]]:
+    if len(row) not in (3, 4, 5):
+        return None, [
+            f"{len(row)} fields; expected {len(MAPPING_HEADER)} ({','.join(MAPPING_HEADER)});"
+            " leave optional dates empty, not out"
+        ]
+    assistant_id, team, center, *dates = (cell.strip() for cell in row)
+    valid_from_text, valid_to_text = (*dates, "", "")[:2]
+    blanks = (("assistant_id", assistant_id), ("team", team), ("cost_center_id", center))
+    problems = [f"{name} is blank; fill it in" for name, value in blanks if not value]
+    if center and center not in cost_center_ids:
+        problems.append(
+            f"cost_center_id {center!r} is not in chargeback.yaml;"
+            f" use one of {sorted(cost_center_ids)} or add it to cost_centers"
+        )
+    valid_from, from_problem = _parse_date(valid_from_text, "valid_from")
+    valid_to, to_problem = _parse_date(valid_to_text, "valid_to")
+    problems += [problem for problem in (from_problem, to_problem) if problem]
+    if valid_from and valid_to and valid_to < valid_from:
+        problems.append(
+            f"valid_to {valid_to} is before valid_from {valid_from}; swap or fix the dates"
+        )
+    if problems:
+        return None, problems
+    return MappingEntry(assistant_id, team, center, valid_from, valid_to, line_no), []
+
+
+def _parse_date(text: str, field: str) -> tuple[date | None, str | None]:
+    if not text:
+        return None, None
+    try:
+        if not _ISO_DATE.match(text):
+            raise ValueError(text)
+        return date.fromisoformat(text), None
+    except ValueError:
+        return None, f"{field} {text!r} is not a date; write it as YYYY-MM-DD (inclusive)"
+
+
+def _overlaps(entries: list[MappingEntry]) -> list[tuple[int, str]]:
+    """Overlapping validity per assistant: a sweep keeping the entry that reaches furthest."""
+    by_assistant: dict[str, list[MappingEntry]] = {}
+    for entry in entries:
+        by_assistant.setdefault(entry.assistant_id, []).append(entry)
+    problems = []
+    for assistant_id, items in by_assistant.items():
+        items.sort(key=lambda e: (e.valid_from or date.min, e.line))
+        reach = items[0]
+        for entry in items[1:]:
+            reach_end = reach.valid_to or date.max
+            if (entry.valid_from or date.min) <= reach_end:
+                problems.append(
+                    (
+                        entry.line,
+                        f"assistant {assistant_id!r} {_span(entry)} overlaps line {reach.line}"
+                        f" ({_span(reach)}); end one before the other starts",
+                    )
+                )
+            if (entry.valid_to or date.max) > reach_end:
+                reach = entry
+    return problems
+
+
+def _span(entry: MappingEntry) -> str:
+    start = entry.valid_from.isoformat() if entry.valid_from else "…"
+    end = entry.valid_to.isoformat() if entry.valid_to else "…"
+    return f"{start}..{end}"
+
+
+def main() -> None:
+    """``python -m vapi_chargeback.config > include/config/chargeback.schema.json``."""
+    print(render_json_schema(), end="")
+
+
+if __name__ == "__main__":
+    main()
