@@ -485,7 +485,7 @@ class VapiAnalyticsClient:
         if problems:
             raise ResponseError(
                 f"HTTP {status} with results that do not match the spec: {'; '.join(problems)}. "
-                "The API may have changed; report it with the stored response.",
+                "The API may have changed; report it with the body kept on this error (.body).",
                 request=request,
                 status_code=status,
                 body=text,
