@@ -1,0 +1,125 @@
+"""Largest-remainder rounding: the one place where exact amounts become cents.
+
+Rounding every line on its own lets the cents drift, so a statement would not add up to
+its own total. Both functions here round a set of exact amounts *together*: each part
+is its exact value rounded down or up by less than one quantum, and the parts add up
+exactly to the intended total. Exact shares are ``Fraction``s, so no intermediate step
+rounds (``Decimal`` division would, at 28 digits); sums of API values run in a context
+that traps ``Inexact``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from decimal import (
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from fractions import Fraction
+from math import floor
+
+from vapi_chargeback.statement import CENT
+
+MINUTES_QUANTUM = Decimal("0.01")
+"""Minutes are shown, and rounded, to a hundredth of a minute."""
+_EXACT_DIGITS = 60
+
+
+def exact_context() -> AbstractContextManager[Context]:
+    """A ``Decimal`` context in which additions are exact or raise ``Inexact``.
+
+    The default 28 digits would round a long sum silently; 60 digits with the trap set
+    means sums of API values are exact, or the run fails loudly instead of drifting.
+    """
+    traps = [InvalidOperation, DivisionByZero, Overflow, Inexact]
+    return localcontext(Context(prec=_EXACT_DIGITS, traps=traps))
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    with exact_context():
+        return sum(values, Decimal(0))
+
+
+def round_money(value: Decimal | Fraction | int, quantum: Decimal = CENT) -> Decimal:
+    """``value`` rounded half away from zero to ``quantum``: how totals are rounded everywhere."""
+    return _from_units(_round_half_up(Fraction(value) / Fraction(quantum)), quantum)
+
+
+def split_exact(
+    total: Decimal, weights: Sequence[Decimal | int], quantum: Decimal = CENT
+) -> list[Decimal]:
+    """Split ``total`` into one part per weight, proportionally, in whole quanta.
+
+    Invariants: ``sum(parts) == total`` exactly; for a non-negative total no part is
+    negative (a negative total is split as the mirror image of its absolute value);
+    every part is within one quantum of its exact share ``total * w / sum(weights)``,
+    and leftover quanta go to the largest fractional remainders, ties to the earlier
+    weight. When all weights are zero the total is split evenly (the only fair reading
+    of "proportional to nothing"). ``total`` must be a whole number of quanta, and
+    weights must be non-negative.
+    """
+    if not weights:
+        if total:
+            raise ValueError(f"cannot split {total} over no parts")
+        return []
+    if any(weight < 0 for weight in weights):
+        raise ValueError(f"weights must be non-negative, got {list(weights)}")
+    units = Fraction(total) / Fraction(quantum)
+    if units.denominator != 1:
+        raise ValueError(f"total {total} is not a whole number of {quantum}")
+    sign = -1 if units < 0 else 1
+    exact_weights = [Fraction(weight) for weight in weights]
+    weight_sum = sum(exact_weights, Fraction(0))
+    if weight_sum == 0:
+        exact_weights = [Fraction(1)] * len(weights)
+        weight_sum = Fraction(len(weights))
+    magnitude = abs(units)
+    shares = [magnitude * weight / weight_sum for weight in exact_weights]
+    parts = _largest_remainder(shares, int(magnitude))
+    return [_from_units(sign * part, quantum) for part in parts]
+
+
+def round_to_total(
+    values: Sequence[Decimal | Fraction | int], quantum: Decimal = CENT
+) -> list[Decimal]:
+    """Round each exact value to ``quantum`` so that they add up to their rounded sum.
+
+    Invariants: ``sum(result) == round_money(sum(values), quantum)`` exactly; each
+    result is its value rounded down or up to the neighbouring quantum (within one
+    quantum); the extra quanta go to the largest fractional remainders, ties to the
+    earlier value. Signs are allowed (a refund line stays negative).
+    """
+    units = [Fraction(value) / Fraction(quantum) for value in values]
+    target = _round_half_up(sum(units, Fraction(0)))
+    return [_from_units(part, quantum) for part in _largest_remainder(units, target)]
+
+
+def _largest_remainder(exact: Sequence[Fraction], target: int) -> list[int]:
+    """Whole numbers, each the floor or ceiling of its exact value, summing to ``target``.
+
+    ``target`` must lie between ``Σ floor`` and ``Σ floor + len(exact)``; both callers
+    guarantee it (a rounded sum is within half a unit of the exact sum).
+    """
+    floors = [floor(value) for value in exact]
+    missing = target - sum(floors)
+    if not 0 <= missing <= len(exact):
+        raise ValueError(f"cannot reach {target} by rounding {len(exact)} values")
+    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for index in by_remainder[:missing]:
+        floors[index] += 1
+    return floors
+
+
+def _round_half_up(value: Fraction) -> int:
+    magnitude = floor(abs(value) + Fraction(1, 2))
+    return -magnitude if value < 0 else magnitude
+
+
+def _from_units(units: int, quantum: Decimal) -> Decimal:
+    return (Decimal(units) * quantum).quantize(quantum)

@@ -1,0 +1,123 @@
+"""Largest-remainder splitting and rounding: exact to the cent, never negative."""
+
+from __future__ import annotations
+
+from decimal import Decimal, Inexact
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vapi_chargeback.split import CENT, exact_sum, round_money, round_to_total, split_exact
+
+D = Decimal
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "parts"),
+    [
+        pytest.param("100.00", [1, 1, 1], ["33.34", "33.33", "33.33"], id="thirds-first-gets-cent"),
+        pytest.param("0.01", [1, 1], ["0.01", "0.00"], id="one-cent-tie-to-earlier"),
+        pytest.param("0.01", [1, 3], ["0.00", "0.01"], id="one-cent-to-largest-remainder"),
+        pytest.param(
+            "10.00", [0, 0, 0, 0], ["2.50", "2.50", "2.50", "2.50"], id="zero-weights-even"
+        ),
+        pytest.param("10.00", [0, 5, 0], ["0.00", "10.00", "0.00"], id="single-driver"),
+        pytest.param(
+            "84.60", [40, 30, 10, 20], ["33.84", "25.38", "8.46", "16.92"], id="percentages"
+        ),
+        pytest.param("1.00", ["0.3", "0.3", "0.4"], ["0.30", "0.30", "0.40"], id="decimal-weights"),
+        pytest.param("-10.00", [1, 2], ["-3.33", "-6.67"], id="negative-mirrors"),
+        pytest.param("0.00", [1, 2], ["0.00", "0.00"], id="zero-total"),
+        pytest.param("0", [], [], id="nothing-over-nobody"),
+    ],
+)
+def test_split_exact_examples(total: str, weights: list[object], parts: list[str]) -> None:
+    result = split_exact(D(total), [D(str(w)) for w in weights])
+
+    assert result == [D(p) for p in parts]
+    assert [str(p) for p in result] == parts
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "message"),
+    [
+        pytest.param("1.005", [1], "not a whole number of 0.01", id="fraction-of-cent"),
+        pytest.param("1.00", [1, -1], "non-negative", id="negative-weight"),
+        pytest.param("1.00", [], "over no parts", id="no-parts"),
+    ],
+)
+def test_split_exact_refuses(total: str, weights: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        split_exact(D(total), [D(w) for w in weights])
+
+
+@pytest.mark.parametrize(
+    ("value", "rounded"),
+    [
+        pytest.param("0.005", "0.01", id="half-up"),
+        pytest.param("0.0049999", "0.00", id="below-half"),
+        pytest.param("-0.005", "-0.01", id="half-away-from-zero"),
+        pytest.param("2.675", "2.68", id="float-trap-value"),
+        pytest.param("12", "12.00", id="integer"),
+    ],
+)
+def test_round_money(value: str, rounded: str) -> None:
+    assert str(round_money(D(value))) == rounded
+
+
+def test_round_to_total_moves_the_drifting_cents() -> None:
+    values = [D("0.004"), D("0.004"), D("0.004")]
+
+    assert round_to_total(values) == [D("0.01"), D("0.00"), D("0.00")]
+    assert [round_money(v) for v in values] == [D("0.00")] * 3
+
+
+def test_exact_sum_refuses_to_round() -> None:
+    with pytest.raises(Inexact):
+        exact_sum([D("1e40"), D("1e-40")])
+
+
+cents = st.integers(min_value=0, max_value=10**9).map(lambda n: D(n) / 100)
+weights = st.lists(
+    st.one_of(
+        st.just(D(0)),
+        st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False),
+        st.integers(min_value=0, max_value=10**6).map(D),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(total=cents, weights=weights)
+def test_split_is_exact_and_never_negative(total: Decimal, weights: list[Decimal]) -> None:
+    parts = split_exact(total, weights)
+
+    assert sum(parts, D(0)) == total
+    assert all(part >= 0 for part in parts)
+    assert all(part == part.quantize(CENT) for part in parts)
+    weight_sum = sum((Fraction(w) for w in weights), Fraction(0))
+    for part, weight in zip(parts, weights, strict=True):
+        exact = (
+            Fraction(total) * Fraction(weight) / weight_sum
+            if weight_sum
+            else Fraction(total) / len(weights)
+        )
+        assert abs(Fraction(part) - exact) < Fraction(CENT)
+
+
+amounts = st.decimals(min_value=-(10**6), max_value=10**7, places=6, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(amounts, min_size=1, max_size=60))
+def test_rounded_lines_add_up_to_the_rounded_total(values: list[Decimal]) -> None:
+    rounded = round_to_total(values)
+
+    assert sum(rounded, D(0)) == round_money(sum(values, D(0)))
+    for value, line in zip(values, rounded, strict=True):
+        assert abs(line - value) < CENT
+        assert line == line.quantize(CENT)
