@@ -183,3 +183,30 @@ def test_repr_masks_the_key(key: str | SecretStr) -> None:
         auth_text = repr(client._http.auth)
     assert "sk-very-secret-0001" not in text + auth_text
     assert "**********" in text
+
+
+def test_a_sibling_failure_cuts_a_real_retry_wait_short() -> None:
+    """Batch b is told to wait 30 s; batch a's 400 must end that wait, not the 30 s clock."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        first = json.loads(request.content)["queries"][0]["name"]
+        if first == "a":
+            time.sleep(0.1)
+            return httpx.Response(400, json={"message": ["queries.0.name is bad"]})
+        return httpx.Response(429, headers={"Retry-After": "30"})
+
+    started = time.monotonic()
+    client = VapiAnalyticsClient(
+        "http://127.0.0.1:9",
+        "sk-unit",
+        transport=httpx.MockTransport(handler),
+        max_queries_per_request=1,
+    )
+    with client, pytest.raises(BadRequestError):
+        client.query([make_query("a"), make_query("b")])
+    raised_after = time.monotonic() - started
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("vapi-analytics") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a batch thread is still waiting out Retry-After"
+        time.sleep(0.01)
+    assert raised_after < 5

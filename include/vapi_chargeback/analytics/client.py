@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -169,7 +169,7 @@ class BatchResponse:
     """One answered ``POST /analytics``: parsed results in request order, and the bytes as received."""
 
     results: list[AnalyticsQueryResult]
-    raw: bytes
+    raw: bytes = field(repr=False)
     """The body exactly as received, to store as provenance next to :attr:`sha256`."""
     sha256: str
     status_code: int
@@ -307,7 +307,8 @@ class VapiAnalyticsClient:
     def post_batches(self, batches: Sequence[Sequence[AnalyticsQuery]]) -> list[BatchResponse]:
         """Send planned batches with at most ``max_concurrency`` in flight; responses in batch order.
 
-        The first failure stops the other batches from retrying and is raised as is.
+        The first failure is raised at once, as is; batches still in flight stop at their
+        next retry (a wait with the default ``time.sleep`` is cut short).
         """
         if len(batches) <= 1:
             return [
@@ -315,19 +316,19 @@ class VapiAnalyticsClient:
             ]
         cancelled = threading.Event()
         workers = min(self.max_concurrency, len(batches))
-        with ThreadPoolExecutor(workers, thread_name_prefix="vapi-analytics") as pool:
-            futures = [
-                pool.submit(self._post_batch, list(batch), index, cancelled)
-                for index, batch in enumerate(batches)
-            ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failure = _first_failure(futures, done)
-            if failure is not None:
-                cancelled.set()
-                for future in futures:
-                    future.cancel()
-                raise failure
-            return [future.result() for future in futures]
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="vapi-analytics")
+        futures = [
+            pool.submit(self._post_batch, list(batch), index, cancelled)
+            for index, batch in enumerate(batches)
+        ]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failure = _first_failure(futures, done)
+        if failure is not None:
+            cancelled.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise failure
+        pool.shutdown()
+        return [future.result() for future in futures]
 
     def post_batch(
         self, queries: Sequence[AnalyticsQuery], *, batch_index: int = 0
@@ -405,7 +406,14 @@ class VapiAnalyticsClient:
                 delay,
                 "Retry-After" if retry_after is not None else "backoff",
             )
-            self._sleep(delay)
+            self._pause(delay, cancelled)
+
+    def _pause(self, seconds: float, cancelled: threading.Event | None) -> None:
+        """Sleep before a retry; with the default sleep, a failing sibling batch ends it early."""
+        if cancelled is not None and self._sleep is time.sleep:
+            cancelled.wait(seconds)
+        else:
+            self._sleep(seconds)
 
     def _attempt(self, body: bytes, remaining: float, request: str) -> _Reply | Exception:
         """One HTTP exchange; a retryable transport failure is returned, not raised."""
