@@ -40,18 +40,16 @@ class StatementMonthTimetable(Timetable):
         if settlement_delay < timedelta(0):
             raise ValueError("settlement_delay must not be negative")
         self.settlement_delay = settlement_delay
+        self.description = (
+            "One run per calendar month, started once the month has ended in every time zone "
+            f"(UTC-12) plus a settlement delay of {settlement_delay}."
+        )
 
     @property
     def summary(self) -> str:
         hours = self.settlement_delay.total_seconds() / 3600
         return f"monthly, after month end everywhere + {hours:g} h"
 
-    @property
-    def description(self) -> str:
-        return (
-            "One run per calendar month, started once the month has ended in every time zone "
-            f"(UTC-12) plus a settlement delay of {self.settlement_delay}."
-        )
 
     def serialize(self) -> dict[str, Any]:
         return {"settlement_delay": self.settlement_delay.total_seconds()}
