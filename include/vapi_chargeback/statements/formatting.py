@@ -1,0 +1,41 @@
+"""Text forms of money and minutes, shared by every writer.
+
+One place decides how a figure is spelled so the CSV, the workbooks and the manifest
+can never disagree about the same ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from vapi_chargeback.statement import CENT
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""Leading characters that make spreadsheet programs evaluate a text as a formula."""
+
+
+def money_text(amount: Decimal) -> str:
+    """Two places, no exponent, no symbols or separators; ``-0.00`` is spelled ``0.00``.
+
+    Amounts reach the writers already rounded to the cent (validation refuses others),
+    so ``quantize`` only pads: it never rounds money here.
+    """
+    amount = amount.quantize(CENT)
+    if amount.is_zero():
+        amount = abs(amount)
+    return f"{amount:f}"
+
+
+def round_minutes(minutes: Decimal) -> Decimal:
+    """Minutes are usage, not money: shown to two places, half up as people round."""
+    rounded = minutes.quantize(CENT, rounding=ROUND_HALF_UP)
+    return abs(rounded) if rounded.is_zero() else rounded
+
+
+def minutes_text(minutes: Decimal) -> str:
+    return f"{round_minutes(minutes):f}"
+
+
+def looks_like_formula(text: str) -> bool:
+    """True for text that Excel, LibreOffice or Sheets would run as a formula (CSV injection)."""
+    return text.startswith(FORMULA_TRIGGERS)

@@ -1,0 +1,110 @@
+"""Subtotals of statement lines, computed once for the workbooks and the manifest.
+
+Both show totals by cost center; computing them in one place keeps the Summary sheet
+and ``manifest.json`` equal to the cent. Sums are exact ``Decimal`` additions of
+amounts already rounded to the cent; minutes are summed as shown (rounded per line),
+so a total equals the sum of the rows a reader sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
+from vapi_chargeback.statements.formatting import round_minutes
+
+SHARE_PLACES = Decimal("0.000001")
+"""Percent shares are fractions kept to 0.0001 %: finer than any display, still exact."""
+
+
+@dataclass(frozen=True)
+class Subtotal:
+    calls: int
+    minutes: Decimal
+    cost_usd: Decimal
+    components_usd: tuple[Decimal, ...]
+    """In the statement's component order."""
+    other_usd: Decimal
+    shared_usd: Decimal
+    """Part of ``cost_usd`` that comes from shared-cost pools."""
+
+
+def subtotal(lines: Iterable[ChargebackLine], components: Sequence[str]) -> Subtotal:
+    calls = 0
+    minutes = cost = other = shared = Decimal(0)
+    parts = [Decimal(0)] * len(components)
+    for line in lines:
+        calls += line.calls
+        minutes += round_minutes(line.minutes)
+        cost += line.cost_usd
+        other += line.other_usd
+        if line.allocation.startswith("shared:"):
+            shared += line.cost_usd
+        for index, name in enumerate(components):
+            parts[index] += line.components_usd[name]
+    return Subtotal(calls, minutes, cost, tuple(parts), other, shared)
+
+
+def lines_by_cost_center(statement: Statement) -> dict[str, list[ChargebackLine]]:
+    """Configured cost centers in configured order (even without lines), then ``UNALLOCATED``."""
+    grouped: dict[str, list[ChargebackLine]] = {center.id: [] for center in statement.cost_centers}
+    grouped[UNALLOCATED] = []
+    for line in statement.lines:
+        grouped[line.cost_center_id].append(line)
+    return grouped
+
+
+def totals_by_cost_center(
+    statement: Statement, grouped: dict[str, list[ChargebackLine]] | None = None
+) -> dict[str, Subtotal]:
+    groups = grouped if grouped is not None else lines_by_cost_center(statement)
+    return {center: subtotal(lines, statement.components) for center, lines in groups.items()}
+
+
+def grand_total(by_center: dict[str, Subtotal]) -> Subtotal:
+    """Sum of subtotals, equal to the subtotal of all lines because addition is exact."""
+    values = list(by_center.values())
+    width = len(values[0].components_usd) if values else 0
+    return Subtotal(
+        calls=sum(item.calls for item in values),
+        minutes=sum((item.minutes for item in values), Decimal(0)),
+        cost_usd=sum((item.cost_usd for item in values), Decimal(0)),
+        components_usd=tuple(
+            sum((item.components_usd[index] for item in values), Decimal(0))
+            for index in range(width)
+        ),
+        other_usd=sum((item.other_usd for item in values), Decimal(0)),
+        shared_usd=sum((item.shared_usd for item in values), Decimal(0)),
+    )
+
+
+def share(part: Decimal, whole: Decimal) -> Decimal | None:
+    """``part / whole`` as a fraction for a percent cell; ``None`` when there is no whole."""
+    if whole.is_zero():
+        return None
+    return (part / whole).quantize(SHARE_PLACES)
+
+
+@dataclass(frozen=True)
+class StatementTotals:
+    """Everything the workbooks and the manifest total, computed in one pass over the lines."""
+
+    lines_by_center: dict[str, list[ChargebackLine]]
+    by_center: dict[str, Subtotal]
+    total: Subtotal
+
+    @property
+    def unallocated_usd(self) -> Decimal:
+        return self.by_center[UNALLOCATED].cost_usd
+
+    @property
+    def allocated_usd(self) -> Decimal:
+        return self.total.cost_usd - self.unallocated_usd
+
+
+def summarize(statement: Statement) -> StatementTotals:
+    grouped = lines_by_cost_center(statement)
+    by_center = totals_by_cost_center(statement, grouped)
+    return StatementTotals(grouped, by_center, grand_total(by_center))

@@ -1,0 +1,278 @@
+"""Refuse a Statement that would produce a wrong, unsafe or unreadable statement set.
+
+Validation runs before a single byte is written, so a bad Statement leaves the
+published month untouched. Every problem names the field (``lines[12].cost_usd``)
+and what the producer has to fix; all problems are reported at once so one run
+shows the whole picture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from vapi_chargeback.statement import CENT, UNALLOCATED, Breakdown, ChargebackLine, Statement
+
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""Ids become file names and sheet names: letters, digits, ``-`` and ``_`` only."""
+PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+ALLOCATION = re.compile(r"direct|shared:.+|unallocated:.+", re.DOTALL)
+ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""Characters XML 1.0 cannot carry: a workbook holding one is rejected by Excel."""
+MAX_CELL_TEXT = 32_767
+"""Excel's limit on the length of one cell's text."""
+MAX_EXACT_MONEY = Decimal(10) ** 13
+"""Excel keeps 15 significant digits: beyond this an amount loses its cents."""
+MAX_REPORTED_PROBLEMS = 25
+
+
+class StatementError(ValueError):
+    """The Statement cannot be published; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(shown)
+        lines = [f"statement refused, nothing was written ({len(problems)} problem(s)):"]
+        lines += [f"  - {problem}" for problem in shown]
+        if more:
+            lines.append(f"  … and {more} more")
+        super().__init__("\n".join(lines))
+
+
+def validate_statement(statement: Statement) -> None:
+    """Raise ``StatementError`` listing every problem; return quietly when publishable."""
+    problems = [
+        *_period_problems(statement),
+        *_cost_center_problems(statement),
+        *_line_problems(statement),
+        *_breakdown_problems(statement),
+        *_reconciliation_problems(statement),
+        *_provenance_problems(statement),
+    ]
+    if problems:
+        raise StatementError(problems)
+
+
+def _period_problems(statement: Statement) -> Iterable[str]:
+    if not PERIOD.fullmatch(statement.period):
+        yield f"period: {statement.period!r} is not YYYY-MM"
+    for name in ("period_start", "period_end"):
+        moment: datetime = getattr(statement, name)
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            yield f"{name}: {moment.isoformat()} has no time zone; pass an aware datetime in the org zone"
+    if _aware(statement.period_start) and _aware(statement.period_end):
+        if statement.period_end <= statement.period_start:
+            yield "period_end: must be after period_start (the period is [start, end))"
+        if statement.period_start.strftime("%Y-%m") != statement.period:
+            yield (
+                f"period_start: {statement.period_start.isoformat()} does not begin period "
+                f"{statement.period}; compute it in the org zone"
+            )
+    yield from _text_problems("timezone", statement.timezone, required=True)
+    yield from _text_problems("currency", statement.currency, required=True)
+    for index, component in enumerate(statement.components):
+        if not SLUG.fullmatch(component):
+            yield f"components[{index}]: {component!r} is not a slug (letters, digits, - and _)"
+    if len(set(statement.components)) != len(statement.components):
+        yield f"components: {statement.components} lists a component twice"
+
+
+def _cost_center_problems(statement: Statement) -> Iterable[str]:
+    seen: set[str] = set()
+    for index, center in enumerate(statement.cost_centers):
+        where = f"cost_centers[{index}]"
+        if not SLUG.fullmatch(center.id):
+            yield (
+                f"{where}.id: {center.id!r} is not a safe slug (1-64 letters, digits, - and _, "
+                "starting with a letter or digit); it becomes a file name"
+            )
+        if center.id == UNALLOCATED:
+            yield f"{where}.id: {UNALLOCATED!r} is reserved for unallocated lines; rename the cost center"
+        if center.id.lower() in seen:
+            yield f"{where}.id: {center.id!r} appears twice (ids are compared case-insensitively)"
+        seen.add(center.id.lower())
+        yield from _text_problems(f"{where}.name", center.name, required=True)
+        yield from _text_problems(f"{where}.owner_email", center.owner_email)
+
+
+def _line_problems(statement: Statement) -> Iterable[str]:
+    names = {center.id: center.name for center in statement.cost_centers}
+    keys: set[tuple[str, str, str, str]] = set()
+    for index, line in enumerate(statement.lines):
+        where = f"lines[{index}]"
+        yield from _line_identity_problems(where, line, names)
+        yield from _line_number_problems(where, line, statement.components)
+        key = (line.cost_center_id, line.team, line.assistant_id, line.allocation)
+        if key in keys:
+            yield (
+                f"{where}: a second line for (cost center, team, assistant, allocation) = {key}; "
+                "merge them in allocation"
+            )
+        keys.add(key)
+
+
+def _line_identity_problems(
+    where: str, line: ChargebackLine, names: dict[str, str]
+) -> Iterable[str]:
+    unallocated = line.allocation.startswith("unallocated:")
+    if line.cost_center_id == UNALLOCATED:
+        if not unallocated:
+            yield f"{where}.allocation: {line.allocation!r} on an {UNALLOCATED} line; use unallocated:<reason>"
+    elif line.cost_center_id not in names:
+        yield (
+            f"{where}.cost_center_id: {line.cost_center_id!r} is not a configured cost center "
+            f"(known: {', '.join(sorted(names)) or 'none'})"
+        )
+    elif unallocated:
+        yield f"{where}.cost_center_id: an unallocated line must use {UNALLOCATED!r}"
+    elif line.cost_center_name != names[line.cost_center_id]:
+        yield (
+            f"{where}.cost_center_name: {line.cost_center_name!r} differs from the configured "
+            f"name {names[line.cost_center_id]!r}"
+        )
+    if not ALLOCATION.fullmatch(line.allocation):
+        yield f"{where}.allocation: {line.allocation!r} is not direct, shared:<pool> or unallocated:<reason>"
+    for field in ("cost_center_name", "team", "assistant_id", "allocation"):
+        yield from _text_problems(f"{where}.{field}", getattr(line, field))
+
+
+def _line_number_problems(where: str, line: ChargebackLine, components: list[str]) -> Iterable[str]:
+    if isinstance(line.calls, bool) or not isinstance(line.calls, int) or line.calls < 0:
+        yield f"{where}.calls: {line.calls!r} is not a non-negative integer"
+    if not _finite(line.minutes) or line.minutes < 0 or line.minutes >= MAX_EXACT_MONEY:
+        yield f"{where}.minutes: {line.minutes!r} is not a non-negative finite Decimal below 10^13"
+    yield from _money_problems(f"{where}.cost_usd", line.cost_usd)
+    if list(line.components_usd) != components:
+        yield (
+            f"{where}.components_usd: keys {list(line.components_usd)} differ from the statement's "
+            f"components {components} (same names, same order)"
+        )
+    for name, amount in line.components_usd.items():
+        yield from _money_problems(f"{where}.components_usd[{name!r}]", amount)
+
+
+def _breakdown_problems(statement: Statement) -> Iterable[str]:
+    known = {center.id for center in statement.cost_centers}
+    for center_id, breakdowns in statement.breakdowns.items():
+        if center_id not in known:
+            yield f"breakdowns[{center_id!r}]: not a configured cost center"
+        ids: set[str] = set()
+        for index, breakdown in enumerate(breakdowns):
+            where = f"breakdowns[{center_id!r}][{index}]"
+            if breakdown.definition_id in ids:
+                yield f"{where}.definition_id: {breakdown.definition_id!r} appears twice"
+            ids.add(breakdown.definition_id)
+            yield from _one_breakdown_problems(where, breakdown)
+
+
+def _one_breakdown_problems(where: str, breakdown: Breakdown) -> Iterable[str]:
+    if not SLUG.fullmatch(breakdown.definition_id):
+        yield f"{where}.definition_id: {breakdown.definition_id!r} is not a slug"
+    yield from _text_problems(f"{where}.title", breakdown.title, required=True)
+    if not breakdown.columns:
+        yield f"{where}.columns: empty; a breakdown needs at least one column"
+    for index, column in enumerate(breakdown.columns):
+        yield from _text_problems(f"{where}.columns[{index}]", column, required=True)
+    width = len(breakdown.columns)
+    for row_index, row in enumerate(breakdown.rows):
+        if len(row) != width:
+            yield f"{where}.rows[{row_index}]: {len(row)} values for {width} columns"
+        for column_index, value in enumerate(row):
+            cell = f"{where}.rows[{row_index}][{column_index}]"
+            if isinstance(value, str):
+                yield from _text_problems(cell, value)
+            elif isinstance(value, Decimal) and not _finite(value):
+                yield f"{cell}: {value!r} is not a finite number"
+            elif isinstance(value, bool) or not isinstance(value, str | int | Decimal | None):
+                yield f"{cell}: {type(value).__name__} is not str, int, Decimal or None"
+
+
+def _reconciliation_problems(statement: Statement) -> Iterable[str]:
+    check = statement.reconciliation
+    if check is None:
+        return
+    amounts = {
+        "org_total_usd": check.org_total_usd,
+        "shared_total_usd": check.shared_total_usd,
+        "lines_total_usd": check.lines_total_usd,
+        "difference_usd": check.difference_usd,
+    }
+    bad = [
+        problem
+        for name, value in amounts.items()
+        for problem in _money_problems(f"reconciliation.{name}", value)
+    ]
+    if bad:
+        yield from bad
+        return
+    lines_total = sum((line.cost_usd for line in statement.lines), Decimal(0))
+    if lines_total != check.lines_total_usd:
+        yield (
+            f"reconciliation.lines_total_usd: {check.lines_total_usd} but the lines add up to "
+            f"{lines_total}; the statement and its reconciliation come from different data"
+        )
+    expected = check.lines_total_usd - check.org_total_usd - check.shared_total_usd
+    if check.difference_usd != expected:
+        yield (
+            f"reconciliation.difference_usd: {check.difference_usd} but lines − org − shared = {expected}"
+        )
+    if not check.ok:
+        yield (
+            f"reconciliation: lines total {check.lines_total_usd} ≠ org total {check.org_total_usd} "
+            f"+ shared {check.shared_total_usd} (difference {check.difference_usd}); "
+            "a statement that does not reconcile is never published"
+        )
+
+
+def _provenance_problems(statement: Statement) -> Iterable[str]:
+    source = statement.provenance
+    if source is None:
+        return
+    yield from _text_problems("provenance.run_id", source.run_id, required=True)
+    yield from _text_problems("provenance.generated_by", source.generated_by, required=True)
+    for name in ("config_sha256", "mapping_sha256"):
+        value = getattr(source, name)
+        if not SHA256.fullmatch(value):
+            yield f"provenance.{name}: {value!r} is not a lowercase hex sha256"
+    for file_name, digest in source.responses_sha256.items():
+        yield from _text_problems(
+            f"provenance.responses_sha256 key {file_name!r}", file_name, required=True
+        )
+        if not SHA256.fullmatch(digest):
+            yield f"provenance.responses_sha256[{file_name!r}]: {digest!r} is not a lowercase hex sha256"
+
+
+def _money_problems(where: str, amount: object) -> Iterable[str]:
+    if not isinstance(amount, Decimal):
+        yield f"{where}: {amount!r} is a {type(amount).__name__}; money must be a Decimal"
+    elif not _finite(amount):
+        yield f"{where}: {amount!r} is not a finite amount"
+    elif abs(amount) >= MAX_EXACT_MONEY:
+        yield f"{where}: {amount} is too large to keep its cents in a spreadsheet"
+    elif amount != amount.quantize(CENT):
+        yield f"{where}: {amount} is not rounded to the cent; round in allocation, writers never round money"
+
+
+def _text_problems(where: str, text: object, *, required: bool = False) -> Iterable[str]:
+    if not isinstance(text, str):
+        yield f"{where}: {text!r} is a {type(text).__name__}, expected text"
+        return
+    if required and not text.strip():
+        yield f"{where}: empty"
+    if len(text) > MAX_CELL_TEXT:
+        yield f"{where}: {len(text)} characters, more than a spreadsheet cell holds ({MAX_CELL_TEXT})"
+    found = ILLEGAL_XML.search(text)
+    if found:
+        yield f"{where}: control character U+{ord(found.group()):04X} cannot be stored in a workbook; remove it at the source"
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, Decimal) and value.is_finite()
+
+
+def _aware(moment: datetime) -> bool:
+    return moment.tzinfo is not None and moment.utcoffset() is not None
