@@ -1,0 +1,353 @@
+"""Styled, deterministic and fast ``.xlsx`` writing on top of openpyxl.
+
+openpyxl builds the package: named styles (registered once per workbook), column
+widths, frozen header row, autofilter, document properties and all the parts Excel
+needs. Sheet rows are streamed by this module into the sheets openpyxl wrote empty
+(``_RowStreamingZip``): openpyxl's write-only mode spends most of its time in one lxml
+call per cell and measured 2.0× slower than xlsxwriter's ``constant_memory`` on 100k
+statement lines, while one string join per row is several times faster than both
+(``bench/writer.py``).
+
+Cell rules, identical on every sheet:
+
+- ``str`` → an inline string, never a formula. Text starting with ``=``, ``+``, ``-``,
+  ``@``, tab or CR also gets ``quotePrefix`` so Excel keeps it as text when edited.
+- ``int`` → number ``#,##0``; ``Decimal`` → number ``#,##0.00`` written from its exact
+  decimal digits (no float); in a percent column either → ``0.00%``.
+- ``None`` or ``""`` → no cell.
+
+The same sheets and document info give the same bytes: document properties and zip
+entries carry ``DocumentInfo.moment``, never the wall clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.writer.excel import ExcelWriter
+
+from vapi_chargeback.statements.deterministic import DeterministicZipFile, zip_timestamp
+from vapi_chargeback.statements.formatting import FORMULA_TRIGGERS
+
+CellValue = str | int | Decimal | None
+
+MAX_SHEET_TITLE = 31
+MIN_WIDTH = 8
+MAX_WIDTH = 60
+FILTER_BUTTON_WIDTH = 3
+ROWS_PER_CHUNK = 1_000
+SHEET_TITLE_FORBIDDEN = re.compile(r"[:\\/?*\[\]\x00-\x1f]")
+RESERVED_SHEET_TITLES = {"history"}
+ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+EMPTY_SHEET_DATA = (b"<sheetData></sheetData>", b"<sheetData/>")
+
+HEADER_FILL = "DDEBF7"
+INTEGER_FORMAT = "#,##0"
+MONEY_FORMAT = "#,##0.00"
+PERCENT_FORMAT = "0.00%"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    percent: bool = False
+    """Numbers in this column are fractions shown as percentages."""
+
+
+@dataclass(frozen=True)
+class Sheet:
+    title: str
+    """Must already be Excel-safe and unique: see ``safe_sheet_titles``."""
+    columns: Sequence[Column]
+    rows: Sequence[Sequence[CellValue]]
+    """The table body; header, frozen pane and autofilter cover exactly these rows."""
+    footer: Sequence[Sequence[CellValue]] = ()
+    """Bold rows below the table (totals), outside the autofilter so sorting leaves them."""
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    title: str
+    subject: str
+    creator: str
+    moment: datetime
+    """Stamped as created, modified and on every zip entry, so reruns are byte-identical."""
+
+
+@dataclass(frozen=True)
+class _StyleIds:
+    text: int
+    quoted: int
+    integer: int
+    money: int
+    share: int
+
+
+def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: DocumentInfo) -> None:
+    """Write ``sheets`` as one workbook to ``target`` (a path or a binary file)."""
+    if not sheets:
+        raise ValueError("a workbook needs at least one sheet")
+    _check_titles([sheet.title for sheet in sheets])
+    workbook = Workbook(write_only=True)
+    for style in _named_styles():
+        workbook.add_named_style(style)
+    worksheets = [workbook.create_sheet(sheet.title) for sheet in sheets]
+    header_id, body, total = _style_ids(worksheets[0])
+    streams: dict[str, Callable[[], Iterable[bytes]]] = {}
+    for index, (sheet, worksheet) in enumerate(zip(sheets, worksheets, strict=True), start=1):
+        _lay_out(worksheet, sheet)
+        streams[f"xl/worksheets/sheet{index}.xml"] = partial(
+            _sheet_rows, sheet, header_id, body, total
+        )
+    _pin_properties(workbook, info)
+    with _RowStreamingZip(target, zip_timestamp(info.moment), streams) as archive:
+        ExcelWriter(workbook, archive).save()
+    if archive.unwritten:
+        raise RuntimeError(
+            f"openpyxl did not write sheet parts {archive.unwritten}; "
+            "this openpyxl version is not supported by the row streamer"
+        )
+
+
+def safe_sheet_titles(wanted: Sequence[str], fallback: str = "Sheet") -> list[str]:
+    """Excel-safe, unique titles in the same order: forbidden characters become spaces,
+    at most 31 characters, no leading or trailing apostrophe, not ``History``, and a
+    `` (2)`` suffix where two titles would collide (Excel compares them case-blind)."""
+    taken: set[str] = set()
+    titles = []
+    for raw in wanted:
+        base = " ".join(SHEET_TITLE_FORBIDDEN.sub(" ", raw).split()).strip("' ") or fallback
+        if base.casefold() in RESERVED_SHEET_TITLES:
+            base = f"{base} sheet"
+        title = _fit(base, "")
+        counter = 2
+        while title.casefold() in taken:
+            title = _fit(base, f" ({counter})")
+            counter += 1
+        taken.add(title.casefold())
+        titles.append(title)
+    return titles
+
+
+def _fit(base: str, suffix: str) -> str:
+    return base[: MAX_SHEET_TITLE - len(suffix)].rstrip("' ") + suffix
+
+
+def _check_titles(titles: list[str]) -> None:
+    if titles != safe_sheet_titles(titles):
+        raise ValueError(
+            f"sheet titles {titles} are not Excel-safe and unique; pass them through safe_sheet_titles"
+        )
+
+
+def _named_styles() -> list[NamedStyle]:
+    """Fresh objects per workbook: openpyxl binds a NamedStyle to the workbook it joins."""
+    bold = Font(bold=True)
+    rule = Border(top=Side(style="thin"))
+    return [
+        NamedStyle(
+            "Header",
+            font=bold,
+            fill=PatternFill("solid", fgColor=HEADER_FILL),
+            border=Border(bottom=Side(style="thin")),
+            alignment=Alignment(vertical="top", wrap_text=True),
+        ),
+        NamedStyle("Text"),
+        NamedStyle("Integer", number_format=INTEGER_FORMAT),
+        NamedStyle("Money", number_format=MONEY_FORMAT),
+        NamedStyle("Share", number_format=PERCENT_FORMAT),
+        NamedStyle("Total Text", font=bold, border=rule),
+        NamedStyle("Total Integer", font=bold, border=rule, number_format=INTEGER_FORMAT),
+        NamedStyle("Total Money", font=bold, border=rule, number_format=MONEY_FORMAT),
+        NamedStyle("Total Share", font=bold, border=rule, number_format=PERCENT_FORMAT),
+    ]
+
+
+def _style_ids(worksheet: Any) -> tuple[int, _StyleIds, _StyleIds]:
+    """Cell style ids (``s=``) as openpyxl registers them for our named styles."""
+
+    def style_id(name: str, quoted: bool = False) -> int:
+        cell = WriteOnlyCell(worksheet)
+        cell.style = name
+        if quoted:
+            cell.quotePrefix = True
+        return int(cell.style_id)
+
+    def family(prefix: str) -> _StyleIds:
+        return _StyleIds(
+            text=style_id(f"{prefix}Text"),
+            quoted=style_id(f"{prefix}Text", quoted=True),
+            integer=style_id(f"{prefix}Integer"),
+            money=style_id(f"{prefix}Money"),
+            share=style_id(f"{prefix}Share"),
+        )
+
+    return style_id("Header"), family(""), family("Total ")
+
+
+def _lay_out(worksheet: Any, sheet: Sheet) -> None:
+    last = get_column_letter(max(len(sheet.columns), 1))
+    for index, width in enumerate(_widths(sheet), start=1):
+        worksheet.column_dimensions[get_column_letter(index)].width = width
+    worksheet.freeze_panes = "A2"
+    worksheet.auto_filter.ref = f"A1:{last}{len(sheet.rows) + 1}"
+
+
+def _widths(sheet: Sheet) -> list[int]:
+    """Widest shown value per column (header plus filter button, text, formatted numbers)."""
+    rows = [*sheet.rows, *sheet.footer]
+    widths = []
+    for index, column in enumerate(sheet.columns):
+        values = [row[index] for row in rows]
+        texts = [len(value) for value in values if isinstance(value, str)]
+        numbers = [value for value in values if isinstance(value, int | Decimal)]
+        shown = [len(column.header) + FILTER_BUTTON_WIDTH, *texts]
+        if numbers:
+            shown += [_shown_length(max(numbers), column), _shown_length(min(numbers), column)]
+        widths.append(min(max(max(shown) + 1, MIN_WIDTH), MAX_WIDTH))
+    return widths
+
+
+def _shown_length(value: int | Decimal, column: Column) -> int:
+    if column.percent:
+        return len(f"{value * 100:,.2f}%")
+    if isinstance(value, int):
+        return len(f"{value:,}")
+    return len(f"{value:,.2f}")
+
+
+def _pin_properties(workbook: Any, info: DocumentInfo) -> None:
+    moment = info.moment.astimezone(UTC).replace(tzinfo=None) if info.moment.tzinfo else info.moment
+    properties = workbook.properties
+    properties.title = info.title
+    properties.subject = info.subject
+    properties.creator = info.creator
+    properties.lastModifiedBy = info.creator
+    properties.created = moment
+    properties.modified = moment
+
+
+def _sheet_rows(sheet: Sheet, header_id: int, body: _StyleIds, total: _StyleIds) -> Iterator[bytes]:
+    letters = [get_column_letter(index) for index in range(1, len(sheet.columns) + 1)]
+    percent = [column.percent for column in sheet.columns]
+    header = "".join(
+        f'<c r="{letter}1" s="{header_id}" t="inlineStr"><is>{_text(column.header)}</is></c>'
+        for letter, column in zip(letters, sheet.columns, strict=True)
+    )
+    chunk = [f'<row r="1">{header}</row>']
+    number = 1
+    for styles, rows in ((body, sheet.rows), (total, sheet.footer)):
+        for values in rows:
+            number += 1
+            if len(values) != len(letters):
+                raise ValueError(
+                    f"sheet {sheet.title!r} row {number}: {len(values)} values for {len(letters)} columns"
+                )
+            chunk.append(_row(number, values, letters, percent, styles, sheet.title))
+            if len(chunk) >= ROWS_PER_CHUNK:
+                yield _encode(chunk, sheet.title)
+                chunk = []
+    yield _encode(chunk, sheet.title)
+
+
+def _row(
+    number: int,
+    values: Sequence[CellValue],
+    letters: list[str],
+    percent: list[bool],
+    styles: _StyleIds,
+    title: str,
+) -> str:
+    cells = []
+    for letter, is_percent, value in zip(letters, percent, values, strict=True):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            if not value:
+                continue
+            style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
+            cells.append(
+                f'<c r="{letter}{number}" s="{style}" t="inlineStr"><is>{_text(value)}</is></c>'
+            )
+        elif isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError(
+                    f"sheet {title!r} cell {letter}{number}: {value} is not a finite number"
+                )
+            style = styles.share if is_percent else styles.money
+            cells.append(f'<c r="{letter}{number}" s="{style}"><v>{value:f}</v></c>')
+        elif isinstance(value, int) and not isinstance(value, bool):
+            style = styles.share if is_percent else styles.integer
+            cells.append(f'<c r="{letter}{number}" s="{style}"><v>{value}</v></c>')
+        else:
+            raise TypeError(
+                f"sheet {title!r} cell {letter}{number}: {type(value).__name__} is not str, int, Decimal or None"
+            )
+    return f'<row r="{number}">{"".join(cells)}</row>'
+
+
+def _text(value: str) -> str:
+    escaped = value.translate(XML_ESCAPES)
+    if value[:1].isspace() or value[-1:].isspace():
+        return f'<t xml:space="preserve">{escaped}</t>'
+    return f"<t>{escaped}</t>"
+
+
+def _encode(chunk: list[str], title: str) -> bytes:
+    xml = "".join(chunk)
+    bad = ILLEGAL_XML.search(xml)
+    if bad:
+        start = xml.rfind('<row r="', 0, bad.start()) + len('<row r="')
+        row = xml[start : xml.index('"', start)]
+        raise ValueError(
+            f"sheet {title!r} row {row}: control character U+{ord(bad.group()):04X} cannot be "
+            "stored in a workbook; remove it at the source"
+        )
+    return xml.encode("utf-8")
+
+
+class _RowStreamingZip(DeterministicZipFile):
+    """Fills each empty ``<sheetData>`` openpyxl wrote with the rows of its ``Sheet``."""
+
+    def __init__(
+        self,
+        file: Path | IO[bytes],
+        date_time: tuple[int, int, int, int, int, int],
+        streams: dict[str, Callable[[], Iterable[bytes]]],
+    ) -> None:
+        super().__init__(file, date_time)
+        self._streams = dict(streams)
+
+    @property
+    def unwritten(self) -> list[str]:
+        return sorted(self._streams)
+
+    def content(self, name: str, source: IO[bytes]) -> Iterable[bytes]:
+        stream = self._streams.pop(name, None)
+        if stream is None:
+            yield from super().content(name, source)
+            return
+        scaffold = source.read()
+        for marker in EMPTY_SHEET_DATA:
+            head, found, tail = scaffold.partition(marker)
+            if found and marker not in tail:
+                break
+        else:
+            raise RuntimeError(
+                f"{name}: no single empty <sheetData> to fill; unsupported openpyxl output"
+            )
+        yield head + b"<sheetData>"
+        yield from stream()
+        yield b"</sheetData>" + tail

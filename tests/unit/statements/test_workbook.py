@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from vapi_chargeback.statements.workbook import (
+    Column,
+    DocumentInfo,
+    Sheet,
+    safe_sheet_titles,
+    write_workbook,
+)
+
+INFO = DocumentInfo(
+    "Title", "Subject", "vapi-chargeback", datetime(2026, 11, 1, 5, 6, 7, tzinfo=UTC)
+)
+
+
+def _table() -> Sheet:
+    return Sheet(
+        "Detail",
+        [Column("Name"), Column("Calls"), Column("Cost (USD)"), Column("Share", percent=True)],
+        [
+            ["alpha", 1200, Decimal("1234.50"), Decimal("0.25")],
+            [" spaced & <b> ", None, Decimal("-0.01"), None],
+        ],
+        footer=[["Total", 1200, Decimal("1234.49"), Decimal("1")]],
+    )
+
+
+def _open(sheets: list[Sheet]) -> openpyxl.Workbook:
+    buffer = io.BytesIO()
+    write_workbook(buffer, sheets, INFO)
+    buffer.seek(0)
+    return openpyxl.load_workbook(buffer)
+
+
+def test_cells_keep_type_value_and_number_format() -> None:
+    sheet = _open([_table()])["Detail"]
+
+    assert [cell.value for cell in sheet[1]] == ["Name", "Calls", "Cost (USD)", "Share"]
+    assert [(c.value, c.data_type, c.number_format) for c in sheet[2]] == [
+        ("alpha", "s", "General"),
+        (1200, "n", "#,##0"),
+        (1234.5, "n", "#,##0.00"),
+        (0.25, "n", "0.00%"),
+    ]
+    assert sheet["A3"].value == " spaced & <b> "
+    assert sheet["B3"].value is None
+    assert sheet["C3"].value == -0.01
+
+
+def test_header_frozen_filtered_and_totals_bold_outside_the_filter() -> None:
+    sheet = _open([_table()])["Detail"]
+
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:D3"
+    assert sheet["A1"].style == "Header"
+    assert sheet["A4"].value == "Total"
+    assert all(cell.font.b for cell in sheet[4])
+    assert sheet["C4"].style == "Total Money"
+
+
+def test_named_styles_registered_once() -> None:
+    workbook = _open([_table(), Sheet("Other", [Column("A")], [["x"]])])
+
+    assert sorted(workbook.named_styles) == sorted(set(workbook.named_styles))
+    assert {"Header", "Money", "Integer", "Share", "Total Money"} <= set(workbook.named_styles)
+
+
+def test_column_widths_fit_the_widest_shown_value() -> None:
+    sheet = _open([_table()])["Detail"]
+
+    assert sheet.column_dimensions["A"].width == len(" spaced & <b> ") + 1
+    assert sheet.column_dimensions["C"].width == len("Cost (USD)") + 3 + 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("=1+1", id="equals"),
+        pytest.param('=HYPERLINK("http://x","y")', id="hyperlink"),
+        pytest.param("+41 44", id="plus"),
+        pytest.param("-2+3", id="minus"),
+        pytest.param("@SUM(A1:A2)", id="at"),
+        pytest.param("\t=1", id="tab"),
+        pytest.param("\r=1", id="carriage-return"),
+    ],
+)
+def test_formula_like_text_is_stored_as_quoted_text(text: str) -> None:
+    buffer = io.BytesIO()
+    write_workbook(buffer, [Sheet("S", [Column("Team")], [[text]])], INFO)
+    xml = zipfile.ZipFile(buffer).read("xl/worksheets/sheet1.xml")
+    buffer.seek(0)
+    cell = openpyxl.load_workbook(buffer)["S"]["A2"]
+
+    assert b"<f>" not in xml
+    assert cell.data_type == "s"
+    assert cell.value == text
+    assert cell.quotePrefix is True
+
+
+def test_same_input_gives_the_same_bytes_whatever_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = io.BytesIO()
+    write_workbook(first, [_table()], INFO)
+    monkeypatch.setattr("time.time", lambda: 2_000_000_000.0)
+    second = io.BytesIO()
+    write_workbook(second, [_table()], INFO)
+
+    assert first.getvalue() == second.getvalue()
+    archive = zipfile.ZipFile(first)
+    assert {info.date_time for info in archive.infolist()} == {(2026, 11, 1, 5, 6, 6)}
+    core = archive.read("docProps/core.xml").decode()
+    assert core.count("2026-11-01T05:06:07Z") == 2
+    assert "vapi-chargeback" in core
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        pytest.param(["a/b:c*d?e[f]g\\h"], ["a b c d e f g h"], id="forbidden-characters"),
+        pytest.param(["x" * 40], ["x" * 31], id="truncated-to-31"),
+        pytest.param(["Summary", "summary"], ["Summary", "summary (2)"], id="case-blind-duplicate"),
+        pytest.param(
+            ["y" * 40, "y" * 40], ["y" * 31, "y" * 27 + " (2)"], id="duplicate-after-truncation"
+        ),
+        pytest.param(["'quoted'"], ["quoted"], id="no-edge-apostrophes"),
+        pytest.param(["History"], ["History sheet"], id="reserved-name"),
+        pytest.param(["///"], ["Sheet"], id="nothing-left"),
+        pytest.param(["a\tb\nc"], ["a b c"], id="control-characters"),
+    ],
+)
+def test_safe_sheet_titles(wanted: list[str], expected: list[str]) -> None:
+    assert safe_sheet_titles(wanted) == expected
+
+
+@pytest.mark.parametrize(
+    ("sheets", "error", "message"),
+    [
+        pytest.param([], ValueError, "at least one sheet", id="no-sheets"),
+        pytest.param(
+            [Sheet("a/b", [Column("A")], [])], ValueError, "Excel-safe", id="unsafe-title"
+        ),
+        pytest.param(
+            [Sheet("S", [Column("A")], [["x", "y"]])],
+            ValueError,
+            "2 values for 1 columns",
+            id="ragged-row",
+        ),
+        pytest.param(
+            [Sheet("S", [Column("A")], [["bad\x01"]])],
+            ValueError,
+            r"row 2: control character U\+0001",
+            id="control-character",
+        ),
+        pytest.param([Sheet("S", [Column("A")], [[1.5]])], TypeError, "float", id="float-refused"),
+        pytest.param(
+            [Sheet("S", [Column("A")], [[Decimal("NaN")]])], ValueError, "finite", id="nan-refused"
+        ),
+    ],
+)
+def test_bad_sheets_are_refused_naming_the_place(
+    sheets: list[Sheet], error: type[Exception], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(error, match=message):
+        write_workbook(tmp_path / "x.xlsx", sheets, INFO)
