@@ -209,7 +209,10 @@ def _reconciliation_problems(statement: Statement) -> Iterable[str]:
     if bad:
         yield from bad
         return
-    lines_total = sum((line.cost_usd for line in statement.lines), Decimal(0))
+    costs = [line.cost_usd for line in statement.lines]
+    if not all(_finite(cost) for cost in costs):
+        return
+    lines_total = sum(costs, Decimal(0))
     if lines_total != check.lines_total_usd:
         yield (
             f"reconciliation.lines_total_usd: {check.lines_total_usd} but the lines add up to "

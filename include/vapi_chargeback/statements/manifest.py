@@ -1,0 +1,100 @@
+"""``manifest.json``: the index a reader checks before trusting a published month.
+
+It lists every file of the month with its sha256, size and number of statement
+lines, plus the period, provenance, totals and reconciliation. It is written last: a
+month counts as published only when its manifest exists and every listed file
+matches its hash (``storage.read_published``).
+
+Deterministic by construction: sorted keys, two-space indent, UTF-8, a final newline,
+money as decimal strings (``"1234.50"``, never a float), and no time but the period's
+own. The same Statement therefore gives the same manifest bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vapi_chargeback.statement import Statement
+from vapi_chargeback.statements.formatting import minutes_text, money_text
+from vapi_chargeback.statements.totals import StatementTotals
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+"""Bump when a field changes meaning; readers refuse versions they do not know."""
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    """Relative to the month directory, ``/``-separated."""
+    sha256: str
+    bytes: int
+    rows: int
+    """Statement lines the file carries (CSV data rows, workbook Detail lines)."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entry(directory: Path, relative: str, rows: int) -> FileEntry:
+    path = directory / relative
+    return FileEntry(relative, sha256_file(path), path.stat().st_size, rows)
+
+
+def build_manifest(
+    statement: Statement, totals: StatementTotals, files: Sequence[FileEntry]
+) -> bytes:
+    source = statement.provenance
+    check = statement.reconciliation
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "period": statement.period,
+        "timezone": statement.timezone,
+        "period_start": statement.period_start.isoformat(),
+        "period_end": statement.period_end.isoformat(),
+        "currency": statement.currency,
+        "components": list(statement.components),
+        "run_id": source.run_id if source else None,
+        "config_sha256": source.config_sha256 if source else None,
+        "mapping_sha256": source.mapping_sha256 if source else None,
+        "responses_sha256": dict(source.responses_sha256) if source else {},
+        "generated_by": source.generated_by if source else None,
+        "files": {
+            entry.path: {"sha256": entry.sha256, "bytes": entry.bytes, "rows": entry.rows}
+            for entry in files
+        },
+        "totals": {
+            "cost_usd": money_text(totals.total.cost_usd),
+            "allocated_usd": money_text(totals.allocated_usd),
+            "unallocated_usd": money_text(totals.unallocated_usd),
+            "shared_usd": money_text(totals.total.shared_usd),
+            "calls": totals.total.calls,
+            "minutes": minutes_text(totals.total.minutes),
+            "lines": len(statement.lines),
+            "cost_by_cost_center_usd": {
+                center: money_text(item.cost_usd) for center, item in totals.by_center.items()
+            },
+        },
+        "reconciliation": None
+        if check is None
+        else {
+            "org_total_usd": money_text(check.org_total_usd),
+            "shared_total_usd": money_text(check.shared_total_usd),
+            "lines_total_usd": money_text(check.lines_total_usd),
+            "difference_usd": money_text(check.difference_usd),
+            "ok": check.ok,
+        },
+    }
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")

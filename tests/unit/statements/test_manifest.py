@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vapi_chargeback.statement import Statement
+from vapi_chargeback.statements.render import render_statement
+from vapi_chargeback.statements.validate import StatementError
+
+
+def test_render_writes_the_whole_set_and_a_manifest_hashing_it(
+    statement: Statement, tmp_path: Path
+) -> None:
+    rendered = render_statement(statement, tmp_path)
+    manifest = json.loads(rendered.manifest.read_bytes())
+
+    assert sorted(manifest["files"]) == [
+        "chargeback-2026-10.csv",
+        "chargeback-2026-10.xlsx",
+        "cost-centers/sales-2026-10.xlsx",
+        "cost-centers/support-2026-10.xlsx",
+    ]
+    for relative, entry in manifest["files"].items():
+        data = (tmp_path / relative).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest(), relative
+        assert entry["bytes"] == len(data), relative
+    assert {path: entry["rows"] for path, entry in manifest["files"].items()} == {
+        "chargeback-2026-10.csv": 6,
+        "chargeback-2026-10.xlsx": 6,
+        "cost-centers/sales-2026-10.xlsx": 2,
+        "cost-centers/support-2026-10.xlsx": 2,
+    }
+    assert rendered.manifest_sha256 == hashlib.sha256(rendered.manifest.read_bytes()).hexdigest()
+
+
+def test_manifest_fields(statement: Statement, tmp_path: Path) -> None:
+    manifest = json.loads(render_statement(statement, tmp_path).manifest.read_bytes())
+
+    assert manifest["format_version"] == 1
+    assert (manifest["period"], manifest["timezone"]) == ("2026-10", "Europe/Berlin")
+    assert manifest["period_start"] == "2026-10-01T00:00:00+02:00"
+    assert manifest["period_end"] == "2026-11-01T00:00:00+01:00"
+    assert manifest["run_id"] == "manual__2026-11-01T00:00:00+00:00"
+    assert (manifest["config_sha256"], manifest["mapping_sha256"]) == ("a" * 64, "b" * 64)
+    assert manifest["responses_sha256"] == {"batch-0.json": "c" * 64, "batch-1.json": "d" * 64}
+    assert manifest["totals"] == {
+        "cost_usd": "182.50",
+        "allocated_usd": "152.00",
+        "unallocated_usd": "30.50",
+        "shared_usd": "12.00",
+        "calls": 163,
+        "minutes": "391.83",
+        "lines": 6,
+        "cost_by_cost_center_usd": {"UNALLOCATED": "30.50", "sales": "107.00", "support": "45.00"},
+    }
+    assert manifest["reconciliation"] == {
+        "org_total_usd": "170.50",
+        "shared_total_usd": "12.00",
+        "lines_total_usd": "182.50",
+        "difference_usd": "0.00",
+        "ok": True,
+    }
+
+
+def test_manifest_is_canonical_json(statement: Statement, tmp_path: Path) -> None:
+    raw = render_statement(statement, tmp_path).manifest.read_bytes()
+
+    document = json.loads(raw)
+    assert (
+        raw == (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    )
+
+
+def test_rendering_twice_gives_identical_bytes(
+    statement: Statement, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = render_statement(statement, tmp_path / "one")
+    monkeypatch.setattr("time.time", lambda: 1_900_000_000.0)
+    second = render_statement(statement, tmp_path / "two")
+
+    assert first.files == second.files
+    assert first.manifest.read_bytes() == second.manifest.read_bytes()
+
+
+def test_bad_statement_renders_nothing(
+    make_statement: Callable[..., Statement], tmp_path: Path
+) -> None:
+    with pytest.raises(StatementError):
+        render_statement(make_statement(period="2026-13"), tmp_path)
+
+    assert list(tmp_path.iterdir()) == []
