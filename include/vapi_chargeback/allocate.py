@@ -1,0 +1,359 @@
+"""Turn the core query's rows into chargeback lines that add up exactly.
+
+Each row is one (local day, assistant, variable value) group. Its cost center is decided
+by the first rule that matches — the call-level variable value naming a configured cost
+center, else the assistant's mapping valid that day, else ``UNALLOCATED`` with a reason —
+and rows are summed exactly per (cost center, team, assistant, allocation). Only then is
+anything rounded: each column once, over all lines together, with largest remainder, so
+the lines add up to the rounded column total to the cent. Shared pools are split the
+same way. The breakdowns of ``breakdowns.py`` attribute their rows with these same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from vapi_chargeback.analytics.models import AnalyticsQueryResult
+from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
+from vapi_chargeback.breakdowns import build_breakdowns
+from vapi_chargeback.config import AssistantMapping, ChargebackConfig, SharedPool
+from vapi_chargeback.plan import ASSISTANT_KEY, DATE_KEY, Plan, measure_alias, measure_default_key
+from vapi_chargeback.split import MINUTES_QUANTUM, exact_context, round_to_total, split_exact
+from vapi_chargeback.statement import (
+    UNALLOCATED,
+    ChargebackLine,
+    CostCenterInfo,
+    Statement,
+)
+
+NO_ASSISTANT_ID = "00000000-0000-0000-0000-000000000000"
+"""Transient assistants and squads show up with this id: treated as no assistant."""
+UNALLOCATED_NAME = "Unallocated"
+DIRECT = "direct"
+REASONS = ("no-assistant", "unknown-cost-center", "unmapped-assistant")
+"""Why a line is unallocated, in order of precedence."""
+SECONDS_PER_MINUTE = 60
+
+
+class AnalyticsResultError(ValueError):
+    """A result row the plan did not ask for; names the query, row and field."""
+
+
+@dataclass(frozen=True)
+class Attribution:
+    cost_center_id: str
+    team: str
+    assistant_id: str
+    """Empty when the call had no assistant (none, empty or the all-zero id)."""
+    allocation: str
+    """``direct`` or ``unallocated:<reason>``."""
+
+
+def attribute(
+    cost_center_ids: Collection[str],
+    mapping: AssistantMapping,
+    assistant_id: object,
+    variable_value: object,
+    day: date,
+) -> Attribution:
+    """Who pays for calls of ``assistant_id`` with ``variable_value`` on local ``day``."""
+    assistant = assistant_id if isinstance(assistant_id, str) else ""
+    if assistant == NO_ASSISTANT_ID:
+        assistant = ""
+    mapped = mapping.lookup(assistant, day) if assistant else None
+    has_value = variable_value is not None and variable_value != ""
+    if isinstance(variable_value, str) and variable_value in cost_center_ids:
+        team = mapped.team if mapped and mapped.cost_center_id == variable_value else ""
+        return Attribution(variable_value, team, assistant, DIRECT)
+    if mapped is not None:
+        return Attribution(mapped.cost_center_id, mapped.team, assistant, DIRECT)
+    if not assistant:
+        reason = "no-assistant"
+    elif has_value:
+        reason = "unknown-cost-center"
+    else:
+        reason = "unmapped-assistant"
+    return Attribution(UNALLOCATED, "", assistant, f"unallocated:{reason}")
+
+
+@dataclass(frozen=True)
+class AttributedRow:
+    day: date
+    attribution: Attribution
+    row: Mapping[str, Any]
+    values: dict[str, Decimal]
+    """Measure (``calls``, ``seconds``, ``cost``, ``llm`` …) → exact value; null sums are 0."""
+
+
+def attributed_rows(
+    config: ChargebackConfig,
+    mapping: AssistantMapping,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+    query_name: str,
+    measures: Collection[str],
+) -> Iterator[AttributedRow]:
+    """The rows of one compiled query, each with its local day, attribution and measures."""
+    result = results.get(query_name)
+    if result is None:
+        raise AnalyticsResultError(
+            f"no result for query {query_name!r}; got {sorted(results)}. Fetch every batch of"
+            " the plan before allocating"
+        )
+    zone = ZoneInfo(plan.period.timezone)
+    ids = set(config.cost_center_ids)
+    cache: dict[tuple[str, object, date], Attribution] = {}
+    for index, row in enumerate(result.result):
+        where = f"query {query_name!r} row {index}"
+        day = _local_day(row.get(DATE_KEY), zone, plan, where)
+        assistant = row.get(ASSISTANT_KEY)
+        value = row.get(plan.variable_key)
+        key = (str(assistant), _hashable(value), day)
+        attribution = cache.get(key)
+        if attribution is None:
+            attribution = attribute(ids, mapping, assistant, value, day)
+            cache[key] = attribution
+        values = {measure: _measure(row, measure, where) for measure in measures}
+        yield AttributedRow(day, attribution, row, values)
+
+
+@dataclass
+class _Sums:
+    values: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, values: Mapping[str, Decimal]) -> None:
+        for measure, value in values.items():
+            self.values[measure] = self.values.get(measure, Decimal(0)) + value
+
+
+def allocate(
+    config: ChargebackConfig,
+    mapping: AssistantMapping,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+) -> Statement:
+    """The month's statement, without reconciliation and provenance (added by the caller).
+
+    Its ``breakdowns`` hold every owner's query definitions, attributed with the same rules.
+    """
+    rows = _rows_by_query(config, mapping, plan, results)
+    sums: dict[tuple[str, str, str, str], _Sums] = {}
+    with exact_context():
+        for item in rows[plan.core_query]:
+            a = item.attribution
+            key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
+            sums.setdefault(key, _Sums()).add(item.values)
+    order = _LineOrder(config)
+    keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
+    lines = _rounded_lines(config, plan, keys, [sums[k].values for k in keys])
+    lines = _with_shared_pools(config, plan, lines)
+    lines.sort(key=lambda line: order.key(*_line_key(line)))
+    return Statement(
+        period=plan.period.label,
+        timezone=plan.period.timezone,
+        period_start=plan.period.start,
+        period_end=plan.period.end,
+        currency=config.currency,
+        components=list(plan.components),
+        cost_centers=[CostCenterInfo(c.id, c.name, c.owner_email) for c in config.cost_centers],
+        lines=lines,
+        breakdowns=build_breakdowns(plan, rows, config.cost_center_ids),
+    )
+
+
+def _rows_by_query(
+    config: ChargebackConfig,
+    mapping: AssistantMapping,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+) -> dict[str, list[AttributedRow]]:
+    """Attributed rows of the core query and of every query a definition reads, read once."""
+    measures: dict[str, set[str]] = {
+        plan.core_query: {"calls", "seconds", "cost", *plan.components}
+    }
+    for definition in plan.definitions:
+        measures.setdefault(definition.query, set()).update(definition.aliases)
+    return {
+        name: list(attributed_rows(config, mapping, plan, results, name, needed))
+        for name, needed in measures.items()
+    }
+
+
+def _rounded_lines(
+    config: ChargebackConfig,
+    plan: Plan,
+    keys: list[tuple[str, str, str, str]],
+    sums: list[dict[str, Decimal]],
+) -> list[ChargebackLine]:
+    """Round each column over all lines at once, so the lines add up to its rounded total."""
+    cost = round_to_total([s["cost"] for s in sums])
+    minutes = round_to_total(
+        [Fraction(s["seconds"]) / SECONDS_PER_MINUTE for s in sums], MINUTES_QUANTUM
+    )
+    components = {c: round_to_total([s[c] for s in sums]) for c in plan.components}
+    names = {center.id: center.name for center in config.cost_centers}
+    return [
+        ChargebackLine(
+            cost_center_id=center,
+            cost_center_name=names.get(center, UNALLOCATED_NAME),
+            team=team,
+            assistant_id=assistant,
+            allocation=allocation,
+            calls=_whole(s["calls"]),
+            minutes=minutes[i],
+            cost_usd=cost[i],
+            components_usd={c: components[c][i] for c in plan.components},
+        )
+        for i, ((center, team, assistant, allocation), s) in enumerate(zip(keys, sums, strict=True))
+    ]
+
+
+def _with_shared_pools(
+    config: ChargebackConfig, plan: Plan, lines: list[ChargebackLine]
+) -> list[ChargebackLine]:
+    """Add one ``shared:<pool>`` line per receiving cost center, in pool order.
+
+    Proportional drivers are read from the rounded direct lines, so anyone can re-check a
+    split from the statement alone. A ``calls-without-assistant`` pool takes the
+    ``unallocated:no-assistant`` lines out and spreads their (already rounded) cost.
+    """
+    direct = [line for line in lines if line.allocation == DIRECT]
+    shared: list[ChargebackLine] = []
+    for pool in config.shared_costs:
+        if pool.source == "calls-without-assistant":
+            spread = [line for line in lines if line.allocation == "unallocated:no-assistant"]
+            lines = [line for line in lines if line not in spread]
+            amount = sum((line.cost_usd for line in spread), Decimal(0))
+        else:
+            amount = pool.amount or Decimal(0)
+        centers, weights = _weights(config, pool, direct)
+        for center, part in zip(centers, split_exact(amount, weights), strict=True):
+            if part:
+                shared.append(_shared_line(config, plan, pool, center, part))
+    return lines + shared
+
+
+def _weights(
+    config: ChargebackConfig, pool: SharedPool, direct: list[ChargebackLine]
+) -> tuple[list[str], list[Decimal]]:
+    centers = config.cost_center_ids
+    if pool.method == "fixed":
+        percentages = pool.percentages or {}
+        return centers, [percentages.get(center, Decimal(0)) for center in centers]
+    if pool.method == "even":
+        return centers, [Decimal(1)] * len(centers)
+    totals = dict.fromkeys(centers, Decimal(0))
+    for line in direct:
+        if pool.driver == "cost":
+            totals[line.cost_center_id] += line.cost_usd
+        elif pool.driver == "minutes":
+            totals[line.cost_center_id] += line.minutes
+        else:
+            totals[line.cost_center_id] += line.calls
+    return centers, [max(totals[center], Decimal(0)) for center in centers]
+
+
+def _shared_line(
+    config: ChargebackConfig, plan: Plan, pool: SharedPool, center: str, amount: Decimal
+) -> ChargebackLine:
+    return ChargebackLine(
+        cost_center_id=center,
+        cost_center_name=config.cost_center(center).name,
+        team="",
+        assistant_id="",
+        allocation=f"shared:{pool.name}",
+        calls=0,
+        minutes=Decimal("0.00"),
+        cost_usd=amount,
+        components_usd={c: Decimal("0.00") for c in plan.components},
+    )
+
+
+class _LineOrder:
+    """Cost centers in config order then UNALLOCATED; direct, shared (pool order), unallocated."""
+
+    def __init__(self, config: ChargebackConfig) -> None:
+        self._centers = {center: i for i, center in enumerate(config.cost_center_ids)}
+        kinds = [DIRECT, *(f"shared:{pool.name}" for pool in config.shared_costs)]
+        kinds += [f"unallocated:{reason}" for reason in REASONS]
+        self._kinds = {kind: i for i, kind in enumerate(kinds)}
+
+    def key(
+        self, center: str, allocation: str, team: str, assistant: str
+    ) -> tuple[int, int, str, str]:
+        return (
+            self._centers.get(center, len(self._centers)),
+            self._kinds.get(allocation, len(self._kinds)),
+            team,
+            assistant,
+        )
+
+
+def _line_key(line: ChargebackLine) -> tuple[str, str, str, str]:
+    return (line.cost_center_id, line.allocation, line.team, line.assistant_id)
+
+
+def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
+    """The org-zone calendar day of a row's bucket, which must start at a local midnight."""
+    if isinstance(value, datetime):
+        instant = value
+    elif isinstance(value, str):
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            raise AnalyticsResultError(
+                f"{where}: {DATE_KEY} {value!r} is not an ISO-8601 instant"
+            ) from None
+    else:
+        raise AnalyticsResultError(
+            f"{where}: no {DATE_KEY!r}; the plan asks for step 'day', so every row needs one"
+        )
+    if instant.tzinfo is None:
+        raise AnalyticsResultError(f"{where}: {DATE_KEY} {value!r} has no UTC offset")
+    local = instant.astimezone(zone)
+    if local.time() != time(0):
+        raise AnalyticsResultError(
+            f"{where}: {DATE_KEY} {value!r} is {local.isoformat()} in {plan.period.timezone},"
+            " not a local midnight; the API did not bucket days in the requested time zone"
+        )
+    day = local.date()
+    if not plan.period.contains_day(day):
+        raise AnalyticsResultError(
+            f"{where}: {DATE_KEY} {value!r} ({day}) is outside {plan.period.label};"
+            " the response does not belong to this plan"
+        )
+    return day
+
+
+def _measure(row: Mapping[str, Any], measure: str, where: str) -> Decimal:
+    alias = measure_alias(measure)
+    if alias in row:
+        raw = row[alias]
+    else:
+        fallback = measure_default_key(measure)
+        if fallback not in row:
+            raise AnalyticsResultError(
+                f"{where}: no {alias!r} (nor {fallback!r}); keys are {sorted(row)}"
+            )
+        raw = row[fallback]
+    try:
+        value = to_decimal(raw, field=f"{where}.{alias}")
+    except InvalidNumberError as error:
+        raise AnalyticsResultError(str(error)) from None
+    return value if value is not None else Decimal(0)
+
+
+def _whole(value: Decimal) -> int:
+    if value != value.to_integral_value():
+        raise AnalyticsResultError(f"call count {value} is not a whole number")
+    return int(value)
+
+
+def _hashable(value: object) -> object:
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)

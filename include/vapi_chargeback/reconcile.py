@@ -1,0 +1,100 @@
+"""The check that lets finance book a statement without re-adding it.
+
+The statement's lines come from the grouped core query; the org total comes from an
+ungrouped query that shares nothing with it. Σ lines must equal the rounded org total
+plus the fixed shared pools, to the cent. A difference means rows were lost, doubled or
+mis-rounded somewhere, and the run must stop before anything is published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from vapi_chargeback.analytics.models import AnalyticsQueryResult
+from vapi_chargeback.analytics.numbers import to_decimal
+from vapi_chargeback.plan import Plan, measure_alias, measure_default_key
+from vapi_chargeback.split import exact_sum, round_money
+from vapi_chargeback.statement import Reconciliation, Statement
+
+
+class ReconciliationError(Exception):
+    """The statement does not add up; carries the figures and a readable diff."""
+
+    def __init__(self, reconciliation: Reconciliation, details: list[str]) -> None:
+        self.reconciliation = reconciliation
+        self.details = details
+        super().__init__("\n  ".join(details))
+
+
+def reconcile(
+    statement: Statement, plan: Plan, results: Mapping[str, AnalyticsQueryResult]
+) -> Reconciliation:
+    """Compare Σ line cost with round(org total) + Σ fixed pools; raise on any difference."""
+    org_total = round_money(_total_cost(results, plan.org_total_query))
+    shared_total = sum(plan.fixed_shared_usd.values(), Decimal(0))
+    lines_total = sum((line.cost_usd for line in statement.lines), Decimal(0))
+    reconciliation = Reconciliation(
+        org_total_usd=org_total,
+        shared_total_usd=shared_total,
+        lines_total_usd=lines_total,
+        difference_usd=lines_total - (org_total + shared_total),
+    )
+    pool_problems = [
+        f"shared pool {name!r}: lines {booked} but the config says {amount}"
+        for name, amount in plan.fixed_shared_usd.items()
+        if (booked := _allocated(statement, f"shared:{name}")) != amount
+    ]
+    if reconciliation.ok and not pool_problems:
+        return reconciliation
+    raise ReconciliationError(
+        reconciliation, _diff(statement, plan, results, reconciliation) + pool_problems
+    )
+
+
+def _diff(
+    statement: Statement,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+    reconciliation: Reconciliation,
+) -> list[str]:
+    r = reconciliation
+    core_total = round_money(_total_cost(results, plan.core_query))
+    by_kind: dict[str, Decimal] = {}
+    for line in statement.lines:
+        kind = line.allocation.split(":", 1)[0]
+        by_kind[kind] = by_kind.get(kind, Decimal(0)) + line.cost_usd
+    lines = [
+        f"statement {statement.period} does not reconcile: lines {r.lines_total_usd}"
+        f" != org total {r.org_total_usd} + shared {r.shared_total_usd}"
+        f" = {r.org_total_usd + r.shared_total_usd} (difference {r.difference_usd:+})",
+        "lines by kind: " + ", ".join(f"{kind} {total}" for kind, total in sorted(by_kind.items())),
+        f"grouped query {plan.core_query!r} totals {core_total};"
+        f" ungrouped {plan.org_total_query!r} totals {r.org_total_usd}",
+    ]
+    if core_total != r.org_total_usd:
+        lines.append(
+            "the two queries disagree: a response lost or doubled rows (compare the stored"
+            " raw responses), or they were fetched for different periods; re-run the fetch"
+        )
+    return lines
+
+
+def _total_cost(results: Mapping[str, AnalyticsQueryResult], name: str) -> Decimal:
+    """Σ cost over a query's rows, exactly (the ungrouped total has one row, or none)."""
+    result = results.get(name)
+    if result is None:
+        raise KeyError(f"no result for query {name!r}; fetch every batch of the plan first")
+    alias, default = measure_alias("cost"), measure_default_key("cost")
+    values = []
+    for index, row in enumerate(result.result):
+        key = alias if alias in row else default
+        value = to_decimal(row.get(key), field=f"query {name!r} row {index}.{key}")
+        values.append(value if value is not None else Decimal(0))
+    return exact_sum(values)
+
+
+def _allocated(statement: Statement, allocation: str) -> Decimal:
+    return sum(
+        (line.cost_usd for line in statement.lines if line.allocation == allocation), Decimal(0)
+    )
