@@ -507,7 +507,7 @@ pool_strategy = st.one_of(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     calls=st.lists(call_strategy, min_size=1, max_size=40),
@@ -538,19 +538,25 @@ def test_any_statement_adds_up_exactly(
         assert line.cost_usd == line.cost_usd.quantize(D("0.01"))
         if line.allocation.startswith("shared:"):
             assert line.cost_usd > 0
-    assert lines == sorted(lines, key=_canonical(statement))
+    assert lines == sorted(lines, key=_canonical(config))
 
 
-def _canonical(statement: Statement) -> Callable[[ChargebackLine], tuple[int, int, str, str]]:
-    centers = [c.id for c in statement.cost_centers] + ["UNALLOCATED"]
-    kinds = ["direct", "shared", "unallocated"]
+def _canonical(
+    config: ChargebackConfig,
+) -> Callable[[ChargebackLine], tuple[int, int, str, str]]:
+    """The documented order: cost centers as configured, then UNALLOCATED; within one,
+    direct lines, shared pools in config order, unallocated reasons by precedence."""
+    centers = [*config.cost_center_ids, "UNALLOCATED"]
+    kinds = ["direct", *(f"shared:{pool.name}" for pool in config.shared_costs)]
+    kinds += ["unallocated:no-assistant", "unallocated:unknown-cost-center"]
+    kinds += ["unallocated:unmapped-assistant"]
 
     def key(line: ChargebackLine) -> tuple[int, int, str, str]:
         return (
             centers.index(line.cost_center_id),
-            kinds.index(line.allocation.split(":")[0]),
-            line.allocation if line.allocation.startswith("shared") else "",
-            line.team + "\0" + line.assistant_id,
+            kinds.index(line.allocation),
+            line.team,
+            line.assistant_id,
         )
 
     return key

@@ -462,3 +462,12 @@ def test_mapping_reports_every_bad_line(
         mapping_from("a1,t,legal,,\na2,,sales,,\na3,t,sales,bad,\n", config)
 
     assert [re.search(r":(\d+):", p).group(1) for p in caught.value.problems] == ["2", "3", "4"]  # type: ignore[union-attr]
+
+
+def test_demo_mapping_fits_the_demo_config() -> None:
+    config = load_config(DEMO_CONFIG)
+
+    mapping = load_mapping(DEMO_CONFIG.with_name("assistant_teams.csv"), config)
+
+    assert {e.cost_center_id for e in mapping.entries} == set(config.cost_center_ids)
+    assert mapping.sha256 == sha256_file(DEMO_CONFIG.with_name("assistant_teams.csv"))
