@@ -214,6 +214,8 @@ class ChargebackConfig(_Strict):
     currency: Literal["USD"] = "USD"
     output: str | None = Field(default=None, min_length=1)
     """Storage URL for statements; the Airflow Variable ``vapi_chargeback_output`` overrides it."""
+    mapping: str = Field(default="assistant_teams.csv", min_length=1)
+    """Path of the assistant → team mapping CSV, relative to this file unless absolute."""
     components: list[Component] = Field(min_length=1)
     """Cost components reported as columns, in this order."""
     variable_key: str = Field(min_length=1, max_length=VARIABLE_KEY_MAX_LENGTH)

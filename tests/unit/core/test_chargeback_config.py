@@ -467,7 +467,8 @@ def test_mapping_reports_every_bad_line(
 def test_demo_mapping_fits_the_demo_config() -> None:
     config = load_config(DEMO_CONFIG)
 
-    mapping = load_mapping(DEMO_CONFIG.with_name("assistant_teams.csv"), config)
+    mapping = load_mapping(DEMO_CONFIG.with_name(config.mapping), config)
 
+    assert config.mapping == "assistant_teams.csv"
     assert {e.cost_center_id for e in mapping.entries} == set(config.cost_center_ids)
-    assert mapping.sha256 == sha256_file(DEMO_CONFIG.with_name("assistant_teams.csv"))
+    assert mapping.sha256 == sha256_file(DEMO_CONFIG.with_name(config.mapping))
