@@ -1,0 +1,252 @@
+"""The HTTP face of the emulator: ``POST /analytics`` and ``GET /health``, shaped like Vapi's.
+
+Vapi runs NestJS, so errors look like NestJS's: ``{"statusCode", "error", "message"}``
+with one message per problem on a 400, and the guard (bearer key) runs before body
+validation. A request body can never cause a 500: every way a body can be wrong maps
+to a 400 (or 413 when it is too large).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vapi_chargeback.analytics.models import AnalyticsQueryDTO, AnalyticsQueryResult, field_path
+from vapi_emulator.engine import Engine, ResultTooLarge
+from vapi_emulator.render import response_body
+from vapi_emulator.resolve import QueryProblems, resolve
+
+MAX_BODY_BYTES = 1_048_576
+"""Bodies above this are refused with 413 before they are parsed."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "statusCode": {"type": "integer"},
+        "error": {"type": "string"},
+        "message": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    },
+    "required": ["statusCode", "message"],
+}
+
+
+def error_body(status: int, message: str | list[str]) -> dict[str, Any]:
+    """NestJS's error shape; a 401 carries no ``error`` field, like Nest's UnauthorizedException."""
+    body: dict[str, Any] = {"statusCode": status}
+    if status != HTTPStatus.UNAUTHORIZED:
+        body["error"] = HTTPStatus(status).phrase
+    body["message"] = message
+    return body
+
+
+def _bad_request(messages: list[str]) -> JSONResponse:
+    return JSONResponse(error_body(400, messages), status_code=400)
+
+
+def _validation_messages(errors: list[dict[str, Any]]) -> list[str]:
+    """One line per pydantic error, naming the field path inside the body."""
+    messages = []
+    for error in errors:
+        location = [part for part in error.get("loc", ()) if not _is_union_tag(part)]
+        if location and location[0] == "body":
+            location = location[1:]
+        if error.get("type") == "json_invalid":
+            detail = (error.get("ctx") or {}).get("error", "malformed JSON")
+            messages.append(f"body: not valid JSON ({detail})")
+            continue
+        path = field_path(tuple(location)) if location else "body"
+        detail = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        messages.append(f"{path}: {detail}")
+    return messages
+
+
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and part.startswith(("function-", "literal["))
+
+
+class BodySizeLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, counting what actually arrives."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, send, 413 if declared.isdigit() else 400)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, send, 413)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int) -> None:
+        message = (
+            f"request body larger than {self.limit} bytes"
+            if status == 413
+            else "invalid Content-Length header"
+        )
+        response = JSONResponse(error_body(status, message), status_code=status)
+        await response(scope, _no_body, send)
+
+
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer")
+
+
+class RequireKey:
+    """The guard: the request's bearer key must equal the configured one (constant-time)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._expected = api_key.encode("utf-8")
+
+    async def __call__(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+    ) -> None:
+        given = credentials.credentials.encode("utf-8") if credentials else b""
+        if not hmac.compare_digest(given, self._expected):
+            raise StarletteHTTPException(status_code=401)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def create_app(
+    engine: Engine,
+    api_key: str,
+    numbers_as_strings: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The emulator app over ``engine``; the engine's files are loaded once, at startup."""
+    if not api_key:
+        raise ValueError("api_key must not be empty: the emulator always requires a bearer key")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(engine.load)
+        yield
+        engine.close()
+
+    app = FastAPI(
+        title="Vapi Analytics API (vapi-emulator)",
+        description="A local implementation of Vapi's POST /analytics over call records.",
+        version="1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.post(
+        "/analytics",
+        operation_id="AnalyticsController_query",
+        summary="Create Analytics Queries",
+        tags=["Analytics"],
+        status_code=200,
+        dependencies=[Depends(RequireKey(api_key))],
+        responses={
+            200: {"model": list[AnalyticsQueryResult]},
+            400: {"description": "Invalid request", "content": _error_content()},
+            401: {"description": "Missing or wrong bearer key", "content": _error_content()},
+            413: {"description": "Body too large", "content": _error_content()},
+        },
+        response_class=Response,
+    )
+    def analytics(body: AnalyticsQueryDTO) -> Response:
+        queries = resolve(body, time.time_ns() // 1_000_000 * 1_000)
+        results = engine.run(queries)
+        return Response(response_body(results, numbers_as_strings), media_type="application/json")
+
+    @app.get("/health", tags=["Health"])
+    def health() -> dict[str, object]:
+        return {"status": "ok", "calls": engine.calls}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, error: RequestValidationError) -> JSONResponse:
+        return _bad_request(_validation_messages(list(error.errors())))
+
+    @app.exception_handler(QueryProblems)
+    async def unanswerable(_: Request, error: QueryProblems) -> JSONResponse:
+        return _bad_request(error.messages)
+
+    @app.exception_handler(ResultTooLarge)
+    async def too_large(_: Request, error: ResultTooLarge) -> JSONResponse:
+        return _bad_request([str(error)])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        status = error.status_code
+        message: str | list[str]
+        if status == 400:
+            message = [f"body: {error.detail}"]
+        elif status in (404, 405):
+            message = f"Cannot {request.method} {request.url.path}"
+        else:
+            message = HTTPStatus(status).phrase
+        return JSONResponse(error_body(status, message), status_code=status, headers=error.headers)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodySizeLimit, limit=max_body_bytes)
+    return app
+
+
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": _ERROR_SCHEMA}}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document without its 422 (this API answers 400, as NestJS does)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    app.openapi_schema = document
+    return document

@@ -1,0 +1,189 @@
+"""``vapi-emulator``: generate a synthetic org's calls, write its mapping, serve the Analytics API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vapi_emulator.data import generate_calls_file, output_format_for
+from vapi_emulator.engine import Engine, OutputFormat
+from vapi_emulator.generate import DEFAULT_CALLS_PER_MONTH, DEFAULT_TIMEZONE, parse_month
+from vapi_emulator.org import DEFAULT_ASSISTANTS, DEFAULT_SEED, demo_org, render_mapping_csv
+from vapi_emulator.records import MalformedRecordError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+API_KEY_ENV = "VAPI_EMULATOR_API_KEY"
+DEFAULT_API_KEY = "vapi-emulator-key"
+EXIT_BAD_INPUT = 2
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vapi-emulator",
+        description="A local, faithful implementation of the Vapi Analytics API (POST /analytics).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser(
+        "generate",
+        help="write a deterministic synthetic org's calls (same arguments, same bytes)",
+        description="Write Vapi Call records of the demo org: Parquet (nested, typed) or JSON Lines.",
+    )
+    gen.add_argument(
+        "--month", required=True, help="first month, YYYY-MM (the org's local calendar)"
+    )
+    gen.add_argument("--months", type=_positive, default=1, help="number of months (default 1)")
+    gen.add_argument(
+        "--assistants",
+        type=_positive,
+        default=DEFAULT_ASSISTANTS,
+        help="assistants in the org (default 24)",
+    )
+    gen.add_argument(
+        "--calls",
+        type=_positive,
+        default=DEFAULT_CALLS_PER_MONTH,
+        help=f"calls per month (default {DEFAULT_CALLS_PER_MONTH:,})",
+    )
+    gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default 7)")
+    gen.add_argument(
+        "--format",
+        choices=get_args(OutputFormat),
+        help="output format (default: from the --out suffix, else parquet)",
+    )
+    gen.add_argument(
+        "--timezone",
+        default=DEFAULT_TIMEZONE,
+        help=f"the org's zone: months and office hours are local to it (default {DEFAULT_TIMEZONE})",
+    )
+    gen.add_argument("--out", required=True, type=Path, help="file to write")
+
+    org = commands.add_parser(
+        "org",
+        help="write the demo org's assistant→team mapping CSV",
+        description="Write the assistant→team mapping of the demo org (the default of generate).",
+    )
+    org.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default 7)")
+    org.add_argument(
+        "--assistants", type=_positive, default=DEFAULT_ASSISTANTS, help="assistants (default 24)"
+    )
+    org.add_argument("--out", required=True, type=Path, help="CSV file to write")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve POST /analytics over call records",
+        description="Serve the Vapi Analytics API over Parquet, JSON or JSON Lines files of Calls.",
+    )
+    serve.add_argument(
+        "--calls", required=True, action="append", type=Path, help="call records file (repeatable)"
+    )
+    serve.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})"
+    )
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV, DEFAULT_API_KEY),
+        help=f"bearer key clients must send (default ${API_KEY_ENV}, else {DEFAULT_API_KEY!r})",
+    )
+    serve.add_argument(
+        "--numbers-as-strings",
+        action="store_true",
+        help="send aggregates as numeric strings, as Postgres numerics arrive through Node",
+    )
+    return parser
+
+
+def _say(message: str) -> None:
+    print(f"vapi-emulator: {message}", file=sys.stderr, flush=True)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        parse_month(args.month)
+        ZoneInfo(args.timezone)
+        demo_org(args.seed, args.assistants)
+    except (ValueError, ZoneInfoNotFoundError) as error:
+        _say(f"error: {error}")
+        return EXIT_BAD_INPUT
+    output_format: OutputFormat = args.format or output_format_for(args.out)
+    started = time.perf_counter()
+    count = generate_calls_file(
+        args.out,
+        args.month,
+        months=args.months,
+        calls_per_month=args.calls,
+        assistants=args.assistants,
+        seed=args.seed,
+        timezone=args.timezone,
+        output_format=output_format,
+        progress=_say,
+    )
+    elapsed = time.perf_counter() - started
+    print(
+        f"wrote {count:,} calls ({args.months} month(s) from {args.month}, "
+        f"{args.assistants} assistants, seed {args.seed}) to {args.out} "
+        f"[{output_format}, {args.out.stat().st_size / 1e6:.1f} MB] in {elapsed:.1f} s"
+    )
+    return 0
+
+
+def _org(args: argparse.Namespace) -> int:
+    try:
+        org = demo_org(args.seed, args.assistants)
+    except ValueError as error:
+        _say(f"error: {error}")
+        return EXIT_BAD_INPUT
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render_mapping_csv(org), encoding="utf-8")
+    print(
+        f"wrote the mapping of {len(org.assistants)} assistants ({len(org.mapping)} rows) to {args.out}"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from vapi_emulator.app import create_app
+
+    engine = Engine(args.calls)
+    started = time.perf_counter()
+    try:
+        count = engine.load()
+    except MalformedRecordError as error:
+        _say(f"error: {error}")
+        return EXIT_BAD_INPUT
+    _say(
+        f"loaded {count:,} calls from {len(args.calls)} file(s) in {time.perf_counter() - started:.1f} s; "
+        f"serving POST http://{args.host}:{args.port}/analytics"
+    )
+    app = create_app(engine, args.api_key, numbers_as_strings=args.numbers_as_strings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"generate": _generate, "org": _org, "serve": _serve}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,767 @@
+"""All of the emulator's DuckDB SQL: writing generated calls, loading records, answering queries.
+
+SQL lives here and nowhere else, as CTE pipelines. Values always travel as bound
+parameters; the only identifiers spliced into SQL come from the allow-lists in this
+module (``COLUMNS``, ``GROUP_BY_COLUMNS``, ``_STEP_TRUNC``), never from a request.
+Money is ``DECIMAL`` from file to response: it is read with ``fetchall`` as text, never
+through a pandas frame, which would make it float64.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+
+from vapi_emulator.fields import CALL_FIELDS, CallField
+from vapi_emulator.generate import (
+    CUSTOMER_TIERS,
+    ENDED_REASONS,
+    STATUSES,
+    TYPES,
+    VARIABLE_COST_CENTERS,
+    ZERO_ASSISTANT_ID,
+    MonthCalls,
+)
+from vapi_emulator.org import DemoOrg
+from vapi_emulator.records import MalformedRecordError, read_json_records
+from vapi_emulator.resolve import ResolvedQuery
+from vapi_emulator.timezones import offset_segments
+
+OutputFormat = Literal["parquet", "jsonl"]
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory database whose session zone is UTC, so zone-less timestamps mean UTC."""
+    connection = duckdb.connect(":memory:")
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+# ---------------------------------------------------------------------------------------
+# Writing generated calls as Vapi Call records
+# ---------------------------------------------------------------------------------------
+
+_WRITE_MACROS = {
+    "parquet": """
+        CREATE OR REPLACE TEMP MACRO money(micro) AS
+            CAST(CAST(micro AS DECIMAL(18, 0)) * 0.000001 AS DECIMAL(18, 6));
+        CREATE OR REPLACE TEMP MACRO instant(ms) AS
+            CASE WHEN ms >= 0 THEN make_timestamptz(ms * 1000) END;
+    """,
+    "jsonl": r"""
+        CREATE OR REPLACE TEMP MACRO money(micro) AS
+            json(regexp_replace(
+                CAST(CAST(CAST(micro AS DECIMAL(18, 0)) * 0.000001 AS DECIMAL(18, 6)) AS VARCHAR),
+                '\.?0+$', ''));
+        CREATE OR REPLACE TEMP MACRO instant(ms) AS
+            CASE WHEN ms >= 0 THEN strftime(make_timestamp(ms * 1000), '%Y-%m-%dT%H:%M:%S.%gZ') END;
+    """,
+}
+
+_CALL_RECORDS = """
+WITH coded AS (
+    SELECT
+        *,
+        lower(format('{:016x}{:016x}', id_high, id_low)) AS id_hex,
+        CASE WHEN cost_center_code >= 0 THEN $cost_centers[cost_center_code + 1] END
+            AS cost_center,
+        CASE WHEN tier_code >= 0 THEN $tiers[tier_code + 1] END AS tier,
+        transport_micro + stt_micro + llm_micro + tts_micro + vapi_micro
+            + summary_micro + structured_data_micro + success_evaluation_micro
+            + voicemail_detection_micro + knowledge_base_micro AS total_micro
+    FROM generated_calls
+),
+
+variables AS (
+    SELECT
+        *,
+        CASE
+            WHEN cost_center IS NOT NULL AND tier IS NOT NULL
+                THEN json_object('costCenter', cost_center, 'customerTier', tier)
+            WHEN cost_center IS NOT NULL THEN json_object('costCenter', cost_center)
+            WHEN tier IS NOT NULL THEN json_object('customerTier', tier)
+        END AS variable_values
+    FROM coded
+)
+
+SELECT
+    concat_ws('-', id_hex[1:8], id_hex[9:12], id_hex[13:16], id_hex[17:20], id_hex[21:32]) AS id,
+    $org_id AS orgId,
+    $types[type_code + 1] AS type,
+    $statuses[status_code + 1] AS status,
+    CASE WHEN reason_code >= 0 THEN $reasons[reason_code + 1] END AS endedReason,
+    CASE
+        WHEN assistant_code >= 0 THEN $assistants[assistant_code + 1]
+        WHEN assistant_code = -1 THEN $zero_assistant
+    END AS assistantId,
+    CASE WHEN variable_values IS NOT NULL THEN {'variableValues': variable_values} END
+        AS assistantOverrides,
+    instant(created_ms) AS createdAt,
+    instant(updated_ms) AS updatedAt,
+    instant(started_ms) AS startedAt,
+    instant(ended_ms) AS endedAt,
+    CASE WHEN has_cost THEN money(total_micro) END AS cost,
+    CASE WHEN has_cost THEN {
+        'transport': money(transport_micro),
+        'stt': money(stt_micro),
+        'llm': money(llm_micro),
+        'tts': money(tts_micro),
+        'vapi': money(vapi_micro),
+        'total': money(total_micro),
+        'llmPromptTokens': prompt_tokens,
+        'llmCompletionTokens': completion_tokens,
+        'llmCachedPromptTokens': cached_prompt_tokens,
+        'ttsCharacters': tts_characters,
+        'analysisCostBreakdown': {
+            'summary': money(summary_micro),
+            'structuredData': money(structured_data_micro),
+            'successEvaluation': money(success_evaluation_micro)
+        },
+        'voicemailDetectionCost': money(voicemail_detection_micro),
+        'knowledgeBaseCost': money(knowledge_base_micro)
+    } END AS costBreakdown,
+    CASE WHEN has_cost THEN {
+        'successEvaluation': CASE success_code WHEN 1 THEN 'true' WHEN 0 THEN 'false' END
+    } END AS analysis
+FROM variables
+"""
+
+_COPY_OPTIONS = {
+    "parquet": "FORMAT parquet, COMPRESSION zstd",
+    "jsonl": "FORMAT json",
+}
+
+
+def write_calls(calls: MonthCalls, org: DemoOrg, out: Path, output_format: OutputFormat) -> None:
+    """Write ``calls`` as Vapi ``Call`` records: JSON Lines, or Parquet with the same nesting.
+
+    In Parquet, timestamps are ``TIMESTAMP WITH TIME ZONE``, money ``DECIMAL(18,6)`` and
+    ``assistantOverrides.variableValues`` a JSON string; JSON Lines carries ISO-8601
+    strings with milliseconds and exact decimal numbers, as ``GET /call`` does. Rows keep
+    their creation order, so the same input writes the same bytes.
+    """
+    connection = connect()
+    try:
+        connection.execute(_WRITE_MACROS[output_format])
+        connection.register("generated_calls", pd.DataFrame(calls.columns))
+        parameters = {
+            "org_id": org.org_id,
+            "assistants": [assistant.id for assistant in org.assistants],
+            "zero_assistant": ZERO_ASSISTANT_ID,
+            "types": list(TYPES),
+            "statuses": list(STATUSES),
+            "reasons": list(ENDED_REASONS),
+            "cost_centers": list(VARIABLE_COST_CENTERS),
+            "tiers": list(CUSTOMER_TIERS),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        connection.execute(
+            f"COPY ({_CALL_RECORDS}) TO '{_quote_path(out)}' ({_COPY_OPTIONS[output_format]})",
+            parameters,
+        )
+    finally:
+        connection.close()
+
+
+def _first_row(
+    connection: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, object] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row or None; the whole result is fetched so the connection is free again."""
+    rows = connection.execute(sql, parameters).fetchall()
+    return rows[0] if rows else None
+
+
+def _quote_path(path: Path) -> str:
+    """A file path as the body of a SQL string literal (COPY TO takes no bound parameter)."""
+    return str(path).replace("'", "''")
+
+
+# ---------------------------------------------------------------------------------------
+# Loading Call records into the ``calls`` table
+# ---------------------------------------------------------------------------------------
+
+MONEY_TYPE = "DECIMAL(38, 12)"
+"""Exact for any amount with up to 12 decimal places; more places are rounded half away from zero."""
+
+_COLUMN_TYPES = {
+    "text": "VARCHAR",
+    "object": "JSON",
+    "instant": "BIGINT",
+    "money": MONEY_TYPE,
+    "integer": "BIGINT",
+}
+_PROBLEMS = {
+    "text": "is missing",
+    "object": "is not a JSON object",
+    "instant": "is not an ISO-8601 timestamp",
+    "money": "is not a decimal number",
+    "integer": "is not an integer",
+}
+
+
+def _stored_name(field: CallField) -> str:
+    """Instants are stored as epoch microseconds: ``created_at`` → ``created_us``."""
+    return field.column.removesuffix("_at") + "_us" if field.kind == "instant" else field.column
+
+
+def _typed(field: CallField, raw: str, raw_type: str) -> str:
+    """SQL turning the staged value ``raw`` (of DuckDB type ``raw_type``) into its stored type."""
+    if field.kind == "text":
+        return raw if raw_type == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
+    if field.kind == "object":
+        if raw_type.startswith(("STRUCT", "MAP")):
+            return f"CAST(to_json({raw}) AS JSON)"
+        return f"TRY_CAST({raw} AS JSON)"
+    if field.kind == "instant":
+        return f"epoch_us(TRY_CAST({raw} AS TIMESTAMPTZ))"
+    if field.kind == "money":
+        return f"TRY_CAST({raw} AS {MONEY_TYPE})"
+    return f"TRY_CAST(TRY_CAST({raw} AS DECIMAL(38, 6)) AS BIGINT)"
+
+
+def _bad(field: CallField, raw: str, typed: str) -> str:
+    """SQL that is true when the staged value cannot be loaded."""
+    if field.required:
+        condition = f"{typed} IS NULL" + (f" OR {typed} = ''" if field.kind == "text" else "")
+    else:
+        condition = f"{raw} IS NOT NULL AND {typed} IS NULL"
+    if field.kind == "object":
+        condition += f" OR ({typed} IS NOT NULL AND json_type({typed}) <> 'OBJECT')"
+    if field.kind == "integer":
+        condition += f" OR {typed} <> TRY_CAST({raw} AS DECIMAL(38, 6))"
+    return condition
+
+
+_CREATE_LOADED = (
+    "CREATE OR REPLACE TEMP TABLE loaded (_source INTEGER, _line BIGINT, "
+    + ", ".join(f"{_stored_name(f)} {_COLUMN_TYPES[f.kind]}" for f in CALL_FIELDS)
+    + ")"
+)
+
+_CREATE_CALLS = f"""
+CREATE OR REPLACE TABLE calls AS
+SELECT
+    {", ".join(_stored_name(f) for f in CALL_FIELDS)},
+    CASE WHEN started_us IS NOT NULL AND ended_us IS NOT NULL
+        THEN CAST(CAST(ended_us - started_us AS DECIMAL(18, 0)) * 0.000001 AS DECIMAL(18, 6))
+    END AS duration
+FROM loaded
+ORDER BY created_us, id
+"""
+
+_FIRST_DUPLICATE = """
+SELECT id, list([_source, _line] ORDER BY _source, _line)[1:2] AS places
+FROM loaded
+GROUP BY id
+HAVING count(*) > 1
+ORDER BY places[2]
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file; ``where(line)`` renders a record's position for error messages."""
+
+    path: Path
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.path.suffix.lower() == ".parquet"
+
+    def where(self, line: int) -> str:
+        return f"{self.path}: row {line}" if self.is_parquet else f"{self.path}:{line}"
+
+
+def load_calls(connection: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> int:
+    """Create the ``calls`` table from Parquet, JSON or JSON Lines files of Vapi Calls.
+
+    Every value is checked before anything is served; the first problem raises
+    ``MalformedRecordError`` naming the file, the line (or Parquet row) and the field.
+    Call ids must be unique across all files, since an export loaded twice would double
+    every cost. Returns the number of calls loaded.
+    """
+    sources = [Source(Path(path)) for path in paths]
+    for source in sources:
+        if not source.path.is_file():
+            raise MalformedRecordError(f"{source.path}: no such file (give --calls PATH)")
+    connection.execute(_CREATE_LOADED)
+    for index, source in enumerate(sources):
+        if source.is_parquet:
+            _stage_parquet(connection, source)
+            _load_staged(connection, index, source)
+        else:
+            for frame in read_json_records(source.path):
+                connection.register("staged", frame)
+                _load_staged(connection, index, source)
+                connection.unregister("staged")
+    duplicate = _first_row(connection, _FIRST_DUPLICATE)
+    if duplicate:
+        call_id, places = duplicate
+        first, second = (sources[src].where(line) for src, line in places)
+        raise MalformedRecordError(
+            f"{second}: id {call_id!r} was already loaded from {first}; "
+            "load each call once (overlapping exports?)"
+        )
+    connection.execute(_CREATE_CALLS)
+    connection.execute("DROP TABLE loaded")
+    count = _first_row(connection, "SELECT count(*) FROM calls")
+    return int(count[0]) if count else 0
+
+
+def _stage_parquet(connection: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """A view ``staged`` over the file with one column per field; absent fields are NULL.
+
+    A field is found nested (``"costBreakdown"."llm"``, as ``generate`` writes it) or
+    flattened under its dotted name (``"costBreakdown.llm"``).
+    """
+    file = f"read_parquet('{_quote_path(source.path)}', file_row_number = true)"
+    try:
+        connection.execute(f"DESCRIBE SELECT file_row_number FROM {file}")
+    except duckdb.Error as error:
+        raise MalformedRecordError(
+            f"{source.path}: not a readable Parquet file ({error})"
+        ) from None
+    selected = ["file_row_number + 1 AS _line"]
+    for field in CALL_FIELDS:
+        found = _parquet_path(connection, file, field)
+        if found is None and field.required:
+            raise MalformedRecordError(
+                f"{source.path}: no column {field.dotted!r}; every Vapi Call has one"
+            )
+        selected.append(f"{found or 'NULL'} AS {field.column}")
+    connection.execute(
+        f"CREATE OR REPLACE TEMP VIEW staged AS SELECT {', '.join(selected)} FROM {file}"
+    )
+
+
+def _parquet_path(connection: duckdb.DuckDBPyConnection, file: str, field: CallField) -> str | None:
+    candidates = (
+        ".".join(_quote_identifier(part) for part in field.path),
+        _quote_identifier(field.dotted),
+    )
+    for candidate in candidates:
+        try:
+            connection.execute(f"DESCRIBE SELECT {candidate} FROM {file}")
+        except duckdb.Error:
+            continue
+        return candidate
+    return None
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _load_staged(connection: duckdb.DuckDBPyConnection, index: int, source: Source) -> None:
+    """Type, check and append the relation ``staged`` (``_line`` + one column per field)."""
+    raw_types = dict(
+        connection.execute("SELECT column_name, column_type FROM (DESCRIBE staged)").fetchall()
+    )
+    typed = {f.column: _typed(f, f"s.{f.column}", raw_types[f.column]) for f in CALL_FIELDS}
+    bad_flags = ", ".join(
+        f"CASE WHEN {_bad(f, f's.{f.column}', typed[f.column])} THEN '{f.column}' END"
+        for f in CALL_FIELDS
+    )
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE typed AS SELECT s._line, "
+        + ", ".join(f"{typed[f.column]} AS {_stored_name(f)}" for f in CALL_FIELDS)
+        + f", concat_ws(',', {bad_flags}) AS _bad FROM staged AS s"
+    )
+    problem = _first_row(
+        connection, "SELECT _line, _bad FROM typed WHERE _bad <> '' ORDER BY _line LIMIT 1"
+    )
+    if problem:
+        line, columns = problem
+        field = next(f for f in CALL_FIELDS if f.column == columns.split(",")[0])
+        (raw,) = connection.execute(
+            f"SELECT CAST({field.column} AS VARCHAR) FROM staged WHERE _line = $line",
+            {"line": line},
+        ).fetchone() or (None,)
+        what = "is missing" if raw is None or raw == "" else f"{raw!r} {_PROBLEMS[field.kind]}"
+        raise MalformedRecordError(f"{source.where(line)}: {field.dotted} {what}")
+    connection.execute(
+        "INSERT INTO loaded SELECT $source, * EXCLUDE (_bad) FROM typed", {"source": index}
+    )
+    connection.execute("DROP TABLE typed")
+
+
+# ---------------------------------------------------------------------------------------
+# Answering analytics queries
+# ---------------------------------------------------------------------------------------
+
+ValueKind = Literal["id", "money", "integer", "seconds", "minutes", "concurrency"]
+
+
+@dataclass(frozen=True)
+class SpecColumn:
+    """A spec column: the ``calls`` column it reads (None for concurrency) and its kind."""
+
+    source: str | None
+    kind: ValueKind
+
+
+COLUMNS: dict[str, SpecColumn] = {
+    "id": SpecColumn("id", "id"),
+    "cost": SpecColumn("cost", "money"),
+    "costBreakdown.llm": SpecColumn("llm", "money"),
+    "costBreakdown.stt": SpecColumn("stt", "money"),
+    "costBreakdown.tts": SpecColumn("tts", "money"),
+    "costBreakdown.vapi": SpecColumn("vapi", "money"),
+    "costBreakdown.transport": SpecColumn("transport", "money"),
+    "costBreakdown.analysisBreakdown.summary": SpecColumn("analysis_summary", "money"),
+    "costBreakdown.transcriber": SpecColumn("stt", "money"),
+    "costBreakdown.ttsCharacters": SpecColumn("tts_characters", "integer"),
+    "costBreakdown.llmPromptTokens": SpecColumn("llm_prompt_tokens", "integer"),
+    "costBreakdown.llmCompletionTokens": SpecColumn("llm_completion_tokens", "integer"),
+    "costBreakdown.llmCachedPromptTokens": SpecColumn("llm_cached_prompt_tokens", "integer"),
+    "duration": SpecColumn("duration", "seconds"),
+    "minutesUsed": SpecColumn("duration", "minutes"),
+    "concurrency": SpecColumn(None, "concurrency"),
+}
+"""Every spec column. ``costBreakdown.transcriber`` is the Call's ``costBreakdown.stt`` and
+``costBreakdown.analysisBreakdown.summary`` its ``costBreakdown.analysisCostBreakdown.summary``;
+``minutesUsed`` aggregates ``duration`` and is divided by 60 afterwards."""
+
+GROUP_BY_COLUMNS: dict[str, str] = {
+    "type": "type",
+    "assistantId": "assistant_id",
+    "endedReason": "ended_reason",
+    "analysis.successEvaluation": "success_evaluation",
+    "status": "status",
+}
+
+_SUB_DAY_US = {"second": 1_000_000, "minute": 60_000_000, "hour": 3_600_000_000}
+_STEP_TRUNC = {
+    "day": "date_trunc('day', {ts})",
+    "week": "date_trunc('week', {ts})",
+    "month": "date_trunc('month', {ts})",
+    "quarter": "date_trunc('quarter', {ts})",
+    "year": "date_trunc('year', {ts})",
+    "decade": "date_trunc('decade', {ts})",
+    "century": "make_timestamp((year({ts}) - 1) // 100 * 100 + 1, 1, 1, 0, 0, 0)",
+    "millennium": "make_timestamp((year({ts}) - 1) // 1000 * 1000 + 1, 1, 1, 0, 0, 0)",
+}
+"""Local-calendar truncation of a wall-clock TIMESTAMP; weeks start on Monday and
+centuries/millennia start in year …01, as in PostgreSQL."""
+
+HISTORY_DEFAULT_STEP = "day"
+"""The series step of ``history`` when the query has no step of its own."""
+
+BucketKind = Literal["none", "instant", "wall"]
+
+
+def bucket_kind(step: str | None) -> BucketKind:
+    """How a bucket value comes back from SQL: a UTC instant (sub-day steps) or local wall time."""
+    if step is None:
+        return "none"
+    return "instant" if step in _SUB_DAY_US else "wall"
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL and its parameters; result columns are keys…, bucket, then each operation's slots."""
+
+    sql: str
+    parameters: dict[str, object]
+    key_count: int
+    slots: tuple[int, ...]
+    """How many result columns each operation occupies (avg needs sum and count)."""
+
+
+def _bucket_sql(step: str) -> str:
+    if step in _SUB_DAY_US:
+        unit = _SUB_DAY_US[step]
+        return f"(local_us - (((local_us % {unit}) + {unit}) % {unit}) - offset_us)"
+    truncated = _STEP_TRUNC[step].format(ts="make_timestamp(local_us)")
+    return f"epoch_us({truncated})"
+
+
+def _offset_sql(segments: Sequence[tuple[int, int]], parameters: dict[str, object]) -> str:
+    """The UTC offset (µs) of ``created_us`` as a CASE over the segments, values bound."""
+    parameters["offset_0"] = segments[0][1]
+    if len(segments) == 1:
+        return "$offset_0"
+    branches = []
+    for index in range(1, len(segments)):
+        parameters[f"change_{index}"] = segments[index][0]
+        parameters[f"offset_{index}"] = segments[index][1]
+        branches.append(f"WHEN created_us < $change_{index} THEN $offset_{index - 1}")
+    return f"CASE {' '.join(branches)} ELSE $offset_{len(segments) - 1} END"
+
+
+def json_pointer(key: str) -> str:
+    """RFC 6901 pointer to a top-level key, so any key text is safe as a bound parameter."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def _value(column: SpecColumn) -> str:
+    assert column.source is not None
+    return column.source
+
+
+def _row_aggregate(operation: str, column: SpecColumn) -> list[str]:
+    """SQL aggregates for one non-concurrency operation over ``scoped`` rows."""
+    value = _value(column)
+    if operation == "count":
+        return [f"count({value})"]
+    if operation == "sum":
+        return [f"CAST(coalesce(sum({value}), 0) AS VARCHAR)"]
+    if operation == "avg":
+        return [f"CAST(sum({value}) AS VARCHAR)", f"count({value})"]
+    return [f"CAST({operation}({value}) AS VARCHAR)"]
+
+
+def _step_value(column: SpecColumn) -> str:
+    """The per-step value a ``history`` series carries for ``column``."""
+    if column.kind == "id":
+        return f"count({_value(column)})"
+    if column.kind == "concurrency":
+        return "max(v)"
+    return f"coalesce(sum({_value(column)}), 0)"
+
+
+def _concurrency_aggregate(operation: str) -> list[tuple[str, str | None]]:
+    """(SQL over per-call ``v``, value for a group none of whose calls has both instants)."""
+    if operation == "count":
+        return [("count(v)", "0")]
+    if operation == "sum":
+        return [("sum(v)", "0")]
+    if operation == "avg":
+        return [("CAST(sum(v) AS VARCHAR)", None), ("count(v)", "0")]
+    return [(f"{operation}(v)", None)]
+
+
+def _concurrency_ctes(name: str, keys: list[str], partition: list[str]) -> str:
+    """Per-call concurrency ``v``: calls of the partition active when the call starts.
+
+    A sweep over start (+1) and end (−1) events: the running sum at a call's start counts
+    the calls with ``startedAt <= t < endedAt``, itself included (a zero-length call
+    counts itself through ``self``). Calls without both instants take no part.
+    """
+    carried = ", ".join([*keys, "b", "s"])
+    valid = "started_us IS NOT NULL AND ended_us IS NOT NULL AND ended_us >= started_us"
+    return f"""
+{name}_events AS (
+    SELECT {carried}, started_us AS t, 1 AS delta,
+        CASE WHEN ended_us = started_us THEN 1 ELSE 0 END AS self
+    FROM scoped WHERE {valid}
+    UNION ALL
+    SELECT {carried}, ended_us AS t, -1 AS delta, 0 AS self
+    FROM scoped WHERE {valid}
+),
+
+{name} AS (
+    SELECT {carried}, delta,
+        sum(delta) OVER (
+            PARTITION BY {", ".join(partition)}
+            ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) + self AS v
+    FROM {name}_events
+)"""
+
+
+def _match(left: str, right: str, columns: list[str]) -> str:
+    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in columns) or "TRUE"
+
+
+def compile_query(
+    query: ResolvedQuery,
+    segments: Sequence[tuple[int, int]],
+    row_limit: int,
+) -> CompiledQuery:
+    """Build the CTE pipeline answering ``query``.
+
+    ``scoped`` holds the calls of the range with their group keys ``k0…``, row bucket
+    ``b`` and history series bucket ``s``; ``grouped`` aggregates per (keys, b);
+    concurrency and each ``history`` get CTEs of their own, left-joined on (keys, b).
+    """
+    parameters: dict[str, object] = {
+        "start_us": query.start_us,
+        "end_us": query.end_us,
+        "row_limit": row_limit,
+    }
+    key_sql = [GROUP_BY_COLUMNS[name] for name in query.group_by]
+    for index, key in enumerate(query.variable_keys):
+        parameters[f"variable_{index}"] = json_pointer(key)
+        key_sql.append(f"json_extract_string(variable_values, $variable_{index})")
+    keys = [f"k{index}" for index in range(len(key_sql))]
+    offset = _offset_sql(segments, parameters)
+    row_bucket = _bucket_sql(query.step) if query.step else "NULL::BIGINT"
+    series_bucket = _bucket_sql(query.step or HISTORY_DEFAULT_STEP)
+    key_columns = "".join(f"{sql} AS {key}, " for sql, key in zip(key_sql, keys, strict=True))
+    row_keys = [*keys, "b"]
+    series_keys = [*keys, "s"]
+
+    ctes = [
+        f"""located AS (
+    SELECT *, {offset} AS offset_us, created_us + {offset} AS local_us
+    FROM calls
+    WHERE created_us >= $start_us AND created_us < $end_us
+)""",
+        f"""scoped AS (
+    SELECT *, {key_columns}{row_bucket} AS b, {series_bucket} AS s
+    FROM located
+)""",
+    ]
+    grouped_columns: list[str] = []
+    concurrency_columns: list[str] = []
+    outputs: list[str] = []
+    joins: list[str] = []
+    slots: list[int] = []
+    for index, operation in enumerate(query.operations):
+        column = COLUMNS[operation.column]
+        if operation.operation == "history":
+            history = f"history_{index}"
+            if column.kind == "concurrency":
+                partition = series_keys if query.step is None else row_keys
+                ctes.append(_concurrency_ctes(f"{history}_concurrency", keys, partition))
+                source, where = f"{history}_concurrency", "WHERE delta = 1"
+            else:
+                source, where = "scoped", ""
+            group = ", ".join([*row_keys, "s"])
+            ctes.append(
+                f"""{history}_steps AS (
+    SELECT {group}, {_step_value(column)} AS v
+    FROM {source} {where}
+    GROUP BY {group}
+),
+
+{history} AS (
+    SELECT {", ".join(row_keys)}, list({{'d': s, 'v': CAST(v AS VARCHAR)}} ORDER BY s) AS series
+    FROM {history}_steps
+    GROUP BY {", ".join(row_keys)}
+)"""
+            )
+            joins.append(f"LEFT JOIN {history} ON {_match('grouped', history, row_keys)}")
+            outputs.append(f"coalesce({history}.series, [])")
+            slots.append(1)
+            continue
+        if column.kind == "concurrency":
+            aggregates = _concurrency_aggregate(operation.operation)
+            for slot, (sql, when_empty) in enumerate(aggregates):
+                name = f"c{index}_{slot}"
+                concurrency_columns.append(f"{sql} AS {name}")
+                output = f"concurrency.{name}"
+                outputs.append(f"coalesce({output}, {when_empty})" if when_empty else output)
+            slots.append(len(aggregates))
+            continue
+        expressions = _row_aggregate(operation.operation, column)
+        names = [f"a{index}_{n}" for n in range(len(expressions))]
+        grouped_columns += [
+            f"{sql} AS {name}" for sql, name in zip(expressions, names, strict=True)
+        ]
+        outputs += [f"grouped.{name}" for name in names]
+        slots.append(len(names))
+
+    ctes.append(
+        f"""grouped AS (
+    SELECT {", ".join([*row_keys, "count(*) AS calls", *grouped_columns])}
+    FROM scoped
+    GROUP BY {", ".join(row_keys)}
+)"""
+    )
+    if concurrency_columns:
+        ctes.append(_concurrency_ctes("concurrency_calls", keys, row_keys))
+        ctes.append(
+            f"""concurrency AS (
+    SELECT {", ".join([*row_keys, *concurrency_columns])}
+    FROM concurrency_calls
+    WHERE delta = 1
+    GROUP BY {", ".join(row_keys)}
+)"""
+        )
+        joins.insert(0, f"LEFT JOIN concurrency ON {_match('grouped', 'concurrency', row_keys)}")
+    order = ", ".join(f"grouped.{column} ASC NULLS LAST" for column in ["b", *keys])
+    selected = ", ".join([*(f"grouped.{column}" for column in row_keys), *outputs])
+    sql = (
+        "WITH\n"
+        + ",\n\n".join(ctes)
+        + f"\n\nSELECT {selected}\nFROM grouped\n"
+        + "\n".join(joins)
+        + f"\nORDER BY {order}\nLIMIT $row_limit"
+    )
+    return CompiledQuery(sql, parameters, len(keys), tuple(slots))
+
+
+MAX_RESULT_ROWS = 100_000
+"""A query with more rows than this is refused: ask for a coarser step or a shorter range."""
+
+
+class ResultTooLarge(ValueError):
+    """A query whose answer would exceed ``MAX_RESULT_ROWS`` rows."""
+
+
+@dataclass(frozen=True)
+class QueryRows:
+    """The raw rows of one query, as ``compile_query`` laid them out."""
+
+    query: ResolvedQuery
+    rows: list[tuple[Any, ...]]
+
+
+class Engine:
+    """The loaded calls and the queries over them; one DuckDB database, one cursor per request."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._paths = tuple(Path(path) for path in paths)
+        self._connection = connect()
+        self._lock = threading.Lock()
+        self._loaded = False
+        self.calls = 0
+        self._created_range: tuple[int, int] | None = None
+
+    def load(self) -> int:
+        """Load the files once (later calls return at once); raises ``MalformedRecordError``."""
+        with self._lock:
+            if not self._loaded:
+                self.calls = load_calls(self._connection, self._paths)
+                bounds = _first_row(
+                    self._connection, "SELECT min(created_us), max(created_us) FROM calls"
+                )
+                if bounds and bounds[0] is not None:
+                    self._created_range = (int(bounds[0]), int(bounds[1]))
+                self._loaded = True
+        return self.calls
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def compile(self, query: ResolvedQuery) -> CompiledQuery | None:
+        """The SQL for ``query``, or None when no loaded call can fall in its range."""
+        if self._created_range is None:
+            return None
+        low = max(query.start_us, self._created_range[0])
+        high = min(query.end_us, self._created_range[1] + 1)
+        if low >= high:
+            return None
+        segments = offset_segments(query.timezone, low, high)
+        return compile_query(query, segments, MAX_RESULT_ROWS + 1)
+
+    def run(self, queries: Sequence[ResolvedQuery]) -> list[QueryRows]:
+        """Answer a batch on a cursor of its own, so concurrent requests do not share state."""
+        if not self._loaded:
+            raise RuntimeError("Engine.load() must run before queries are answered")
+        cursor = self._connection.cursor()
+        try:
+            results = []
+            for query in queries:
+                compiled = self.compile(query)
+                rows = (
+                    cursor.execute(compiled.sql, compiled.parameters).fetchall() if compiled else []
+                )
+                if len(rows) > MAX_RESULT_ROWS:
+                    raise ResultTooLarge(
+                        f"query {query.name!r} would return more than {MAX_RESULT_ROWS:,} rows; "
+                        "use a coarser timeRange.step or a shorter range"
+                    )
+                results.append(QueryRows(query, rows))
+            return results
+        finally:
+            cursor.close()
