@@ -12,7 +12,7 @@ same way. The breakdowns of ``breakdowns.py`` attribute their rows with these sa
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from fractions import Fraction
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
-from vapi_chargeback.breakdowns import build_breakdowns
+from vapi_chargeback.breakdowns import BreakdownBuilder
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, SharedPool
 from vapi_chargeback.plan import ASSISTANT_KEY, DATE_KEY, Plan, measure_alias, measure_default_key
 from vapi_chargeback.split import MINUTES_QUANTUM, exact_context, round_to_total, split_exact
@@ -82,7 +82,7 @@ def attribute(
     return Attribution(UNALLOCATED, "", assistant, f"unallocated:{reason}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttributedRow:
     day: date
     attribution: Attribution
@@ -99,7 +99,11 @@ def attributed_rows(
     query_name: str,
     measures: Collection[str],
 ) -> Iterator[AttributedRow]:
-    """The rows of one compiled query, each with its local day, attribution and measures."""
+    """The rows of one compiled query, each with its local day, attribution and measures.
+
+    A generator, so a month of day rows is aggregated as it is read, never held twice;
+    days and attributions repeat across rows and are computed once each.
+    """
     result = results.get(query_name)
     if result is None:
         raise AnalyticsResultError(
@@ -108,28 +112,29 @@ def attributed_rows(
         )
     zone = ZoneInfo(plan.period.timezone)
     ids = set(config.cost_center_ids)
-    cache: dict[tuple[str, object, date], Attribution] = {}
+    readers = [
+        (measure, measure_alias(measure), measure_default_key(measure)) for measure in measures
+    ]
+    days: dict[object, date] = {}
+    attributions: dict[tuple[str, object, date], Attribution] = {}
     for index, row in enumerate(result.result):
-        where = f"query {query_name!r} row {index}"
-        day = _local_day(row.get(DATE_KEY), zone, plan, where)
+        stamp = row.get(DATE_KEY)
+        day = days.get(stamp) if isinstance(stamp, str) else None
+        if day is None:
+            day = _local_day(stamp, zone, plan, f"query {query_name!r} row {index}")
+            days[stamp] = day
         assistant = row.get(ASSISTANT_KEY)
         value = row.get(plan.variable_key)
         key = (str(assistant), _hashable(value), day)
-        attribution = cache.get(key)
+        attribution = attributions.get(key)
         if attribution is None:
             attribution = attribute(ids, mapping, assistant, value, day)
-            cache[key] = attribution
-        values = {measure: _measure(row, measure, where) for measure in measures}
+            attributions[key] = attribution
+        values = {
+            measure: _measure(row, alias, default, query_name, index)
+            for measure, alias, default in readers
+        }
         yield AttributedRow(day, attribution, row, values)
-
-
-@dataclass
-class _Sums:
-    values: dict[str, Decimal] = field(default_factory=dict)
-
-    def add(self, values: Mapping[str, Decimal]) -> None:
-        for measure, value in values.items():
-            self.values[measure] = self.values.get(measure, Decimal(0)) + value
 
 
 def allocate(
@@ -141,17 +146,31 @@ def allocate(
     """The month's statement, without reconciliation and provenance (added by the caller).
 
     Its ``breakdowns`` hold every owner's query definitions, attributed with the same rules.
+    Each query's rows are read once and aggregated as they stream by.
     """
-    rows = _rows_by_query(config, mapping, plan, results)
-    sums: dict[tuple[str, str, str, str], _Sums] = {}
+    builder = BreakdownBuilder(plan, config.cost_center_ids)
+    measures: dict[str, set[str]] = {
+        plan.core_query: {"calls", "seconds", "cost", *plan.components}
+    }
+    for definition in plan.definitions:
+        measures.setdefault(definition.query, set()).update(definition.aliases)
+    sums: dict[tuple[str, str, str, str], dict[str, Decimal]] = {}
     with exact_context():
-        for item in rows[plan.core_query]:
-            a = item.attribution
-            key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
-            sums.setdefault(key, _Sums()).add(item.values)
+        for name, needed in measures.items():
+            for item in attributed_rows(config, mapping, plan, results, name, sorted(needed)):
+                builder.add(name, item)
+                if name == plan.core_query:
+                    a = item.attribution
+                    key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
+                    line = sums.get(key)
+                    if line is None:
+                        sums[key] = dict(item.values)
+                    else:
+                        for measure, value in item.values.items():
+                            line[measure] += value
     order = _LineOrder(config)
     keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
-    lines = _rounded_lines(config, plan, keys, [sums[k].values for k in keys])
+    lines = _rounded_lines(config, plan, keys, [sums[k] for k in keys])
     lines = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
     return Statement(
@@ -163,26 +182,8 @@ def allocate(
         components=list(plan.components),
         cost_centers=[CostCenterInfo(c.id, c.name, c.owner_email) for c in config.cost_centers],
         lines=lines,
-        breakdowns=build_breakdowns(plan, rows, config.cost_center_ids),
+        breakdowns=builder.tables(),
     )
-
-
-def _rows_by_query(
-    config: ChargebackConfig,
-    mapping: AssistantMapping,
-    plan: Plan,
-    results: Mapping[str, AnalyticsQueryResult],
-) -> dict[str, list[AttributedRow]]:
-    """Attributed rows of the core query and of every query a definition reads, read once."""
-    measures: dict[str, set[str]] = {
-        plan.core_query: {"calls", "seconds", "cost", *plan.components}
-    }
-    for definition in plan.definitions:
-        measures.setdefault(definition.query, set()).update(definition.aliases)
-    return {
-        name: list(attributed_rows(config, mapping, plan, results, name, needed))
-        for name, needed in measures.items()
-    }
 
 
 def _rounded_lines(
@@ -331,22 +332,26 @@ def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
     return day
 
 
-def _measure(row: Mapping[str, Any], measure: str, where: str) -> Decimal:
-    alias = measure_alias(measure)
-    if alias in row:
-        raw = row[alias]
-    else:
-        fallback = measure_default_key(measure)
-        if fallback not in row:
-            raise AnalyticsResultError(
-                f"{where}: no {alias!r} (nor {fallback!r}); keys are {sorted(row)}"
-            )
-        raw = row[fallback]
+def _measure(row: Mapping[str, Any], alias: str, default: str, query: str, index: int) -> Decimal:
+    """A measure's exact value: its alias, else the API's default key; null is 0."""
+    raw = row[alias] if alias in row else row.get(default, _MISSING)
+    if type(raw) is Decimal and raw.is_finite():
+        return raw
+    if type(raw) is int:
+        return Decimal(raw)
+    where = f"query {query!r} row {index}"
+    if raw is _MISSING:
+        raise AnalyticsResultError(
+            f"{where}: no {alias!r} (nor {default!r}); keys are {sorted(row)}"
+        )
     try:
         value = to_decimal(raw, field=f"{where}.{alias}")
     except InvalidNumberError as error:
         raise AnalyticsResultError(str(error)) from None
     return value if value is not None else Decimal(0)
+
+
+_MISSING = object()
 
 
 def _whole(value: Decimal) -> int:

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from vapi_chargeback.plan import ASSISTANT_KEY, DefinitionPlan, Plan
-from vapi_chargeback.split import MINUTES_QUANTUM, exact_context, round_money, round_to_total
+from vapi_chargeback.split import MINUTES_QUANTUM, round_money, round_to_total
 from vapi_chargeback.statement import CENT, Breakdown
 
 if TYPE_CHECKING:
@@ -49,29 +49,43 @@ Cell = str | int | Decimal | None
 GroupKey = tuple[str | None, ...]
 
 
-def build_breakdowns(
-    plan: Plan, rows: Mapping[str, Sequence[AttributedRow]], cost_center_ids: Sequence[str]
-) -> dict[str, list[Breakdown]]:
-    """Cost center id → its definitions' tables, in config order (empty list when none)."""
-    tables: dict[str, list[Breakdown]] = {center: [] for center in cost_center_ids}
-    for definition in plan.definitions:
-        tables.setdefault(definition.cost_center_id, []).append(
-            breakdown(definition, rows[definition.query])
-        )
-    return tables
+class BreakdownBuilder:
+    """Accumulates every definition's groups as attributed rows stream by, then renders tables.
 
+    A row only reaches the definitions of the cost center it is attributed to that read its
+    query, so forty owners asking the same question cost one pass over its rows.
+    """
 
-def breakdown(definition: DefinitionPlan, rows: Sequence[AttributedRow]) -> Breakdown:
-    """One definition's table from its compiled query's attributed rows."""
-    groups: dict[GroupKey, dict[str, Decimal]] = {}
-    with exact_context():
-        for item in rows:
-            if item.attribution.cost_center_id != definition.cost_center_id:
-                continue
+    def __init__(self, plan: Plan, cost_center_ids: Sequence[str]) -> None:
+        self._cost_center_ids = list(cost_center_ids)
+        self._definitions = list(plan.definitions)
+        self._groups: list[dict[GroupKey, dict[str, Decimal]]] = [{} for _ in self._definitions]
+        self._readers: dict[tuple[str, str], list[int]] = {}
+        for index, definition in enumerate(self._definitions):
+            key = (definition.query, definition.cost_center_id)
+            self._readers.setdefault(key, []).append(index)
+
+    def add(self, query: str, item: AttributedRow) -> None:
+        """Count one row of ``query`` towards each definition that reads it (exact sums)."""
+        for index in self._readers.get((query, item.attribution.cost_center_id), ()):
+            definition = self._definitions[index]
             key = _group_key(definition, item)
-            sums = groups.setdefault(key, dict.fromkeys(definition.aliases, Decimal(0)))
-            for measure in sums:
-                sums[measure] += item.values[measure]
+            sums = self._groups[index].get(key)
+            if sums is None:
+                self._groups[index][key] = {m: item.values[m] for m in definition.aliases}
+            else:
+                for measure in sums:
+                    sums[measure] += item.values[measure]
+
+    def tables(self) -> dict[str, list[Breakdown]]:
+        """Cost center id → its definitions' tables, in config order (empty list when none)."""
+        tables: dict[str, list[Breakdown]] = {center: [] for center in self._cost_center_ids}
+        for definition, groups in zip(self._definitions, self._groups, strict=True):
+            tables.setdefault(definition.cost_center_id, []).append(_table(definition, groups))
+        return tables
+
+
+def _table(definition: DefinitionPlan, groups: Mapping[GroupKey, dict[str, Decimal]]) -> Breakdown:
     keys = sorted(groups, key=lambda key: tuple((part is None, part or "") for part in key))
     columns: list[str] = [] if definition.step is None else [definition.step]
     columns += [_DIMENSION_COLUMNS[d] for d in definition.dimensions]
@@ -79,10 +93,10 @@ def breakdown(definition: DefinitionPlan, rows: Sequence[AttributedRow]) -> Brea
     metric_columns = [
         _metric(metric, [groups[key] for key in keys]) for metric in definition.metrics
     ]
-    table: list[list[Cell]] = [
+    rows: list[list[Cell]] = [
         [*key, *(values[i] for values in metric_columns)] for i, key in enumerate(keys)
     ]
-    return Breakdown(definition.definition_id, definition.title, columns, table)
+    return Breakdown(definition.definition_id, definition.title, columns, rows)
 
 
 def _group_key(definition: DefinitionPlan, item: AttributedRow) -> GroupKey:
