@@ -2,9 +2,11 @@
 
 Byte format, fixed so reruns are byte-identical and any tool can read it:
 
-- UTF-8 without a byte-order mark; comma separated; ``"`` quoting only where a value
-  needs it (comma, quote or line break inside); line endings are ``\\n`` (LF) on
-  every platform, including the last line.
+- UTF-8 without a byte-order mark; comma separated; a value is put in ``"`` quotes
+  (inner ``"`` doubled) only when it holds a comma, a quote, LF or CR (RFC 4180); line
+  endings are ``\\n`` (LF) on every platform, including after the last line. The
+  encoding is done here rather than by the ``csv`` module, whose Python 3.11 writer
+  leaves a lone CR unquoted when the line ending is LF.
 - Header ``period,cost_center_id,cost_center_name,team,assistant_id,allocation,calls,
   minutes,cost_usd``, then ``<component>_usd`` per reported component in the
   statement's order, then ``other_usd``.
@@ -17,8 +19,7 @@ Byte format, fixed so reruns are byte-identical and any tool can read it:
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+import re
 from pathlib import Path
 
 from vapi_chargeback.statement import ChargebackLine, Statement
@@ -36,6 +37,7 @@ LEADING_COLUMNS = (
     "cost_usd",
 )
 LINE_TERMINATOR = "\n"
+NEEDS_QUOTES = re.compile('[,"\r\n]')
 
 
 def csv_name(period: str) -> str:
@@ -49,15 +51,10 @@ def header(components: list[str]) -> list[str]:
 def write_csv(statement: Statement, path: Path) -> int:
     """Write the statement CSV to ``path``; return the number of data rows (lines)."""
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator=LINE_TERMINATOR, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(header(statement.components))
-        writer.writerows(_rows(statement))
+        handle.write(_record(header(statement.components)))
+        for line in statement.lines:
+            handle.write(_record(_row(statement.period, line)))
     return len(statement.lines)
-
-
-def _rows(statement: Statement) -> Iterator[list[str]]:
-    for line in statement.lines:
-        yield _row(statement.period, line)
 
 
 def _row(period: str, line: ChargebackLine) -> list[str]:
@@ -78,3 +75,14 @@ def _row(period: str, line: ChargebackLine) -> list[str]:
 
 def _text(value: str) -> str:
     return f"'{value}" if looks_like_formula(value) else value
+
+
+def _record(fields: list[str]) -> str:
+    return (
+        ",".join(_quoted(field) if NEEDS_QUOTES.search(field) else field for field in fields)
+        + LINE_TERMINATOR
+    )
+
+
+def _quoted(field: str) -> str:
+    return '"' + field.replace('"', '""') + '"'

@@ -51,6 +51,8 @@ SHEET_TITLE_FORBIDDEN = re.compile(r"[:\\/?*\[\]\x00-\x1f]")
 RESERVED_SHEET_TITLES = {"history"}
 ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+OOXML_ESCAPE_LOOKALIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+"""Excel reads ``_xHHHH_`` in text as an escaped character; a literal one needs its ``_`` escaped."""
 EMPTY_SHEET_DATA = (b"<sheetData></sheetData>", b"<sheetData/>")
 
 HEADER_FILL = "DDEBF7"
@@ -299,6 +301,8 @@ def _row(
 
 
 def _text(value: str) -> str:
+    if "_x" in value:
+        value = OOXML_ESCAPE_LOOKALIKE.sub("_x005F_", value)
     escaped = value.translate(XML_ESCAPES)
     if value[:1].isspace() or value[-1:].isspace():
         return f'<t xml:space="preserve">{escaped}</t>'

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import csv
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from statement_samples import sample_statement
 
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.csv import csv_name, header, write_csv
-from vapi_chargeback.statements.formatting import minutes_text, money_text
+from vapi_chargeback.statements.formatting import looks_like_formula, minutes_text, money_text
 
 GOLDEN = (
     b"period,cost_center_id,cost_center_name,team,assistant_id,allocation,calls,minutes,cost_usd,"
@@ -93,3 +98,43 @@ def test_money_text(amount: str, text: str) -> None:
 )
 def test_minutes_text(minutes: str, text: str) -> None:
     assert minutes_text(Decimal(minutes)) == text
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.text(max_size=30), team=st.text(max_size=30))
+def test_any_text_survives_a_csv_reader(name: str, team: str) -> None:
+    base = sample_statement()
+    first = replace(base.lines[0], cost_center_name=name, team=team)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "x.csv"
+        write_csv(replace(base, lines=[first]), path)
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+
+    expected = [f"'{text}" if looks_like_formula(text) else text for text in (name, team)]
+    assert [rows[1][2], rows[1][3]] == expected
+
+
+@pytest.mark.parametrize(
+    ("team", "field"),
+    [
+        pytest.param("a,b", b'"a,b"', id="comma"),
+        pytest.param('say "hi"', b'"say ""hi"""', id="quotes-doubled"),
+        pytest.param("two\nlines", b'"two\nlines"', id="line-feed"),
+        pytest.param("a\rb", b'"a\rb"', id="lone-carriage-return"),
+        pytest.param(" padded ", b" padded ", id="spaces-kept-unquoted"),
+        pytest.param("Zürich", "Zürich".encode(), id="utf-8"),
+    ],
+)
+def test_fields_are_quoted_only_when_needed(
+    statement: Statement, tmp_path: Path, team: str, field: bytes
+) -> None:
+    path = tmp_path / "x.csv"
+
+    write_csv(replace(statement, lines=[replace(statement.lines[0], team=team)]), path)
+
+    assert (
+        path.read_bytes()
+        .split(b"\n", 1)[1]
+        .startswith(b"2026-10,sales,Sales," + field + b",asst-1,")
+    )

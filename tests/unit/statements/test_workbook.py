@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from vapi_chargeback.statements.workbook import (
     Column,
@@ -172,3 +175,40 @@ def test_bad_sheets_are_refused_naming_the_place(
 ) -> None:
     with pytest.raises(error, match=message):
         write_workbook(tmp_path / "x.xlsx", sheets, INFO)
+
+
+ESCAPE_LOOKALIKE = re.compile("_x[0-9A-Fa-f]{4}_")
+WORKBOOK_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs",),
+        blacklist_characters="\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\ufffe\uffff",
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(WORKBOOK_TEXT, min_size=1, max_size=5))
+def test_any_text_reads_back_unchanged(texts: list[str]) -> None:
+    assume(not any(ESCAPE_LOOKALIKE.search(text) for text in texts))
+    rows = [[text] for text in texts]
+    sheet = _open([Sheet("S", [Column("Text")], rows)])["S"]
+
+    assert [row[0].value for row in sheet.iter_rows(min_row=2)] == texts
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        pytest.param("_x0041_", b"<t>_x005F_x0041_</t>", id="escape-lookalike"),
+        pytest.param("a_x000D_b_x", b"<t>a_x005F_x000D_b_x</t>", id="cr-lookalike"),
+        pytest.param("tax_xyz", b"<t>tax_xyz</t>", id="not-a-lookalike"),
+    ],
+)
+def test_ooxml_escape_lookalikes_are_stored_escaped(text: str, stored: bytes) -> None:
+    """Excel decodes ``_xHHHH_`` in cell text (ECMA-376 ST_Xstring); openpyxl does not."""
+    buffer = io.BytesIO()
+    write_workbook(buffer, [Sheet("S", [Column("Team")], [[text]])], INFO)
+
+    assert stored in zipfile.ZipFile(buffer).read("xl/worksheets/sheet1.xml")
