@@ -91,7 +91,10 @@ class _Buckets:
 def _operation_reader(
     operation: ResolvedOperation, series: _Buckets
 ) -> Callable[[tuple[Any, ...]], Any]:
-    """Reads one operation's slots (1, or 2 for avg) into its JSON value."""
+    """Reads one operation's slots (1, or 2 for avg) into its JSON value.
+
+    A ``history`` point of ``id`` is a count of calls, so a number, unlike ``min``/``max`` of id.
+    """
     column = COLUMNS[operation.column]
     scalar = _scalar(column)
     if operation.operation == "avg":
@@ -99,7 +102,8 @@ def _operation_reader(
     if operation.operation == "count":
         return lambda slots: Number(str(slots[0]))
     if operation.operation == "history":
-        return lambda slots: [{"date": series(p["d"]), "value": scalar(p["v"])} for p in slots[0]]
+        point = (lambda value: exact(str(value))) if column.kind == "id" else scalar
+        return lambda slots: [{"date": series(p["d"]), "value": point(p["v"])} for p in slots[0]]
     return lambda slots: scalar(slots[0])
 
 
