@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -301,7 +301,12 @@ def _line_key(line: ChargebackLine) -> tuple[str, str, str, str]:
 
 
 def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
-    """The org-zone calendar day of a row's bucket, which must start at a local midnight."""
+    """The org-zone calendar day of a row's bucket, which must be the start of that day.
+
+    Compared as UTC instants (PEP 495 makes a datetime inside a DST gap unequal to every
+    other-zone datetime), so a day whose midnight falls in a gap, starting at 01:00, is
+    still recognised.
+    """
     if isinstance(value, datetime):
         instant = value
     elif isinstance(value, str):
@@ -318,7 +323,8 @@ def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
     if instant.tzinfo is None:
         raise AnalyticsResultError(f"{where}: {DATE_KEY} {value!r} has no UTC offset")
     local = instant.astimezone(zone)
-    if local.time() != time(0):
+    day_start = datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(UTC)
+    if instant.astimezone(UTC) != day_start:
         raise AnalyticsResultError(
             f"{where}: {DATE_KEY} {value!r} is {local.isoformat()} in {plan.period.timezone},"
             " not a local midnight; the API did not bucket days in the requested time zone"

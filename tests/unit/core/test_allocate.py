@@ -560,3 +560,24 @@ def _canonical(
         )
 
     return key
+
+
+def test_day_starting_in_a_dst_gap_is_recognised(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = base_config()
+    doc["org"]["timezone"] = "America/Santiago"
+    config = config_from(doc)
+    plan = build_plan(config, StatementPeriod.for_month("2026-09", config.timezone))
+    calls = [Call(date(2026, 9, d), D("1.00"), "asst-sales") for d in (5, 6, 7)]
+
+    results = fake_results(plan, calls)
+    statement = allocate(config, _mapping(config), plan, results)
+
+    dates = sorted(row["date"] for row in results["core-allocation"].result)
+    assert dates == [
+        "2026-09-05T04:00:00.000Z",
+        "2026-09-06T04:00:00.000Z",
+        "2026-09-07T03:00:00.000Z",
+    ]
+    assert _summary(statement) == [("sales", "outbound-sales", "asst-sales", "direct", 3, "3.00")]
