@@ -39,6 +39,7 @@ DIRECT = "direct"
 REASONS = ("no-assistant", "unknown-cost-center", "unmapped-assistant")
 """Why a line is unallocated, in order of precedence."""
 SECONDS_PER_MINUTE = 60
+NO_ASSISTANT_LINE = "unallocated:no-assistant"
 
 
 class AnalyticsResultError(ValueError):
@@ -116,7 +117,7 @@ def attributed_rows(
         (measure, measure_alias(measure), measure_default_key(measure)) for measure in measures
     ]
     days: dict[object, date] = {}
-    attributions: dict[tuple[str, object, date], Attribution] = {}
+    attributions: dict[tuple[object, object, date], Attribution] = {}
     for index, row in enumerate(result.result):
         stamp = row.get(DATE_KEY)
         day = days.get(stamp) if isinstance(stamp, str) else None
@@ -125,7 +126,7 @@ def attributed_rows(
             days[stamp] = day
         assistant = row.get(ASSISTANT_KEY)
         value = row.get(plan.variable_key)
-        key = (str(assistant), _hashable(value), day)
+        key = (_hashable(assistant), _hashable(value), day)
         attribution = attributions.get(key)
         if attribution is None:
             attribution = attribute(ids, mapping, assistant, value, day)
@@ -228,9 +229,11 @@ def _with_shared_pools(
     shared: list[ChargebackLine] = []
     for pool in config.shared_costs:
         if pool.source == "calls-without-assistant":
-            spread = [line for line in lines if line.allocation == "unallocated:no-assistant"]
-            lines = [line for line in lines if line not in spread]
-            amount = sum((line.cost_usd for line in spread), Decimal(0))
+            amount = sum(
+                (line.cost_usd for line in lines if line.allocation == NO_ASSISTANT_LINE),
+                Decimal(0),
+            )
+            lines = [line for line in lines if line.allocation != NO_ASSISTANT_LINE]
         else:
             amount = pool.amount or Decimal(0)
         centers, weights = _weights(config, pool, direct)
