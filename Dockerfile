@@ -1,0 +1,25 @@
+# vapi-chargeback's Airflow image: the official Airflow image with this project installed.
+#
+# requirements/lock.txt pins every dependency the tests ran with; it is used as a constraints
+# file, so the image gets exactly those versions of what vapi-chargeback needs and nothing of
+# the lock's dev-only tools. The DAG, plugin and package are baked in, so the image runs on
+# its own (a production deployment); docker-compose.yml mounts dags/, plugins/ and include/
+# over them for live editing. The Airflow version here must equal the lock's apache-airflow
+# (tests/unit/test_compose.py checks it).
+FROM apache/airflow:3.3.2-python3.11
+
+ARG AIRFLOW_VERSION=3.3.2
+
+COPY --chown=airflow:0 requirements/lock.txt /opt/vapi-chargeback/requirements/lock.txt
+COPY --chown=airflow:0 pyproject.toml README.md /opt/vapi-chargeback/
+COPY --chown=airflow:0 include/ /opt/vapi-chargeback/include/
+
+# Pinning apache-airflow as well keeps pip from moving the image's own Airflow.
+RUN pip install --no-cache-dir \
+        --constraint /opt/vapi-chargeback/requirements/lock.txt \
+        "apache-airflow==${AIRFLOW_VERSION}" \
+        /opt/vapi-chargeback
+
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:0 include/ /opt/airflow/include/
