@@ -20,7 +20,11 @@ _DECIMAL_TAG = "d"
 
 
 def dumps(statement: Statement) -> bytes:
-    """Deterministic bytes: the same statement always gives the same JSON."""
+    """Deterministic bytes: the same statement always gives the same JSON.
+
+    Keys keep their order (no ``sort_keys``): the order of ``components_usd`` is the order of
+    the statement's columns, and a dict carries it.
+    """
     data = _ADAPTER.dump_python(statement, mode="json")
     for cost_center, items in statement.breakdowns.items():
         for index, breakdown in enumerate(items):
@@ -28,7 +32,7 @@ def dumps(statement: Statement) -> bytes:
                 [{_DECIMAL_TAG: str(cell)} if isinstance(cell, Decimal) else cell for cell in row]
                 for row in breakdown.rows
             ]
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def loads(raw: bytes) -> Statement:

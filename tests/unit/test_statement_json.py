@@ -29,7 +29,7 @@ def sample() -> Statement:
         calls=3,
         minutes=Decimal("12.50"),
         cost_usd=Decimal("1.10"),
-        components_usd={"llm": Decimal("0.40"), "stt": Decimal("0.30")},
+        components_usd={"stt": Decimal("0.30"), "llm": Decimal("0.40")},
     )
     return Statement(
         period="2026-10",
@@ -37,7 +37,7 @@ def sample() -> Statement:
         period_start=datetime(2026, 10, 1, tzinfo=BERLIN),
         period_end=datetime(2026, 11, 1, tzinfo=BERLIN),
         currency="USD",
-        components=["llm", "stt"],
+        components=["stt", "llm"],
         cost_centers=[CostCenterInfo("sales", "Sales", "owner@example.com")],
         lines=[line],
         breakdowns={
@@ -59,6 +59,7 @@ def test_round_trip_is_exact_and_keeps_cell_types() -> None:
     original = sample()
     again = statement_json.loads(statement_json.dumps(original))
     assert again == original
+    assert list(again.lines[0].components_usd) == ["stt", "llm"], "column order is kept"
     cells = again.breakdowns["sales"][0].rows[0]
     assert isinstance(cells[0], str) and isinstance(cells[1], Decimal)
     assert again.lines[0].other_usd == Decimal("0.40")

@@ -1,0 +1,37 @@
+"""Read a run's settings from Airflow (Variables, params, data interval) at run time.
+
+Variables are read here, inside tasks, never at parse time: a DAG file that reads them at
+the top level queries the metadata database every time the dag-processor parses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Variable
+
+from vapi_chargeback.period import month_of_interval
+from vapi_chargeback.pipeline import RunSettings
+
+CONFIG_VARIABLE = "vapi_chargeback_config"
+OUTPUT_VARIABLE = "vapi_chargeback_output"
+DEFAULT_CONFIG = Path("include/config/chargeback.yaml")
+
+
+def run_settings(context: Any, project_dir: Path) -> RunSettings:
+    """Settings of the running DAG run; relative config paths are relative to the project."""
+    config = Path(Variable.get(CONFIG_VARIABLE, default=None) or DEFAULT_CONFIG)
+    if not config.is_absolute():
+        config = project_dir / config
+    month = context["params"].get("month")
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if not month and start is not None and end is not None:
+        month = month_of_interval(start, end)
+    return RunSettings(
+        config_path=str(config),
+        output_url=Variable.get(OUTPUT_VARIABLE, default=None),
+        default_output_url=(project_dir / "output").as_uri(),
+        month=month or None,
+        run_id=context["run_id"],
+    )

@@ -1,0 +1,176 @@
+"""``make demo``: a synthetic org, the emulator on loopback, the real DAG for last month.
+
+Everything runs from the project folder: data in ``data/demo/``, Airflow in ``.airflow/``,
+statements in ``output/``. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from dateutil.relativedelta import relativedelta
+
+from vapi_chargeback import localrun
+from vapi_chargeback.config import load_config
+from vapi_chargeback.period import last_complete_month
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
+DEMO_MONTHS = 3
+EMULATOR_START_TIMEOUT_S = 60.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = load_config(args.config)
+    month = args.month or last_complete_month(datetime.now().astimezone(), config.timezone)
+    first = date.fromisoformat(f"{month}-01")
+    data_start = first - relativedelta(months=DEMO_MONTHS - 1)
+    calls = PROJECT_DIR / "data" / "demo" / f"calls-{data_start:%Y-%m}-{DEMO_MONTHS}m.parquet"
+    output_dir = PROJECT_DIR / "output"
+
+    _step(f"1/4 demo org: {DEMO_MONTHS} months of calls from {data_start:%Y-%m}")
+    if calls.exists():
+        print(f"    reusing {calls.relative_to(PROJECT_DIR)}")
+    else:
+        calls.parent.mkdir(parents=True, exist_ok=True)
+        _run(
+            [
+                str(localrun.BIN / "vapi-emulator"),
+                "generate",
+                "--month",
+                f"{data_start:%Y-%m}",
+                "--months",
+                str(DEMO_MONTHS),
+                "--out",
+                str(calls),
+            ]
+        )
+
+    api_key = secrets.token_urlsafe(24)
+    _step("2/4 starting vapi-emulator on loopback")
+    with _emulator(calls, api_key) as base_url:
+        print(f"    {base_url} (key generated for this run, never written)")
+        env = localrun.airflow_env(
+            project_dir=PROJECT_DIR,
+            airflow_home=PROJECT_DIR / ".airflow",
+            api_base_url=base_url,
+            api_key=api_key,
+            output_url=output_dir.as_uri(),
+            config_path=args.config,
+        )
+        _step("3/4 preparing Airflow (SQLite in .airflow/)")
+        localrun.migrate(env)
+        logical_date = first + relativedelta(months=1)
+        _step(f"4/4 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
+        started = time.monotonic()
+        log = localrun.dags_test(logical_date, env, log_name=f"demo-{month}.log")
+        print(
+            f"    done in {time.monotonic() - started:.1f} s; log: {log.relative_to(PROJECT_DIR)}"
+        )
+
+    _summary(output_dir / month)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="make demo",
+        description="Generate a demo org, serve it with vapi-emulator on 127.0.0.1 and run the "
+        "real chargeback DAG for one month with `airflow dags test`.",
+    )
+    parser.add_argument(
+        "--month",
+        help="statement month YYYY-MM (default: the last complete month in the org time zone)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"chargeback.yaml to use (default: {DEFAULT_CONFIG.relative_to(PROJECT_DIR)})",
+    )
+    return parser
+
+
+@contextmanager
+def _emulator(calls: Path, api_key: str) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            str(localrun.BIN / "vapi-emulator"),
+            "serve",
+            "--calls",
+            str(calls),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-key",
+            api_key,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, base_url)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"vapi-emulator exited with {process.returncode}:\n{stderr}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"vapi-emulator did not answer on {base_url} in {EMULATOR_START_TIMEOUT_S}s")
+
+
+def _summary(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    print(f"\nStatements for {manifest['period']} ({manifest['timezone']}):")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            print(f"  {path.relative_to(PROJECT_DIR)}")
+    totals = manifest["totals"]
+    print("\n  cost center                    cost USD")
+    for cost_center, amount in sorted(totals["by_cost_center"].items()):
+        print(f"  {cost_center:<28} {Decimal(amount):>10,.2f}")
+    print(f"  {'total':<28} {Decimal(totals['total']):>10,.2f}")
+    reconciliation = manifest["reconciliation"]
+    print(f"\n  reconciliation: {'OK' if reconciliation['ok'] else 'MISMATCH'}")
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
