@@ -18,12 +18,10 @@ def money_text(amount: Decimal) -> str:
     """Two places, no exponent, no symbols or separators; ``-0.00`` is spelled ``0.00``.
 
     Amounts reach the writers already rounded to the cent (validation refuses others),
-    so ``quantize`` only pads: it never rounds money here.
+    so formatting to two places only pads: it never rounds money here.
     """
-    amount = amount.quantize(CENT)
-    if amount.is_zero():
-        amount = abs(amount)
-    return f"{amount:f}"
+    text = f"{amount:.2f}"
+    return "0.00" if text == "-0.00" else text
 
 
 def round_minutes(minutes: Decimal) -> Decimal:

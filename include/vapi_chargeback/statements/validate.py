@@ -145,14 +145,16 @@ def _line_number_problems(where: str, line: ChargebackLine, components: list[str
         yield f"{where}.calls: {line.calls!r} is not a non-negative integer"
     if not _finite(line.minutes) or line.minutes < 0 or line.minutes >= MAX_EXACT_MONEY:
         yield f"{where}.minutes: {line.minutes!r} is not a non-negative finite Decimal below 10^13"
-    yield from _money_problems(f"{where}.cost_usd", line.cost_usd)
+    if not _is_money(line.cost_usd):
+        yield from _money_problems(f"{where}.cost_usd", line.cost_usd)
     if list(line.components_usd) != components:
         yield (
             f"{where}.components_usd: keys {list(line.components_usd)} differ from the statement's "
             f"components {components} (same names, same order)"
         )
     for name, amount in line.components_usd.items():
-        yield from _money_problems(f"{where}.components_usd[{name!r}]", amount)
+        if not _is_money(amount):
+            yield from _money_problems(f"{where}.components_usd[{name!r}]", amount)
 
 
 def _breakdown_problems(statement: Statement) -> Iterable[str]:
@@ -247,6 +249,16 @@ def _provenance_problems(statement: Statement) -> Iterable[str]:
         )
         if not SHA256.fullmatch(digest):
             yield f"provenance.responses_sha256[{file_name!r}]: {digest!r} is not a lowercase hex sha256"
+
+
+def _is_money(amount: object) -> bool:
+    """The common case, checked without building messages: a finite Decimal at the cent."""
+    return (
+        isinstance(amount, Decimal)
+        and amount.is_finite()
+        and abs(amount) < MAX_EXACT_MONEY
+        and amount == amount.quantize(CENT)
+    )
 
 
 def _money_problems(where: str, amount: object) -> Iterable[str]:
