@@ -156,12 +156,17 @@ def _summary(folder: Path) -> None:
         if path.is_file():
             print(f"  {path.relative_to(PROJECT_DIR)}")
     totals = manifest["totals"]
-    print("\n  cost center                    cost USD")
-    for cost_center, amount in sorted(totals["by_cost_center"].items()):
-        print(f"  {cost_center:<28} {Decimal(amount):>10,.2f}")
-    print(f"  {'total':<28} {Decimal(totals['total']):>10,.2f}")
+    print(f"\n  {'cost center':<28} {'cost USD':>12}")
+    for cost_center, amount in totals["cost_by_cost_center_usd"].items():
+        print(f"  {cost_center:<28} {Decimal(amount):>12,.2f}")
+    print(f"  {'total':<28} {Decimal(totals['cost_usd']):>12,.2f}")
     reconciliation = manifest["reconciliation"]
-    print(f"\n  reconciliation: {'OK' if reconciliation['ok'] else 'MISMATCH'}")
+    verdict = "OK" if reconciliation["ok"] else "MISMATCH"
+    print(
+        f"\n  reconciliation {verdict}: org total {reconciliation['org_total_usd']}"
+        f" + fixed shared {reconciliation['shared_total_usd']}"
+        f" = lines {reconciliation['lines_total_usd']}"
+    )
 
 
 def _step(message: str) -> None:
