@@ -7,6 +7,7 @@ manifest comes from the same ``Decimal`` here, already rounded to the cent.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -63,11 +64,20 @@ class Reconciliation:
 @dataclass(frozen=True)
 class Provenance:
     run_id: str
+    """The Airflow run that made the statement: recorded in the manifest only, so that a rerun
+    over unchanged inputs gives byte-identical statement files."""
     config_sha256: str
     mapping_sha256: str
     responses_sha256: dict[str, str]
     """Raw response file name → sha256 of its bytes."""
     generated_by: str
+
+    @property
+    def inputs_sha256(self) -> str:
+        """One fingerprint of everything the figures were computed from."""
+        parts = [self.config_sha256, self.mapping_sha256, self.generated_by]
+        parts += [f"{name}={digest}" for name, digest in sorted(self.responses_sha256.items())]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,16 @@ def test_round_trip_is_exact_and_keeps_cell_types() -> None:
 
 def test_dumps_is_deterministic() -> None:
     assert statement_json.dumps(sample()) == statement_json.dumps(sample())
+
+
+def test_inputs_fingerprint_ignores_the_run_id_but_not_the_inputs() -> None:
+    base = sample().provenance
+    assert base is not None
+    from dataclasses import replace
+
+    assert replace(base, run_id="another-run").inputs_sha256 == base.inputs_sha256
+    assert replace(base, mapping_sha256="0" * 64).inputs_sha256 != base.inputs_sha256
+    assert (
+        replace(base, responses_sha256={"batch-000.json": "0" * 64}).inputs_sha256
+        != base.inputs_sha256
+    )

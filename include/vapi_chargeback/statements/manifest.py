@@ -66,6 +66,7 @@ def build_manifest(
         "currency": statement.currency,
         "components": list(statement.components),
         "run_id": source.run_id if source else None,
+        "inputs_sha256": source.inputs_sha256 if source else None,
         "config_sha256": source.config_sha256 if source else None,
         "mapping_sha256": source.mapping_sha256 if source else None,
         "responses_sha256": dict(source.responses_sha256) if source else {},
