@@ -50,7 +50,6 @@ class StatementMonthTimetable(Timetable):
         hours = self.settlement_delay.total_seconds() / 3600
         return f"monthly, after month end everywhere + {hours:g} h"
 
-
     def serialize(self) -> dict[str, Any]:
         return {"settlement_delay": self.settlement_delay.total_seconds()}
 
