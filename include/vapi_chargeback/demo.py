@@ -9,17 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback import localrun
@@ -29,7 +25,6 @@ from vapi_chargeback.period import last_complete_month
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
 DEMO_MONTHS = 3
-EMULATOR_START_TIMEOUT_S = 60.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     api_key = secrets.token_urlsafe(24)
     _step("2/4 starting vapi-emulator on loopback")
-    with _emulator(calls, api_key) as base_url:
+    emulator_log = PROJECT_DIR / ".airflow" / "demo-emulator.log"
+    emulator_log.parent.mkdir(parents=True, exist_ok=True)
+    with localrun.serve_emulator([calls], api_key, log=emulator_log) as base_url:
         print(f"    {base_url} (key generated for this run, never written)")
         env = localrun.airflow_env(
             project_dir=PROJECT_DIR,
@@ -102,51 +99,6 @@ def _parser() -> argparse.ArgumentParser:
         help=f"chargeback.yaml to use (default: {DEFAULT_CONFIG.relative_to(PROJECT_DIR)})",
     )
     return parser
-
-
-@contextmanager
-def _emulator(calls: Path, api_key: str) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            str(localrun.BIN / "vapi-emulator"),
-            "serve",
-            "--calls",
-            str(calls),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--api-key",
-            api_key,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(process, base_url)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"vapi-emulator exited with {process.returncode}:\n{stderr}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"vapi-emulator did not answer on {base_url} in {EMULATOR_START_TIMEOUT_S}s")
 
 
 def _summary(folder: Path) -> None:

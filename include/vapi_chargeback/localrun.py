@@ -8,13 +8,67 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import httpx
+
 DAG_ID = "vapi_chargeback_monthly"
 BIN = Path(sys.executable).parent
+EMULATOR_START_TIMEOUT_S = 60.0
+
+
+@contextmanager
+def serve_emulator(
+    calls: Sequence[Path],
+    api_key: str,
+    *,
+    log: Path,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
+    """Run ``vapi-emulator serve`` as its own process on a free loopback port; yield its URL.
+
+    A separate process, as in production: the pipeline talks to it over real HTTP and its
+    memory is not the pipeline's.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(BIN / "vapi-emulator"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    for path in calls:
+        command += ["--calls", str(path)]
+    command += ["--api-key", api_key, *extra_args]
+    base_url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(process, base_url, log)
+            yield base_url
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"vapi-emulator exited with {process.returncode}:\n{log.read_text(errors='replace')}"
+            )
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"vapi-emulator did not answer on {base_url} in {EMULATOR_START_TIMEOUT_S}s")
 
 
 def airflow_env(

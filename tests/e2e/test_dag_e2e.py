@@ -1,0 +1,198 @@
+"""The real DAG, run by ``airflow dags test``, against the emulator over real HTTP.
+
+This is the product end to end: generated calls → vapi-emulator on loopback → the DAG →
+statements on disk. The totals are checked against the emulator with an independent
+query made here, not against anything the pipeline computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from vapi_chargeback import localrun
+from vapi_chargeback.analytics.client import VapiAnalyticsClient
+from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery, TimeRange
+from vapi_chargeback.config import load_config
+from vapi_chargeback.period import StatementPeriod
+from vapi_chargeback.plan import build_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "include" / "config" / "chargeback.yaml"
+MONTHS = ("2026-08", "2026-09", "2026-10")
+CALLS_PER_MONTH = 6000
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@dataclass
+class Emulator:
+    base_url: str
+    api_key: str
+    access_log: Path
+
+    def analytics_requests(self) -> int:
+        return len(re.findall(r'"POST /analytics', self.access_log.read_text()))
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    work = tmp_path_factory.mktemp("emulator")
+    calls = work / "calls.parquet"
+    subprocess.run(
+        [
+            str(localrun.BIN / "vapi-emulator"),
+            "generate",
+            "--month",
+            MONTHS[0],
+            "--months",
+            str(len(MONTHS)),
+            "--calls",
+            str(CALLS_PER_MONTH),
+            "--out",
+            str(calls),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    api_key = secrets.token_urlsafe(16)
+    access_log = work / "access.log"
+    with localrun.serve_emulator([calls], api_key, log=access_log) as base_url:
+        yield Emulator(base_url, api_key, access_log)
+
+
+@pytest.fixture(scope="module")
+def airflow(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    output = tmp_path_factory.mktemp("output")
+    env = localrun.airflow_env(
+        project_dir=ROOT,
+        airflow_home=home,
+        api_base_url=emulator.base_url,
+        api_key=emulator.api_key,
+        output_url=output.as_uri(),
+        config_path=CONFIG,
+    )
+    localrun.migrate(env)
+    return env
+
+
+def output_dir(env: dict[str, str]) -> Path:
+    return Path(env["AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT"].removeprefix("file://"))
+
+
+def run_month(env: dict[str, str], month: str) -> Path:
+    first = date.fromisoformat(f"{month}-01")
+    logical = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    localrun.dags_test(logical, env, log_name=f"dags-test-{month}-{time.time_ns()}.log")
+    return output_dir(env) / month
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def org_total(emulator: Emulator, month: str) -> Decimal:
+    """The org's cost for the month from one ungrouped query the pipeline did not make."""
+    config = load_config(CONFIG)
+    period = StatementPeriod.for_month(month, config.timezone)
+    query = AnalyticsQuery(
+        table="call",
+        name="independent-total",
+        time_range=TimeRange(start=period.start, end=period.end, timezone=config.timezone),
+        operations=[AnalyticsOperation(operation="sum", column="cost", alias="cost")],
+    )
+    with VapiAnalyticsClient(emulator.base_url, emulator.api_key) as client:
+        rows = client.query([query])["independent-total"].result
+    return Decimal(str(rows[0]["cost"])).quantize(Decimal("0.01"))
+
+
+def fixed_shared_total() -> Decimal:
+    config = load_config(CONFIG)
+    return sum(
+        (Decimal(pool.amount) for pool in config.shared_costs if pool.amount is not None),
+        Decimal(0),
+    )
+
+
+def csv_rows(folder: Path, month: str) -> list[dict[str, str]]:
+    with (folder / f"chargeback-{month}.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_october_statements_add_up_to_the_org_total(
+    emulator: Emulator, airflow: dict[str, str]
+) -> None:
+    requests_before = emulator.analytics_requests()
+    folder = run_month(airflow, "2026-10")
+    requests = emulator.analytics_requests() - requests_before
+
+    config = load_config(CONFIG)
+    plan = build_plan(config, StatementPeriod.for_month("2026-10", config.timezone))
+    assert requests == len(plan.batches), "one POST /analytics per planned batch, no more"
+
+    expected_files = {
+        "chargeback-2026-10.csv",
+        "chargeback-2026-10.xlsx",
+        "manifest.json",
+        *(f"cost-centers/{cc.id}-2026-10.xlsx" for cc in config.cost_centers),
+    }
+    assert expected_files <= set(file_hashes(folder))
+
+    rows = csv_rows(folder, "2026-10")
+    total = sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
+    assert total == org_total(emulator, "2026-10") + fixed_shared_total()
+    assert {row["period"] for row in rows} == {"2026-10"}
+    reasons = {row["allocation"] for row in rows if row["cost_center_id"] == "UNALLOCATED"}
+    assert "unallocated:unmapped-assistant" in reasons
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["period"] == "2026-10"
+    assert manifest["reconciliation"]["ok"] is True
+
+
+def test_rerun_is_byte_identical(emulator: Emulator, airflow: dict[str, str]) -> None:
+    """Unchanged inputs, same bytes; only the manifest's record of which run published differs."""
+    folder = run_month(airflow, "2026-10")
+    first_files = file_hashes(folder)
+    first_manifest = json.loads((folder / "manifest.json").read_text())
+    run_month(airflow, "2026-10")
+    second_files = file_hashes(folder)
+    second_manifest = json.loads((folder / "manifest.json").read_text())
+
+    assert first_manifest["run_id"] != second_manifest["run_id"]
+    first_files.pop("manifest.json")
+    second_files.pop("manifest.json")
+    assert first_files == second_files
+    assert {k: v for k, v in first_manifest.items() if k != "run_id"} == {
+        k: v for k, v in second_manifest.items() if k != "run_id"
+    }
+
+
+def test_three_months_give_three_correct_folders(
+    emulator: Emulator, airflow: dict[str, str]
+) -> None:
+    for month in MONTHS:
+        folder = output_dir(airflow) / month
+        if not (folder / "manifest.json").exists():
+            run_month(airflow, month)
+        rows = csv_rows(folder, month)
+        assert {row["period"] for row in rows} == {month}
+        total = sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
+        assert total == org_total(emulator, month) + fixed_shared_total(), month
