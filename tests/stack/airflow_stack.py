@@ -71,7 +71,9 @@ def services_unavailable_reason() -> str | None:
             host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3
         ).close()
     except psycopg2.Error as exc:
-        problems.append(f"PostgreSQL at {PG_HOST}:{PG_PORT} (user {PG_USER}): {exc}".strip())
+        problems.append(
+            f"PostgreSQL at {PG_HOST}:{PG_PORT} (user {PG_USER}): {' '.join(str(exc).split())}"
+        )
     try:
         redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:

@@ -38,6 +38,11 @@ from typing import Any
 import pytest
 import yaml
 from airflow_stack import (
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    REDIS_HOST,
+    REDIS_PORT,
     AirflowStack,
     FatalWaitError,
     HoldingProxy,
@@ -138,7 +143,8 @@ def require_services() -> None:
         return
     message = (
         "STACK TEST NOT RUN: the native CeleryExecutor stack needs PostgreSQL on "
-        f"127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379 — {reason}. "
+        f"{PG_HOST}:{PG_PORT} (trust auth, user {PG_USER}) and Redis on {REDIS_HOST}:{REDIS_PORT}"
+        f" — {reason}. "
         "Start them as DESIGN §5 says (or run .ci/run)."
     )
     print(f"\n{'!' * 100}\n{message}\n{'!' * 100}", flush=True)
