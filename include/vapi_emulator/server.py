@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from vapi_emulator.app import create_app
 from vapi_emulator.engine import Engine
@@ -35,7 +36,13 @@ def run_emulator(
     """
     engine = Engine(calls)
     engine.load()
-    app = create_app(engine, api_key, numbers_as_strings=numbers_as_strings)
+    with run_app(create_app(engine, api_key, numbers_as_strings=numbers_as_strings), port) as url:
+        yield url
+
+
+@contextmanager
+def run_app(app: FastAPI, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on loopback in a daemon thread; yields the base URL."""
     config = uvicorn.Config(
         app, host=LOOPBACK, port=port, log_level="warning", access_log=False, lifespan="on"
     )
