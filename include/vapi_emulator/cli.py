@@ -103,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"bearer key clients must send (default ${API_KEY_ENV}, else {DEFAULT_API_KEY!r})",
     )
     serve.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="info",
+        help="uvicorn log level; 'info' logs one access line per request (default info)",
+    )
+    serve.add_argument(
         "--numbers-as-strings",
         action="store_true",
         help="send aggregates as numeric strings, as Postgres numerics arrive through Node",
@@ -175,7 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"serving POST http://{args.host}:{args.port}/analytics"
     )
     app = create_app(engine, args.api_key, numbers_as_strings=args.numbers_as_strings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
