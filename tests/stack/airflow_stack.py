@@ -414,6 +414,8 @@ class AirflowStack:
         self.health_port = free_port()
         self.password = secrets.token_urlsafe(16)
         self.processes: list[ManagedProcess] = []
+        self.celery_nodes: dict[str, str] = {}
+        """Worker process name → its Celery node name, as remote-control pings answer."""
         self.api = ApiClient(f"http://127.0.0.1:{self.api_port}", ADMIN_USER, self.password)
         self.worker_concurrency = worker_concurrency
         self._dags_folder = dags_folder
@@ -539,11 +541,17 @@ class AirflowStack:
             "--workers", "1",
         )  # fmt: skip
 
-    def start_worker(self, name: str) -> ManagedProcess:
-        """A Celery worker with its own Celery node name, task host name and log-server port."""
+    def start_worker(self, name: str, node: str | None = None) -> ManagedProcess:
+        """A Celery worker with its own Celery node name, task host name and log-server port.
+
+        ``node`` is the Celery node name (``%h`` = this host), by default ``<name>@%h``; the
+        compose worker keeps Celery's default ``celery@<container host name>``.
+        """
+        node = node or f"{name}@%h"
+        self.celery_nodes[name] = node.replace("%h", socket.gethostname())
         return self.start(
             name,
-            "celery", "worker", "--celery-hostname", f"{name}@%h",
+            "celery", "worker", "--celery-hostname", node,
             "--concurrency", str(self.worker_concurrency),
             AIRFLOW__CORE__HOSTNAME_CALLABLE=f"{Path(__file__).stem}.hostname_from_env",
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
@@ -609,8 +617,8 @@ class AirflowStack:
             replies = app.control.ping(timeout=timeout_s)
         finally:
             app.close()
-        answered = {name.split("@", 1)[0] for reply in replies for name in reply}
-        return set(workers) <= answered
+        answered = {node for reply in replies for node in reply}
+        return {self.celery_nodes[name] for name in workers} <= answered
 
     # --- DAG runs -----------------------------------------------------------------------
 

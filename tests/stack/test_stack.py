@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -131,6 +132,7 @@ class Stack:
     emulator: Emulator
     output: Path
     clock: PhaseClock
+    compose: dict[str, Any]
 
     def worker(self, name: str) -> ManagedProcess:
         return next(p for p in self.airflow.processes if p.name == name)
@@ -189,7 +191,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     clock = PhaseClock()
     work = tmp_path_factory.mktemp("stack")
     output = work / "statements"
-    commands, compose_settings = compose_airflow(yaml.safe_load(COMPOSE_FILE.read_text()))
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    commands, compose_settings = compose_airflow(compose)
     print(f"\nstack: compose runs {sorted(commands)}; shared settings {compose_settings}")
 
     airflow: AirflowStack | None = None
@@ -227,7 +230,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert dag["is_paused"], "DAGs are created paused, as in compose"
             patched = airflow.api.request("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
             assert patched["is_paused"] is False
-        yield Stack(airflow, proxy, emulator, output, clock)
+        yield Stack(airflow, proxy, emulator, output, clock, compose)
     finally:
         with clock.phase("stop every process, drop the database"):
             if proxy is not None:
@@ -250,8 +253,29 @@ def start_compose_processes(airflow: AirflowStack, commands: set[str]) -> list[s
     airflow.wait_api_server()
     for command in ("scheduler", "dag-processor", "triggerer"):
         airflow.start(command, command)
-    airflow.start_worker(FIRST_WORKER)
+    # Celery's default node name, celery@<host name>, as the compose worker has it.
+    airflow.start_worker(FIRST_WORKER, node="celery@%h")
     return sorted(commands)
+
+
+def native_healthcheck(test: list[str] | str, airflow: AirflowStack) -> list[str]:
+    """A compose healthcheck ``test`` as a command for the native process.
+
+    Compose un-escapes ``$$`` and the container's shell expands ``$HOSTNAME``; the
+    container-internal ports become the native stack's ports.
+    """
+    kind, *args = ["CMD-SHELL", test] if isinstance(test, str) else test
+    ports = {
+        "http://localhost:8080/": f"{airflow.api.base_url}/",
+        "http://localhost:8974/": f"http://127.0.0.1:{airflow.health_port}/",
+    }
+    native = []
+    for arg in args:
+        for container, local in ports.items():
+            arg = arg.replace(container, local)
+        native.append(arg.replace("$$", "$"))
+    assert kind in ("CMD", "CMD-SHELL"), f"unknown healthcheck kind {kind!r}"
+    return native if kind == "CMD" else ["/bin/sh", "-c", native[0]]
 
 
 # --- statement checks ---------------------------------------------------------------------
@@ -310,6 +334,29 @@ def trigger(stack: Stack, run_id: str, logical_date: str) -> None:
 
 
 # --- the tests ----------------------------------------------------------------------------
+
+
+def test_compose_healthchecks_pass_against_the_native_processes(stack: Stack) -> None:
+    """Compose's healthcheck commands, run against the same processes, report them healthy."""
+    airflow = stack.airflow
+    from airflow.utils.net import getfqdn
+
+    # In a container $HOSTNAME is both the host name Airflow records for its jobs (its own
+    # getfqdn) and the one Celery names its node after (gethostname); natively they may differ.
+    hostnames = {"airflow-worker": socket.gethostname()}
+    with stack.clock.phase("compose healthchecks against the native processes"):
+        for name, service in sorted(stack.compose["services"].items()):
+            if service.get("profiles") or "healthcheck" not in service:
+                continue
+            if name in ("postgres", "redis"):
+                continue  # the machine's own servers, probed in require_services
+            argv = native_healthcheck(service["healthcheck"]["test"], airflow)
+            env = airflow.env(HOSTNAME=hostnames.get(name, getfqdn()))
+            result = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+            )
+            print(f"stack: healthcheck {name}: {' '.join(argv)} → exit {result.returncode}")
+            assert result.returncode == 0, f"{name}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
 
 
 def test_rest_triggered_run_writes_its_month(stack: Stack) -> None:
