@@ -380,12 +380,13 @@ def test_compose_file_passes_every_check(compose_text: str) -> None:
 
 
 def test_code_reads_the_contract_settings() -> None:
-    """The scan finds what DESIGN §3 promises; if it found nothing the env checks would be void."""
-    assert expected_code_env() == {
+    """The scan finds at least what DESIGN §3 promises; finding nothing would void the checks."""
+    contract = {
         "AIRFLOW_CONN_VAPI_DEFAULT": "connection",
         "AIRFLOW_VAR_VAPI_CHARGEBACK_CONFIG": "variable",
         "AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT": "variable",
     }
+    assert contract.items() <= expected_code_env().items()
 
 
 def test_every_airflow_service_runs_the_project_image(compose: dict[str, Any]) -> None:
