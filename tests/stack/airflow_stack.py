@@ -431,7 +431,11 @@ class AirflowStack:
     # --- set-up -------------------------------------------------------------------------
 
     def create_backends(self) -> None:
-        """Create the uniquely named database and claim a free Redis database number."""
+        """Create the uniquely named database, claim a free Redis database, write the password.
+
+        The simple auth manager reads the admin password from ``passwords.json``; writing it
+        first fixes the password instead of having one generated and printed to a log.
+        """
         import psycopg2
         import redis
 
