@@ -188,6 +188,7 @@ def examples(draw: st.DrawFn) -> tuple[list[Call], list[tuple[dict[str, Any], da
     return draw(calls(anchor)), draw(st.lists(queries(anchor), min_size=1, max_size=3))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=100,
     deadline=None,
