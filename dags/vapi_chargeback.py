@@ -42,6 +42,16 @@ TASK_DEFAULTS: dict[str, Any] = {
             pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
             description="Statement month YYYY-MM; empty = the month of the run's data interval.",
         ),
+        "deliver": Param(
+            True,
+            type="boolean",
+            description="E-mail the statements to owners and finance after publishing.",
+        ),
+        "redeliver": Param(
+            False,
+            type="boolean",
+            description="Send again to recipients who already got this month's statements.",
+        ),
     },
     tags=["vapi", "finance", "chargeback"],
     doc_md=__doc__,
@@ -90,10 +100,17 @@ def vapi_chargeback_monthly() -> None:
 
         return publish_run(RunInfo.model_validate(run), reconciled)
 
+    @task
+    def deliver(run: dict[str, Any]) -> dict[str, Any]:
+        """Mail owners their workbook and finance the full set; never twice unless redeliver."""
+        from vapi_chargeback.airflow.delivery import deliver_task
+
+        return deliver_task(get_current_context(), run)
+
     run = plan()
     fetched = fetch.partial(run=run).expand(batch=batches(run))
     allocated = allocate(run, fetched)
-    publish(run, reconcile(run, allocated))
+    publish(run, reconcile(run, allocated)) >> deliver(run)
 
 
 vapi_chargeback_monthly()

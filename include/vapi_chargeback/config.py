@@ -207,6 +207,24 @@ class SharedPool(_Strict):
         return self
 
 
+class DeliverySettings(_Strict):
+    """How the ``deliver`` task e-mails a published month (SMTP server and TLS: the connection)."""
+
+    from_email: Email | None = None
+    """Sender address; when empty, the SMTP connection's ``from_email`` extra is used."""
+    reply_to: Email | None = None
+    """Where owners' replies go, e.g. the finance mailbox; none = back to ``from_email``."""
+    smtp_conn_id: str = Field(default="smtp_default", min_length=1, max_length=250)
+    """Airflow connection of the SMTP server (host, port, login, TLS options in its extra)."""
+    subject_prefix: str = Field(default="[Vapi chargeback]", max_length=60)
+    top_assistants: int = Field(default=5, ge=0, le=50)
+    """How many assistants the owner's summary lists, most expensive first."""
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Tries per message within one task run for temporary failures (SMTP 4xx, lost connection)."""
+    retry_backoff_seconds: int = Field(default=10, ge=0, le=600)
+    """Wait before the second try; doubled for each further try."""
+
+
 class ChargebackConfig(_Strict):
     """The whole of ``chargeback.yaml``."""
 
@@ -224,6 +242,8 @@ class ChargebackConfig(_Strict):
     finance_email: Email
     cost_centers: list[CostCenter] = Field(min_length=1)
     shared_costs: list[SharedPool] = Field(default_factory=list)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    """E-mail of the published statements to owners and finance."""
 
     _sha256: str | None = PrivateAttr(default=None)
 

@@ -42,6 +42,7 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
         "allocate",
         "reconcile",
         "publish",
+        "deliver",
     }
     assert dag.get_task("publish").outlets, "publish must emit the statements Asset"
     for task in dag.tasks:

@@ -1,0 +1,461 @@
+"""Deliver a published month: each owner their workbook, finance the full set, each at most once.
+
+``deliver_month`` is the whole step, free of Airflow:
+
+1. Trust only a verified month (``read_published``): every attachment is read back and
+   checked against the manifest's sha256 before it goes out.
+2. Read the delivery log. A message already ``sent`` is skipped — on every rerun of the
+   DAG, and on every retry of the task — unless ``force`` asks for a redelivery, which
+   keeps the earlier records under ``superseded``. A message left ``sending`` by a
+   killed worker, or ``failed`` earlier, is tried again with its Message-ID.
+3. Send in rounds: every pending message once, then only those that failed for a
+   temporary reason (SMTP 4xx, lost connection) again after a backoff, up to
+   ``max_attempts`` rounds. One bad address never holds up the others; permanent
+   failures (SMTP 5xx) are not retried within the run.
+4. Record every hand-over in the ledger before and after it happens, write the readers'
+   copy beside the manifest, and raise ``DeliveryError`` naming every message still
+   undelivered — so Airflow retries the task, and the retry sends only what is missing.
+
+Recipients and the from-address come from the current config, not the one the run
+was planned with: after a bounce, fix the address and clear the task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from upath import UPath
+
+from vapi_chargeback.config import ChargebackConfig
+from vapi_chargeback.delivery.compose import (
+    Attachment,
+    Envelope,
+    MonthSummary,
+    finance_message,
+    owner_message,
+    previous_month,
+    summarize,
+)
+from vapi_chargeback.delivery.log import (
+    AttachmentRecord,
+    DeliveryLog,
+    MessageRecord,
+    read_log,
+    sha256_bytes,
+    utc_now,
+    write_log,
+)
+from vapi_chargeback.delivery.send import Sender, backoff_seconds, classify
+from vapi_chargeback.statements.csv import csv_name
+from vapi_chargeback.statements.manifest import MANIFEST_NAME
+from vapi_chargeback.statements.validate import PERIOD
+from vapi_chargeback.statements.xlsx import cost_center_workbook_name, statement_workbook_name
+from vapi_chargeback.storage import OutputRoot, read_published
+
+log = logging.getLogger(__name__)
+
+FINANCE_KEY = "finance"
+OWNER_PREFIX = "owner:"
+LOCK_TIMEOUT_SECONDS = 900.0
+LOCK_POLL_SECONDS = 0.2
+
+
+class DeliveryReport(BaseModel):
+    """What one call did, small enough for XCom."""
+
+    model_config = ConfigDict(frozen=True)
+
+    period: str
+    sent: list[str]
+    """Keys (``finance``, ``owner:{id}``) of messages the server accepted in this call."""
+    skipped: list[str]
+    """Keys already delivered before this call."""
+    failed: dict[str, str]
+    """Key → ``recipient: last error`` of messages still undelivered."""
+    log_url: str
+
+
+class DeliveryError(RuntimeError):
+    """Some recipients still have not got their mail; the others have and are recorded."""
+
+    def __init__(self, report: DeliveryReport) -> None:
+        self.report = report
+        lines = [f"{key} ({detail})" for key, detail in sorted(report.failed.items())]
+        super().__init__(
+            f"{len(report.failed)} of {len(report.failed) + len(report.sent) + len(report.skipped)}"
+            f" messages for {report.period} undelivered: "
+            + "; ".join(lines)
+            + ". Delivered ones are recorded and will not be sent again; retry the task"
+            " (after fixing an address in chargeback.yaml if the server refused it)."
+        )
+
+
+class MonthNotPublishedError(RuntimeError):
+    """The month has no complete, verified statement set to deliver."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    key: str
+    kind: str
+    cost_center_id: str | None
+    recipient: str
+    paths: tuple[str, ...]
+
+
+def deliver_month(
+    output_root: OutputRoot,
+    period: str,
+    config: ChargebackConfig,
+    sender: Sender,
+    *,
+    from_address: str,
+    run_id: str,
+    force: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utc_now,
+) -> DeliveryReport:
+    """Mail ``period``'s statements to owners and finance; see the module docstring."""
+    if not PERIOD.fullmatch(period):
+        raise ValueError(f"period {period!r} is not YYYY-MM")
+    root = location(output_root)
+    with _delivery_lock(root, period):
+        return _deliver(root, period, config, sender, from_address, run_id, force, sleep, clock)
+
+
+def location(output_root: OutputRoot) -> Any:
+    """A ``pathlib.Path`` for local output (so it can be locked), else the fsspec path."""
+    if isinstance(output_root, Path):
+        return output_root.absolute()
+    root: Any = UPath(output_root) if isinstance(output_root, str) else output_root
+    if getattr(root, "protocol", None) in ("", "file", "local"):
+        return Path(root.path).absolute()
+    return root
+
+
+def _deliver(
+    root: Any,
+    period: str,
+    config: ChargebackConfig,
+    sender: Sender,
+    from_address: str,
+    run_id: str,
+    force: bool,
+    sleep: Callable[[float], None],
+    clock: Callable[[], datetime],
+) -> DeliveryReport:
+    manifest, manifest_sha256 = _verified_manifest(root, period)
+    previous = read_published(root, previous_month(period))
+    settings = config.delivery
+    current = read_log(root, period)
+    delivery_log = current or DeliveryLog(
+        period=period, manifest_sha256=manifest_sha256, updated_at=clock()
+    )
+    planned = _plan(config, period)
+    attachments = _attachments(root, period, manifest, planned)
+    domain = from_address.rsplit("@", 1)[-1]
+
+    skipped: list[str] = []
+    pending: list[Planned] = []
+    for item in planned:
+        record = delivery_log.messages.get(item.key)
+        if record is not None and record.status == "sent" and not force:
+            skipped.append(item.key)
+            _warn_if_outdated(record, attachments)
+            continue
+        if record is not None and (record.status == "sent" or record.recipient != item.recipient):
+            delivery_log.superseded.append(record)
+            record = None
+        if record is not None and record.status == "sending":
+            log.warning(
+                "%s: the last try to %s stopped mid-send; sending again with Message-ID %s",
+                item.key,
+                record.recipient,
+                record.message_id,
+            )
+        delivery_log.messages[item.key] = _record(
+            item, record, attachments, run_id, domain, period, settings.subject_prefix
+        )
+        pending.append(item)
+
+    summary = summarize(
+        manifest,
+        attachments[csv_name(period)].data,
+        previous,
+        {center.id: center.name for center in config.cost_centers},
+    )
+    envelope = Envelope(
+        from_address=from_address,
+        reply_to=settings.reply_to,
+        subject_prefix=settings.subject_prefix,
+        date=clock(),
+        run_id=run_id,
+    )
+    sent: list[str] = []
+    failed: dict[str, str] = {}
+    for round_number in range(1, settings.max_attempts + 1):
+        retry: list[Planned] = []
+        for item in pending:
+            record = delivery_log.messages[item.key]
+            message = _compose(
+                item, record, summary, attachments, settings.top_assistants, envelope
+            )
+            delivery_log.messages[item.key] = record = record.model_copy(
+                update={
+                    "status": "sending",
+                    "subject": str(message["Subject"]),
+                    "attempts": record.attempts + 1,
+                    "last_attempt_at": clock(),
+                    "run_id": run_id,
+                }
+            )
+            _save(root, delivery_log, manifest_sha256, clock)
+            try:
+                sender.send(message, envelope_from=from_address, recipients=[item.recipient])
+            except Exception as error:
+                failure = classify(error)
+                log.warning(
+                    "%s to %s: %s failure (round %d of %d): %s",
+                    item.key,
+                    item.recipient,
+                    "temporary" if failure.transient else "permanent",
+                    round_number,
+                    settings.max_attempts,
+                    failure.detail,
+                )
+                delivery_log.messages[item.key] = record.model_copy(
+                    update={
+                        "status": "failed",
+                        "error": failure.detail,
+                        "permanent": not failure.transient,
+                    }
+                )
+                failed[item.key] = f"{item.recipient}: {failure.detail}"
+                if failure.transient:
+                    retry.append(item)
+            else:
+                log.info("%s: sent to %s as %s", item.key, item.recipient, record.message_id)
+                delivery_log.messages[item.key] = record.model_copy(
+                    update={"status": "sent", "sent_at": clock(), "error": None, "permanent": False}
+                )
+                failed.pop(item.key, None)
+                sent.append(item.key)
+            _save(root, delivery_log, manifest_sha256, clock)
+        pending = retry
+        if not pending or round_number == settings.max_attempts:
+            break
+        wait = backoff_seconds(settings.retry_backoff_seconds, round_number)
+        log.info(
+            "retrying %d message(s) in %.1f s: %s", len(pending), wait, [p.key for p in pending]
+        )
+        sleep(wait)
+
+    _save(root, delivery_log, manifest_sha256, clock, month_copy=True)
+    report = DeliveryReport(
+        period=period,
+        sent=sent,
+        skipped=skipped,
+        failed=failed,
+        log_url=str(root / "_delivery" / f"{period}.json"),
+    )
+    if failed:
+        raise DeliveryError(report)
+    return report
+
+
+def _verified_manifest(root: Any, period: str) -> tuple[dict[str, Any], str]:
+    """The month's manifest and the sha256 of its bytes, or why there is nothing to send."""
+    try:
+        raw = (root / period / MANIFEST_NAME).read_bytes()
+    except FileNotFoundError:
+        raw = b""
+    manifest = read_published(root, period)
+    if manifest is None or not raw:
+        raise MonthNotPublishedError(
+            f"{period} has no complete statement set under {root} (manifest missing, or a"
+            " listed file is missing or changed); publish the month before delivering it"
+        )
+    if json.loads(raw) != manifest:
+        raise MonthNotPublishedError(
+            f"{period} was republished while it was being read; retry the delivery"
+        )
+    return manifest, sha256_bytes(raw)
+
+
+def _plan(config: ChargebackConfig, period: str) -> list[Planned]:
+    """Finance first, then the owners in config order."""
+    planned = [
+        Planned(
+            FINANCE_KEY,
+            "finance",
+            None,
+            config.finance_email,
+            (statement_workbook_name(period), csv_name(period)),
+        )
+    ]
+    planned += [
+        Planned(
+            f"{OWNER_PREFIX}{center.id}",
+            "owner",
+            center.id,
+            center.owner_email,
+            (cost_center_workbook_name(center.id, period),),
+        )
+        for center in config.cost_centers
+    ]
+    return planned
+
+
+def _attachments(
+    root: Any, period: str, manifest: dict[str, Any], planned: list[Planned]
+) -> dict[str, Attachment]:
+    """Every file any message needs (and the CSV), read once and checked against the manifest."""
+    files = manifest["files"]
+    wanted = sorted({path for item in planned for path in item.paths} | {csv_name(period)})
+    missing = [path for path in wanted if path not in files]
+    if missing:
+        raise MonthNotPublishedError(
+            f"{period}: the published set has no {', '.join(missing)}; a cost center added to"
+            " chargeback.yaml after publishing needs the month published again"
+        )
+    attachments = {}
+    for path in wanted:
+        data = (root / period / path).read_bytes()
+        digest = sha256_bytes(data)
+        if digest != files[path]["sha256"]:
+            raise MonthNotPublishedError(
+                f"{period}/{path} changed after it was verified (republished meanwhile?);"
+                " retry the delivery"
+            )
+        attachments[path] = Attachment(path, data, digest)
+    return attachments
+
+
+def _record(
+    item: Planned,
+    previous: MessageRecord | None,
+    attachments: dict[str, Attachment],
+    run_id: str,
+    domain: str,
+    period: str,
+    subject_prefix: str,
+) -> MessageRecord:
+    """A fresh record, or the earlier unfinished one with its Message-ID and attempt count."""
+    files = [
+        AttachmentRecord(
+            name=attachments[path].name,
+            path=path,
+            sha256=attachments[path].sha256,
+            bytes=len(attachments[path].data),
+        )
+        for path in item.paths
+    ]
+    if previous is not None:
+        return previous.model_copy(update={"attachments": files, "run_id": run_id})
+    return MessageRecord(
+        key=item.key,
+        kind="finance" if item.kind == "finance" else "owner",
+        cost_center_id=item.cost_center_id,
+        recipient=item.recipient,
+        subject=f"{subject_prefix} {period}".strip(),
+        message_id=make_msgid(
+            idstring=f"vapi-chargeback.{period}.{item.key.replace(':', '-')}", domain=domain
+        ),
+        attachments=files,
+        status="pending",
+        run_id=run_id,
+    )
+
+
+def _compose(
+    item: Planned,
+    record: MessageRecord,
+    summary: MonthSummary,
+    attachments: dict[str, Attachment],
+    top: int,
+    envelope: Envelope,
+) -> EmailMessage:
+    if item.cost_center_id is None:
+        return finance_message(
+            summary,
+            recipient=item.recipient,
+            attachments=[attachments[path] for path in item.paths],
+            envelope=envelope,
+            message_id=record.message_id,
+        )
+    return owner_message(
+        summary,
+        item.cost_center_id,
+        recipient=item.recipient,
+        workbook=attachments[item.paths[0]],
+        top=top,
+        envelope=envelope,
+        message_id=record.message_id,
+    )
+
+
+def _warn_if_outdated(record: MessageRecord, attachments: dict[str, Attachment]) -> None:
+    changed = [a.path for a in record.attachments if attachments[a.path].sha256 != a.sha256]
+    if changed:
+        log.warning(
+            "%s was delivered to %s before the month was republished with different %s;"
+            " trigger with redeliver=true to send the current version",
+            record.key,
+            record.recipient,
+            ", ".join(changed),
+        )
+
+
+def _save(
+    root: Any,
+    delivery_log: DeliveryLog,
+    manifest_sha256: str,
+    clock: Callable[[], datetime],
+    *,
+    month_copy: bool = False,
+) -> None:
+    delivery_log.manifest_sha256 = manifest_sha256
+    delivery_log.updated_at = clock()
+    write_log(root, delivery_log, month_copy=month_copy)
+
+
+@contextlib.contextmanager
+def _delivery_lock(root: Any, period: str) -> Iterator[None]:
+    """One delivery per month at a time on local output; the kernel frees it if its holder dies.
+
+    Object storage has no lock: there, two deliveries of one month must not overlap (the
+    DAG never runs two deliver tasks for one run; don't trigger one month twice at once).
+    """
+    if not isinstance(root, Path):
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f".lock-deliver-{period}").open("a+b") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"another delivery of {period} has held {handle.name} for"
+                        f" {LOCK_TIMEOUT_SECONDS:.0f} s; check for a hung task"
+                    ) from None
+                time.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,421 @@
+"""The deliver task against a real SMTP server on loopback, through Airflow's SMTP hook.
+
+aiosmtpd listens on 127.0.0.1 (a port the kernel picks); the connection ``smtp_default``
+comes from ``AIRFLOW_CONN_SMTP_DEFAULT`` (no database). Each test runs the task body the
+DAG runs — ``deliver_task`` — so connection lookup, TLS options, the from-address, the
+params and the core are exercised together, and checks what the server actually got:
+who, which attachments, and whether the attached workbooks add up to the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+import yaml
+from dateutil.relativedelta import relativedelta
+
+from vapi_chargeback.airflow.delivery import deliver_task
+from vapi_chargeback.delivery import DeliveryError, read_log
+from vapi_chargeback.delivery.mailsink import LoopbackController, MailSink
+from vapi_chargeback.statement import (
+    UNALLOCATED,
+    ChargebackLine,
+    CostCenterInfo,
+    Provenance,
+    Reconciliation,
+    Statement,
+)
+from vapi_chargeback.storage import publish_statement, read_published
+
+PERIOD = "2026-10"
+FROM = "chargeback@example.com"
+FINANCE = "finance@example.com"
+OWNERS = {"sales": "sales-owner@example.com", "support": "support-owner@example.com"}
+BERLIN = ZoneInfo("Europe/Berlin")
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class ScriptedSmtp(MailSink):
+    """Keeps what it accepts; answers RCPT for an address with scripted replies, last one repeats."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: dict[str, list[str]] = {}
+        self.rcpt_tries: list[str] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        self.rcpt_tries.append(address)
+        scripted = self.replies.get(address, [])
+        reply = scripted.pop(0) if len(scripted) > 1 else (scripted[0] if scripted else "250 OK")
+        if reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    def by_recipient(self) -> dict[str, EmailMessage]:
+        return {mail.recipients[0]: mail.message for mail in self.received}
+
+
+@dataclass
+class Setup:
+    output: Path
+    config_path: Path
+    server: ScriptedSmtp
+    port: int
+
+    def run(self, **params: Any) -> dict[str, Any]:
+        """The DAG's deliver task body for October, as Airflow calls it."""
+        context = {"params": {"deliver": True, "redeliver": False, **params}}
+        return deliver_task(context, run_info(self))
+
+
+def statement(period: str, centers: dict[str, str], scale: int) -> Statement:
+    """Per cost center two direct lines and a shared one; one unallocated line; reconciles."""
+    lines = []
+    for index, center in enumerate(centers):
+        for number, cost in enumerate(("12.34", "56.78")):
+            amount = Decimal(cost) * scale + index
+            lines.append(
+                ChargebackLine(
+                    center,
+                    center.title(),
+                    "team",
+                    f"asst-{center}-{number}",
+                    "direct",
+                    10,
+                    Decimal("25.5"),
+                    amount,
+                    {"llm": Decimal("1.00")},
+                )
+            )
+        lines.append(
+            ChargebackLine(
+                center,
+                center.title(),
+                "",
+                "",
+                "shared:platform-fee",
+                0,
+                Decimal(0),
+                Decimal("5.00"),
+                {"llm": Decimal("0.00")},
+            )
+        )
+    lines.append(
+        ChargebackLine(
+            UNALLOCATED,
+            "Unallocated",
+            "",
+            "",
+            "unallocated:no-assistant",
+            1,
+            Decimal(1),
+            Decimal("0.99"),
+            {"llm": Decimal("0.00")},
+        )
+    )
+    total = sum((line.cost_usd for line in lines), Decimal(0))
+    shared = Decimal("5.00") * len(centers)
+    start = dt.datetime.strptime(period, "%Y-%m").replace(tzinfo=BERLIN)
+    return Statement(
+        period=period,
+        timezone="Europe/Berlin",
+        period_start=start,
+        period_end=start + relativedelta(months=1),
+        currency="USD",
+        components=["llm"],
+        cost_centers=[CostCenterInfo(c, c.title(), mail) for c, mail in centers.items()],
+        lines=lines,
+        reconciliation=Reconciliation(total - shared, shared, total, Decimal("0.00")),
+        provenance=Provenance("run-p", "a" * 64, "b" * 64, {"batch-000.json": "c" * 64}, "test"),
+    )
+
+
+def write_config(path: Path, **delivery: Any) -> None:
+    document = {
+        "org": {"name": "Test Org", "timezone": "Europe/Berlin"},
+        "components": ["llm"],
+        "variable_key": "costCenter",
+        "finance_email": FINANCE,
+        "cost_centers": [
+            {"id": center, "name": center.title(), "owner_email": mail}
+            for center, mail in OWNERS.items()
+        ],
+        "delivery": {"from_email": FROM, "retry_backoff_seconds": 1, **delivery},
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def run_info(setup: Setup) -> dict[str, Any]:
+    """What the plan task hands the deliver task, for a run of October."""
+    return {
+        "month": PERIOD,
+        "timezone": "Europe/Berlin",
+        "period_start": "2026-10-01T00:00:00+02:00",
+        "period_end": "2026-11-01T00:00:00+01:00",
+        "run_id": "manual__2026-11-02T07:00:00+00:00",
+        "config_path": str(setup.config_path),
+        "mapping_path": str(setup.config_path.parent / "assistant_teams.csv"),
+        "config_sha256": "0" * 64,
+        "mapping_sha256": "0" * 64,
+        "output_url": setup.output.as_uri(),
+        "work_url": (setup.output / "_runs" / PERIOD / "run").as_uri(),
+        "batch_count": 1,
+        "query_count": 1,
+    }
+
+
+def smtp_connection(port: int, **extra: Any) -> str:
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, **extra},
+        }
+    )
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    output = tmp_path / "output"
+    publish_statement(statement("2026-09", OWNERS, scale=1), output)
+    publish_statement(statement(PERIOD, OWNERS, scale=2), output)
+    config_path = tmp_path / "chargeback.yaml"
+    write_config(config_path)
+    server = ScriptedSmtp()
+    controller = LoopbackController(server)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(controller.port))
+    try:
+        yield Setup(output, config_path, server, controller.port)
+    finally:
+        controller.stop()
+
+
+def sheet_rows(data: bytes, sheet: str) -> list[tuple[Any, ...]]:
+    workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+    return [tuple(row) for row in workbook[sheet].iter_rows(values_only=True)]
+
+
+def attachments(message: EmailMessage) -> dict[str, bytes]:
+    """File name → the bytes as sent (decoded from the transfer encoding, not as text)."""
+    return {
+        part.get_filename() or "": part.get_payload(decode=True)
+        for part in message.iter_attachments()
+    }
+
+
+def test_owners_and_finance_get_their_workbooks_and_the_figures_match_the_manifest(
+    setup: Setup,
+) -> None:
+    report = setup.run()
+
+    manifest = read_published(setup.output, PERIOD)
+    assert manifest is not None
+    mails = setup.server.by_recipient()
+    assert set(mails) == {FINANCE, *OWNERS.values()}
+    assert {mail.envelope_from for mail in setup.server.received} == {FROM}
+    assert report["sent"] == ["finance", "owner:sales", "owner:support"]
+
+    by_center = manifest["totals"]["cost_by_cost_center_usd"]
+    for center, owner in OWNERS.items():
+        files = attachments(mails[owner])
+        assert list(files) == [f"{center}-{PERIOD}.xlsx"]
+        published = setup.output / PERIOD / "cost-centers" / f"{center}-{PERIOD}.xlsx"
+        assert files[f"{center}-{PERIOD}.xlsx"] == published.read_bytes()
+        summary = sheet_rows(files[f"{center}-{PERIOD}.xlsx"], "Summary")
+        header, total = summary[0], next(row for row in summary if row[0] == "Total")
+        cost = Decimal(str(total[header.index("Cost (USD)")])).quantize(Decimal("0.01"))
+        assert cost == Decimal(by_center[center]), center
+        assert by_center[center] in mails[owner]["Subject"]
+
+    files = attachments(mails[FINANCE])
+    assert sorted(files) == [f"chargeback-{PERIOD}.csv", f"chargeback-{PERIOD}.xlsx"]
+    for name, data in files.items():
+        assert data == (setup.output / PERIOD / name).read_bytes(), f"{name} arrived changed"
+    summary = sheet_rows(files[f"chargeback-{PERIOD}.xlsx"], "Summary")
+    header = summary[0]
+    cost_column = header.index("Cost (USD)")
+    figures = {
+        row[0]: Decimal(str(row[cost_column])).quantize(Decimal("0.01"))
+        for row in summary[1:]
+        if row[0] and row[cost_column] is not None
+    }
+    assert figures["Total"] == Decimal(manifest["totals"]["cost_usd"])
+    for center, amount in by_center.items():
+        assert figures[center] == Decimal(amount), center
+
+    log = json.loads((setup.output / PERIOD / "delivery.json").read_text())
+    ids = {mail.message["To"]: mail.message["Message-ID"] for mail in setup.server.received}
+    assert {r["recipient"]: r["message_id"] for r in log["messages"].values()} == ids
+    assert {r["status"] for r in log["messages"].values()} == {"sent"}
+
+
+def test_a_refused_owner_is_reported_a_greylisted_one_retried_the_rest_delivered(
+    setup: Setup,
+) -> None:
+    sales, support = OWNERS["sales"], OWNERS["support"]
+    setup.server.replies = {
+        sales: ["451 4.7.1 Greylisted, try again later", "250 OK"],
+        support: ["550 5.1.1 <support-owner@example.com>: no such user"],
+    }
+
+    with pytest.raises(DeliveryError, match=r"owner:support \(support-owner@example.com: .*550"):
+        setup.run()
+
+    assert sorted(setup.server.by_recipient()) == sorted([FINANCE, sales])
+    assert setup.server.rcpt_tries == [FINANCE, sales, support, sales]
+    log = read_log(setup.output, PERIOD)
+    assert log is not None
+    assert (log.messages["owner:sales"].status, log.messages["owner:sales"].attempts) == ("sent", 2)
+    refused = log.messages["owner:support"]
+    assert (refused.status, refused.permanent) == ("failed", True)
+    assert "550 5.1.1" in (refused.error or "")
+
+    # The mailbox now exists; Airflow retries the task, which sends only what is missing.
+    setup.server.replies = {}
+    report = setup.run()
+    assert report["sent"] == ["owner:support"]
+    assert report["skipped"] == ["finance", "owner:sales"]
+    assert [mail.recipients for mail in setup.server.received].count((support,)) == 1
+    assert len(setup.server.received) == 3
+
+
+def test_a_rerun_sends_nothing_and_redeliver_sends_everything_again(setup: Setup) -> None:
+    setup.run()
+    first_ids = {mail.message["Message-ID"] for mail in setup.server.received}
+
+    again = setup.run()
+    assert again["sent"] == []
+    assert len(setup.server.received) == 3
+
+    forced = setup.run(redeliver=True)
+    assert forced["sent"] == ["finance", "owner:sales", "owner:support"]
+    assert len(setup.server.received) == 6
+    second_ids = {mail.message["Message-ID"] for mail in setup.server.received[3:]}
+    assert not first_ids & second_ids
+
+
+def test_the_task_skips_when_asked_or_when_there_is_no_smtp_connection(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    with pytest.raises(AirflowSkipException, match="deliver=false"):
+        setup.run(deliver=False)
+    monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
+    with pytest.raises(AirflowSkipException, match="no Airflow connection 'smtp_default'"):
+        setup.run()
+    assert setup.server.received == []
+    assert read_log(setup.output, PERIOD) is None
+
+
+def test_the_from_address_may_come_from_the_connection(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(setup.config_path, from_email=None)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(setup.port, from_email="noreply@example.com")
+    )
+
+    setup.run()
+
+    assert {mail.envelope_from for mail in setup.server.received} == {"noreply@example.com"}
+
+
+def self_signed_tls_context(folder: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def test_starttls_is_used_when_the_connection_asks_for_it(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``disable_tls: false`` → STARTTLS; ``ssl_context: none`` accepts the self-signed cert."""
+    server = ScriptedSmtp()
+    controller = LoopbackController(
+        server, tls_context=self_signed_tls_context(tmp_path), require_starttls=True
+    )
+    controller.start()
+    try:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            smtp_connection(controller.port, disable_tls=False, ssl_context="none"),
+        )
+        setup.run()
+        plain = setup.server
+        assert plain.received == []
+        assert len(server.received) == 3
+    finally:
+        controller.stop()
+
+
+def test_a_certificate_the_client_cannot_verify_fails_the_delivery(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default ``ssl_context`` checks the server certificate: nothing goes out unverified."""
+    write_config(setup.config_path, max_attempts=1)
+    server = ScriptedSmtp()
+    controller = LoopbackController(
+        server, tls_context=self_signed_tls_context(tmp_path), require_starttls=True
+    )
+    controller.start()
+    try:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(controller.port, disable_tls=False)
+        )
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            setup.run()
+        assert server.received == []
+    finally:
+        controller.stop()
