@@ -60,3 +60,12 @@ bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/
 
 clean: ## remove the venv, Airflow home, outputs and caches
 	rm -rf $(VENV) .airflow output data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: ui
+UI_PORT ?= 8080
+ui: $(STAMP) ## serve the Airflow UI on 127.0.0.1:8080 (UI_PORT=...) with the Chargeback statements page
+	$(BIN)/airflow db migrate >/dev/null
+	@echo "Chargeback statements: http://127.0.0.1:$(UI_PORT)/plugin/chargeback-statements"
+	@echo "Sign in as admin; the password is in .airflow/simple_auth_manager_passwords.json.generated"
+	@echo "(written when the server first starts). Ctrl-C stops it."
+	$(BIN)/airflow api-server --apps core -H 127.0.0.1 -p $(UI_PORT)

@@ -1,17 +1,20 @@
 """``make demo``: a synthetic org, the emulator on loopback, the real DAG for last month.
 
 Everything runs from the project folder: data in ``data/demo/``, Airflow in ``.airflow/``,
-statements in ``output/``. Nothing leaves the machine.
+statements in ``output/``. Nothing leaves the machine: the DAG's deliver step mails a
+debugging SMTP server on 127.0.0.1 that writes each message to ``output/_mail/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +28,7 @@ from vapi_chargeback.period import last_complete_month
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
 DEMO_MONTHS = 3
+UI_URL = "http://127.0.0.1:8080/plugin/chargeback-statements"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     api_key = secrets.token_urlsafe(24)
-    _step("2/4 starting vapi-emulator on loopback")
+    _step("2/4 starting vapi-emulator and a debugging mail server on loopback")
     emulator_log = PROJECT_DIR / ".airflow" / "demo-emulator.log"
     emulator_log.parent.mkdir(parents=True, exist_ok=True)
-    with localrun.serve_emulator([calls], api_key, log=emulator_log) as base_url:
+    mail_dir = output_dir / "_mail"
+    with (
+        localrun.serve_emulator([calls], api_key, log=emulator_log) as base_url,
+        _mail_server(mail_dir, enabled=not args.no_mail) as smtp_port,
+    ):
         print(f"    {base_url} (key generated for this run, never written)")
         env = localrun.airflow_env(
             project_dir=PROJECT_DIR,
@@ -68,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             output_url=output_dir.as_uri(),
             config_path=args.config,
         )
+        if smtp_port is not None:
+            print(
+                f"    mail: smtp://127.0.0.1:{smtp_port} keeps every message in {_rel(mail_dir)}/"
+            )
+            env["AIRFLOW_CONN_SMTP_DEFAULT"] = _smtp_connection(smtp_port)
         _step("3/4 preparing Airflow (SQLite in .airflow/)")
         localrun.migrate(env)
         logical_date = first + relativedelta(months=1)
@@ -79,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     _summary(output_dir / month)
+    _delivery(output_dir, month, mail_dir, mailed=not args.no_mail)
+    print(
+        f"\nStatements page: run `make ui`, open {UI_URL} (Browse → Chargeback statements)"
+        "\n  and sign in as admin; the password is in"
+        " .airflow/simple_auth_manager_passwords.json.generated"
+    )
     return 0
 
 
@@ -98,7 +117,67 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG,
         help=f"chargeback.yaml to use (default: {DEFAULT_CONFIG.relative_to(PROJECT_DIR)})",
     )
+    parser.add_argument(
+        "--no-mail",
+        action="store_true",
+        help="start no mail server: without the smtp_default connection the deliver step skips",
+    )
     return parser
+
+
+@contextlib.contextmanager
+def _mail_server(folder: Path, *, enabled: bool) -> Iterator[int | None]:
+    """A debugging SMTP server on 127.0.0.1 writing ``.eml`` files to ``folder``; yields its port."""
+    if not enabled:
+        yield None
+        return
+    from vapi_chargeback.delivery.mailsink import LoopbackController, MailSink
+
+    controller = LoopbackController(MailSink(folder))
+    controller.start()
+    try:
+        yield int(controller.port)
+    finally:
+        controller.stop()
+
+
+def _smtp_connection(port: int) -> str:
+    """``smtp_default`` for the debugging server: plain SMTP on loopback, no TLS, no login."""
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10},
+        }
+    )
+
+
+def _delivery(output_dir: Path, month: str, mail_dir: Path, *, mailed: bool) -> None:
+    """Who got which files, from the month's delivery log, and where the mails are."""
+    from vapi_chargeback.delivery import read_log
+
+    log = read_log(output_dir, month)
+    if log is None:
+        print("\nDelivery: skipped (no mail server; run without --no-mail to send)")
+        return
+    print(f"\nDelivery log ({_rel(output_dir / '_delivery' / f'{month}.json')}):")
+    for record in log.messages.values():
+        files = ", ".join(item.name for item in record.attachments)
+        print(f"  {record.status:<8} {record.recipient:<28} {files}")
+    if mailed and mail_dir.exists():
+        mails = sorted(mail_dir.glob("*.eml"))
+        print(
+            f"  {len(mails)} mail(s) in {_rel(mail_dir)}/ — open an .eml file with any mail program"
+        )
+    print(
+        "  A month is mailed once: rerunning the demo sends nothing new (trigger the DAG with"
+        " redeliver=true to send again)."
+    )
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(PROJECT_DIR)) if path.is_relative_to(PROJECT_DIR) else str(path)
 
 
 def _summary(folder: Path) -> None:

@@ -52,12 +52,13 @@ from vapi_chargeback.delivery.log import (
     AttachmentRecord,
     DeliveryLog,
     MessageRecord,
+    ledger_path,
     read_log,
     sha256_bytes,
     utc_now,
     write_log,
 )
-from vapi_chargeback.delivery.send import Sender, backoff_seconds, classify
+from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
 from vapi_chargeback.statements.csv import csv_name
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.statements.validate import PERIOD
@@ -157,43 +158,28 @@ def _deliver(
     clock: Callable[[], datetime],
 ) -> DeliveryReport:
     manifest, manifest_sha256 = _verified_manifest(root, period)
-    previous = read_published(root, previous_month(period))
-    settings = config.delivery
-    current = read_log(root, period)
-    delivery_log = current or DeliveryLog(
-        period=period, manifest_sha256=manifest_sha256, updated_at=clock()
-    )
     planned = _plan(config, period)
     attachments = _attachments(root, period, manifest, planned)
+    settings = config.delivery
+    ledger = _Ledger(
+        root,
+        read_log(root, period)
+        or DeliveryLog(period=period, manifest_sha256=manifest_sha256, updated_at=clock()),
+        manifest_sha256,
+        clock,
+    )
+    pending, skipped = _pending(ledger.log, planned, attachments, force)
     domain = from_address.rsplit("@", 1)[-1]
-
-    skipped: list[str] = []
-    pending: list[Planned] = []
-    for item in planned:
-        record = delivery_log.messages.get(item.key)
-        if record is not None and record.status == "sent" and not force:
-            skipped.append(item.key)
-            _warn_if_outdated(record, attachments)
-            continue
-        if record is not None and (record.status == "sent" or record.recipient != item.recipient):
-            delivery_log.superseded.append(record)
-            record = None
-        if record is not None and record.status == "sending":
-            log.warning(
-                "%s: the last try to %s stopped mid-send; sending again with Message-ID %s",
-                item.key,
-                record.recipient,
-                record.message_id,
-            )
-        delivery_log.messages[item.key] = _record(
-            item, record, attachments, run_id, domain, period, settings.subject_prefix
+    for item in pending:
+        earlier = ledger.log.messages.get(item.key)
+        ledger.log.messages[item.key] = _record(
+            item, earlier, attachments, run_id, domain, period, settings.subject_prefix
         )
-        pending.append(item)
 
     summary = summarize(
         manifest,
         attachments[csv_name(period)].data,
-        previous,
+        read_published(root, previous_month(period)),
         {center.id: center.name for center in config.cost_centers},
     )
     envelope = Envelope(
@@ -208,71 +194,148 @@ def _deliver(
     for round_number in range(1, settings.max_attempts + 1):
         retry: list[Planned] = []
         for item in pending:
-            record = delivery_log.messages[item.key]
+            record = ledger.log.messages[item.key]
             message = _compose(
                 item, record, summary, attachments, settings.top_assistants, envelope
             )
-            delivery_log.messages[item.key] = record = record.model_copy(
-                update={
-                    "status": "sending",
-                    "subject": str(message["Subject"]),
-                    "attempts": record.attempts + 1,
-                    "last_attempt_at": clock(),
-                    "run_id": run_id,
-                }
+            failure = ledger.hand_over(item, message, sender, from_address, run_id)
+            if failure is None:
+                sent.append(item.key)
+                failed.pop(item.key, None)
+                continue
+            log.warning(
+                "%s to %s: %s failure (round %d of %d): %s",
+                item.key,
+                item.recipient,
+                "temporary" if failure.transient else "permanent",
+                round_number,
+                settings.max_attempts,
+                failure.detail,
             )
-            _save(root, delivery_log, manifest_sha256, clock)
-            try:
-                sender.send(message, envelope_from=from_address, recipients=[item.recipient])
-            except Exception as error:
-                failure = classify(error)
-                log.warning(
-                    "%s to %s: %s failure (round %d of %d): %s",
-                    item.key,
-                    item.recipient,
-                    "temporary" if failure.transient else "permanent",
-                    round_number,
-                    settings.max_attempts,
-                    failure.detail,
-                )
-                delivery_log.messages[item.key] = record.model_copy(
+            failed[item.key] = f"{item.recipient}: {failure.detail}"
+            if failure.transient:
+                retry.append(item)
+        pending = retry
+        if not pending or round_number == settings.max_attempts:
+            break
+        wait = backoff_seconds(settings.retry_backoff_seconds, round_number)
+        log.info("retrying %s in %.1f s", [item.key for item in pending], wait)
+        sleep(wait)
+
+    ledger.save(month_copy=True)
+    report = DeliveryReport(
+        period=period,
+        sent=sent,
+        skipped=skipped,
+        failed=failed,
+        log_url=str(ledger_path(root, period)),
+    )
+    if failed:
+        raise DeliveryError(report)
+    return report
+
+
+def _pending(
+    delivery_log: DeliveryLog,
+    planned: list[Planned],
+    attachments: dict[str, Attachment],
+    force: bool,
+) -> tuple[list[Planned], list[str]]:
+    """Messages to send now, and keys already delivered.
+
+    A sent record is kept unless ``force``; then, or when the address changed, it moves
+    to ``superseded`` and the message starts afresh with a new Message-ID.
+    """
+    pending: list[Planned] = []
+    skipped: list[str] = []
+    for item in planned:
+        record = delivery_log.messages.get(item.key)
+        if record is not None and record.status == "sent" and not force:
+            skipped.append(item.key)
+            _warn_if_outdated(record, attachments)
+            continue
+        if record is not None and (record.status == "sent" or record.recipient != item.recipient):
+            delivery_log.superseded.append(delivery_log.messages.pop(item.key))
+        elif record is not None and record.status == "sending":
+            log.warning(
+                "%s: the last try to %s stopped mid-send; sending again with Message-ID %s",
+                item.key,
+                record.recipient,
+                record.message_id,
+            )
+        pending.append(item)
+    return pending, skipped
+
+
+class _Ledger:
+    """The delivery log being written: every hand-over is recorded before and after."""
+
+    def __init__(
+        self,
+        root: Any,
+        delivery_log: DeliveryLog,
+        manifest_sha256: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.root = root
+        self.log = delivery_log
+        self.manifest_sha256 = manifest_sha256
+        self.clock = clock
+
+    def hand_over(
+        self,
+        item: Planned,
+        message: EmailMessage,
+        sender: Sender,
+        from_address: str,
+        run_id: str,
+    ) -> Failure | None:
+        """Send one message; ``None`` when the server accepted it, else why not."""
+        record = self.log.messages[item.key].model_copy(
+            update={
+                "status": "sending",
+                "subject": str(message["Subject"]),
+                "attempts": self.log.messages[item.key].attempts + 1,
+                "last_attempt_at": self.clock(),
+                "run_id": run_id,
+            }
+        )
+        self._put(record)
+        try:
+            sender.send(message, envelope_from=from_address, recipients=[item.recipient])
+        except Exception as error:
+            failure = classify(error)
+            self._put(
+                record.model_copy(
                     update={
                         "status": "failed",
                         "error": failure.detail,
                         "permanent": not failure.transient,
                     }
                 )
-                failed[item.key] = f"{item.recipient}: {failure.detail}"
-                if failure.transient:
-                    retry.append(item)
-            else:
-                log.info("%s: sent to %s as %s", item.key, item.recipient, record.message_id)
-                delivery_log.messages[item.key] = record.model_copy(
-                    update={"status": "sent", "sent_at": clock(), "error": None, "permanent": False}
-                )
-                failed.pop(item.key, None)
-                sent.append(item.key)
-            _save(root, delivery_log, manifest_sha256, clock)
-        pending = retry
-        if not pending or round_number == settings.max_attempts:
-            break
-        wait = backoff_seconds(settings.retry_backoff_seconds, round_number)
-        log.info(
-            "retrying %d message(s) in %.1f s: %s", len(pending), wait, [p.key for p in pending]
+            )
+            return failure
+        log.info("%s: sent to %s as %s", item.key, item.recipient, record.message_id)
+        self._put(
+            record.model_copy(
+                update={
+                    "status": "sent",
+                    "sent_at": self.clock(),
+                    "error": None,
+                    "permanent": False,
+                }
+            )
         )
-        sleep(wait)
+        return None
 
-    _save(root, delivery_log, manifest_sha256, clock, month_copy=True)
-    report = DeliveryReport(
-        period=period,
-        sent=sent,
-        skipped=skipped,
-        failed=failed,
-        log_url=str(root / "_delivery" / f"{period}.json"),
-    )
-    if failed:
-        raise DeliveryError(report)
-    return report
+    def save(self, *, month_copy: bool = False) -> None:
+        self.log.manifest_sha256 = self.manifest_sha256
+        self.log.updated_at = self.clock()
+        write_log(self.root, self.log, month_copy=month_copy)
+
+    def _put(self, record: MessageRecord) -> None:
+        self.log.messages[record.key] = record
+        self.save()
 
 
 def _verified_manifest(root: Any, period: str) -> tuple[dict[str, Any], str]:
@@ -416,19 +479,6 @@ def _warn_if_outdated(record: MessageRecord, attachments: dict[str, Attachment])
             record.recipient,
             ", ".join(changed),
         )
-
-
-def _save(
-    root: Any,
-    delivery_log: DeliveryLog,
-    manifest_sha256: str,
-    clock: Callable[[], datetime],
-    *,
-    month_copy: bool = False,
-) -> None:
-    delivery_log.manifest_sha256 = manifest_sha256
-    delivery_log.updated_at = clock()
-    write_log(root, delivery_log, month_copy=month_copy)
 
 
 @contextlib.contextmanager

@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from delivery_samples import ScriptedSender, publish_month
-
-PERIOD = "2026-10"
-PREVIOUS = "2026-09"
+from delivery_samples import PERIOD, PREVIOUS, ScriptedSender, publish_month
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from vapi_chargeback.statement import (
 from vapi_chargeback.storage import publish_statement
 
 BERLIN = ZoneInfo("Europe/Berlin")
+PERIOD = "2026-10"
+PREVIOUS = "2026-09"
 CENTERS = {
     "sales": ("Sales", "sales-owner@example.com"),
     "support": ("Customer <Support>", "support-owner@example.com"),

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from conftest import PERIOD, PREVIOUS
-from delivery_samples import CENTERS, UNALLOCATED_COST, owner_total
+from delivery_samples import CENTERS, PERIOD, PREVIOUS, UNALLOCATED_COST, owner_total
 
 from vapi_chargeback.delivery.compose import (
     Attachment,

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PERIOD
 from delivery_samples import (
     CENTERS,
     FINANCE,
+    PERIOD,
     ScriptedSender,
     attachment_names,
     chargeback_config,
