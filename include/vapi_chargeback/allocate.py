@@ -1,7 +1,8 @@
 """Turn the core query's rows into chargeback lines that add up exactly.
 
-Each row is one (local day, assistant, variable value) group. Its cost center is decided
-by the first rule that matches — the call-level variable value naming a configured cost
+Each row is one (time bucket, assistant, variable value) group, its bucket a local day or
+a stretch of days over which the mapping does not change (``plan.py``). Its cost center
+is decided by the first rule that matches — the call-level variable value naming a configured cost
 center, else the assistant's mapping valid that day, else ``UNALLOCATED`` with a reason —
 and rows are summed exactly per (cost center, team, assistant, allocation). Only then is
 anything rounded: each column once, over all lines together, with largest remainder, so
@@ -11,15 +12,16 @@ same way. The breakdowns of ``breakdowns.py`` attribute their rows with these sa
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vapi_chargeback.analytics.models import AnalyticsQueryResult
+from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
 from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
 from vapi_chargeback.breakdowns import BreakdownBuilder
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, SharedPool
@@ -83,13 +85,40 @@ def attribute(
     return Attribution(UNALLOCATED, "", assistant, f"unallocated:{reason}")
 
 
+class Attributor:
+    """:func:`attribute`, memoised for one run: across queries, the same few thousand
+    (assistant, variable value, day) triples come back on every row."""
+
+    def __init__(self, config: ChargebackConfig, mapping: AssistantMapping) -> None:
+        self._ids = frozenset(config.cost_center_ids)
+        self._mapping = mapping
+        self._seen: dict[tuple[object, object, date], Attribution] = {}
+
+    def __call__(self, assistant_id: object, variable_value: object, day: date) -> Attribution:
+        key = (assistant_id, variable_value, day)
+        try:
+            found = self._seen.get(key)
+        except TypeError:
+            key = (_hashable(assistant_id), _hashable(variable_value), day)
+            found = self._seen.get(key)
+        if found is None:
+            found = attribute(self._ids, self._mapping, assistant_id, variable_value, day)
+            self._seen[key] = found
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class AttributedRow:
     day: date
+    """A local day inside both the row's bucket and its query's window, so that the mapping
+    and every coarser bucket (week, month) read the same from it: the bucket's own day for
+    day rows, the window's first day for rows over a whole window, and for week rows the
+    later of the week's Monday and the window's first day."""
     attribution: Attribution
     row: Mapping[str, Any]
-    values: dict[str, Decimal]
-    """Measure (``calls``, ``seconds``, ``cost``, ``llm`` …) → exact value; null sums are 0."""
+    values: tuple[Decimal | int, ...]
+    """Exact values of the measures in the order they were asked for; null sums are 0.
+    Counts may arrive as ``int``: sum them into a ``Decimal``."""
 
 
 def attributed_rows(
@@ -98,12 +127,16 @@ def attributed_rows(
     plan: Plan,
     results: Mapping[str, AnalyticsQueryResult],
     query_name: str,
-    measures: Collection[str],
+    measures: Sequence[str],
+    *,
+    attributor: Attributor | None = None,
 ) -> Iterator[AttributedRow]:
     """The rows of one compiled query, each with its local day, attribution and measures.
 
-    A generator, so a month of day rows is aggregated as it is read, never held twice;
-    days and attributions repeat across rows and are computed once each.
+    A generator, so a month of rows is aggregated as it is read, never held twice; days
+    and attributions repeat across rows and are computed once each (across queries too,
+    when they share an ``attributor``). Rows whose measures are all JSON numbers take a
+    fast path; anything else is read value by value, which also names what is wrong.
     """
     result = results.get(query_name)
     if result is None:
@@ -111,30 +144,36 @@ def attributed_rows(
             f"no result for query {query_name!r}; got {sorted(results)}. Fetch every batch of"
             " the plan before allocating"
         )
+    attributor = attributor or Attributor(config, mapping)
     zone = ZoneInfo(plan.period.timezone)
-    ids = set(config.cost_center_ids)
-    readers = [
-        (measure, measure_alias(measure), measure_default_key(measure)) for measure in measures
-    ]
+    query = plan.query(query_name)
+    step = query.time_range.step if query.time_range else "day"
+    first, last = _window(query, plan, zone)
+    readers = [(measure_alias(m), measure_default_key(m)) for m in measures]
+    aliases = [alias for alias, _ in readers]
+    pick = _picker(aliases)
+    variable_key = plan.variable_key
     days: dict[object, date] = {}
-    attributions: dict[tuple[object, object, date], Attribution] = {}
     for index, row in enumerate(result.result):
-        stamp = row.get(DATE_KEY)
-        day = days.get(stamp) if isinstance(stamp, str) else None
-        if day is None:
-            day = _local_day(stamp, zone, plan, f"query {query_name!r} row {index}")
-            days[stamp] = day
-        assistant = row.get(ASSISTANT_KEY)
-        value = row.get(plan.variable_key)
-        key = (_hashable(assistant), _hashable(value), day)
-        attribution = attributions.get(key)
-        if attribution is None:
-            attribution = attribute(ids, mapping, assistant, value, day)
-            attributions[key] = attribution
-        values = {
-            measure: _measure(row, alias, default, query_name, index)
-            for measure, alias, default in readers
-        }
+        if step is None:
+            day = first
+        else:
+            stamp = row.get(DATE_KEY)
+            found = days.get(stamp) if isinstance(stamp, str) else None
+            if found is None:
+                where = f"query {query_name!r} row {index}"
+                found = _row_day(stamp, step, zone, plan, (first, last), where)
+                days[stamp] = found
+            day = found
+        attribution = attributor(row.get(ASSISTANT_KEY), row.get(variable_key), day)
+        try:
+            values = pick(row)
+        except KeyError:
+            values = None
+        if values is None or not _EXACT_TYPES.issuperset(map(type, values)):
+            values = tuple(
+                _measure(row, alias, default, query_name, index) for alias, default in readers
+            )
         yield AttributedRow(day, attribution, row, values)
 
 
@@ -149,29 +188,37 @@ def allocate(
     Its ``breakdowns`` hold every owner's query definitions, attributed with the same rules.
     Each query's rows are read once and aggregated as they stream by.
     """
-    builder = BreakdownBuilder(plan, config.cost_center_ids)
-    measures: dict[str, set[str]] = {
-        plan.core_query: {"calls", "seconds", "cost", *plan.components}
-    }
+    core_measures = ["calls", "seconds", "cost", *plan.components]
+    needed: dict[str, set[str]] = {plan.core_query: set(core_measures)}
     for definition in plan.definitions:
-        measures.setdefault(definition.query, set()).update(definition.aliases)
-    sums: dict[tuple[str, str, str, str], dict[str, Decimal]] = {}
+        needed.setdefault(definition.query, set()).update(definition.aliases)
+    measures = {name: sorted(wanted) for name, wanted in needed.items()}
+    builder = BreakdownBuilder(plan, config.cost_center_ids, measures)
+    attributor = Attributor(config, mapping)
+    core = [measures[plan.core_query].index(m) for m in core_measures]
+    sums: dict[tuple[str, str, str, str], list[Decimal]] = {}
     with exact_context():
-        for name, needed in measures.items():
-            for item in attributed_rows(config, mapping, plan, results, name, sorted(needed)):
-                builder.add(name, item)
-                if name == plan.core_query:
-                    a = item.attribution
-                    key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
-                    line = sums.get(key)
-                    if line is None:
-                        sums[key] = dict(item.values)
-                    else:
-                        for measure, value in item.values.items():
-                            line[measure] += value
+        for name, wanted in measures.items():
+            is_core = name == plan.core_query
+            for part in plan.parts(name):
+                rows = attributed_rows(
+                    config, mapping, plan, results, part, wanted, attributor=attributor
+                )
+                for item in rows:
+                    builder.add(name, item)
+                    if is_core:
+                        a = item.attribution
+                        key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
+                        line = sums.get(key)
+                        if line is None:
+                            line = sums[key] = [Decimal(0)] * len(core)
+                        values = item.values
+                        for position, index in enumerate(core):
+                            line[position] += values[index]
     order = _LineOrder(config)
     keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
-    lines = _rounded_lines(config, plan, keys, [sums[k] for k in keys])
+    totals = [dict(zip(core_measures, sums[k], strict=True)) for k in keys]
+    lines = _rounded_lines(config, plan, keys, totals)
     lines = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
     return Statement(
@@ -185,6 +232,55 @@ def allocate(
         lines=lines,
         breakdowns=builder.tables(),
     )
+
+
+_EXACT_TYPES = frozenset({Decimal, int})
+"""What a JSON number parses to with ``parse_float=Decimal``; ``bool`` is not among them."""
+
+
+def _picker(aliases: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of ``aliases`` of a row, as a tuple, in one C call (``KeyError`` if one is missing)."""
+    if len(aliases) == 1:
+        alias = aliases[0]
+        return lambda row: (row[alias],)
+    return itemgetter(*aliases)
+
+
+def _window(query: AnalyticsQuery, plan: Plan, zone: ZoneInfo) -> tuple[date, date]:
+    """First and last local day a query covers: its own time range, else the period's."""
+    time_range = query.time_range
+    start = time_range.start if time_range and time_range.start else plan.period.start
+    end = time_range.end if time_range and time_range.end else plan.period.end
+    return start.astimezone(zone).date(), end.astimezone(zone).date() - timedelta(days=1)
+
+
+def _row_day(
+    value: object,
+    step: str,
+    zone: ZoneInfo,
+    plan: Plan,
+    window: tuple[date, date],
+    where: str,
+) -> date:
+    """The :attr:`AttributedRow.day` of a day or week row, after checking its bucket."""
+    first, last = window
+    if step == "week":
+        monday = _bucket_day(value, zone, plan, where)
+        if not first - timedelta(days=6) <= monday <= last:
+            raise AnalyticsResultError(
+                f"{where}: {DATE_KEY} {value!r} ({monday}) starts no week of the query's"
+                f" days {first}..{last}; the response does not belong to this plan"
+            )
+        return max(monday, first)
+    if step != "day":
+        raise AnalyticsResultError(f"{where}: the plan asks for no step {step!r}")
+    day = _local_day(value, zone, plan, where)
+    if not first <= day <= last:
+        raise AnalyticsResultError(
+            f"{where}: {DATE_KEY} {value!r} ({day}) is outside the query's days {first}..{last};"
+            " the response does not belong to this plan"
+        )
+    return day
 
 
 def _rounded_lines(
@@ -304,7 +400,18 @@ def _line_key(line: ChargebackLine) -> tuple[str, str, str, str]:
 
 
 def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
-    """The org-zone calendar day of a row's bucket, which must be the start of that day.
+    """The org-zone calendar day of a row's day bucket, which must lie in the period."""
+    day = _bucket_day(value, zone, plan, where)
+    if not plan.period.contains_day(day):
+        raise AnalyticsResultError(
+            f"{where}: {DATE_KEY} {value!r} ({day}) is outside {plan.period.label};"
+            " the response does not belong to this plan"
+        )
+    return day
+
+
+def _bucket_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
+    """The org-zone calendar day a row's bucket starts, which must be the start of that day.
 
     Compared as UTC instants (PEP 495 makes a datetime inside a DST gap unequal to every
     other-zone datetime), so a day whose midnight falls in a gap, starting at 01:00, is
@@ -321,7 +428,7 @@ def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
             ) from None
     else:
         raise AnalyticsResultError(
-            f"{where}: no {DATE_KEY!r}; the plan asks for step 'day', so every row needs one"
+            f"{where}: no {DATE_KEY!r}; the plan asks for a step, so every row needs one"
         )
     if instant.tzinfo is None:
         raise AnalyticsResultError(f"{where}: {DATE_KEY} {value!r} has no UTC offset")
@@ -332,13 +439,7 @@ def _local_day(value: object, zone: ZoneInfo, plan: Plan, where: str) -> date:
             f"{where}: {DATE_KEY} {value!r} is {local.isoformat()} in {plan.period.timezone},"
             " not a local midnight; the API did not bucket days in the requested time zone"
         )
-    day = local.date()
-    if not plan.period.contains_day(day):
-        raise AnalyticsResultError(
-            f"{where}: {DATE_KEY} {value!r} ({day}) is outside {plan.period.label};"
-            " the response does not belong to this plan"
-        )
-    return day
+    return local.date()
 
 
 def _measure(row: Mapping[str, Any], alias: str, default: str, query: str, index: int) -> Decimal:

@@ -56,33 +56,75 @@ class BreakdownBuilder:
     query, so forty owners asking the same question cost one pass over its rows.
     """
 
-    def __init__(self, plan: Plan, cost_center_ids: Sequence[str]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        cost_center_ids: Sequence[str],
+        measures: Mapping[str, Sequence[str]],
+    ) -> None:
+        """``measures``: query name → the measures its rows' ``values`` hold, in that order."""
         self._cost_center_ids = list(cost_center_ids)
-        self._definitions = list(plan.definitions)
-        self._groups: list[dict[GroupKey, dict[str, Decimal]]] = [{} for _ in self._definitions]
-        self._readers: dict[tuple[str, str], list[int]] = {}
-        for index, definition in enumerate(self._definitions):
-            key = (definition.query, definition.cost_center_id)
-            self._readers.setdefault(key, []).append(index)
+        self._definitions = [
+            _Definition(definition, measures[definition.query]) for definition in plan.definitions
+        ]
+        self._readers: dict[tuple[str, str], list[_Definition]] = {}
+        for item in self._definitions:
+            key = (item.plan.query, item.plan.cost_center_id)
+            self._readers.setdefault(key, []).append(item)
 
     def add(self, query: str, item: AttributedRow) -> None:
         """Count one row of ``query`` towards each definition that reads it (exact sums)."""
-        for index in self._readers.get((query, item.attribution.cost_center_id), ()):
-            definition = self._definitions[index]
-            key = _group_key(definition, item)
-            sums = self._groups[index].get(key)
-            if sums is None:
-                self._groups[index][key] = {m: item.values[m] for m in definition.aliases}
-            else:
-                for measure in sums:
-                    sums[measure] += item.values[measure]
+        for definition in self._readers.get((query, item.attribution.cost_center_id), ()):
+            definition.add(item)
 
     def tables(self) -> dict[str, list[Breakdown]]:
         """Cost center id → its definitions' tables, in config order (empty list when none)."""
         tables: dict[str, list[Breakdown]] = {center: [] for center in self._cost_center_ids}
-        for definition, groups in zip(self._definitions, self._groups, strict=True):
-            tables.setdefault(definition.cost_center_id, []).append(_table(definition, groups))
+        for definition in self._definitions:
+            tables.setdefault(definition.plan.cost_center_id, []).append(definition.table())
         return tables
+
+
+class _Definition:
+    """One definition's groups: key → exact sums of its measures, in ``aliases`` order."""
+
+    def __init__(self, plan: DefinitionPlan, order: Sequence[str]) -> None:
+        self.plan = plan
+        self._measures = list(plan.aliases)
+        self._positions = [order.index(measure) for measure in self._measures]
+        self._step = plan.step
+        self._dimensions = list(plan.dimensions)
+        self._buckets: dict[date, str] = {}
+        self._groups: dict[GroupKey, list[Decimal]] = {}
+
+    def add(self, item: AttributedRow) -> None:
+        key = self._key(item)
+        sums = self._groups.get(key)
+        if sums is None:
+            sums = self._groups[key] = [Decimal(0)] * len(self._positions)
+        values = item.values
+        for slot, position in enumerate(self._positions):
+            sums[slot] += values[position]
+
+    def table(self) -> Breakdown:
+        groups = {
+            key: dict(zip(self._measures, sums, strict=True)) for key, sums in self._groups.items()
+        }
+        return _table(self.plan, groups)
+
+    def _key(self, item: AttributedRow) -> GroupKey:
+        parts: list[str | None] = []
+        if self._step is not None:
+            bucket = self._buckets.get(item.day)
+            if bucket is None:
+                bucket = self._buckets[item.day] = _bucket(item.day, self._step).isoformat()
+            parts.append(bucket)
+        for dimension in self._dimensions:
+            if dimension == ASSISTANT_KEY:
+                parts.append(item.attribution.assistant_id)
+            else:
+                parts.append(_display(item.row.get(dimension)))
+        return tuple(parts)
 
 
 def _table(definition: DefinitionPlan, groups: Mapping[GroupKey, dict[str, Decimal]]) -> Breakdown:
@@ -97,18 +139,6 @@ def _table(definition: DefinitionPlan, groups: Mapping[GroupKey, dict[str, Decim
         [*key, *(values[i] for values in metric_columns)] for i, key in enumerate(keys)
     ]
     return Breakdown(definition.definition_id, definition.title, columns, rows)
-
-
-def _group_key(definition: DefinitionPlan, item: AttributedRow) -> GroupKey:
-    parts: list[str | None] = []
-    if definition.step is not None:
-        parts.append(_bucket(item.day, definition.step).isoformat())
-    for dimension in definition.dimensions:
-        if dimension == ASSISTANT_KEY:
-            parts.append(item.attribution.assistant_id)
-        else:
-            parts.append(_display(item.row.get(dimension)))
-    return tuple(parts)
 
 
 def _bucket(day: date, step: str) -> date:

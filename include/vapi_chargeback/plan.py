@@ -3,26 +3,41 @@
 The API has no filter, so a cost center's breakdown is computed from org-wide rows and
 attributed afterwards with the same rules as the money. Hence every compiled query:
 
-- groups by ``assistantId`` and the variable key, with ``step: day`` in the org zone,
-  because attribution needs the assistant, the variable value and the local day (the
-  mapping is effective-dated). Definitions asking for ``week``, ``month`` or no step are
-  compiled with ``day`` too and rolled up afterwards (``breakdowns.py``): rolling up
-  day rows is exact for sums and counts, and it lets every definition with the same
-  dimensions share one query.
+- groups by ``assistantId`` and the variable key, because attribution needs the
+  assistant and the variable value, and each of its rows must lie inside a stretch of
+  days over which the (effective-dated) mapping does not change;
 - asks only for sums and counts; averages are derived from them, because an ``avg``
   cannot be re-aggregated over days, assistants or cost centers.
 
-A query's shape is then just its set of dimensions; definitions with the same shape
-share one query whose operations are the union of what they need, so identical
-definitions of different owners cost one query. Definitions grouped by assistant only
-(or by nothing) merge into the core allocation query. An ungrouped org-total query,
-sharing nothing, is the independent check reconciliation needs.
+A query's shape is its set of dimensions; definitions with the same shape share one
+query whose operations are the union of what they need, so identical definitions of
+different owners cost one query. Definitions grouped by assistant only (or by nothing)
+merge into the core allocation query. An ungrouped org-total query, sharing nothing, is
+the independent check reconciliation needs.
+
+How finely a shape's rows are cut in time is its *grain*. Without the mapping (the plan
+cannot know when it changes) every grouped query has ``step: day`` over the whole month,
+and definitions asking for ``week``, ``month`` or no step are rolled up from day rows
+(``breakdowns.py``); rolling up is exact for sums and counts. Given the mapping, a shape
+is asked at the coarsest grain its definitions need — ``day``, ``week``, or one row per
+group over the whole window (``period``) — because rows, not requests, are what a large
+org pays for: 2,000 assistants by day and by variable value are ~150k rows a month for
+the core query alone, against ~26k without the day. A week or period row must not span
+a mapping change, so those queries are split at the days the mapping changes; when it
+changes on too many days, the plan falls back to day rows. With ``window_days``, day
+and week queries are further split at Mondays into windows of at most that many days,
+which bounds each answer (the API caps rows per query) without adding a row. Each such
+family of queries keeps one logical name, which definitions refer to.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
-from typing import Final, get_args
+from itertools import pairwise
+from typing import Final, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,12 +47,14 @@ from vapi_chargeback.analytics.models import (
     AnalyticsQuery,
     Column,
     Operation,
+    Step,
     TimeRange,
     VariableValueGroupBy,
     default_result_key,
 )
 from vapi_chargeback.config import (
     COMPONENTS,
+    AssistantMapping,
     ChargebackConfig,
     Component,
     DefinitionStep,
@@ -52,6 +69,19 @@ ORG_TOTAL_QUERY = "org-total"
 DEFAULT_MAX_QUERIES_PER_REQUEST = 20
 ASSISTANT_KEY: Final = "assistantId"
 DATE_KEY = "date"
+DEFAULT_WINDOW_DAYS = 14
+"""What ``plan_run`` passes as ``window_days``: two weeks of 2,000 assistants' day rows are
+~70k, inside the emulator's 100k-row cap, and a month is still only three windows."""
+MAX_MAPPING_SEGMENTS = 4
+"""Beyond this many stretches of unchanged mapping in a month, coarse queries would
+multiply by the stretches; the plan then asks for day rows instead."""
+
+Grain = Literal["day", "week", "period"]
+"""How finely a query's rows are cut in time: by local day, by week, or not at all."""
+_GRAIN_RANK: dict[Grain, int] = {"period": 0, "week": 1, "day": 2}
+_GRAIN_STEP: dict[Grain, Step | None] = {"day": "day", "week": "week", "period": None}
+Window = tuple[date, date]
+"""First and last local day (inclusive) a query covers."""
 
 DIMENSIONS_IN_ORDER: tuple[Dimension, ...] = get_args(Dimension)
 MEASURES: tuple[str, ...] = ("calls", "seconds", "cost", *COMPONENTS)
@@ -135,6 +165,14 @@ class Plan(BaseModel):
     batches: list[list[str]]
     """Query names per request, in the order they are sent."""
     definitions: list[DefinitionPlan]
+    families: dict[str, list[str]] = Field(default_factory=dict)
+    """Logical query (as ``core_query`` and definitions name it) → the queries answering it,
+    one per time window, in day order. A logical name not listed is answered by the query
+    of that name alone."""
+
+    def parts(self, name: str) -> list[str]:
+        """The queries whose rows together answer the logical query ``name``."""
+        return self.families.get(name, [name])
 
     def query(self, name: str) -> AnalyticsQuery:
         for query in self.queries:
@@ -158,35 +196,66 @@ def build_plan(
     config: ChargebackConfig,
     period: StatementPeriod,
     max_queries_per_request: int = DEFAULT_MAX_QUERIES_PER_REQUEST,
+    *,
+    mapping: AssistantMapping | None = None,
+    window_days: int | None = None,
 ) -> Plan:
-    """The deterministic query plan of ``config`` for ``period``: same inputs, same JSON."""
+    """The deterministic query plan of ``config`` for ``period``: same inputs, same JSON.
+
+    ``mapping`` lets shapes be asked at the coarsest grain their definitions need (see the
+    module docstring); without it, every grouped query is by day. ``window_days`` (at least
+    7) splits day and week queries into windows of at most that many days.
+    """
     if max_queries_per_request < 1:
         raise ValueError(f"max_queries_per_request must be >= 1, got {max_queries_per_request}")
+    if window_days is not None and window_days < 7:
+        raise ValueError(f"window_days must be >= 7 (a whole week), got {window_days}")
     if period.timezone != config.timezone:
         raise ValueError(
             f"period {period.label} is in {period.timezone} but the config's org zone is"
             f" {config.timezone}; build the period with StatementPeriod.for_month(label,"
             " config.timezone)"
         )
+    segments = _mapping_segments(period, mapping)
     needs: dict[tuple[Dimension, ...], set[str]] = {
         (): {"calls", "seconds", "cost", *config.components}
     }
+    grains: dict[tuple[Dimension, ...], Grain] = {(): _grain(None, segments)}
     definitions: list[tuple[str, QueryDefinition, tuple[Dimension, ...]]] = []
     for center in config.cost_centers:
         for definition in center.queries:
             shape = _shape(definition.dimensions)
             measures = {m for metric in definition.metrics for m in METRIC_MEASURES[metric]}
             needs.setdefault(shape, set()).update(measures)
+            grain = _grain(definition.step, segments)
+            if _GRAIN_RANK[grain] > _GRAIN_RANK[grains.get(shape, "period")]:
+                grains[shape] = grain
+            else:
+                grains.setdefault(shape, grain)
             definitions.append((center.id, definition, shape))
     names = {shape: _query_name(shape) for shape in needs}
-    grouped = [
-        _grouped_query(names[shape], shape, needs[shape], config.variable_key, period)
-        for shape in needs
-    ]
+    whole: Window = (period.first_day, period.last_day)
+    families: dict[str, list[AnalyticsQuery]] = {}
+    for shape in needs:
+        windows = _windows(whole, grains[shape], segments, window_days)
+        family = names[shape]
+        families[family] = [
+            _grouped_query(
+                family if windows == [whole] else f"{family}-{window[0].day:02d}",
+                shape,
+                needs[shape],
+                config.variable_key,
+                period,
+                grains[shape],
+                None if window == whole else window,
+            )
+            for window in windows
+        ]
+    core, *others = families
     queries = [
-        grouped[0],
+        *families[core],
         _org_total_query(period),
-        *sorted(grouped[1:], key=lambda query: query.name),
+        *(query for family in sorted(others) for query in families[family]),
     ]
     size = max_queries_per_request
     return Plan(
@@ -220,7 +289,72 @@ def build_plan(
             )
             for center_id, definition, shape in definitions
         ],
+        families={
+            family: [query.name for query in parts]
+            for family, parts in families.items()
+            if [query.name for query in parts] != [family]
+        },
     )
+
+
+def _grain(step: DefinitionStep | None, segments: list[Window] | None) -> Grain:
+    """The grain a definition needs; day for all when the mapping's stretches are unknown."""
+    if segments is None or step == "day":
+        return "day"
+    return "week" if step == "week" else "period"
+
+
+def _mapping_segments(
+    period: StatementPeriod, mapping: AssistantMapping | None
+) -> list[Window] | None:
+    """The stretches of the period over which no assistant's mapping changes.
+
+    None when the mapping is unknown or changes on so many days that coarse queries would
+    multiply beyond what day rows cost.
+    """
+    if mapping is None:
+        return None
+    changes: set[date] = set()
+    for entry in mapping.entries:
+        if entry.valid_from is not None:
+            changes.add(entry.valid_from)
+        if entry.valid_to is not None:
+            changes.add(entry.valid_to + timedelta(days=1))
+    cuts = sorted(day for day in changes if period.first_day < day <= period.last_day)
+    if len(cuts) >= MAX_MAPPING_SEGMENTS:
+        return None
+    bounds = [period.first_day, *cuts, period.last_day + timedelta(days=1)]
+    return [(start, end - timedelta(days=1)) for start, end in pairwise(bounds)]
+
+
+def _windows(
+    whole: Window, grain: Grain, segments: list[Window] | None, window_days: int | None
+) -> list[Window]:
+    """The time windows of one shape's queries, in day order.
+
+    Day rows never span a mapping change, so only week and period queries follow the
+    segments. Cutting day and week queries at a Monday adds no row: no day or week
+    bucket is split.
+    """
+    spans = segments if grain != "day" and segments is not None else [whole]
+    if window_days is None or grain == "period":
+        return spans
+    return [piece for span in spans for piece in _cut_at_mondays(span, window_days)]
+
+
+def _cut_at_mondays(span: Window, days: int) -> list[Window]:
+    """``span`` in windows of at most ``days`` (>= 7) days, each but the last ending on a Sunday."""
+    first, last = span
+    pieces: list[Window] = []
+    while first <= last:
+        end = first + timedelta(days=days - 1)
+        if end < last:
+            end -= timedelta(days=(end.weekday() + 1) % 7)
+        else:
+            end = last
+        pieces.append((first, end))
+        first = end + timedelta(days=1)
+    return pieces
 
 
 def _shape(dimensions: list[Dimension]) -> tuple[Dimension, ...]:
@@ -243,13 +377,25 @@ def _grouped_query(
     measures: set[str],
     variable_key: str,
     period: StatementPeriod,
+    grain: Grain,
+    window: Window | None,
 ) -> AnalyticsQuery:
+    """One query of a shape: over the whole period, or over ``window`` of it."""
+    time_range = _time_range(period, _GRAIN_STEP[grain])
+    if window is not None:
+        zone = ZoneInfo(period.timezone)
+        time_range = TimeRange(
+            step=_GRAIN_STEP[grain],
+            start=_local_midnight(window[0], zone),
+            end=_local_midnight(window[1] + timedelta(days=1), zone),
+            timezone=period.timezone,
+        )
     return AnalyticsQuery(
         table="call",
         group_by=[ASSISTANT_KEY, *shape],
         group_by_variable_value=[VariableValueGroupBy(key=variable_key)],
         name=name,
-        time_range=_time_range(period, "day"),
+        time_range=time_range,
         operations=[_operation(m) for m in MEASURES if m in measures],
     )
 
@@ -268,5 +414,14 @@ def _operation(measure: str) -> AnalyticsOperation:
     return AnalyticsOperation(operation=operation, column=column, alias=measure_alias(measure))
 
 
-def _time_range(period: StatementPeriod, step: DefinitionStep | None) -> TimeRange:
+def _time_range(period: StatementPeriod, step: Step | None) -> TimeRange:
     return TimeRange(step=step, start=period.start, end=period.end, timezone=period.timezone)
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """Midnight of ``day`` in ``zone`` with a fixed offset, as ``StatementPeriod`` writes its
+    bounds (a window's JSON then reads the same offsets as the period's)."""
+    local = datetime.combine(day, time(0), tzinfo=zone)
+    offset = local.utcoffset()
+    assert offset is not None
+    return local.astimezone(dt_timezone(offset))
