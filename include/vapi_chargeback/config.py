@@ -5,6 +5,12 @@ file, the line (where the YAML or CSV has one), the field path and what to chang
 are checked before anything else runs: a bad config never gets as far as writing a file.
 YAML numbers with a fraction are read as ``Decimal`` straight from their text, so a
 money amount never passes through a float.
+
+Both are bounded (``MAX_CONFIG_BYTES``, ``MAX_MAPPING_BYTES``, far above any real org) so
+that a wrong path — a log, a data dump — fails at once instead of exhausting a worker.
+Text that ends up in a spreadsheet cell (team, assistant id, names, titles) must be
+printable: a control character cannot be stored in a workbook. A team or name may begin
+with ``=`` or ``+``; the writers store such text as text, never as a formula.
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 """Cost-center ids, pool names and definition ids reach file and sheet names."""
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 HUNDRED = Decimal(100)
+MAX_CONFIG_BYTES = 1 << 20
+"""1 MiB: a config with a thousand cost centers and their queries is a few hundred KB."""
+MAX_MAPPING_BYTES = 32 << 20
+"""32 MiB: three hundred thousand mapping rows."""
+MAX_MAPPING_TEXT = 200
+"""Longest team name or assistant id in the mapping (Vapi ids are 36 characters)."""
 
 Component = Literal["transport", "stt", "llm", "tts", "vapi"]
 """Cost components with an analytics column ``costBreakdown.<component>``."""
@@ -124,10 +136,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+def _printable(value: str) -> str:
+    """Names and titles reach spreadsheet cells, which cannot hold control characters."""
+    if not value.isprintable():
+        raise ValueError(f"{value!r} contains a control character; remove it")
+    return value
+
+
 class Org(_Strict):
     name: str = Field(min_length=1)
     timezone: str
     """IANA zone whose calendar defines the statement month and the day of each call."""
+
+    _name = field_validator("name")(_printable)
 
     @field_validator("timezone")
     @classmethod
@@ -149,6 +170,8 @@ class QueryDefinition(_Strict):
     """Time bucket of the breakdown's rows in the org zone; none = the whole month."""
     metrics: list[Metric] = Field(min_length=1)
 
+    _title = field_validator("title")(_printable)
+
     @field_validator("dimensions", "metrics")
     @classmethod
     def _unique(cls, values: list[str]) -> list[str]:
@@ -161,6 +184,8 @@ class CostCenter(_Strict):
     name: str = Field(min_length=1)
     owner_email: Email
     queries: list[QueryDefinition] = Field(default_factory=list)
+
+    _name = field_validator("name")(_printable)
 
 
 class SharedPool(_Strict):
@@ -401,7 +426,7 @@ _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 def load_config(path: str | Path) -> ChargebackConfig:
     """Read and validate ``chargeback.yaml``; raise ``ConfigError`` listing every problem."""
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, MAX_CONFIG_BYTES, "chargeback.yaml")
     source = str(path)
     try:
         text = raw.decode("utf-8-sig")
@@ -498,13 +523,24 @@ def _located(source: str, lines: dict[Loc, int], loc: Loc, message: str) -> tupl
     return line, f"{source}:{line}: {field_path(loc) or '(top level)'}: {message}"
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, limit: int, what: str) -> bytes:
+    """The file's bytes, refusing to read more than ``limit`` of them."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(str(path), [f"{path}: file not found; check the path"]) from None
     except OSError as error:
         raise ConfigError(str(path), [f"{path}: cannot read ({error.strerror})"]) from None
+    if len(raw) > limit:
+        raise ConfigError(
+            str(path),
+            [
+                f"{path}: larger than {limit:,} bytes, the limit for a {what}; "
+                "check that the path names the right file"
+            ],
+        )
+    return raw
 
 
 def sha256_file(path: str | Path) -> str:
@@ -574,7 +610,7 @@ class AssistantMapping:
 def load_mapping(path: str | Path, config: ChargebackConfig) -> AssistantMapping:
     """Read and validate the mapping CSV; raise ``ConfigError`` listing every problem."""
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, MAX_MAPPING_BYTES, "mapping CSV")
     entries, problems = parse_mapping(raw, str(path), set(config.cost_center_ids))
     if problems:
         raise ConfigError(str(path), problems)
@@ -620,6 +656,15 @@ def _parse_row(
     valid_from_text, valid_to_text = (*dates, "", "")[:2]
     blanks = (("assistant_id", assistant_id), ("team", team), ("cost_center_id", center))
     problems = [f"{name} is blank; fill it in" for name, value in blanks if not value]
+    for name, value in (("assistant_id", assistant_id), ("team", team)):
+        if len(value) > MAX_MAPPING_TEXT:
+            problems.append(
+                f"{name} is {len(value)} characters, over {MAX_MAPPING_TEXT}; shorten it"
+            )
+        elif not value.isprintable():
+            problems.append(f"{name} {value!r} contains a control character; remove it")
+    if assistant_id and any(character.isspace() for character in assistant_id):
+        problems.append(f"assistant_id {assistant_id!r} contains a space; ids have none")
     if center and center not in cost_center_ids:
         problems.append(
             f"cost_center_id {center!r} is not in chargeback.yaml;"

@@ -10,7 +10,7 @@ raw responses stay beside the statements as provenance.
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.analytics.client import VapiAnalyticsClient
+from vapi_chargeback.analytics.client import VapiAnalyticsClient, check_results, decode_json
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.config import ChargebackConfig, load_config, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month
@@ -42,6 +42,8 @@ STATEMENT_FILE = "statement.json"
 RECONCILED_FILE = "statement-reconciled.json"
 RUNS_DIR = "_runs"
 _RESULTS = TypeAdapter(list[AnalyticsQueryResult])
+
+log = logging.getLogger(__name__)
 
 
 def default_open_path(url: str) -> StoragePath:
@@ -137,11 +139,29 @@ def fetch_batch(
     *,
     open_path: OpenPath = default_open_path,
 ) -> FetchedBatch:
-    """Send batch ``index`` of the plan and keep its raw bytes, so a rerun can be audited."""
+    """Send batch ``index`` of the plan and keep its raw bytes, so a rerun can be audited.
+
+    A response whose rows break what the plan asked (a missing group key, a negative cost)
+    raises here and is not kept: later steps only ever see batches that passed.
+    """
     work = open_path(run.work_url)
     plan = _load_plan(work)
     queries = [plan.query(name) for name in plan.batches[index]]
-    response = client.post_batch(queries)
+    response = client.post_batch(queries, batch_index=index)
+    check_results(
+        queries,
+        response.results,
+        request=f"POST {client.url} batch {index} of {run.month}",
+        status_code=response.status_code,
+    )
+    log.info(
+        "batch %d of %s: HTTP %d after %d attempt(s), %d bytes",
+        index,
+        run.month,
+        response.status_code,
+        response.attempts,
+        len(response.raw),
+    )
     name = f"batch-{index:03d}.json"
     (work / "raw").mkdir(parents=True, exist_ok=True)
     (work / "raw" / name).write_bytes(response.raw)
@@ -163,7 +183,7 @@ def allocate_run(
 ) -> dict[str, Any]:
     work = open_path(run.work_url)
     config, mapping, plan = _load_inputs(run, work)
-    results = _load_results(work, [FetchedBatch.model_validate(item) for item in fetched])
+    results = _load_results(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
     statement = allocate(config, mapping, plan, results)
     statement = replace(
         statement,
@@ -196,7 +216,7 @@ def reconcile_run(
     statement = _load_statement(work, allocated)
     plan = _load_plan(work)
     fetched = [FetchedBatch.model_validate(item) for item in allocated["fetched"]]
-    results = _load_results(work, fetched)
+    results = _load_results(work, plan, fetched)
     reconciliation = reconcile(statement, plan, results)
     statement = replace(statement, reconciliation=reconciliation)
     raw = statement_json.dumps(statement)
@@ -238,8 +258,13 @@ def file_sha256(path: Path) -> str:
 
 
 def safe_name(run_id: str) -> str:
-    """A run id as one path segment: Airflow's ids carry ``:`` and ``+``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    """A run id as one harmless path segment: Airflow's ids carry ``:`` and ``+``.
+
+    A leading dot is replaced too, so ``.`` or ``..`` (which Airflow's default run-id
+    pattern allows) cannot climb out of the month's folder or hide as a dot-entry.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    return "_" + name[1:] if name.startswith(".") else name or "_"
 
 
 def _load_plan(work: StoragePath) -> Plan:
@@ -259,16 +284,36 @@ def _load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any
 
 
 def _load_results(
-    work: StoragePath, fetched: Sequence[FetchedBatch]
+    work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]
 ) -> dict[str, AnalyticsQueryResult]:
-    """Results by query name, re-read from the stored raw bytes after checking their hashes."""
+    """Results by query name, re-read from the stored raw bytes and held to the plan again.
+
+    The hash proves the bytes are those fetched; parsing and checking them with the same
+    rules as the fetch means a raw file from anywhere else (an older client, a restored
+    backup) gets no easier treatment.
+    """
     results: dict[str, AnalyticsQueryResult] = {}
     for batch in sorted(fetched, key=lambda item: item.index):
         raw = (work / "raw" / batch.file).read_bytes()
         if hashlib.sha256(raw).hexdigest() != batch.sha256:
             raise RuntimeError(f"raw response {batch.file} does not match its recorded sha256")
-        for result in _RESULTS.validate_python(json.loads(raw, parse_float=Decimal)):
-            results[result.name] = result
+        if not 0 <= batch.index < len(plan.batches):
+            raise RuntimeError(
+                f"raw response {batch.file} is for batch {batch.index}, not in the plan"
+            )
+        queries = [plan.query(name) for name in plan.batches[batch.index]]
+        parsed = _RESULTS.validate_python(decode_json(raw))
+        by_name = {result.name: result for result in parsed}
+        if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(
+            queries
+        ):
+            raise RuntimeError(
+                f"raw response {batch.file} does not answer exactly the queries of batch "
+                f"{batch.index}: {sorted(by_name)}"
+            )
+        ordered = [by_name[query.name] for query in queries]
+        check_results(queries, ordered, request=f"stored {batch.file}")
+        results.update((result.name, result) for result in ordered)
     return results
 
 

@@ -27,6 +27,16 @@ uploaded, then ``manifest.json``, then files of an older set that the new manife
 does not list are deleted. A month is trustworthy only when its manifest lists every
 file with a matching sha256; ``read_published`` checks exactly that, so while a month
 is being replaced it reads as unpublished (``None``), never as a mix.
+
+**Pause points (tests only).** Crash and concurrency tests must stop a publisher at an
+exact step and kill it there, from another process. With
+``VAPI_CHARGEBACK_PAUSE_AT=publish:<point>`` and ``VAPI_CHARGEBACK_PAUSE_DIR=<folder>``
+set, a publisher reaching ``<point>`` writes ``<folder>/publish-<point>.paused`` (its pid)
+and waits until ``<folder>/publish-<point>.resume`` exists. Points, in order: ``rendered``
+(files rendered, output untouched), ``staging`` (first file copied into the staging dir,
+lock held), ``staged`` (whole set and manifest staged, before the swap) and ``swapped``
+(new set in place, old set not yet deleted). Unset, the check costs one ``os.environ``
+lookup per point.
 """
 
 from __future__ import annotations
@@ -65,6 +75,10 @@ COPY_CHUNK = 1 << 20
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
+PAUSE_AT_ENV = "VAPI_CHARGEBACK_PAUSE_AT"
+PAUSE_DIR_ENV = "VAPI_CHARGEBACK_PAUSE_DIR"
+PAUSE_POINTS = ("rendered", "staging", "staged", "swapped")
+PAUSE_TIMEOUT_SECONDS = 300.0
 
 
 class StorageLocation(Protocol):
@@ -107,6 +121,7 @@ def publish_statement(statement: Statement, output_root: OutputRoot) -> PublishR
             _recover(location, statement.period)
     with tempfile.TemporaryDirectory(prefix=f"vapi-chargeback-{statement.period}-") as scratch:
         rendered = render_statement(statement, Path(scratch))
+        pause_point("rendered")
         if isinstance(location, Path):
             month_url = _publish_local(rendered, location)
         else:
@@ -173,7 +188,9 @@ def _publish_local(rendered: RenderedSet, root: Path) -> str:
         staging.mkdir()
         try:
             _stage(rendered, staging)
+            pause_point("staged")
             _swap_into_place(staging, target, period)
+            pause_point("swapped")
         except BaseException:
             _discard(staging)
             raise
@@ -222,8 +239,10 @@ def _recover(root: Path, period: str) -> None:
 
 
 def _stage(rendered: RenderedSet, staging: Path) -> None:
-    for entry in rendered.files:
+    for index, entry in enumerate(rendered.files):
         _copy_durably(rendered.directory / entry.path, staging / entry.path)
+        if index == 0:
+            pause_point("staging")
     _copy_durably(rendered.manifest, staging / MANIFEST_NAME)
     for directory in sorted(
         {(staging / entry.path).parent for entry in rendered.files}, reverse=True
@@ -254,6 +273,31 @@ def _swap_into_place(staging: Path, target: Path, period: str) -> None:
     os.rename(target, previous)
     os.rename(staging, target)
     _discard(previous)
+
+
+def pause_point(point: str) -> None:
+    """Test-only: wait here while ``VAPI_CHARGEBACK_PAUSE_AT`` names ``publish:<point>``.
+
+    Lets a test kill a publisher at an exact step (see the module docstring); a no-op
+    unless the variable is set. Waits at most ``PAUSE_TIMEOUT_SECONDS``, so a forgotten
+    variable cannot hang a worker for ever.
+    """
+    wanted = os.environ.get(PAUSE_AT_ENV)
+    if wanted != f"publish:{point}":
+        return
+    folder = os.environ.get(PAUSE_DIR_ENV)
+    if not folder:
+        raise RuntimeError(
+            f"{PAUSE_AT_ENV}={wanted} needs {PAUSE_DIR_ENV}, the folder to signal in"
+        )
+    (Path(folder) / f"publish-{point}.paused").write_text(str(os.getpid()))
+    resume = Path(folder) / f"publish-{point}.resume"
+    deadline = time.monotonic() + PAUSE_TIMEOUT_SECONDS
+    log.warning("paused at publish:%s until %s exists (test pause point)", point, resume)
+    while not resume.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{resume} did not appear within {PAUSE_TIMEOUT_SECONDS:.0f} s")
+        time.sleep(0.02)
 
 
 def _exchange(first: Path, second: Path) -> bool:

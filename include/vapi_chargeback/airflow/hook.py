@@ -11,6 +11,12 @@ added to a host that has none) and ``password`` (the API key), whatever the
 ``retry_after_cap``, ``deadline``, ``max_response_bytes`` — other extra keys are
 ignored, so a reused ``http`` connection still works. Keyword arguments to the hook
 override both.
+
+The key is read only from the connection — so from wherever Airflow keeps connections:
+``AIRFLOW_CONN_*``, the metadata database or a secrets backend — and is registered with
+Airflow's secrets masker before any client exists, so a task log shows ``***`` wherever
+it would appear. Airflow masks connection passwords itself when a task fetches them;
+doing it here as well covers every other way a hook gets its connection.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import httpx
 from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vapi_chargeback.airflow import provider
@@ -122,6 +129,7 @@ class VapiAnalyticsHook(BaseHook):
                 "private API key in its password field, e.g. AIRFLOW_CONN_VAPI_DEFAULT="
                 '\'{"conn_type": "vapi", "host": "https://api.vapi.ai", "password": "<key>"}\''
             )
+        mask_secret(connection.password, name="password")
         options = {
             **self._extra_options(connection.extra_dejson),
             **self.client_options,

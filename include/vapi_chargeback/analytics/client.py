@@ -21,6 +21,16 @@ The deadline is per logical request (one :meth:`VapiAnalyticsClient.post_batch`)
 
 JSON numbers are parsed straight to ``Decimal`` (``parse_float=decimal.Decimal``): no
 float ever exists on the money path, and the raw bytes are kept for provenance.
+
+A success status does not make a body trustworthy. The client insists on the spec's
+array with exactly one result per query (else :class:`ResponseError`, nothing used);
+:func:`check_results` goes further and holds every row to the promises of the query it
+answers — each group key present with a plain value, each aggregate present, numeric,
+finite and not negative — which the pipeline applies to every batch it keeps. One case
+is retried like a 5xx: a JSON array that breaks off or is corrupted
+(:class:`DamagedResponseError`), which a proxy losing its upstream mid-body produces; an
+HTML page, another JSON shape or well-formed wrong content is not transient and fails at
+once.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ from vapi_chargeback import __version__
 from vapi_chargeback.analytics.errors import (
     AuthenticationError,
     BadRequestError,
+    DamagedResponseError,
     DuplicateQueryNameError,
     RateLimitError,
     ResponseError,
@@ -60,6 +71,7 @@ from vapi_chargeback.analytics.errors import (
     excerpt,
 )
 from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult, field_path
+from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +104,9 @@ RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
 
 _MAX_BACKOFF_EXPONENT = 60
 _NAMES_IN_DESCRIPTION = 10
+_MAX_REPORTED_PROBLEMS = 10
+DATE_KEY = "date"
+"""Rows of a query with a ``step`` carry their bucket under this key."""
 
 
 def retry_reason(outcome: httpx.Response | BaseException) -> str | None:
@@ -100,6 +115,8 @@ def retry_reason(outcome: httpx.Response | BaseException) -> str | None:
         if outcome.status_code in RETRYABLE_STATUS_CODES:
             return f"HTTP {outcome.status_code}"
         return None
+    if isinstance(outcome, DamagedResponseError):
+        return "damaged JSON body"
     if isinstance(outcome, RETRYABLE_EXCEPTIONS):
         return type(outcome).__name__
     return None
@@ -367,11 +384,14 @@ class VapiAnalyticsClient:
             if cancelled is not None and cancelled.is_set():
                 raise _Cancelled
             remaining = self.deadline - (self._clock() - started)
-            outcome = self._attempt(body, remaining, request)
+            outcome: _Reply | Exception = self._attempt(body, remaining, request)
+            if isinstance(outcome, _Reply) and outcome.response.status_code in SUCCESS_STATUS_CODES:
+                try:
+                    return self._parse(outcome, request, queries, attempt)
+                except DamagedResponseError as damaged:
+                    outcome = damaged
             reason = retry_reason(outcome.response if isinstance(outcome, _Reply) else outcome)
             if isinstance(outcome, _Reply) and reason is None:
-                if outcome.response.status_code in SUCCESS_STATUS_CODES:
-                    return self._parse(outcome, request, names, attempt)
                 raise self._final_status_error(outcome, request)
             elapsed = self._clock() - started
             if attempt > self.max_retries:
@@ -457,12 +477,23 @@ class VapiAnalyticsClient:
             )
         return b"".join(chunks)
 
-    def _parse(self, reply: _Reply, request: str, names: list[str], attempts: int) -> BatchResponse:
+    def _parse(
+        self, reply: _Reply, request: str, queries: list[AnalyticsQuery], attempts: int
+    ) -> BatchResponse:
         status = reply.response.status_code
         text = self._scrub(reply.raw.decode("utf-8", errors="replace"))
+        names = [query.name for query in queries]
         try:
-            data = json.loads(reply.raw, parse_float=Decimal, parse_constant=_reject_constant)
+            data = decode_json(reply.raw)
         except ValueError as error:
+            if isinstance(error, json.JSONDecodeError) and reply.raw.lstrip().startswith(b"["):
+                raise DamagedResponseError(
+                    f"HTTP {status} with a JSON array that breaks off or is corrupted ({error}); "
+                    "the connection or a proxy on the way damaged the body.",
+                    request=request,
+                    status_code=status,
+                    body=text,
+                ) from None
             content_type = reply.response.headers.get("content-type", "no content-type")
             raise ResponseError(
                 f"HTTP {status} with a body that is not JSON ({content_type}; {error}): "
@@ -492,7 +523,7 @@ class VapiAnalyticsClient:
                 )
         if problems:
             raise ResponseError(
-                f"HTTP {status} with results that do not match the spec: {'; '.join(problems)}. "
+                f"HTTP {status} with results that do not match the spec: {_listed(problems)}. "
                 "The API may have changed; report it with the body kept on this error (.body).",
                 request=request,
                 status_code=status,
@@ -549,6 +580,14 @@ class VapiAnalyticsClient:
     ) -> VapiAnalyticsError:
         """The error for a retryable failure we stopped retrying, saying why we stopped."""
         tried = f"after {attempts} attempt{'s' if attempts > 1 else ''} in {elapsed:.1f} s ({why})"
+        if isinstance(outcome, DamagedResponseError):
+            return DamagedResponseError(
+                f"{outcome.detail} Every attempt was damaged {tried}; check for a proxy or "
+                "network device in front of the API, then rerun the task.",
+                request=request,
+                status_code=outcome.status_code,
+                body=outcome.body,
+            )
         if isinstance(outcome, Exception):
             return TransportError(
                 f"no HTTP response {tried}; last error {type(outcome).__name__}: "
@@ -663,8 +702,121 @@ def _server_messages(text: str) -> list[str]:
     return [excerpt(text) or "no message"]
 
 
+def decode_json(raw: bytes) -> Any:
+    """JSON with every fraction as ``Decimal``; ``NaN`` and ``Infinity`` are refused (ValueError)."""
+    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number finance can book")
+
+
+_SCALAR_TYPES = (str, bool, int, Decimal)
+
+
+def result_problems(query: AnalyticsQuery, result: AnalyticsQueryResult) -> list[str]:
+    """What in ``result`` breaks the promises of ``query``, one sentence per problem (capped).
+
+    Every row must carry each group key (``groupBy`` names, variable-value keys, and
+    ``date`` with a ``step``) with a plain value or null — a row without its key would be
+    charged to nobody — and every aggregate under its key: ``count`` a whole number,
+    ``sum``/``avg``/``min``/``max`` a finite number or null (``min``/``max`` of ``id`` a
+    string), ``history`` a list of points with such values. No aggregate the API offers
+    can be negative, so a negative one is corruption, not a refund.
+    """
+    groups = [*(query.group_by or ()), *(item.key for item in query.group_by_variable_value or ())]
+    if query.time_range is not None and query.time_range.step is not None:
+        groups.append(DATE_KEY)
+    aggregates = [
+        (operation.result_key, operation.operation, operation.column)
+        for operation in query.operations
+    ]
+    problems: list[str] = []
+    for index, row in enumerate(result.result):
+        where = f"{query.name!r} row {index}"
+        for key in groups:
+            value = row.get(key, _MISSING)
+            if value is _MISSING:
+                problems.append(f"{where}: no group key {key!r} (the query groups by it)")
+            elif value is not None and not isinstance(value, _SCALAR_TYPES):
+                problems.append(
+                    f"{where}: group key {key!r} is a JSON {_json_kind(value)}, not a plain value"
+                )
+        for key, operation, column in aggregates:
+            value = row.get(key, _MISSING)
+            if type(value) is Decimal and value.is_finite() and value >= 0 and operation != "count":
+                continue
+            if type(value) is int and value >= 0:
+                continue
+            problem = _aggregate_problem(value, operation, column, f"{where}.{key}")
+            if problem:
+                problems.append(problem)
+        if len(problems) > _MAX_REPORTED_PROBLEMS:
+            break
+    return problems
+
+
+def check_results(
+    queries: Sequence[AnalyticsQuery],
+    results: Sequence[AnalyticsQueryResult],
+    *,
+    request: str,
+    status_code: int | None = None,
+) -> None:
+    """Raise :class:`ResponseError` listing what in ``results`` breaks ``queries`` (same order)."""
+    problems = [
+        problem
+        for query, result in zip(queries, results, strict=True)
+        for problem in result_problems(query, result)
+    ]
+    if problems:
+        raise ResponseError(
+            f"results that break what the queries asked for: {_listed(problems)}. Nothing of "
+            "this batch was used; rerun the task, and report it with the raw response if it repeats.",
+            request=request,
+            status_code=status_code,
+        )
+
+
+def _aggregate_problem(value: object, operation: str, column: str, where: str) -> str | None:
+    if value is _MISSING:
+        return f"{where}: missing ({operation} of {column} was asked for)"
+    if operation == "history":
+        if not isinstance(value, list):
+            return f"{where}: a JSON {_json_kind(value)} where a history (a list of points) belongs"
+        for position, point in enumerate(value):
+            inner = point.get("value", _MISSING) if isinstance(point, dict) else _MISSING
+            problem = _aggregate_problem(inner, "sum", column, f"{where}[{position}].value")
+            if problem:
+                return problem
+        return None
+    if operation in ("min", "max") and column == "id":
+        return (
+            None if value is None or isinstance(value, str) else f"{where}: {value!r} is not an id"
+        )
+    if value is None and operation != "count":
+        return None
+    try:
+        number = to_decimal(value, field=where)
+    except InvalidNumberError as error:
+        return str(error)
+    if number is None:
+        return f"{where}: null where a count belongs"
+    if number < 0:
+        return f"{where}: {number} is negative; no {operation} of {column} can be"
+    if operation == "count" and number != number.to_integral_value():
+        return f"{where}: {number} is not a whole count"
+    return None
+
+
+def _listed(problems: list[str]) -> str:
+    """The first problems joined for a message, and how many more there were."""
+    shown = "; ".join(problems[:_MAX_REPORTED_PROBLEMS])
+    more = len(problems) - _MAX_REPORTED_PROBLEMS
+    return f"{shown}; … and more" if more > 0 else shown
+
+
+_MISSING = object()
 
 
 def _json_kind(data: object) -> str:
@@ -674,7 +826,11 @@ def _json_kind(data: object) -> str:
         return "string"
     if data is None:
         return "null"
-    return "number" if isinstance(data, int | Decimal) and not isinstance(data, bool) else "value"
+    if isinstance(data, list):
+        return "array"
+    if isinstance(data, bool):
+        return "boolean"
+    return "number" if isinstance(data, int | Decimal) else "value"
 
 
 def _first_failure(

@@ -69,7 +69,29 @@ class TransportError(VapiAnalyticsError):
 
 
 class ResponseError(VapiAnalyticsError):
-    """A success status with a body that is not the spec's list of results. Never retried."""
+    """A success status with a body that cannot be used: not the spec's list of results, or
+    results that break what the queries asked for (missing group keys, negative or non-numeric
+    aggregates). Never retried, except :class:`DamagedResponseError`."""
+
+
+class DamagedResponseError(ResponseError):
+    """A success status whose JSON array broke off or was corrupted on the way.
+
+    Retried like a 5xx: a proxy that loses its upstream mid-body produces exactly this, and
+    ``POST /analytics`` only reads. Raised to the caller once retries run out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: str,
+        status_code: int | None = None,
+        body: str | None = None,
+    ) -> None:
+        self.detail = message
+        """The message without the request prefix, to restate when retries run out."""
+        super().__init__(message, request=request, status_code=status_code, body=body)
 
 
 class ResponseMismatchError(ResponseError):
