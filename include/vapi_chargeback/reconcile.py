@@ -59,7 +59,9 @@ def _diff(
     reconciliation: Reconciliation,
 ) -> list[str]:
     r = reconciliation
-    core_total = round_money(_total_cost(results, plan.core_query))
+    core_total = round_money(
+        exact_sum(_total_cost(results, part) for part in plan.parts(plan.core_query))
+    )
     by_kind: dict[str, Decimal] = {}
     for line in statement.lines:
         kind = line.allocation.split(":", 1)[0]

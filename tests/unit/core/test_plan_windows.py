@@ -32,7 +32,7 @@ from vapi_chargeback.plan import (
     Plan,
     build_plan,
 )
-from vapi_chargeback.reconcile import reconcile
+from vapi_chargeback.reconcile import ReconciliationError, reconcile
 
 D = Decimal
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
@@ -314,3 +314,23 @@ def test_rows_outside_their_window_fail_loudly(
 
     with pytest.raises(AnalyticsResultError, match=message):
         allocate(config, mapping, plan, results)
+
+
+def test_a_windowed_core_query_is_totalled_over_its_windows_when_reconciliation_fails(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = _config(config_from)
+    mapping = _mapping(config)
+    _, plan = _plans(config, mapping)
+    results = answer(plan, _calls(9))
+    statement = allocate(config, mapping, plan, results)
+    total = results[ORG_TOTAL_QUERY]
+    results[ORG_TOTAL_QUERY] = total.model_copy(
+        update={"result": [{**total.result[0], "sum_cost": total.result[0]["sum_cost"] + 5}]}
+    )
+
+    with pytest.raises(
+        ReconciliationError, match="grouped query 'core-allocation' totals"
+    ) as caught:
+        reconcile(statement, plan, results)
+    assert "the two queries disagree" in str(caught.value)
