@@ -60,11 +60,11 @@ def vapi_chargeback_monthly() -> None:
     @task
     def plan() -> dict[str, Any]:
         """Validate config and mapping, fix the statement month, compile the queries."""
-        from vapi_chargeback.airflow.settings import run_settings
+        from vapi_chargeback.airflow.settings import run_settings, storage_path
         from vapi_chargeback.pipeline import plan_run
 
-        context = get_current_context()
-        return plan_run(run_settings(context, PROJECT_DIR)).model_dump(mode="json")
+        settings = run_settings(get_current_context(), PROJECT_DIR)
+        return plan_run(settings, open_path=storage_path).model_dump(mode="json")
 
     @task
     def batches(run: dict[str, Any]) -> list[int]:
@@ -74,31 +74,36 @@ def vapi_chargeback_monthly() -> None:
     def fetch(batch: int, run: dict[str, Any]) -> dict[str, Any]:
         """Send one request of the plan; store its raw response with its sha256."""
         from vapi_chargeback.airflow.hook import VapiAnalyticsHook
+        from vapi_chargeback.airflow.settings import storage_path
         from vapi_chargeback.pipeline import RunInfo, fetch_batch
 
+        info = RunInfo.model_validate(run)
         with VapiAnalyticsHook().get_conn() as client:
-            return fetch_batch(RunInfo.model_validate(run), batch, client).model_dump(mode="json")
+            return fetch_batch(info, batch, client, open_path=storage_path).model_dump(mode="json")
 
     @task
     def allocate(run: dict[str, Any], fetched: list[dict[str, Any]]) -> dict[str, Any]:
         """Join grouped rows with the mapping, rule by rule; spread shared pools."""
+        from vapi_chargeback.airflow.settings import storage_path
         from vapi_chargeback.pipeline import RunInfo, allocate_run
 
-        return allocate_run(RunInfo.model_validate(run), fetched)
+        return allocate_run(RunInfo.model_validate(run), fetched, open_path=storage_path)
 
     @task
     def reconcile(run: dict[str, Any], allocated: dict[str, Any]) -> dict[str, Any]:
         """Fail the run, publishing nothing, unless the lines add up to the org total."""
+        from vapi_chargeback.airflow.settings import storage_path
         from vapi_chargeback.pipeline import RunInfo, reconcile_run
 
-        return reconcile_run(RunInfo.model_validate(run), allocated)
+        return reconcile_run(RunInfo.model_validate(run), allocated, open_path=storage_path)
 
     @task(outlets=[STATEMENTS])
     def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
         """Write CSV, workbooks and manifest (last), replacing the month atomically."""
+        from vapi_chargeback.airflow.settings import storage_path
         from vapi_chargeback.pipeline import RunInfo, publish_run
 
-        return publish_run(RunInfo.model_validate(run), reconciled)
+        return publish_run(RunInfo.model_validate(run), reconciled, open_path=storage_path)
 
     @task
     def deliver(run: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from vapi_chargeback.period import StatementPeriod, last_complete_month
 from vapi_chargeback.plan import Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
 from vapi_chargeback.statement import Provenance, Statement
-from vapi_chargeback.storage import publish_statement
+from vapi_chargeback.storage import LOCAL_PROTOCOLS, publish_statement
 
 StoragePath = Any
 """A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (a proxy with the same API)."""
@@ -113,7 +113,7 @@ def plan_run(settings: RunSettings, *, open_path: OpenPath = default_open_path) 
     plan = build_plan(config, period)
     output_url = settings.output_url or config.output or settings.default_output_url
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
-    work.mkdir(parents=True, exist_ok=True)
+    make_folder(work)
     (work / PLAN_FILE).write_bytes(plan.model_dump_json(indent=2).encode())
     return RunInfo(
         month=month,
@@ -163,7 +163,7 @@ def fetch_batch(
         len(response.raw),
     )
     name = f"batch-{index:03d}.json"
-    (work / "raw").mkdir(parents=True, exist_ok=True)
+    make_folder(work / "raw")
     (work / "raw" / name).write_bytes(response.raw)
     return FetchedBatch(
         index=index,
@@ -245,6 +245,17 @@ def publish_run(
         "files": sorted(result.files),
         "total_usd": str(sum((line.cost_usd for line in statement.lines), Decimal(0))),
     }
+
+
+def make_folder(path: StoragePath) -> None:
+    """Create ``path`` with its parents on a local filesystem; on object storage do nothing.
+
+    Object stores have no folders (writing a key is enough), and there fsspec's
+    ``mkdir(parents=True)`` creates a missing *bucket*: a typo in the output URL would
+    quietly make a new bucket instead of failing on the first write.
+    """
+    if str(getattr(path, "protocol", "") or "") in LOCAL_PROTOCOLS:
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def mapping_path(config: ChargebackConfig, config_file: Path) -> Path:

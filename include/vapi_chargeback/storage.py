@@ -26,7 +26,11 @@ the last to finish wins, each set is whole.
 uploaded, then ``manifest.json``, then files of an older set that the new manifest
 does not list are deleted. A month is trustworthy only when its manifest lists every
 file with a matching sha256; ``read_published`` checks exactly that, so while a month
-is being replaced it reads as unpublished (``None``), never as a mix.
+is being replaced it reads as unpublished (``None``), never as a mix. It fetches every
+object with one GET rather than through the filesystem's listing cache, so a long-lived
+reader sees a republished month instead of failing on stale ETags. There is no lock:
+two publishers of one month at once may leave files of both, which reads as ``None``
+until the next publish — never as a trusted mix.
 
 **Pause points (tests only).** Crash and concurrency tests must stop a publisher at an
 exact step and kill it there, from another process. With
@@ -45,6 +49,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -151,9 +156,14 @@ def read_published(output_root: OutputRoot, period: str) -> dict[str, Any] | Non
         return _read_local(location / period, period)
     fs = location.fs
     base = f"{location.path.rstrip('/')}/{period}"
-    return _verified(
-        period, lambda relative: cast(IO[bytes], fs.open(f"{base}/{relative}", "rb")), base
-    )
+
+    def opener(relative: str) -> IO[bytes]:
+        # One GET of the object as it is now. ``fs.open`` would trust the filesystem's
+        # listing cache (size, ETag) and, in a long-lived reader, fail with FileExpired
+        # after a republish instead of reading the new set.
+        return io.BytesIO(fs.cat_file(f"{base}/{relative}"))
+
+    return _verified(period, opener, base)
 
 
 def _locate(output_root: OutputRoot) -> Path | StorageLocation:

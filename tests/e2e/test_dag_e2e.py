@@ -7,8 +7,6 @@ query made here, not against anything the pipeline computed.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import re
 import secrets
@@ -21,16 +19,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from statement_checks import (
+    CONFIG,
+    ROOT,
+    assert_month_statements,
+    csv_rows,
+    file_hashes,
+    fixed_shared_total,
+    org_total,
+)
 
 from vapi_chargeback import localrun
-from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery, TimeRange
 from vapi_chargeback.config import load_config
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import build_plan
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "include" / "config" / "chargeback.yaml"
 MONTHS = ("2026-08", "2026-09", "2026-10")
 CALLS_PER_MONTH = 6000
 
@@ -100,42 +103,6 @@ def run_month(env: dict[str, str], month: str) -> Path:
     return output_dir(env) / month
 
 
-def file_hashes(folder: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def org_total(emulator: Emulator, month: str) -> Decimal:
-    """The org's cost for the month from one ungrouped query the pipeline did not make."""
-    config = load_config(CONFIG)
-    period = StatementPeriod.for_month(month, config.timezone)
-    query = AnalyticsQuery(
-        table="call",
-        name="independent-total",
-        time_range=TimeRange(start=period.start, end=period.end, timezone=config.timezone),
-        operations=[AnalyticsOperation(operation="sum", column="cost", alias="cost")],
-    )
-    with VapiAnalyticsClient(emulator.base_url, emulator.api_key) as client:
-        rows = client.query([query])["independent-total"].result
-    return Decimal(str(rows[0]["cost"])).quantize(Decimal("0.01"))
-
-
-def fixed_shared_total() -> Decimal:
-    config = load_config(CONFIG)
-    return sum(
-        (Decimal(pool.amount) for pool in config.shared_costs if pool.amount is not None),
-        Decimal(0),
-    )
-
-
-def csv_rows(folder: Path, month: str) -> list[dict[str, str]]:
-    with (folder / f"chargeback-{month}.csv").open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_october_statements_add_up_to_the_org_total(
     emulator: Emulator, airflow: dict[str, str]
 ) -> None:
@@ -146,25 +113,7 @@ def test_october_statements_add_up_to_the_org_total(
     config = load_config(CONFIG)
     plan = build_plan(config, StatementPeriod.for_month("2026-10", config.timezone))
     assert requests == len(plan.batches), "one POST /analytics per planned batch, no more"
-
-    expected_files = {
-        "chargeback-2026-10.csv",
-        "chargeback-2026-10.xlsx",
-        "manifest.json",
-        *(f"cost-centers/{cc.id}-2026-10.xlsx" for cc in config.cost_centers),
-    }
-    assert expected_files <= set(file_hashes(folder))
-
-    rows = csv_rows(folder, "2026-10")
-    total = sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
-    assert total == org_total(emulator, "2026-10") + fixed_shared_total()
-    assert {row["period"] for row in rows} == {"2026-10"}
-    reasons = {row["allocation"] for row in rows if row["cost_center_id"] == "UNALLOCATED"}
-    assert "unallocated:unmapped-assistant" in reasons
-
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["period"] == "2026-10"
-    assert manifest["reconciliation"]["ok"] is True
+    assert_month_statements(folder, "2026-10", emulator)
 
 
 def test_rerun_is_byte_identical(emulator: Emulator, airflow: dict[str, str]) -> None:

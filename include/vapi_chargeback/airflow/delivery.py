@@ -28,6 +28,7 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
+from vapi_chargeback.airflow.settings import storage_path
 from vapi_chargeback.config import load_config
 from vapi_chargeback.delivery import TransientSendError, deliver_month
 from vapi_chargeback.pipeline import RunInfo
@@ -131,7 +132,7 @@ def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
         )
     with SmtpHookSender(settings.smtp_conn_id) as sender:
         report = deliver_month(
-            info.output_url,
+            storage_path(info.output_url),
             info.month,
             config,
             sender,

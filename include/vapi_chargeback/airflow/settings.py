@@ -2,6 +2,8 @@
 
 Variables are read here, inside tasks, never at parse time: a DAG file that reads them at
 the top level queries the metadata database every time the dag-processor parses it.
+Storage URLs become paths here too (:func:`storage_path`), so every task resolves the
+output URL the same way.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Variable
+from airflow.sdk import ObjectStoragePath, Variable
 
 from vapi_chargeback.period import month_of_interval
 from vapi_chargeback.pipeline import RunSettings
@@ -35,3 +37,16 @@ def run_settings(context: Any, project_dir: Path) -> RunSettings:
         month=month or None,
         run_id=context["run_id"],
     )
+
+
+def storage_path(url: str) -> ObjectStoragePath:
+    """``url`` as Airflow's ``ObjectStoragePath``: the ``open_path`` of every pipeline step.
+
+    ``s3://aws_s3@bucket/prefix`` names the Airflow connection ``aws_s3`` (its keys,
+    region and ``endpoint_url`` extra); a plain ``upath.UPath`` would take
+    ``aws_s3@bucket`` for the bucket name and ignore the connection. ``str()`` of the
+    path keeps ``conn_id@``, so the work URL that ``plan`` hands to later tasks (on any
+    worker) still names the connection. Without ``conn_id@`` the provider's default
+    credential chain applies; plain paths and ``file://`` URLs stay local.
+    """
+    return ObjectStoragePath(url)
