@@ -289,6 +289,8 @@ def load_calls(connection: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> 
     sorted, compressed table; JSON is staged as text first. Returns the number of calls.
     """
     sources = [Source(Path(path), f"source_{index}") for index, path in enumerate(paths)]
+    if not sources:
+        raise MalformedRecordError("no call records given (pass --calls PATH at least once)")
     for source in sources:
         if not source.path.is_file():
             raise MalformedRecordError(f"{source.path}: no such file (give --calls PATH)")

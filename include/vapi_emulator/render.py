@@ -171,7 +171,7 @@ def response_body(results: list[QueryRows], numbers_as_strings: bool = False) ->
         '{"name":'
         + json.dumps(result.query.name, ensure_ascii=False)
         + ',"timeRange":'
-        + json.dumps(result.query.echo_time_range())
+        + json.dumps(result.query.echo_time_range(), separators=(",", ":"))
         + ',"result":'
         + result_json(result, numbers_as_strings)
         + "}"
