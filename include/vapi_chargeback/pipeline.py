@@ -12,22 +12,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
 from vapi_chargeback.analytics.client import VapiAnalyticsClient, check_results, decode_json
-from vapi_chargeback.analytics.models import AnalyticsQueryResult
-from vapi_chargeback.config import ChargebackConfig, load_config, load_mapping
+from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
+from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month
-from vapi_chargeback.plan import Plan, build_plan
+from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
 from vapi_chargeback.statement import Provenance, Statement
 from vapi_chargeback.storage import LOCAL_PROTOCOLS, publish_statement
@@ -42,6 +42,12 @@ STATEMENT_FILE = "statement.json"
 RECONCILED_FILE = "statement-reconciled.json"
 RUNS_DIR = "_runs"
 _RESULTS = TypeAdapter(list[AnalyticsQueryResult])
+COARSE_PLAN_MIN_ASSISTANTS = 200
+"""From this many mapped assistants on, ``plan_run`` has the plan read the mapping and cut
+its queries in windows (``build_plan(mapping=…, window_days=…)``). By day and variable
+value the core query alone is ~75 rows per assistant a month: a 2,000-assistant org would
+get ~150k rows in one query, past the API's row cap, and a few breakdowns make it millions.
+A small org keeps one day-grained query per shape, which is the fewest queries."""
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,9 @@ class FetchedBatch(BaseModel):
     size: int
     attempts: int
     status_code: int
+    spans: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    """Query name → byte span of its result in the file, so later steps decode one query at a
+    time; empty for batches fetched before spans were recorded (then decoded whole)."""
 
 
 def plan_run(settings: RunSettings, *, open_path: OpenPath = default_open_path) -> RunInfo:
@@ -103,14 +112,14 @@ def plan_run(settings: RunSettings, *, open_path: OpenPath = default_open_path) 
     config_file = Path(settings.config_path)
     config = load_config(config_file)
     mapping_file = mapping_path(config, config_file)
-    load_mapping(mapping_file, config)
+    mapping = load_mapping(mapping_file, config)
     month = settings.month or last_complete_month(
         datetime.now().astimezone(),
         config.timezone,
         settlement_delay_hours=config.settlement_delay_hours,
     )
     period = StatementPeriod.for_month(month, config.timezone)
-    plan = build_plan(config, period)
+    plan = plan_for(config, period, mapping)
     output_url = settings.output_url or config.output or settings.default_output_url
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
     make_folder(work)
@@ -142,18 +151,13 @@ def fetch_batch(
     """Send batch ``index`` of the plan and keep its raw bytes, so a rerun can be audited.
 
     A response whose rows break what the plan asked (a missing group key, a negative cost)
-    raises here and is not kept: later steps only ever see batches that passed.
+    raises here and is not kept: later steps only ever see batches that passed. The body is
+    checked one result at a time and not kept as objects: this task only stores it.
     """
     work = open_path(run.work_url)
     plan = _load_plan(work)
     queries = [plan.query(name) for name in plan.batches[index]]
-    response = client.post_batch(queries, batch_index=index)
-    check_results(
-        queries,
-        response.results,
-        request=f"POST {client.url} batch {index} of {run.month}",
-        status_code=response.status_code,
-    )
+    response = client.post_batch(queries, batch_index=index, keep_results=False, check=True)
     log.info(
         "batch %d of %s: HTTP %d after %d attempt(s), %d bytes",
         index,
@@ -172,6 +176,7 @@ def fetch_batch(
         size=len(response.raw),
         attempts=response.attempts,
         status_code=response.status_code,
+        spans=response.spans,
     )
 
 
@@ -183,7 +188,7 @@ def allocate_run(
 ) -> dict[str, Any]:
     work = open_path(run.work_url)
     config, mapping, plan = _load_inputs(run, work)
-    results = _load_results(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
+    results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
     statement = allocate(config, mapping, plan, results)
     statement = replace(
         statement,
@@ -216,7 +221,7 @@ def reconcile_run(
     statement = _load_statement(work, allocated)
     plan = _load_plan(work)
     fetched = [FetchedBatch.model_validate(item) for item in allocated["fetched"]]
-    results = _load_results(work, plan, fetched)
+    results = StoredResults(work, plan, fetched)
     reconciliation = reconcile(statement, plan, results)
     statement = replace(statement, reconciliation=reconciliation)
     raw = statement_json.dumps(statement)
@@ -247,6 +252,20 @@ def publish_run(
     }
 
 
+def plan_for(config: ChargebackConfig, period: StatementPeriod, mapping: AssistantMapping) -> Plan:
+    """The plan of a run: windowed and mapping-aware from ``COARSE_PLAN_MIN_ASSISTANTS`` on."""
+    assistants = {entry.assistant_id for entry in mapping.entries}
+    if len(assistants) < COARSE_PLAN_MIN_ASSISTANTS:
+        return build_plan(config, period)
+    return build_plan(config, period, mapping=mapping, window_days=DEFAULT_WINDOW_DAYS)
+
+
+def mapping_path(config: ChargebackConfig, config_file: Path) -> Path:
+    """The mapping CSV named by the config, relative to the config file."""
+    path = Path(config.mapping)
+    return path if path.is_absolute() else config_file.parent / path
+
+
 def make_folder(path: StoragePath) -> None:
     """Create ``path`` with its parents on a local filesystem; on object storage do nothing.
 
@@ -256,12 +275,6 @@ def make_folder(path: StoragePath) -> None:
     """
     if str(getattr(path, "protocol", "") or "") in LOCAL_PROTOCOLS:
         path.mkdir(parents=True, exist_ok=True)
-
-
-def mapping_path(config: ChargebackConfig, config_file: Path) -> Path:
-    """The mapping CSV named by the config, relative to the config file."""
-    path = Path(config.mapping)
-    return path if path.is_absolute() else config_file.parent / path
 
 
 def file_sha256(path: Path) -> str:
@@ -294,38 +307,78 @@ def _load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any
     return config, load_mapping(mapping_file, config), _load_plan(work)
 
 
-def _load_results(
-    work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]
-) -> dict[str, AnalyticsQueryResult]:
+class StoredResults(Mapping[str, AnalyticsQueryResult]):
     """Results by query name, re-read from the stored raw bytes and held to the plan again.
 
     The hash proves the bytes are those fetched; parsing and checking them with the same
     rules as the fetch means a raw file from anywhere else (an older client, a restored
-    backup) gets no easier treatment.
+    backup) gets no easier treatment. A query is decoded when it is looked up, from its
+    span of the body, and not kept: a large org's month is hundreds of thousands of rows,
+    several times its bytes as Python objects, while allocation needs one query at a
+    time and reconciliation only the small org total. Batches fetched without spans are
+    decoded whole, as before.
     """
-    results: dict[str, AnalyticsQueryResult] = {}
-    for batch in sorted(fetched, key=lambda item: item.index):
-        raw = (work / "raw" / batch.file).read_bytes()
-        if hashlib.sha256(raw).hexdigest() != batch.sha256:
-            raise RuntimeError(f"raw response {batch.file} does not match its recorded sha256")
-        if not 0 <= batch.index < len(plan.batches):
+
+    def __init__(self, work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]) -> None:
+        self._plan = plan
+        self._bodies: dict[str, bytes] = {}
+        self._spans: dict[str, tuple[str, int, int]] = {}
+        self._decoded: dict[str, AnalyticsQueryResult] = {}
+        for batch in sorted(fetched, key=lambda item: item.index):
+            raw = (work / "raw" / batch.file).read_bytes()
+            if hashlib.sha256(raw).hexdigest() != batch.sha256:
+                raise RuntimeError(f"raw response {batch.file} does not match its recorded sha256")
+            if not 0 <= batch.index < len(plan.batches):
+                raise RuntimeError(
+                    f"raw response {batch.file} is for batch {batch.index}, not in the plan"
+                )
+            names = plan.batches[batch.index]
+            if not batch.spans:
+                self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
+                continue
+            if sorted(batch.spans) != sorted(names):
+                raise RuntimeError(
+                    f"raw response {batch.file} does not answer exactly the queries of batch "
+                    f"{batch.index}: {sorted(batch.spans)}"
+                )
+            self._bodies[batch.file] = raw
+            for name, (start, end) in batch.spans.items():
+                self._spans[name] = (batch.file, start, end)
+
+    def __getitem__(self, name: str) -> AnalyticsQueryResult:
+        if name in self._decoded:
+            return self._decoded[name]
+        file, start, end = self._spans[name]
+        item = decode_json(self._bodies[file][start:end])
+        result = _RESULTS.validate_python([item])[0]
+        if result.name != name:
             raise RuntimeError(
-                f"raw response {batch.file} is for batch {batch.index}, not in the plan"
+                f"raw response {file} holds {result.name!r} where {name!r} was recorded"
             )
-        queries = [plan.query(name) for name in plan.batches[batch.index]]
-        parsed = _RESULTS.validate_python(decode_json(raw))
-        by_name = {result.name: result for result in parsed}
-        if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(
-            queries
-        ):
-            raise RuntimeError(
-                f"raw response {batch.file} does not answer exactly the queries of batch "
-                f"{batch.index}: {sorted(by_name)}"
-            )
-        ordered = [by_name[query.name] for query in queries]
-        check_results(queries, ordered, request=f"stored {batch.file}")
-        results.update((result.name, result) for result in ordered)
-    return results
+        check_results([self._plan.query(name)], [result], request=f"stored {file}")
+        return result
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._decoded, *self._spans])
+
+    def __len__(self) -> int:
+        return len(self._decoded) + len(self._spans)
+
+
+def _decode_batch(
+    raw: bytes, batch: FetchedBatch, queries: list[AnalyticsQuery]
+) -> dict[str, AnalyticsQueryResult]:
+    """A whole stored batch, checked like the fetch checks it."""
+    parsed = _RESULTS.validate_python(decode_json(raw))
+    by_name = {result.name: result for result in parsed}
+    if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(queries):
+        raise RuntimeError(
+            f"raw response {batch.file} does not answer exactly the queries of batch "
+            f"{batch.index}: {sorted(by_name)}"
+        )
+    ordered = [by_name[query.name] for query in queries]
+    check_results(queries, ordered, request=f"stored {batch.file}")
+    return {result.name: result for result in ordered}
 
 
 def _load_statement(work: StoragePath, step: Mapping[str, Any]) -> Statement:

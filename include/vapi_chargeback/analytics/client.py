@@ -41,10 +41,11 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,8 +91,9 @@ DEFAULT_BACKOFF_CAP = 30.0
 DEFAULT_RETRY_AFTER_CAP = 60.0
 """The longest server-requested wait we honour; a longer Retry-After ends the retries."""
 DEFAULT_DEADLINE = 300.0
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-"""A month of daily rows per assistant is a few MB; far more means a wrong endpoint."""
+DEFAULT_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+"""A month of a 2,000-assistant org with a few breakdowns is ~150 MB in one batch; far more
+means a wrong endpoint. Bodies are read into memory, so this also bounds that."""
 
 SUCCESS_STATUS_CODES = frozenset({200, 201})
 RETRYABLE_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
@@ -186,12 +188,16 @@ class BatchResponse:
     """One answered ``POST /analytics``: parsed results in request order, and the bytes as received."""
 
     results: list[AnalyticsQueryResult]
+    """Empty when the batch was posted with ``keep_results=False``."""
     raw: bytes = field(repr=False)
     """The body exactly as received, to store as provenance next to :attr:`sha256`."""
     sha256: str
     status_code: int
     attempts: int
     """HTTP attempts it took, 1 when the first one succeeded."""
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Query name → ``[start, end)`` byte offsets of its result in :attr:`raw`, so a reader of
+    the stored body can decode one query without the rest (see :func:`iter_json_array`)."""
 
 
 class _BearerAuth(httpx.Auth):
@@ -348,19 +354,30 @@ class VapiAnalyticsClient:
         return [future.result() for future in futures]
 
     def post_batch(
-        self, queries: Sequence[AnalyticsQuery], *, batch_index: int = 0
+        self,
+        queries: Sequence[AnalyticsQuery],
+        *,
+        batch_index: int = 0,
+        keep_results: bool = True,
+        check: bool = False,
     ) -> BatchResponse:
         """Exactly one logical ``POST /analytics`` (retried as the policy allows) for these queries.
 
         ``batch_index`` only labels logs and errors, e.g. with the Airflow map index.
+        ``check=True`` also holds every row to its query (:func:`check_results`).
+        ``keep_results=False`` validates the body one result at a time and returns only the
+        raw bytes and :attr:`BatchResponse.spans`: a large month's results as Python objects
+        are several times its bytes, and a caller that stores the body needs none of them.
         """
-        return self._post_batch(list(queries), batch_index, None)
+        return self._post_batch(list(queries), batch_index, None, keep_results, check)
 
     def _post_batch(
         self,
         queries: list[AnalyticsQuery],
         batch_index: int,
         cancelled: threading.Event | None,
+        keep_results: bool = True,
+        check: bool = False,
     ) -> BatchResponse:
         names = [query.name for query in queries]
         request = self._describe(batch_index, names)
@@ -387,7 +404,9 @@ class VapiAnalyticsClient:
             outcome: _Reply | Exception = self._attempt(body, remaining, request)
             if isinstance(outcome, _Reply) and outcome.response.status_code in SUCCESS_STATUS_CODES:
                 try:
-                    return self._parse(outcome, request, queries, attempt)
+                    return self._parse(
+                        outcome, request, queries, attempt, keep_results=keep_results, check=check
+                    )
                 except DamagedResponseError as damaged:
                     outcome = damaged
             reason = retry_reason(outcome.response if isinstance(outcome, _Reply) else outcome)
@@ -478,9 +497,32 @@ class VapiAnalyticsClient:
         return b"".join(chunks)
 
     def _parse(
-        self, reply: _Reply, request: str, queries: list[AnalyticsQuery], attempts: int
+        self,
+        reply: _Reply,
+        request: str,
+        queries: list[AnalyticsQuery],
+        attempts: int,
+        *,
+        keep_results: bool = True,
+        check: bool = False,
     ) -> BatchResponse:
+        """The results of a success response, or the error saying what is wrong with it.
+
+        A good body is decoded one result at a time (:meth:`_stream`); anything else is
+        parsed whole below, which words every error, so both paths refuse the same bodies.
+        """
         status = reply.response.status_code
+        streamed = self._stream(reply.raw, queries, request, status, keep_results, check)
+        if streamed is not None:
+            decoded, spans = streamed
+            return BatchResponse(
+                results=decoded,
+                raw=reply.raw,
+                sha256=hashlib.sha256(reply.raw).hexdigest(),
+                status_code=status,
+                attempts=attempts,
+                spans=spans,
+            )
         text = self._scrub(reply.raw.decode("utf-8", errors="replace"))
         names = [query.name for query in queries]
         try:
@@ -529,13 +571,53 @@ class VapiAnalyticsClient:
                 status_code=status,
                 body=text,
             )
+        matched = _matched(results, names, request, status, text)
+        if check:
+            check_results(queries, matched, request=request, status_code=status)
         return BatchResponse(
-            results=_matched(results, names, request, status, text),
+            results=matched if keep_results else [],
             raw=reply.raw,
             sha256=hashlib.sha256(reply.raw).hexdigest(),
             status_code=status,
             attempts=attempts,
         )
+
+    def _stream(
+        self,
+        raw: bytes,
+        queries: list[AnalyticsQuery],
+        request: str,
+        status: int,
+        keep_results: bool,
+        check: bool,
+    ) -> tuple[list[AnalyticsQueryResult], dict[str, tuple[int, int]]] | None:
+        """The results of a good body and their byte spans, decoding one result at a time.
+
+        None as soon as anything is off (not an array, a result the spec refuses, a name
+        missing, unexpected or repeated): the whole-body parse then reports it. Rows that
+        break their query (``check``) raise here, as :func:`check_results` words it.
+        """
+        by_name = {query.name: query for query in queries}
+        kept: dict[str, AnalyticsQueryResult] = {}
+        spans: dict[str, tuple[int, int]] = {}
+        problems: list[str] = []
+        try:
+            for item, start, end in iter_json_array(raw):
+                result = AnalyticsQueryResult.model_validate(item)
+                if result.name not in by_name or result.name in spans:
+                    return None
+                spans[result.name] = (start, end)
+                if check and len(problems) <= _MAX_REPORTED_PROBLEMS:
+                    problems += result_problems(by_name[result.name], result)
+                if keep_results:
+                    kept[result.name] = result
+        except ValueError:
+            return None
+        if len(spans) != len(queries):
+            return None
+        if problems:
+            raise _broken_results(problems, request=request, status_code=status)
+        return [kept[name] for name in by_name] if keep_results else [], spans
 
     def _final_status_error(self, reply: _Reply, request: str) -> VapiAnalyticsError:
         """The error for a status that no retry can change."""
@@ -707,8 +789,60 @@ def decode_json(raw: bytes) -> Any:
     return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def iter_json_array(raw: bytes) -> Iterator[tuple[Any, int, int]]:
+    """Each element of a JSON array body, decoded on its own as :func:`decode_json` would,
+    with its ``[start, end)`` byte offsets in ``raw``.
+
+    Decoded whole, a month of results is several times its bytes in Python objects; one
+    element at a time, only the largest result is held. Raises ``ValueError`` for a body
+    that is not UTF-8, not a JSON array, or that :func:`decode_json` would refuse.
+    """
+    text = raw.decode("utf-8")
+    byte_offset = _byte_offsets(raw, text)
+    position = _skip_space(text, 0)
+    if not text.startswith("[", position):
+        raise ValueError("the body is not a JSON array")
+    position = _skip_space(text, position + 1)
+    if not text.startswith("]", position):
+        while True:
+            item, end = _DECODER.raw_decode(text, position)
+            yield item, byte_offset(position), byte_offset(end)
+            position = _skip_space(text, end)
+            if text.startswith(",", position):
+                position = _skip_space(text, position + 1)
+            elif text.startswith("]", position):
+                break
+            else:
+                raise ValueError(f"expected ',' or ']' at character {position}")
+    if _skip_space(text, position + 1) != len(text):
+        raise ValueError("data after the JSON array")
+
+
+def _byte_offsets(raw: bytes, text: str) -> Callable[[int], int]:
+    """Character index → byte offset in ``raw``, for increasing indexes (identity for ASCII)."""
+    if raw.isascii():
+        return lambda index: index
+    last = [0, 0]
+
+    def offset(index: int) -> int:
+        last[1] += len(text[last[0] : index].encode("utf-8"))
+        last[0] = index
+        return last[1]
+
+    return offset
+
+
+def _skip_space(text: str, position: int) -> int:
+    match = _JSON_SPACE.match(text, position)
+    return match.end() if match else position
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number finance can book")
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
 _SCALAR_TYPES = (str, bool, int, Decimal)
@@ -770,12 +904,16 @@ def check_results(
         for problem in result_problems(query, result)
     ]
     if problems:
-        raise ResponseError(
-            f"results that break what the queries asked for: {_listed(problems)}. Nothing of "
-            "this batch was used; rerun the task, and report it with the raw response if it repeats.",
-            request=request,
-            status_code=status_code,
-        )
+        raise _broken_results(problems, request=request, status_code=status_code)
+
+
+def _broken_results(problems: list[str], *, request: str, status_code: int | None) -> ResponseError:
+    return ResponseError(
+        f"results that break what the queries asked for: {_listed(problems)}. Nothing of "
+        "this batch was used; rerun the task, and report it with the raw response if it repeats.",
+        request=request,
+        status_code=status_code,
+    )
 
 
 def _aggregate_problem(value: object, operation: str, column: str, where: str) -> str | None:
