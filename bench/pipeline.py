@@ -1,0 +1,1006 @@
+"""Pipeline benchmark (issue 5): the real run at the scale of a large org, measured in one go.
+
+A month of 1.5M calls over 2,000 assistants and a config of 40 cost centers × 3 query
+definitions, drawn from a realistic menu so that several owners ask identical questions.
+The calls are generated once and cached under ``data/bench/``; the config and its mapping
+CSV (mostly mapped assistants, some unmapped, a history row at the month start, one
+mid-month change of cost center) are written to a temporary folder each run.
+
+The emulator runs as its own process on loopback, so its memory is not the pipeline's.
+The pipeline's steps — plan → fetch every batch → allocate → reconcile → publish — run
+as plain functions in one fresh process, as the DAG's tasks would on one worker, and
+report wall time and peak RSS per step. Then, side by side:
+
+1. requests sent (counted by the client's transport and in the emulator's access log)
+   against one request per definition, and against ceil(distinct queries / batch limit),
+   which must equal the plan's batch count;
+2. wall time per step and in total;
+3. peak RSS of the pipeline process, and of the emulator separately;
+4. DAG parse time: best of N ``runpy.run_path`` in fresh processes with ``airflow.sdk``
+   already imported, as the dag-processor has it;
+5. our workbook writer against xlsxwriter ``constant_memory`` on the statement's own
+   detail rows (the functions of ``bench/writer.py``).
+
+    python bench/pipeline.py                      # the issue's scale, a few minutes
+    python bench/pipeline.py --calls 200000 --assistants 300   # a quick look
+
+Progress goes to stderr, the summary table to stdout, the figures to
+``bench/results/pipeline.json``. Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.util
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data" / "bench"
+RESULTS = ROOT / "bench" / "results" / "pipeline.json"
+DAG_FILE = ROOT / "dags" / "vapi_chargeback.py"
+WRITER_BENCH = ROOT / "bench" / "writer.py"
+BIN = Path(sys.executable).parent
+LOOPBACK = "127.0.0.1"
+API_KEY = "bench-pipeline-key"
+RUN_ID = "bench"
+TIMEZONE = "Europe/Berlin"
+"""The generator's default org zone: its office hours and months are this zone's."""
+VARIABLE_KEY = "costCenter"
+FETCH_CONCURRENCY = 4
+"""The DAG's ``max_active_tis_per_dagrun`` of the fetch task."""
+EMULATOR_START_TIMEOUT_S = 120.0
+
+TARGET_WALL_S = 60.0
+TARGET_RSS_BYTES = 1 << 30
+TARGET_PARSE_S = 0.3
+TARGET_WRITER_RATIO = 1.3
+MIB = 1 << 20
+
+DEMO_CENTERS = ("sales", "support", "marketing", "operations")
+"""The generated calls carry these as ``costCenter`` values (plus an unknown one and ""),
+so they must be cost centers of the config for the variable-value rule to fire."""
+MORE_CENTERS = (
+    "emea-sales",
+    "apac-sales",
+    "partner-sales",
+    "renewals",
+    "retention",
+    "onboarding",
+    "customer-success",
+    "billing",
+    "collections",
+    "claims",
+    "returns",
+    "warranty",
+    "field-service",
+    "dispatch",
+    "scheduling",
+    "logistics",
+    "procurement",
+    "recruiting",
+    "benefits",
+    "it-helpdesk",
+    "security-desk",
+    "facilities",
+    "legal-intake",
+    "compliance",
+    "accounts-payable",
+    "accounts-receivable",
+    "payroll",
+    "product-research",
+    "market-research",
+    "events",
+    "press-office",
+    "loyalty",
+    "concierge",
+    "reservations",
+    "pharmacy-line",
+    "fleet",
+)
+TEAM_SUFFIXES = ("inbound", "outbound", "tier1", "tier2", "night", "vip")
+UNMAPPED_EVERY = 25
+"""One assistant in this many has no mapping row (on top of the demo org's two)."""
+HISTORY_EVERY = 20
+"""One mapped assistant in this many changed team at the start of the month (a boundary
+on the period's first day, which must not split anything)."""
+MAPPED_SINCE = date(2025, 1, 1)
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    """A query definition owners pick; ``weight`` = how popular it is."""
+
+    id: str
+    title: str
+    dimensions: tuple[str, ...]
+    step: str | None
+    metrics: tuple[str, ...]
+    weight: int
+
+
+MENU = (
+    MenuItem(
+        "cost-by-assistant-day",
+        "Cost by assistant by day",
+        ("assistantId",),
+        "day",
+        ("calls", "minutes", "cost"),
+        10,
+    ),
+    MenuItem(
+        "cost-by-assistant",
+        "Cost by assistant",
+        ("assistantId",),
+        None,
+        ("calls", "minutes", "cost", "transport", "stt", "llm", "tts", "vapi"),
+        6,
+    ),
+    MenuItem(
+        "minutes-by-ended-reason",
+        "Minutes by ended reason",
+        ("endedReason",),
+        None,
+        ("calls", "minutes", "avg_minutes_per_call"),
+        6,
+    ),
+    MenuItem("daily-cost", "Daily cost", (), "day", ("calls", "cost", "avg_cost_per_minute"), 6),
+    MenuItem(
+        "calls-by-success",
+        "Calls by success evaluation",
+        ("analysis.successEvaluation",),
+        "week",
+        ("calls", "cost", "avg_cost_per_call"),
+        5,
+    ),
+    MenuItem(
+        "components-by-type",
+        "Cost components by call type",
+        ("type",),
+        None,
+        ("cost", "transport", "stt", "llm", "tts", "vapi"),
+        4,
+    ),
+    MenuItem(
+        "calls-by-status",
+        "Calls by status and ended reason",
+        ("status", "endedReason"),
+        "month",
+        ("calls", "minutes"),
+        3,
+    ),
+    MenuItem(
+        "weekly-cost-by-assistant",
+        "Weekly cost by assistant",
+        ("assistantId",),
+        "week",
+        ("cost", "calls", "avg_cost_per_call"),
+        3,
+    ),
+    MenuItem(
+        "success-by-type",
+        "Success by call type",
+        ("type", "analysis.successEvaluation"),
+        "week",
+        ("calls", "avg_cost_per_call"),
+        2,
+    ),
+)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+_EPOCH_ENV = "BENCH_PIPELINE_STARTED"
+_STARTED = float(os.environ.setdefault(_EPOCH_ENV, str(time.time())))
+"""When the bench started; the spawned pipeline process inherits it through the environment."""
+
+
+def say(message: str) -> None:
+    """Progress on stderr, stamped with the seconds since the bench started."""
+    print(f"[{time.time() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def calls_file(args: argparse.Namespace) -> Path:
+    """The cached calls of the bench org, generated once per parameter set."""
+    name = f"calls-{args.month}-{args.assistants}a-{args.calls}c-s{args.seed}.parquet"
+    path = args.data_dir / name
+    if path.exists():
+        say(f"calls: cached {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        return path
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.parquet")
+    say(f"calls: generating {args.calls:,} calls, {args.assistants:,} assistants → {path}")
+    subprocess.run(
+        [
+            str(BIN / "vapi-emulator"),
+            "generate",
+            "--month",
+            args.month,
+            "--months",
+            "1",
+            "--assistants",
+            str(args.assistants),
+            "--calls",
+            str(args.calls),
+            "--seed",
+            str(args.seed),
+            "--timezone",
+            TIMEZONE,
+            "--out",
+            str(partial),
+        ],
+        check=True,
+        stdout=sys.stderr,
+    )
+    partial.replace(path)
+    return path
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes ``Decimal`` as a plain YAML number, as people type amounts."""
+
+
+_Dumper.add_representer(
+    Decimal, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:float", str(value))
+)
+
+
+def center_ids(count: int) -> list[str]:
+    """The demo org's four cost centers first (the calls name them), then realistic slugs."""
+    names = [*DEMO_CENTERS, *MORE_CENTERS]
+    names += [f"cost-center-{index:03d}" for index in range(len(names), count)]
+    return names[:count]
+
+
+def pick_definitions(rng: random.Random, count: int) -> list[MenuItem]:
+    """``count`` distinct menu items, popular ones more often: owners copy each other."""
+    chosen: list[MenuItem] = []
+    while len(chosen) < min(count, len(MENU)):
+        item = rng.choices(MENU, weights=[item.weight for item in MENU])[0]
+        if item not in chosen:
+            chosen.append(item)
+    return chosen
+
+
+def write_org(folder: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """``chargeback.yaml`` and ``assistant_teams.csv`` of the bench org; returns the config path
+    and a few facts about them for the report."""
+    from vapi_emulator.data import demo_org
+
+    rng = random.Random(args.seed)
+    centers = center_ids(args.cost_centers)
+    teams = {
+        center: [
+            f"{center}-{suffix}" for suffix in rng.sample(TEAM_SUFFIXES, rng.choice((1, 2, 3)))
+        ]
+        for center in centers
+    }
+    all_teams = [(team, center) for center in centers for team in teams[center]]
+    document: dict[str, Any] = {
+        "org": {"name": "Bench Voice Co", "timezone": TIMEZONE},
+        "currency": "USD",
+        "output": (folder / "unused-output").as_uri(),
+        "mapping": "assistant_teams.csv",
+        "components": ["transport", "stt", "llm", "tts", "vapi"],
+        "variable_key": VARIABLE_KEY,
+        "settlement_delay_hours": 6,
+        "finance_email": "finance@example.com",
+        "cost_centers": [
+            {
+                "id": center,
+                "name": center.replace("-", " ").title(),
+                "owner_email": f"{center}-owner@example.com",
+                "queries": [
+                    {
+                        "id": item.id,
+                        "title": item.title,
+                        "dimensions": list(item.dimensions),
+                        **({"step": item.step} if item.step else {}),
+                        "metrics": list(item.metrics),
+                    }
+                    for item in pick_definitions(rng, args.definitions)
+                ],
+            }
+            for center in centers
+        ],
+        "shared_costs": [
+            {"name": "platform-fee", "amount": Decimal("2500.00"), "method": "even"},
+            {
+                "name": "phone-numbers",
+                "amount": Decimal("1234.56"),
+                "method": "proportional",
+                "driver": "calls",
+            },
+            {
+                "name": "support-tooling",
+                "amount": Decimal("999.99"),
+                "method": "fixed",
+                "percentages": {centers[0]: 40, centers[1]: 60},
+            },
+            {
+                "name": "calls-without-assistant",
+                "source": "calls-without-assistant",
+                "method": "proportional",
+                "driver": "cost",
+            },
+        ],
+    }
+    config_path = folder / "chargeback.yaml"
+    config_path.write_text(yaml.dump(document, Dumper=_Dumper, sort_keys=False), encoding="utf-8")
+
+    org = demo_org(args.seed, args.assistants)
+    first_day = date.fromisoformat(f"{args.month}-01")
+    move_day = first_day.replace(day=15)
+    never = {assistant.id for assistant in org.unmapped}
+    lines = ["assistant_id,team,cost_center_id,valid_from,valid_to"]
+    facts = {"unmapped": 0, "history_rows": 0, "mid_month_changes": 0}
+    for index, assistant in enumerate(org.assistants):
+        if assistant.id in never or index % UNMAPPED_EVERY == UNMAPPED_EVERY - 1:
+            facts["unmapped"] += 1
+            continue
+        team, center = rng.choice(all_teams)
+        if assistant.id == org.mover.id:
+            other_team, other = rng.choice([pair for pair in all_teams if pair[1] != center])
+            lines.append(f"{assistant.id},{team},{center},{MAPPED_SINCE},{move_day - timedelta(1)}")
+            lines.append(f"{assistant.id},{other_team},{other},{move_day},")
+            facts["mid_month_changes"] += 1
+        elif index % HISTORY_EVERY == 0:
+            old_team, old = rng.choice(all_teams)
+            lines.append(
+                f"{assistant.id},{old_team},{old},{MAPPED_SINCE},{first_day - timedelta(1)}"
+            )
+            lines.append(f"{assistant.id},{team},{center},{first_day},")
+            facts["history_rows"] += 1
+        else:
+            lines.append(f"{assistant.id},{team},{center},{MAPPED_SINCE},")
+    (folder / "assistant_teams.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    definitions = [
+        json.dumps(query, sort_keys=True)
+        for center in document["cost_centers"]
+        for query in center["queries"]
+    ]
+    facts.update(
+        cost_centers=len(centers),
+        definitions=len(definitions),
+        distinct_definitions=len(set(definitions)),
+        mapping_rows=len(lines) - 1,
+        assistants=args.assistants,
+    )
+    return config_path, facts
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def proc_status(pid: int | str, field: str) -> int | None:
+    """A memory figure of ``/proc/<pid>/status`` (``VmHWM`` = peak RSS) in bytes."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's peak-RSS counter of this process, so each step gets its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+_RAISED_CAP = (
+    "import sys, vapi_emulator.engine as engine; engine.MAX_RESULT_ROWS = int(sys.argv[1]); "
+    "from vapi_emulator.cli import main; sys.exit(main(sys.argv[2:]))"
+)
+
+
+@dataclass
+class Emulator:
+    url: str
+    pid: int
+    log: Path
+    loaded_rss: int | None = None
+    peak_rss: int | None = None
+
+
+@contextmanager
+def emulator(calls: Path, log: Path, max_rows: int | None) -> Iterator[Emulator]:
+    """``vapi-emulator serve`` in its own process on a free loopback port, logging each request."""
+    port = free_port()
+    serve = ["serve", "--calls", str(calls), "--host", LOOPBACK, "--port", str(port)]
+    serve += ["--api-key", API_KEY, "--log-level", "info"]
+    if max_rows is None:
+        command = [str(BIN / "vapi-emulator"), *serve]
+    else:
+        command = [sys.executable, "-c", _RAISED_CAP, str(max_rows), *serve]
+    url = f"http://{LOOPBACK}:{port}"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        running = Emulator(url, process.pid, log)
+        try:
+            deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"vapi-emulator exited with {process.returncode}:\n"
+                        + log.read_text(errors="replace")[-4000:]
+                    )
+                try:
+                    if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"vapi-emulator did not answer on {url}")
+                time.sleep(0.2)
+            running.loaded_rss = proc_status(process.pid, "VmRSS")
+            yield running
+        finally:
+            running.peak_rss = proc_status(process.pid, "VmHWM")
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def analytics_requests_logged(log: Path) -> int:
+    """``POST /analytics`` lines in the emulator's access log: the server's own count."""
+    return sum('"POST /analytics ' in line for line in log.read_text(errors="replace").splitlines())
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+class _CountingTransport(httpx.HTTPTransport):
+    """Counts every HTTP attempt the client makes, retries included."""
+
+    def __init__(self, counter: list[int], lock: threading.Lock) -> None:
+        super().__init__()
+        self._counter = counter
+        self._lock = lock
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self._counter[0] += 1
+        return super().handle_request(request)
+
+
+def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
+    """The DAG's steps as plain calls in this (fresh) process, each timed, with its peak RSS."""
+    started = time.perf_counter()
+    from vapi_chargeback.analytics.client import VapiAnalyticsClient
+    from vapi_chargeback.pipeline import (
+        RunSettings,
+        allocate_run,
+        fetch_batch,
+        plan_run,
+        publish_run,
+        reconcile_run,
+    )
+
+    imports_s = time.perf_counter() - started
+    counter, lock = [0], threading.Lock()
+    client_options: dict[str, Any] = {}
+    if spec["max_response_bytes"]:
+        client_options["max_response_bytes"] = spec["max_response_bytes"]
+
+    def fetch_one(run: Any, index: int) -> dict[str, Any]:
+        with VapiAnalyticsClient(
+            spec["base_url"],
+            API_KEY,
+            transport=_CountingTransport(counter, lock),
+            **client_options,
+        ) as client:
+            return dict(fetch_batch(run, index, client).model_dump(mode="json"))
+
+    def fetch_all(run: Any) -> list[dict[str, Any]]:
+        with ThreadPoolExecutor(min(FETCH_CONCURRENCY, run.batch_count)) as pool:
+            return list(pool.map(lambda index: fetch_one(run, index), range(run.batch_count)))
+
+    settings = RunSettings(
+        config_path=spec["config_path"],
+        output_url=spec["output_url"],
+        default_output_url=spec["output_url"],
+        month=spec["month"],
+        run_id=RUN_ID,
+    )
+    per_step_peaks = reset_peak_rss()
+    baseline_rss = proc_status("self", "VmRSS")
+    profiler = cProfile.Profile() if spec["profile"] else None
+    seconds: dict[str, float] = {}
+    peaks: dict[str, int | None] = {}
+    state: dict[str, Any] = {}
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("plan", lambda: plan_run(settings)),
+        ("fetch", lambda: fetch_all(state["plan"])),
+        ("allocate", lambda: allocate_run(state["plan"], state["fetch"])),
+        ("reconcile", lambda: reconcile_run(state["plan"], state["allocate"])),
+        ("publish", lambda: publish_run(state["plan"], state["reconcile"])),
+    ]
+    for name, step in steps:
+        if per_step_peaks:
+            reset_peak_rss()
+        began = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        state[name] = step()
+        if profiler:
+            profiler.disable()
+        seconds[name] = time.perf_counter() - began
+        peaks[name] = proc_status("self", "VmHWM")
+        say(f"pipeline: {name} {seconds[name]:.2f} s, peak RSS {_mib(peaks[name])}")
+    if profiler:
+        profiler.dump_stats(spec["profile"])
+    run = state["plan"]
+    return {
+        "imports_seconds": imports_s,
+        "baseline_rss_bytes": baseline_rss,
+        "per_step_peaks": per_step_peaks,
+        "step_seconds": seconds,
+        "step_peak_rss_bytes": peaks,
+        "total_seconds": sum(seconds.values()),
+        "peak_rss_bytes": max((peak or 0) for peak in peaks.values()),
+        "http_attempts": counter[0],
+        "run": run.model_dump(mode="json"),
+        "fetched": state["fetch"],
+        "allocated": {key: value for key, value in state["allocate"].items() if key != "fetched"},
+        "reconciled": state["reconcile"],
+        "published": state["publish"],
+    }
+
+
+def _pipeline_child(spec: dict[str, Any], connection: Connection) -> None:
+    try:
+        connection.send(("ok", run_pipeline(spec)))
+    except BaseException:
+        connection.send(("error", traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+def pipeline_in_fresh_process(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`run_pipeline` in a spawned process: its peak RSS is the pipeline's alone."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_pipeline_child, args=(spec, send), name="bench-pipeline")
+    process.start()
+    send.close()
+    try:
+        status, payload = receive.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"the pipeline process died (exit {process.exitcode})") from None
+    process.join()
+    if status != "ok":
+        raise RuntimeError(f"the pipeline failed:\n{payload}")
+    return dict(payload)
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def response_facts(work: Path, fetched: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows and bytes per query of the stored raw responses (read after the timed run)."""
+    decoder = json.JSONDecoder(parse_float=Decimal)
+    rows: dict[str, int] = {}
+    for batch in fetched:
+        text = (work / "raw" / batch["file"]).read_text(encoding="utf-8")
+        position = text.index("[") + 1
+        while True:
+            position = _skip_space(text, position)
+            if text[position] == "]":
+                break
+            item, position = decoder.raw_decode(text, position)
+            rows[item["name"]] = len(item["result"])
+            position = _skip_space(text, position)
+            if text[position] == ",":
+                position += 1
+    return {
+        "response_bytes": sum(batch["size"] for batch in fetched),
+        "result_rows": sum(rows.values()),
+        "rows_per_query": rows,
+    }
+
+
+def _skip_space(text: str, position: int) -> int:
+    while text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def plan_facts(work: Path) -> dict[str, Any]:
+    from vapi_chargeback.plan import Plan
+
+    plan = Plan.model_validate_json((work / "plan.json").read_bytes())
+    logical = {definition.query for definition in plan.definitions} | {plan.core_query}
+    return {
+        "batch_limit": plan.max_queries_per_request,
+        "queries": len(plan.queries),
+        "batches": len(plan.batches),
+        "definitions": len(plan.definitions),
+        "questions": len(logical) + 1,
+        "query_names": plan.query_names,
+    }
+
+
+# --------------------------------------------------------------------------- parse + writer
+
+
+def dag_parse_seconds(runs: int, scratch: Path) -> list[float]:
+    """One ``runpy.run_path`` of the DAG file per fresh process, ``airflow.sdk`` preloaded."""
+    probe = textwrap.dedent(
+        f"""
+        import runpy, time
+        import airflow.sdk  # the dag-processor has Airflow loaded already
+        started = time.perf_counter()
+        runpy.run_path({str(DAG_FILE)!r})
+        print(time.perf_counter() - started)
+        """
+    )
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(scratch / "airflow-home"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+    )
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env=env,
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return times
+
+
+def load_writer_bench() -> ModuleType:
+    """``bench/writer.py``: its ``ours``/``theirs``/``best_of`` are the comparison we reuse."""
+    spec = importlib.util.spec_from_file_location("bench_writer", WRITER_BENCH)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import {WRITER_BENCH}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [name for name in ("ours", "theirs", "best_of") if not hasattr(module, name)]
+    if missing:
+        raise RuntimeError(f"{WRITER_BENCH} lacks {', '.join(missing)}")
+    return module
+
+
+def writer_comparison(work: Path, repeat: int, scratch: Path) -> dict[str, Any]:
+    """Both writers on the reconciled statement's detail rows, best of ``repeat`` each."""
+    from vapi_chargeback import statement_json
+    from vapi_chargeback.pipeline import RECONCILED_FILE
+    from vapi_chargeback.statements.totals import summarize
+
+    writer = load_writer_bench()
+    statement = statement_json.loads((work / RECONCILED_FILE).read_bytes())
+    totals = summarize(statement)
+    ours = writer.best_of(
+        repeat, lambda path: writer.ours(statement, totals, path), scratch / "ours.xlsx"
+    )
+    theirs = writer.best_of(
+        repeat, lambda path: writer.theirs(statement, totals, path), scratch / "xlsxwriter.xlsx"
+    )
+    return {
+        "lines": len(statement.lines),
+        "repeat": repeat,
+        "ours_seconds": ours,
+        "xlsxwriter_seconds": theirs,
+        "ratio": ours / theirs,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / MIB:,.0f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The summary table rows: what, measured, target, PASS/FAIL (empty for context)."""
+    pipeline, plan = results["pipeline"], results["plan"]
+    requests = results["requests"]
+    rows: list[tuple[str, str, str, str]] = [
+        (
+            "requests sent (client / emulator log)",
+            f"{requests['client']} / {requests['server']}",
+            f"= ceil({plan['queries']} queries / {plan['batch_limit']}) = {requests['minimal']}",
+            verdict(results["targets"]["requests"]),
+        ),
+        ("  plan's batch count", str(plan["batches"]), "", ""),
+        (
+            "  naive: one request per definition",
+            f"{requests['naive']}",
+            f"{plan['definitions']} definitions + allocation + org total",
+            "",
+        ),
+        (
+            "  distinct questions → compiled queries",
+            f"{plan['questions']} → {plan['queries']}",
+            "",
+            "",
+        ),
+        (
+            "  response size / result rows",
+            f"{results['responses']['response_bytes'] / 1e6:,.1f} MB / "
+            f"{results['responses']['result_rows']:,}",
+            "",
+            "",
+        ),
+    ]
+    for name, seconds in pipeline["step_seconds"].items():
+        peak = pipeline["step_peak_rss_bytes"][name]
+        rows.append((f"  {name}", f"{seconds:.2f} s", f"peak RSS {_mib(peak)}", ""))
+    rows += [
+        (
+            "pipeline wall time (plan → publish)",
+            f"{pipeline['total_seconds']:.1f} s",
+            f"≤ {TARGET_WALL_S:.0f} s",
+            verdict(results["targets"]["wall"]),
+        ),
+        (
+            "pipeline peak RSS",
+            _mib(pipeline["peak_rss_bytes"]),
+            f"≤ {_mib(TARGET_RSS_BYTES)}",
+            verdict(results["targets"]["rss"]),
+        ),
+        (
+            "  emulator RSS loaded / peak (own process)",
+            f"{_mib(results['emulator']['loaded_rss_bytes'])} / "
+            f"{_mib(results['emulator']['peak_rss_bytes'])}",
+            "",
+            "",
+        ),
+        (
+            f"DAG parse, best of {len(results['dag_parse_seconds'])}",
+            f"{min(results['dag_parse_seconds']):.3f} s",
+            f"≤ {TARGET_PARSE_S} s",
+            verdict(results["targets"]["parse"]),
+        ),
+        (
+            f"writer ours / xlsxwriter ({results['writer']['lines']:,} lines)",
+            f"{results['writer']['ours_seconds']:.3f} / "
+            f"{results['writer']['xlsxwriter_seconds']:.3f} s = "
+            f"{results['writer']['ratio']:.2f}×",
+            f"≤ {TARGET_WRITER_RATIO}×",
+            verdict(results["targets"]["writer"]),
+        ),
+    ]
+    return rows
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    header = ("measure", "measured", "target", "")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    line = "  ".join("-" * width for width in widths)
+    print(line)
+    print("  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print(line)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Benchmark the chargeback pipeline end to end against the emulator: requests, "
+            "wall time, peak RSS, DAG parse time and the workbook writer, in one run."
+        ),
+        epilog=(
+            f"Targets (issue 5): requests = ceil(distinct queries / batch limit), wall ≤ "
+            f"{TARGET_WALL_S:.0f} s, pipeline RSS ≤ 1 GiB, DAG parse ≤ {TARGET_PARSE_S} s, "
+            f"writer ≤ {TARGET_WRITER_RATIO}× xlsxwriter. Exit status 1 when one is missed."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--month", default="2026-10", help="statement month YYYY-MM")
+    parser.add_argument("--calls", type=_positive, default=1_500_000, help="calls in the month")
+    parser.add_argument("--assistants", type=_positive, default=2_000, help="assistants in the org")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the calls and the config")
+    parser.add_argument(
+        "--cost-centers", type=_positive, default=40, help="cost centers in the config"
+    )
+    parser.add_argument(
+        "--definitions",
+        type=_positive,
+        default=3,
+        help=f"query definitions per cost center, picked from a menu of {len(MENU)}",
+    )
+    parser.add_argument(
+        "--parse-runs",
+        type=_positive,
+        default=5,
+        help="fresh processes timing the DAG parse; the best counts",
+    )
+    parser.add_argument(
+        "--writer-repeat",
+        type=_positive,
+        default=5,
+        help="runs of each workbook writer; the best counts",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DATA_DIR, help="cache of generated calls (gitignored)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep config, emulator log, work folder and statements in this folder "
+        "instead of a temporary one",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write a cProfile of the pipeline steps here (read with python -m pstats)",
+    )
+    parser.add_argument(
+        "--emulator-max-rows",
+        type=_positive,
+        help="diagnostics: raise the emulator's per-query row cap (stock: 100,000) to measure "
+        "plans that exceed it; the report says so",
+    )
+    parser.add_argument(
+        "--max-response-mb",
+        type=_positive,
+        help="diagnostics: raise the client's max_response_bytes (default 64 MiB) in MiB",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    calls = calls_file(args)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as temporary:
+        scratch = args.keep.resolve() if args.keep else Path(temporary)
+        scratch.mkdir(parents=True, exist_ok=True)
+        config_path, org = write_org(scratch, args)
+        say(
+            f"config: {org['cost_centers']} cost centers × {args.definitions} definitions "
+            f"({org['distinct_definitions']} distinct), mapping of {org['mapping_rows']} rows "
+            f"({org['unmapped']} assistants unmapped, {org['mid_month_changes']} mid-month change)"
+        )
+        output = scratch / "output"
+        say("emulator: loading calls")
+        with emulator(calls, scratch / "emulator.log", args.emulator_max_rows) as server:
+            say(f"emulator: serving on {server.url}, RSS {_mib(server.loaded_rss)}")
+            say("pipeline: plan → fetch → allocate → reconcile → publish in a fresh process")
+            pipeline = pipeline_in_fresh_process(
+                {
+                    "config_path": str(config_path),
+                    "output_url": output.as_uri(),
+                    "base_url": server.url,
+                    "month": args.month,
+                    "profile": str(args.profile.resolve()) if args.profile else None,
+                    "max_response_bytes": args.max_response_mb * MIB
+                    if args.max_response_mb
+                    else None,
+                }
+            )
+        server_requests = analytics_requests_logged(server.log)
+        work = Path(pipeline["run"]["work_url"].removeprefix("file://"))
+        plan = plan_facts(work)
+        say("responses: counting rows of the stored raw responses")
+        responses = response_facts(work, pipeline["fetched"])
+        say(f"DAG parse: {args.parse_runs} fresh processes")
+        parse_times = dag_parse_seconds(args.parse_runs, scratch)
+        say(f"writer: ours vs xlsxwriter constant_memory, best of {args.writer_repeat}")
+        writer = writer_comparison(work, args.writer_repeat, scratch)
+
+    minimal = math.ceil(plan["queries"] / plan["batch_limit"])
+    requests = {
+        "client": pipeline["http_attempts"],
+        "server": server_requests,
+        "minimal": minimal,
+        "naive": plan["definitions"] + 2,
+    }
+    results: dict[str, Any] = {
+        "parameters": {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in vars(args).items()
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+        },
+        "org": org,
+        "plan": plan,
+        "requests": requests,
+        "responses": responses,
+        "pipeline": pipeline,
+        "emulator": {
+            "loaded_rss_bytes": server.loaded_rss,
+            "peak_rss_bytes": server.peak_rss,
+            "max_result_rows": args.emulator_max_rows or "stock",
+        },
+        "dag_parse_seconds": parse_times,
+        "writer": writer,
+    }
+    results["targets"] = {
+        "requests": requests["client"] == requests["server"] == minimal == plan["batches"],
+        "wall": pipeline["total_seconds"] <= TARGET_WALL_S,
+        "rss": pipeline["peak_rss_bytes"] <= TARGET_RSS_BYTES,
+        "parse": min(parse_times) <= TARGET_PARSE_S,
+        "writer": writer["ratio"] <= TARGET_WRITER_RATIO,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    print(
+        f"{args.calls:,} calls, {args.assistants:,} assistants, {org['cost_centers']} cost centers"
+        f" × {args.definitions} definitions, {args.month}, {results['machine']['cpus']} CPUs"
+    )
+    if args.emulator_max_rows or args.max_response_mb:
+        print(
+            "NOTE: diagnostic overrides in effect (emulator row cap "
+            f"{args.emulator_max_rows or 'stock'}, client max response "
+            f"{args.max_response_mb or 'default'} MiB)"
+        )
+    print_table(report(results))
+    print(f"results: {args.out}")
+    return 0 if all(results["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
