@@ -3,7 +3,8 @@
 Vapi runs NestJS, so errors look like NestJS's: ``{"statusCode", "error", "message"}``
 with one message per problem on a 400, and the guard (bearer key) runs before body
 validation. A request body can never cause a 500: every way a body can be wrong maps
-to a 400 (or 413 when it is too large).
+to a 400 (or 413 when it is too large). ``faults.py`` adds, around all of it, the
+injected faults of ``--faults`` and the counters served at ``GET /_stats``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vapi_chargeback.analytics.models import AnalyticsQueryDTO, AnalyticsQueryResult, field_path
 from vapi_emulator.engine import Engine, ResultTooLarge
+from vapi_emulator.faults import EmulatorStats, FaultInjector, FaultPlan, RequestStats
 from vapi_emulator.render import response_body
 from vapi_emulator.resolve import QueryProblems, resolve
 
@@ -158,8 +160,13 @@ def create_app(
     api_key: str,
     numbers_as_strings: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
+    faults: FaultPlan | None = None,
 ) -> FastAPI:
-    """The emulator app over ``engine``; the engine's files are loaded once, at startup."""
+    """The emulator app over ``engine``; the engine's files are loaded once, at startup.
+
+    ``faults`` turns some ``POST /analytics`` attempts into errors (see ``faults.py``);
+    ``app.state.stats`` holds the counters ``GET /_stats`` returns, with or without faults.
+    """
     if not api_key:
         raise ValueError("api_key must not be empty: the emulator always requires a bearer key")
 
@@ -227,7 +234,11 @@ def create_app(
         return JSONResponse(error_body(status, message), status_code=status, headers=error.headers)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outermost last: the counters see everything, the body limit applies before faults.
+    app.state.stats = EmulatorStats(faults)
+    app.add_middleware(FaultInjector, stats=app.state.stats)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
+    app.add_middleware(RequestStats, stats=app.state.stats)
     return app
 
 

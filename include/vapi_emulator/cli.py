@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vapi_emulator.data import generate_calls_file, output_format_for
 from vapi_emulator.engine import Engine, OutputFormat
+from vapi_emulator.faults import FaultPlan, FaultSpecError
 from vapi_emulator.generate import DEFAULT_CALLS_PER_MONTH, DEFAULT_TIMEZONE, parse_month
 from vapi_emulator.org import DEFAULT_ASSISTANTS, DEFAULT_SEED, demo_org, render_mapping_csv
 from vapi_emulator.records import MalformedRecordError
@@ -22,6 +23,8 @@ DEFAULT_PORT = 8787
 API_KEY_ENV = "VAPI_EMULATOR_API_KEY"
 DEFAULT_API_KEY = "vapi-emulator-key"
 EXIT_BAD_INPUT = 2
+MAX_CALLS_FILE_BYTES = 8 << 30
+"""8 GiB: 1.5M calls are ~100 MB of Parquet; a larger file is most likely the wrong one."""
 
 
 def _positive(text: str) -> int:
@@ -113,6 +116,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send aggregates as numeric strings, as Postgres numerics arrive through Node",
     )
+    serve.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="inject faults into POST /analytics, e.g. "
+        "'rate=0.3,kinds=429,503,timeout,reset,slow,garbage' (optional hang=S, delay=S, "
+        "retry_after=S, max_streak=N); counters at GET /_stats",
+    )
+    serve.add_argument(
+        "--fault-seed",
+        type=int,
+        default=0,
+        help="seed of the fault decisions: same seed and requests, same faults (default 0)",
+    )
+    serve.add_argument(
+        "--max-calls-file-bytes",
+        type=_positive,
+        default=MAX_CALLS_FILE_BYTES,
+        help=f"refuse call files larger than this (default {MAX_CALLS_FILE_BYTES:,})",
+    )
     return parser
 
 
@@ -169,6 +191,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     from vapi_emulator.app import create_app
 
+    try:
+        faults = FaultPlan.parse(args.faults, seed=args.fault_seed) if args.faults else None
+    except FaultSpecError as error:
+        _say(f"error: {error}")
+        return EXIT_BAD_INPUT
+    for path in args.calls:
+        size = path.stat().st_size if path.is_file() else 0
+        if size > args.max_calls_file_bytes:
+            _say(
+                f"error: {path} is {size:,} bytes, over --max-calls-file-bytes="
+                f"{args.max_calls_file_bytes:,}; check the path or raise the limit"
+            )
+            return EXIT_BAD_INPUT
     engine = Engine(args.calls)
     started = time.perf_counter()
     try:
@@ -180,7 +215,11 @@ def _serve(args: argparse.Namespace) -> int:
         f"loaded {count:,} calls from {len(args.calls)} file(s) in {time.perf_counter() - started:.1f} s; "
         f"serving POST http://{args.host}:{args.port}/analytics"
     )
-    app = create_app(engine, args.api_key, numbers_as_strings=args.numbers_as_strings)
+    if faults:
+        _say(f"injecting faults: {args.faults} (seed {args.fault_seed}); counters at GET /_stats")
+    app = create_app(
+        engine, args.api_key, numbers_as_strings=args.numbers_as_strings, faults=faults
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
