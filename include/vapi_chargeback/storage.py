@@ -300,7 +300,9 @@ def pause_point(point: str) -> None:
         raise RuntimeError(
             f"{PAUSE_AT_ENV}={wanted} needs {PAUSE_DIR_ENV}, the folder to signal in"
         )
-    (Path(folder) / f"publish-{point}.paused").write_text(str(os.getpid()))
+    marker = Path(folder) / f"publish-{point}.paused"
+    marker.with_suffix(".writing").write_text(str(os.getpid()))
+    os.replace(marker.with_suffix(".writing"), marker)
     resume = Path(folder) / f"publish-{point}.resume"
     deadline = time.monotonic() + PAUSE_TIMEOUT_SECONDS
     log.warning("paused at publish:%s until %s exists (test pause point)", point, resume)

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ import httpx
 
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.pipeline import (
+    RunInfo,
     RunSettings,
     allocate_run,
     fetch_batch,
@@ -29,7 +35,7 @@ from vapi_chargeback.pipeline import (
 )
 from vapi_emulator.app import create_app
 from vapi_emulator.engine import Engine
-from vapi_emulator.faults import EmulatorStats, FaultInjector, FaultPlan, RequestStats
+from vapi_emulator.faults import EmulatorStats, FaultPlan
 from vapi_emulator.server import run_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +43,9 @@ DEMO_CONFIG = ROOT / "include" / "config" / "chargeback.yaml"
 DEMO_MAPPING = ROOT / "include" / "config" / "assistant_teams.csv"
 MONTH = "2026-10"
 KEY = "sk-reliability-3b9f1c2e-key-7d41"
+
+
+PAUSE_WAIT_SECONDS = 60.0
 
 
 def run_pipeline(
@@ -48,6 +57,28 @@ def run_pipeline(
     month: str = MONTH,
 ) -> dict[str, Any]:
     """One run of the DAG's steps, in order; the first failing step raises."""
+    prepared = prepare_run(output, client, run_id=run_id, config=config, month=month)
+    return publish_run(prepared.run, prepared.reconciled)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What the publish task receives from upstream, and what the fetch tasks returned."""
+
+    run: RunInfo
+    reconciled: dict[str, Any]
+    fetched: list[dict[str, Any]]
+
+
+def prepare_run(
+    output: Path,
+    client: VapiAnalyticsClient,
+    *,
+    run_id: str,
+    config: Path = DEMO_CONFIG,
+    month: str = MONTH,
+) -> PreparedRun:
+    """Every step but publish, as the DAG's tasks run them."""
     settings = RunSettings(
         config_path=str(config),
         output_url=output.as_uri(),
@@ -59,7 +90,89 @@ def run_pipeline(
     fetched = [
         fetch_batch(run, index, client).model_dump(mode="json") for index in range(run.batch_count)
     ]
-    return publish_run(run, reconcile_run(run, allocate_run(run, fetched)))
+    return PreparedRun(run, reconcile_run(run, allocate_run(run, fetched)), fetched)
+
+
+def edited_config(folder: Path, old: str, new: str) -> Path:
+    """A copy of the demo config (with its mapping) in ``folder``, one text replaced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO_MAPPING, folder / DEMO_MAPPING.name)
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in the demo config any more; update the test"
+    (folder / DEMO_CONFIG.name).write_text(text.replace(old, new, 1), encoding="utf-8")
+    return folder / DEMO_CONFIG.name
+
+
+_PUBLISH_CHILD = """
+import json, sys
+from vapi_chargeback.pipeline import RunInfo, publish_run
+run = RunInfo.model_validate_json(open(sys.argv[1], encoding="utf-8").read())
+publish_run(run, json.loads(open(sys.argv[2], encoding="utf-8").read()))
+"""
+
+
+class PublishProcess:
+    """``pipeline.publish_run`` in a process of its own, as the publish task runs it.
+
+    With ``pause_at`` it stops at that pause point of ``storage`` (see its docstring), so
+    the test can kill it there with SIGKILL, or let it go on.
+    """
+
+    def __init__(self, prepared: PreparedRun, folder: Path, pause_at: str | None) -> None:
+        run, reconciled = prepared.run, prepared.reconciled
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.pause_at = pause_at
+        (folder / "run.json").write_text(run.model_dump_json(), encoding="utf-8")
+        (folder / "reconciled.json").write_text(json.dumps(reconciled), encoding="utf-8")
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("VAPI_CHARGEBACK_")
+        }
+        if pause_at:
+            environment["VAPI_CHARGEBACK_PAUSE_AT"] = f"publish:{pause_at}"
+            environment["VAPI_CHARGEBACK_PAUSE_DIR"] = str(folder)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PUBLISH_CHILD,
+                str(folder / "run.json"),
+                str(folder / "reconciled.json"),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_paused(self) -> None:
+        """Return once the child sits at its pause point; fail if it ends first."""
+        marker = self.folder / f"publish-{self.pause_at}.paused"
+        deadline = time.monotonic() + PAUSE_WAIT_SECONDS
+        while not marker.exists():
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise AssertionError(f"publisher ended before pausing:\n{output}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"publisher did not reach {self.pause_at} in time")
+            time.sleep(0.02)
+        assert int(marker.read_text()) == self.process.pid
+
+    def resume(self) -> None:
+        (self.folder / f"publish-{self.pause_at}.resume").write_text("go")
+
+    def kill(self) -> None:
+        """SIGKILL: no ``finally``, no ``atexit``, no cleanup of any kind runs."""
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(timeout=30) == -signal.SIGKILL
+
+    def finish(self) -> str:
+        """Wait for a normal exit; its output."""
+        output, _ = self.process.communicate(timeout=120)
+        text = output.decode() if output else ""
+        assert self.process.returncode == 0, text
+        return text
 
 
 def make_client(base_url: str, **options: Any) -> VapiAnalyticsClient:
@@ -92,12 +205,9 @@ def emulator(calls: Sequence[Path], plan: FaultPlan | None = None) -> Iterator[E
     """The emulator app on a free loopback port, with ``plan``'s faults and its counters."""
     engine = Engine(list(calls))
     engine.load()
-    app = create_app(engine, KEY)
-    stats = EmulatorStats(plan)
-    app.add_middleware(FaultInjector, stats=stats)
-    app.add_middleware(RequestStats, stats=stats)
+    app = create_app(engine, KEY, faults=plan)
     with run_app(app) as base_url:
-        yield Emulator(base_url, stats)
+        yield Emulator(base_url, app.state.stats)
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -109,6 +219,11 @@ def snapshot(folder: Path) -> dict[str, str]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+def visible_entries(output: Path) -> list[str]:
+    """What a reader who skips dot-entries sees in the output root."""
+    return sorted(path.name for path in output.iterdir() if not path.name.startswith("."))
 
 
 def hidden_leftovers(output: Path) -> list[str]:
