@@ -922,6 +922,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({org['unmapped']} assistants unmapped, {org['mid_month_changes']} mid-month change)"
         )
         output = scratch / "output"
+        load_before = os.getloadavg()
         say("emulator: loading calls")
         with emulator(calls, scratch / "emulator.log", args.emulator_max_rows) as server:
             say(f"emulator: serving on {server.url}, RSS {_mib(server.loaded_rss)}")
@@ -938,6 +939,7 @@ def main(argv: list[str] | None = None) -> int:
                     else None,
                 }
             )
+        load_after = os.getloadavg()
         server_requests = analytics_requests_logged(server.log)
         work = Path(pipeline["run"]["work_url"].removeprefix("file://"))
         plan = plan_facts(work)
@@ -964,6 +966,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpus": len(os.sched_getaffinity(0)),
             "platform": platform.platform(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
         },
         "org": org,
         "plan": plan,
@@ -990,6 +994,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.calls:,} calls, {args.assistants:,} assistants, {org['cost_centers']} cost centers"
         f" × {args.definitions} definitions, {args.month}, {results['machine']['cpus']} CPUs"
+        f" (1-min load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the run:"
+        " other work on the machine slows every figure)"
     )
     if args.emulator_max_rows or args.max_response_mb:
         print(

@@ -23,7 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.analytics.client import VapiAnalyticsClient, check_results, decode_json
+from vapi_chargeback.analytics.client import (
+    VapiAnalyticsClient,
+    check_results,
+    decode_json,
+    result_from_json,
+)
 from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month
@@ -349,8 +354,7 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
         if name in self._decoded:
             return self._decoded[name]
         file, start, end = self._spans[name]
-        item = decode_json(self._bodies[file][start:end])
-        result = _RESULTS.validate_python([item])[0]
+        result = result_from_json(decode_json(self._bodies[file][start:end]))
         if result.name != name:
             raise RuntimeError(
                 f"raw response {file} holds {result.name!r} where {name!r} was recorded"

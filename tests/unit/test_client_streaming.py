@@ -15,9 +15,18 @@ from typing import Any
 import httpx
 import pytest
 
-from vapi_chargeback.analytics.client import VapiAnalyticsClient, decode_json, iter_json_array
+from vapi_chargeback.analytics.client import (
+    VapiAnalyticsClient,
+    decode_json,
+    iter_json_array,
+    result_from_json,
+)
 from vapi_chargeback.analytics.errors import ResponseError
-from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery
+from vapi_chargeback.analytics.models import (
+    AnalyticsOperation,
+    AnalyticsQuery,
+    AnalyticsQueryResult,
+)
 
 NAMES = ["cost", "calls", "minutes"]
 TIME_RANGE = {"start": "2026-10-01T00:00:00.000Z", "end": "2026-11-01T00:00:00.000Z"}
@@ -151,3 +160,34 @@ def test_check_holds_rows_to_their_query_on_either_path() -> None:
         assert "'cost' row 0.sum_cost: -1 is negative" in message
     with client_answering(body) as client:
         assert client.post_batch(queries()).results[0].result == [{"sum_cost": -1}]
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        _result("cost", [{"sum_cost": Decimal("1.5")}, {"x": None}]),
+        {"name": "cost", "timeRange": {"timezone": "UTC", "extra": 1}, "result": [], "more": True},
+        {"name": "cost", "result": []},
+        {"name": 7, "timeRange": {}, "result": []},
+        {"name": "cost", "timeRange": {}, "result": [{"a": 1}, 2]},
+        {"name": "cost", "timeRange": {}, "result": {"a": 1}},
+        [],
+    ],
+    ids=[
+        "good",
+        "extra-fields",
+        "no-time-range",
+        "bad-name",
+        "row-not-object",
+        "rows-not-list",
+        "list",
+    ],
+)
+def test_results_are_accepted_and_refused_as_pydantic_would(item: Any) -> None:
+    try:
+        expected = AnalyticsQueryResult.model_validate(item)
+    except ValueError:
+        with pytest.raises(ValueError):
+            result_from_json(item)
+        return
+    assert result_from_json(item) == expected

@@ -603,7 +603,7 @@ class VapiAnalyticsClient:
         problems: list[str] = []
         try:
             for item, start, end in iter_json_array(raw):
-                result = AnalyticsQueryResult.model_validate(item)
+                result = result_from_json(item)
                 if result.name not in by_name or result.name in spans:
                     return None
                 spans[result.name] = (start, end)
@@ -816,6 +816,22 @@ def iter_json_array(raw: bytes) -> Iterator[tuple[Any, int, int]]:
                 raise ValueError(f"expected ',' or ']' at character {position}")
     if _skip_space(text, position + 1) != len(text):
         raise ValueError("data after the JSON array")
+
+
+def result_from_json(item: Any) -> AnalyticsQueryResult:
+    """A decoded result validated like ``AnalyticsQueryResult.model_validate``, rows not copied.
+
+    Pydantic would rebuild every row dict of a 70k-row result; rows that ``json`` decoded
+    are plain dicts with string keys already, so only the envelope goes through pydantic.
+    Raises ``ValueError`` (a ``ValidationError`` for the envelope) where pydantic would.
+    """
+    if not isinstance(item, dict):
+        raise ValueError("a result must be a JSON object")
+    rows = item.get("result")
+    if not isinstance(rows, list) or not all(type(row) is dict for row in rows):
+        raise ValueError("a result's rows must be a list of JSON objects")
+    envelope = AnalyticsQueryResult.model_validate({**item, "result": []})
+    return envelope.model_copy(update={"result": rows})
 
 
 def _byte_offsets(raw: bytes, text: str) -> Callable[[int], int]:
