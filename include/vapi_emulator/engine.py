@@ -556,48 +556,67 @@ def _step_value(column: SpecColumn) -> str:
     """The per-step value a ``history`` series carries for ``column``."""
     if column.kind == "id":
         return f"count({_value(column)})"
-    if column.kind == "concurrency":
-        return "max(v)"
     return f"coalesce(sum({_value(column)}), 0)"
 
 
+_ZERO_LENGTH_SEEN = "CASE WHEN zero_length > 0 THEN 1 ELSE 0 END"
+_ALL_ZERO_LENGTH = "CASE WHEN zero_length = starts THEN 1 ELSE 0 END"
+
+
 def _concurrency_aggregate(operation: str) -> list[tuple[str, str | None]]:
-    """(SQL over per-call ``v``, value for a group none of whose calls has both instants)."""
-    if operation == "count":
-        return [("count(v)", "0")]
-    if operation == "sum":
-        return [("sum(v)", "0")]
-    if operation == "avg":
-        return [("CAST(sum(v) AS VARCHAR)", None), ("count(v)", "0")]
-    return [(f"{operation}(v)", None)]
+    """(SQL over the start instants of ``_concurrency_ctes``, value for a group without any).
 
-
-def _concurrency_ctes(name: str, keys: list[str], partition: list[str]) -> str:
-    """Per-call concurrency ``v``: calls of the partition active when the call starts.
-
-    A sweep over start (+1) and end (−1) events: the running sum at a call's start counts
-    the calls with ``startedAt <= t < endedAt``, itself included (a zero-length call
-    counts itself through ``self``). Calls without both instants take no part.
+    At one start instant ``starts`` calls begin, all with concurrency ``v`` except the
+    ``zero_length`` ones, which count themselves on top (``v + 1``).
     """
-    carried = ", ".join([*keys, "b", "s"])
+    total = "sum(starts * v + zero_length)"
+    if operation == "count":
+        return [("sum(starts)", "0")]
+    if operation == "sum":
+        return [(total, "0")]
+    if operation == "avg":
+        return [(f"CAST({total} AS VARCHAR)", None), ("sum(starts)", "0")]
+    if operation == "max":
+        return [(f"max(v + {_ZERO_LENGTH_SEEN})", None)]
+    return [(f"min(v + {_ALL_ZERO_LENGTH})", None)]
+
+
+def _concurrency_ctes(name: str, partition: list[str]) -> str:
+    """Concurrency at every call start: the calls of the partition active at that instant.
+
+    A sweep over start (+1) and end (−1) events, ordered by partition, time, and ends
+    before starts at equal times: after the last start at instant ``t`` the running sum
+    is ``#(startedAt <= t) − #(endedAt <= t)`` of the partition — the calls with
+    ``startedAt <= t < endedAt``, the concurrency ``v`` of every call starting at ``t``.
+    One running sum over all partitions suffices (each call adds +1 and −1 to its own
+    partition, so every partition starts from 0) and is much cheaper in DuckDB than one
+    per partition. A zero-length call is not active by the rule and counts itself on top.
+    Calls without both instants take no part. One row per (partition, start instant).
+    """
+    columns = ", ".join(partition)
     valid = "started_us IS NOT NULL AND ended_us IS NOT NULL AND ended_us >= started_us"
-    return f"""
-{name}_events AS (
-    SELECT {carried}, started_us AS t, 1 AS delta,
-        CASE WHEN ended_us = started_us THEN 1 ELSE 0 END AS self
+    return f"""{name}_events AS (
+    SELECT {columns}, started_us AS t, 1 AS delta,
+        CASE WHEN ended_us = started_us THEN 1 ELSE 0 END AS zero_length
     FROM scoped WHERE {valid}
     UNION ALL
-    SELECT {carried}, ended_us AS t, -1 AS delta, 0 AS self
+    SELECT {columns}, ended_us AS t, -1 AS delta, 0 AS zero_length
     FROM scoped WHERE {valid}
 ),
 
-{name} AS (
-    SELECT {carried}, delta,
+{name}_running AS (
+    SELECT {columns}, t, delta, zero_length,
         sum(delta) OVER (
-            PARTITION BY {", ".join(partition)}
-            ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) + self AS v
+            ORDER BY {columns}, t, delta ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS running
     FROM {name}_events
+),
+
+{name} AS (
+    SELECT {columns}, t, max(running) AS v, count(*) AS starts, sum(zero_length) AS zero_length
+    FROM {name}_running
+    WHERE delta = 1
+    GROUP BY {columns}, t
 )"""
 
 
@@ -631,7 +650,6 @@ def compile_query(
     series_bucket = _bucket_sql(query.step or HISTORY_DEFAULT_STEP)
     key_columns = "".join(f"{sql} AS {key}, " for sql, key in zip(key_sql, keys, strict=True))
     row_keys = [*keys, "b"]
-    series_keys = [*keys, "s"]
 
     ctes = [
         f"""located AS (
@@ -653,18 +671,23 @@ def compile_query(
         column = COLUMNS[operation.column]
         if operation.operation == "history":
             history = f"history_{index}"
-            if column.kind == "concurrency":
-                partition = series_keys if query.step is None else row_keys
-                ctes.append(_concurrency_ctes(f"{history}_concurrency", keys, partition))
-                source, where = f"{history}_concurrency", "WHERE delta = 1"
-            else:
-                source, where = "scoped", ""
             group = ", ".join([*row_keys, "s"])
+            if column.kind == "concurrency":
+                starts = f"{history}_concurrency"
+                bucket = "s" if query.step is None else "b"
+                ctes.append(_concurrency_ctes(starts, [*keys, bucket]))
+                row_bucket = "NULL::BIGINT" if query.step is None else "b"
+                steps = f"""SELECT {", ".join([*keys, f"{row_bucket} AS b", f"{bucket} AS s"])},
+        max(v + {_ZERO_LENGTH_SEEN}) AS v
+    FROM {starts}
+    GROUP BY {", ".join([*keys, bucket])}"""
+            else:
+                steps = f"""SELECT {group}, {_step_value(column)} AS v
+    FROM scoped
+    GROUP BY {group}"""
             ctes.append(
                 f"""{history}_steps AS (
-    SELECT {group}, {_step_value(column)} AS v
-    FROM {source} {where}
-    GROUP BY {group}
+    {steps}
 ),
 
 {history} AS (
@@ -702,12 +725,11 @@ def compile_query(
 )"""
     )
     if concurrency_columns:
-        ctes.append(_concurrency_ctes("concurrency_calls", keys, row_keys))
+        ctes.append(_concurrency_ctes("concurrency_starts", row_keys))
         ctes.append(
             f"""concurrency AS (
     SELECT {", ".join([*row_keys, *concurrency_columns])}
-    FROM concurrency_calls
-    WHERE delta = 1
+    FROM concurrency_starts
     GROUP BY {", ".join(row_keys)}
 )"""
         )
