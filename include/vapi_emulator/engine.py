@@ -500,13 +500,11 @@ def bucket_kind(step: str | None) -> BucketKind:
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """SQL and its parameters; result columns are keys…, bucket, then each operation's slots."""
+    """SQL and its parameters. Result columns: the group keys, the bucket, then per
+    operation one column (two for ``avg``: sum and count), as ``render`` reads them."""
 
     sql: str
     parameters: dict[str, object]
-    key_count: int
-    slots: tuple[int, ...]
-    """How many result columns each operation occupies (avg needs sum and count)."""
 
 
 def _bucket_sql(step: str) -> str:
@@ -536,7 +534,8 @@ def json_pointer(key: str) -> str:
 
 
 def _value(column: SpecColumn) -> str:
-    assert column.source is not None
+    if column.source is None:
+        raise ValueError("concurrency has no stored column; it is computed by _concurrency_ctes")
     return column.source
 
 
@@ -666,7 +665,6 @@ def compile_query(
     concurrency_columns: list[str] = []
     outputs: list[str] = []
     joins: list[str] = []
-    slots: list[int] = []
     for index, operation in enumerate(query.operations):
         column = COLUMNS[operation.column]
         if operation.operation == "history":
@@ -676,8 +674,8 @@ def compile_query(
                 starts = f"{history}_concurrency"
                 bucket = "s" if query.step is None else "b"
                 ctes.append(_concurrency_ctes(starts, [*keys, bucket]))
-                row_bucket = "NULL::BIGINT" if query.step is None else "b"
-                steps = f"""SELECT {", ".join([*keys, f"{row_bucket} AS b", f"{bucket} AS s"])},
+                bucket_of_row = "NULL::BIGINT" if query.step is None else "b"
+                steps = f"""SELECT {", ".join([*keys, f"{bucket_of_row} AS b", f"{bucket} AS s"])},
         max(v + {_ZERO_LENGTH_SEEN}) AS v
     FROM {starts}
     GROUP BY {", ".join([*keys, bucket])}"""
@@ -698,7 +696,6 @@ def compile_query(
             )
             joins.append(f"LEFT JOIN {history} ON {_match('grouped', history, row_keys)}")
             outputs.append(f"coalesce({history}.series, [])")
-            slots.append(1)
             continue
         if column.kind == "concurrency":
             aggregates = _concurrency_aggregate(operation.operation)
@@ -707,7 +704,6 @@ def compile_query(
                 concurrency_columns.append(f"{sql} AS {name}")
                 output = f"concurrency.{name}"
                 outputs.append(f"coalesce({output}, {when_empty})" if when_empty else output)
-            slots.append(len(aggregates))
             continue
         expressions = _row_aggregate(operation.operation, column)
         names = [f"a{index}_{n}" for n in range(len(expressions))]
@@ -715,7 +711,6 @@ def compile_query(
             f"{sql} AS {name}" for sql, name in zip(expressions, names, strict=True)
         ]
         outputs += [f"grouped.{name}" for name in names]
-        slots.append(len(names))
 
     ctes.append(
         f"""grouped AS (
@@ -743,7 +738,7 @@ def compile_query(
         + "\n".join(joins)
         + f"\nORDER BY {order}\nLIMIT $row_limit"
     )
-    return CompiledQuery(sql, parameters, len(keys), tuple(slots))
+    return CompiledQuery(sql, parameters)
 
 
 MAX_RESULT_ROWS = 100_000
