@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -37,6 +38,7 @@ from reliability_support import (
 from vapi_chargeback import localrun
 from vapi_chargeback.pipeline import RunSettings, plan_run, safe_name
 from vapi_chargeback.storage import read_published
+from vapi_emulator import cli
 from vapi_emulator.app import MAX_BODY_BYTES
 from vapi_emulator.data import generate_calls_file
 
@@ -262,3 +264,30 @@ def test_emulator_refuses_a_body_over_the_limit_before_reading_it(tmp_path: Path
         )
         assert oversized.status_code == 413
         assert oversized.json()["message"] == f"request body larger than {MAX_BODY_BYTES} bytes"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        pytest.param(
+            ["--max-calls-file-bytes", "1000"],
+            r"calls\.parquet is [\d,]+ bytes, over --max-calls-file-bytes=1,000",
+            id="call-file-over-the-size-limit",
+        ),
+        pytest.param(
+            ["--faults", "rate=2,kinds=429"],
+            r"rate=2\.0 must be between 0 and 1",
+            id="bad-fault-spec",
+        ),
+    ],
+)
+def test_emulator_refuses_to_serve_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
+    calls = tmp_path / "calls.parquet"
+    generate_calls_file(calls, MONTH, calls_per_month=100)
+
+    code = cli.main(["serve", "--calls", str(calls), "--api-key", KEY, *arguments])
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert re.search(message, capsys.readouterr().err)
