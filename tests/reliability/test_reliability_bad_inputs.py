@@ -728,10 +728,8 @@ def test_a_negative_call_cost_served_by_the_api_is_refused_end_to_end(
     refund.write_text(json.dumps(record) + "\n")
     output = copy_output(baseline.output, tmp_path / "output")
 
-    # JSON Lines first: a Parquet file followed by a JSON file trips the emulator's loader
-    # ("View with name staged already exists"), a bug reported to the emulator's owner.
     with (
-        emulator([refund, calls]) as api,
+        emulator([calls, refund]) as api,
         make_client(api.base_url) as client,
         pytest.raises(ResponseError, match=r"sum_cost: -5 is negative"),
     ):

@@ -111,8 +111,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     config = hostile_mapping_config(root / "config")
     output = root / "deep" / "output"
     before = all_files(root)
-    # JSON Lines first: the emulator's loader fails on a JSON file after a Parquet one.
-    with emulator([hostile, calls]) as api, make_client(api.base_url) as client:
+    with emulator([calls, hostile]) as api, make_client(api.base_url) as client:
         run_pipeline(output, client, run_id="hostile", config=config)
     created = all_files(root) - before
     assert created and all(name.startswith("deep/output/") for name in created), created

@@ -1,6 +1,6 @@
 """``bench/load.py`` runs end to end: concurrent clients, 0 errors, percentiles in its JSON.
 
-The real numbers (50 clients × 20 requests on 1.5M calls) come from ``make bench`` /
+The real numbers (50 clients × 20 requests on 1.5M calls) come from
 ``python bench/load.py``; this runs the same script with small numbers on a small file,
 so a change that breaks it, or the emulator under concurrency, is caught by the suite.
 """
