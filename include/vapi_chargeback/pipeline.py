@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
 from vapi_chargeback.analytics.client import (
+    DEFAULT_MAX_QUERIES_PER_REQUEST,
     VapiAnalyticsClient,
     check_results,
     decode_json,
@@ -76,6 +77,8 @@ class RunSettings(BaseModel):
     month: str | None = None
     """``YYYY-MM``; ``None`` = the last complete month in the org zone."""
     run_id: str
+    max_queries_per_request: int = Field(default=DEFAULT_MAX_QUERIES_PER_REQUEST, ge=1)
+    """The API's batch limit, as the client will enforce it (the connection may lower it)."""
 
 
 class RunInfo(BaseModel):
@@ -124,7 +127,7 @@ def plan_run(settings: RunSettings, *, open_path: OpenPath = default_open_path) 
         settlement_delay_hours=config.settlement_delay_hours,
     )
     period = StatementPeriod.for_month(month, config.timezone)
-    plan = plan_for(config, period, mapping)
+    plan = plan_for(config, period, mapping, settings.max_queries_per_request)
     output_url = settings.output_url or config.output or settings.default_output_url
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
     make_folder(work)
@@ -257,12 +260,23 @@ def publish_run(
     }
 
 
-def plan_for(config: ChargebackConfig, period: StatementPeriod, mapping: AssistantMapping) -> Plan:
+def plan_for(
+    config: ChargebackConfig,
+    period: StatementPeriod,
+    mapping: AssistantMapping,
+    max_queries_per_request: int = DEFAULT_MAX_QUERIES_PER_REQUEST,
+) -> Plan:
     """The plan of a run: windowed and mapping-aware from ``COARSE_PLAN_MIN_ASSISTANTS`` on."""
     assistants = {entry.assistant_id for entry in mapping.entries}
     if len(assistants) < COARSE_PLAN_MIN_ASSISTANTS:
-        return build_plan(config, period)
-    return build_plan(config, period, mapping=mapping, window_days=DEFAULT_WINDOW_DAYS)
+        return build_plan(config, period, max_queries_per_request)
+    return build_plan(
+        config,
+        period,
+        max_queries_per_request,
+        mapping=mapping,
+        window_days=DEFAULT_WINDOW_DAYS,
+    )
 
 
 def mapping_path(config: ChargebackConfig, config_file: Path) -> Path:

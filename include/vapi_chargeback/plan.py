@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vapi_chargeback.analytics.client import DEFAULT_MAX_QUERIES_PER_REQUEST
 from vapi_chargeback.analytics.models import (
     NAME_MAX_LENGTH,
     AnalyticsOperation,
@@ -66,7 +67,6 @@ from vapi_chargeback.period import StatementPeriod
 
 CORE_QUERY = "core-allocation"
 ORG_TOTAL_QUERY = "org-total"
-DEFAULT_MAX_QUERIES_PER_REQUEST = 20
 ASSISTANT_KEY: Final = "assistantId"
 DATE_KEY = "date"
 DEFAULT_WINDOW_DAYS = 14

@@ -223,3 +223,24 @@ def test_airflow_registers_the_vapi_connection_type() -> None:
     assert provider.PACKAGE_NAME in manager.providers
     assert manager.field_behaviours["vapi"]["relabeling"] == provider.RELABELING
     assert manager.field_behaviours["vapi"]["hidden_fields"] == provider.HIDDEN_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("extra", "keywords", "expected"),
+    [
+        pytest.param({}, {}, 20, id="default"),
+        pytest.param({"max_queries_per_request": 2}, {}, 2, id="from-extra"),
+        pytest.param(
+            {"max_queries_per_request": 2}, {"max_queries_per_request": 7}, 7, id="keyword-wins"
+        ),
+    ],
+)
+def test_batch_limit_for_the_plan_matches_the_client(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, int], keywords: dict[str, int], expected: int
+) -> None:
+    """The plan packs batches with the limit the client enforces, or every fetch would fail."""
+    monkeypatch.setenv("AIRFLOW_CONN_VAPI_DEFAULT", connection_json(password=KEY, extra=extra))
+    hook = VapiAnalyticsHook(**keywords)
+    assert hook.max_queries_per_request() == expected
+    with hook.get_conn() as client:
+        assert client.max_queries_per_request == expected

@@ -30,7 +30,11 @@ from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vapi_chargeback.airflow import provider
-from vapi_chargeback.analytics.client import DEFAULT_BASE_URL, VapiAnalyticsClient
+from vapi_chargeback.analytics.client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_QUERIES_PER_REQUEST,
+    VapiAnalyticsClient,
+)
 from vapi_chargeback.analytics.models import (
     AnalyticsOperation,
     AnalyticsQuery,
@@ -120,6 +124,14 @@ class VapiAnalyticsHook(BaseHook):
         except Exception as error:
             return False, f"{type(error).__name__}: {error}"
         return True, f"Connected to {url}: {calls} calls in the last 24 hours."
+
+    def max_queries_per_request(self) -> int:
+        """The batch limit the client will enforce, so that the plan packs batches that fit."""
+        extra = self._extra_options(self.get_connection(self.vapi_conn_id).extra_dejson)
+        limit = self.client_options.get("max_queries_per_request") or extra.get(
+            "max_queries_per_request"
+        )
+        return int(limit or DEFAULT_MAX_QUERIES_PER_REQUEST)
 
     def _client(self, **overrides: Any) -> VapiAnalyticsClient:
         connection = self.get_connection(self.vapi_conn_id)

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath, Variable
 
+from vapi_chargeback.airflow.hook import VapiAnalyticsHook
 from vapi_chargeback.period import month_of_interval
 from vapi_chargeback.pipeline import RunSettings
 
@@ -36,6 +37,7 @@ def run_settings(context: Any, project_dir: Path) -> RunSettings:
         default_output_url=(project_dir / "output").as_uri(),
         month=month or None,
         run_id=context["run_id"],
+        max_queries_per_request=VapiAnalyticsHook().max_queries_per_request(),
     )
 
 
