@@ -57,6 +57,8 @@ format: $(STAMP) ## apply ruff fixes and formatting
 bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/results/
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/writer.py
+	$(BIN)/python bench/load.py
 
 clean: ## remove the venv, Airflow home, outputs and caches
 	rm -rf $(VENV) .airflow output data .pytest_cache .mypy_cache .ruff_cache .hypothesis
