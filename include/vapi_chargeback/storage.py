@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -58,14 +57,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, cast
 
 from upath import UPath
 
+from vapi_chargeback.filelock import exclusive_lock
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.manifest import FORMAT_VERSION, MANIFEST_NAME
 from vapi_chargeback.statements.render import RenderedSet, render_statement
@@ -208,27 +208,14 @@ def _publish_local(rendered: RenderedSet, root: Path) -> str:
     return target.as_uri()
 
 
-@contextmanager
-def _month_lock(root: Path, period: str) -> Iterator[None]:
-    """Serialise publishers of one month; the kernel drops the lock if its holder dies."""
-    lock_path = root / f".lock-{period}"
-    with lock_path.open("a+b") as handle:
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{lock_path}: another publish of {period} has held this lock for "
-                        f"{LOCK_TIMEOUT_SECONDS:.0f} s; check for a hung task before retrying"
-                    ) from None
-                time.sleep(LOCK_POLL_SECONDS)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def _month_lock(root: Path, period: str) -> AbstractContextManager[None]:
+    """Serialise publishers of one month."""
+    return exclusive_lock(
+        root / f".lock-{period}",
+        timeout=LOCK_TIMEOUT_SECONDS,
+        poll=LOCK_POLL_SECONDS,
+        holder=f"another publish of {period}",
+    )
 
 
 def _leftovers(root: Path, period: str) -> list[Path]:

@@ -23,7 +23,6 @@ was planned with: after a bounce, fix the address and clear the task.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import time
@@ -59,6 +58,7 @@ from vapi_chargeback.delivery.log import (
     write_log,
 )
 from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
+from vapi_chargeback.filelock import exclusive_lock
 from vapi_chargeback.statements.csv import csv_name
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.statements.validate import PERIOD
@@ -492,20 +492,10 @@ def _delivery_lock(root: Any, period: str) -> Iterator[None]:
         yield
         return
     root.mkdir(parents=True, exist_ok=True)
-    with (root / f".lock-deliver-{period}").open("a+b") as handle:
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"another delivery of {period} has held {handle.name} for"
-                        f" {LOCK_TIMEOUT_SECONDS:.0f} s; check for a hung task"
-                    ) from None
-                time.sleep(LOCK_POLL_SECONDS)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with exclusive_lock(
+        root / f".lock-deliver-{period}",
+        timeout=LOCK_TIMEOUT_SECONDS,
+        poll=LOCK_POLL_SECONDS,
+        holder=f"another delivery of {period}",
+    ):
+        yield
