@@ -63,7 +63,6 @@ bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/
 clean: ## remove the venv, Airflow home, outputs and caches
 	rm -rf $(VENV) .airflow output data .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: ui
 UI_PORT ?= 8080
 ui: $(STAMP) ## serve the Airflow UI on 127.0.0.1:8080 (UI_PORT=...) with the Chargeback statements page
 	$(BIN)/airflow db migrate >/dev/null
