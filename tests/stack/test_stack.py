@@ -53,11 +53,9 @@ from airflow_stack import (
     services_unavailable_reason,
     wait_until,
 )
+from e2e.statement_checks import org_total
 
-from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery, TimeRange
 from vapi_chargeback.config import load_config
-from vapi_chargeback.period import StatementPeriod
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -279,21 +277,6 @@ def native_healthcheck(test: list[str] | str, airflow: AirflowStack) -> list[str
 
 
 # --- statement checks ---------------------------------------------------------------------
-
-
-def org_total(emulator: Emulator, month: str) -> Decimal:
-    """The org's cost for the month from an ungrouped query the pipeline did not make."""
-    config = load_config(CONFIG)
-    period = StatementPeriod.for_month(month, config.timezone)
-    query = AnalyticsQuery(
-        table="call",
-        name="stack-independent-total",
-        time_range=TimeRange(start=period.start, end=period.end, timezone=config.timezone),
-        operations=[AnalyticsOperation(operation="sum", column="cost", alias="cost")],
-    )
-    with VapiAnalyticsClient(emulator.base_url, emulator.api_key) as client:
-        rows = client.query([query])["stack-independent-total"].result
-    return Decimal(str(rows[0]["cost"])).quantize(Decimal("0.01"))
 
 
 def check_statements(stack: Stack, month: str) -> Decimal:
