@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -45,18 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    reusing {calls.relative_to(PROJECT_DIR)}")
     else:
         calls.parent.mkdir(parents=True, exist_ok=True)
-        _run(
-            [
-                str(localrun.BIN / "vapi-emulator"),
-                "generate",
-                "--month",
-                f"{data_start:%Y-%m}",
-                "--months",
-                str(DEMO_MONTHS),
-                "--out",
-                str(calls),
-            ]
-        )
+        localrun.generate_calls(calls, month=f"{data_start:%Y-%m}", months=DEMO_MONTHS, quiet=False)
 
     api_key = secrets.token_urlsafe(24)
     _step("2/4 starting vapi-emulator and a debugging mail server on loopback")
@@ -202,10 +190,6 @@ def _summary(folder: Path) -> None:
 
 def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
-
-
-def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,25 @@ BIN = Path(sys.executable).parent
 EMULATOR_START_TIMEOUT_S = 60.0
 
 
+def generate_calls(
+    out: Path,
+    *,
+    month: str,
+    months: int = 1,
+    calls_per_month: int | None = None,
+    quiet: bool = True,
+) -> Path:
+    """``vapi-emulator generate`` as its own process, exactly as a user runs it; returns ``out``.
+
+    ``quiet`` keeps its progress lines out of the caller's output (tests); the demo shows them.
+    """
+    command = [str(BIN / "vapi-emulator"), "generate", "--month", month, "--months", str(months)]
+    if calls_per_month is not None:
+        command += ["--calls", str(calls_per_month)]
+    subprocess.run([*command, "--out", str(out)], check=True, capture_output=quiet)
+    return out
+
+
 @contextmanager
 def serve_emulator(
     calls: Sequence[Path],

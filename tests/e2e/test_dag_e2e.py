@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,21 +55,8 @@ class Emulator:
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     work = tmp_path_factory.mktemp("emulator")
     calls = work / "calls.parquet"
-    subprocess.run(
-        [
-            str(localrun.BIN / "vapi-emulator"),
-            "generate",
-            "--month",
-            MONTHS[0],
-            "--months",
-            str(len(MONTHS)),
-            "--calls",
-            str(CALLS_PER_MONTH),
-            "--out",
-            str(calls),
-        ],
-        check=True,
-        capture_output=True,
+    localrun.generate_calls(
+        calls, month=MONTHS[0], months=len(MONTHS), calls_per_month=CALLS_PER_MONTH
     )
     api_key = secrets.token_urlsafe(16)
     access_log = work / "access.log"

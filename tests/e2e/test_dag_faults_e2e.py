@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -51,21 +50,8 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("calls") / "calls.parquet"
-    subprocess.run(
-        [
-            str(localrun.BIN / "vapi-emulator"),
-            "generate",
-            "--month",
-            MONTHS[0],
-            "--months",
-            str(len(MONTHS)),
-            "--calls",
-            str(CALLS_PER_MONTH),
-            "--out",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
+    localrun.generate_calls(
+        path, month=MONTHS[0], months=len(MONTHS), calls_per_month=CALLS_PER_MONTH
     )
     return path
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -52,20 +51,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One month of generated calls — enough for every allocation rule, small enough to be quick."""
     work = tmp_path_factory.mktemp("emulator")
     calls = work / "calls.parquet"
-    subprocess.run(
-        [
-            str(localrun.BIN / "vapi-emulator"),
-            "generate",
-            "--month",
-            MONTH,
-            "--calls",
-            str(CALLS),
-            "--out",
-            str(calls),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    localrun.generate_calls(calls, month=MONTH, calls_per_month=CALLS)
     api_key = secrets.token_urlsafe(16)
     with localrun.serve_emulator([calls], api_key, log=work / "access.log") as base_url:
         yield Api(base_url, api_key)

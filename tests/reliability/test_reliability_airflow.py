@@ -68,20 +68,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     for folder in (logs, pause, temp):
         folder.mkdir()
     calls = work / "calls.parquet"
-    subprocess.run(
-        [
-            str(localrun.BIN / "vapi-emulator"),
-            "generate",
-            "--month",
-            MONTH,
-            "--calls",
-            "6000",
-            "--out",
-            str(calls),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    localrun.generate_calls(calls, month=MONTH, calls_per_month=6000)
     with localrun.serve_emulator([calls], KEY, log=logs / "emulator.log") as base_url:
         env = localrun.airflow_env(
             project_dir=ROOT,
