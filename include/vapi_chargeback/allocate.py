@@ -25,6 +25,7 @@ from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResul
 from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
 from vapi_chargeback.breakdowns import BreakdownBuilder
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, SharedPool
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.plan import ASSISTANT_KEY, DATE_KEY, Plan, measure_alias, measure_default_key
 from vapi_chargeback.split import MINUTES_QUANTUM, exact_context, round_to_total, split_exact
 from vapi_chargeback.statement import (
@@ -44,7 +45,7 @@ SECONDS_PER_MINUTE = 60
 NO_ASSISTANT_LINE = "unallocated:no-assistant"
 
 
-class AnalyticsResultError(ValueError):
+class AnalyticsResultError(PermanentError, ValueError):
     """A result row the plan did not ask for; names the query, row and field."""
 
 

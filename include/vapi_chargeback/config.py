@@ -47,6 +47,7 @@ from vapi_chargeback.analytics.models import (
     field_path,
     is_iana_timezone,
 )
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import CENT
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -94,7 +95,7 @@ _RESERVED_KEY_PREFIXES = ("sum_", "count_")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class ConfigError(Exception):
+class ConfigError(PermanentError):
     """Every problem found in one config or mapping file, each a self-contained sentence."""
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:

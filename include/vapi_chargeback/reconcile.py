@@ -13,12 +13,13 @@ from decimal import Decimal
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.analytics.numbers import to_decimal
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.plan import Plan, measure_alias, measure_default_key
 from vapi_chargeback.split import exact_sum, round_money
 from vapi_chargeback.statement import Reconciliation, Statement
 
 
-class ReconciliationError(Exception):
+class ReconciliationError(PermanentError):
     """The statement does not add up; carries the figures and a readable diff."""
 
     def __init__(self, reconciliation: Reconciliation, details: list[str]) -> None:

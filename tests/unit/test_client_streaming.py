@@ -21,7 +21,7 @@ from vapi_chargeback.analytics.client import (
     iter_json_array,
     result_from_json,
 )
-from vapi_chargeback.analytics.errors import ResponseError
+from vapi_chargeback.analytics.errors import ResponseError, UnusableResponseError
 from vapi_chargeback.analytics.models import (
     AnalyticsOperation,
     AnalyticsQuery,
@@ -156,7 +156,7 @@ def test_check_holds_rows_to_their_query_on_either_path() -> None:
 
     for keep_results in (True, False):
         kind, message = _error(body, keep_results=keep_results, check=True)
-        assert kind is ResponseError
+        assert kind is UnusableResponseError
         assert "'cost' row 0.sum_cost: -1 is negative" in message
     with client_answering(body) as client:
         assert client.post_batch(queries()).results[0].result == [{"sum_cost": -1}]

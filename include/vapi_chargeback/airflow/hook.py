@@ -42,6 +42,7 @@ from vapi_chargeback.analytics.models import (
     field_path,
 )
 from vapi_chargeback.analytics.numbers import to_int
+from vapi_chargeback.errors import PermanentError
 
 TEST_QUERY_NAME = "connection test"
 TEST_RETRIES = 1
@@ -49,7 +50,7 @@ TEST_DEADLINE = 30.0
 """Seconds: the UI's Test button should answer quickly, not retry for minutes."""
 
 
-class VapiConnectionError(ValueError):
+class VapiConnectionError(PermanentError, ValueError):
     """The Airflow connection cannot make a client; says which connection and which field."""
 
 

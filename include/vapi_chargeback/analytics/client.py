@@ -63,11 +63,11 @@ from vapi_chargeback.analytics.errors import (
     DamagedResponseError,
     DuplicateQueryNameError,
     RateLimitError,
-    ResponseError,
     ResponseMismatchError,
     ServerError,
     TransportError,
     UnexpectedStatusError,
+    UnusableResponseError,
     VapiAnalyticsError,
     excerpt,
 )
@@ -487,7 +487,7 @@ class VapiAnalyticsClient:
                     break
                 chunks.append(chunk)
         if size > self.max_response_bytes:
-            raise ResponseError(
+            raise UnusableResponseError(
                 f"HTTP {response.status_code} with a body over max_response_bytes="
                 f"{self.max_response_bytes} ({size} bytes or more). Check the base URL points at "
                 "the Vapi API, or split the queries into shorter time ranges.",
@@ -537,7 +537,7 @@ class VapiAnalyticsClient:
                     body=text,
                 ) from None
             content_type = reply.response.headers.get("content-type", "no content-type")
-            raise ResponseError(
+            raise UnusableResponseError(
                 f"HTTP {status} with a body that is not JSON ({content_type}; {error}): "
                 f"{excerpt(text)!r}. Check that the base URL points at the Vapi API "
                 "(e.g. https://api.vapi.ai), not a web page or a proxy.",
@@ -546,7 +546,7 @@ class VapiAnalyticsClient:
                 body=text,
             ) from None
         if not isinstance(data, list):
-            raise ResponseError(
+            raise UnusableResponseError(
                 f"HTTP {status} with a JSON {_json_kind(data)} where the spec promises an array "
                 f"of results (one per query): {excerpt(text)!r}. Check the base URL and the API version.",
                 request=request,
@@ -564,7 +564,7 @@ class VapiAnalyticsClient:
                     for detail in error.errors()
                 )
         if problems:
-            raise ResponseError(
+            raise UnusableResponseError(
                 f"HTTP {status} with results that do not match the spec: {_listed(problems)}. "
                 "The API may have changed; report it with the body kept on this error (.body).",
                 request=request,
@@ -923,8 +923,10 @@ def check_results(
         raise _broken_results(problems, request=request, status_code=status_code)
 
 
-def _broken_results(problems: list[str], *, request: str, status_code: int | None) -> ResponseError:
-    return ResponseError(
+def _broken_results(
+    problems: list[str], *, request: str, status_code: int | None
+) -> UnusableResponseError:
+    return UnusableResponseError(
         f"results that break what the queries asked for: {_listed(problems)}. Nothing of "
         "this batch was used; rerun the task, and report it with the raw response if it repeats.",
         request=request,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from vapi_chargeback.errors import ChargebackError, PermanentError
+
 BODY_EXCERPT_CHARS = 500
 """How much of a response body an error message quotes; ``.body`` keeps the whole text."""
 
 
-class VapiAnalyticsError(Exception):
+class VapiAnalyticsError(ChargebackError):
     """Base of every error the client raises."""
 
     def __init__(
@@ -32,11 +34,11 @@ class VapiAnalyticsError(Exception):
         super().__init__(f"{request}: {message}")
 
 
-class AuthenticationError(VapiAnalyticsError):
+class AuthenticationError(VapiAnalyticsError, PermanentError):
     """401 or 403: the key is missing, wrong, or not allowed to read analytics. Never retried."""
 
 
-class BadRequestError(VapiAnalyticsError):
+class BadRequestError(VapiAnalyticsError, PermanentError):
     """400: the server rejected the queries. Never retried; ``messages`` lists its complaints."""
 
     def __init__(
@@ -52,7 +54,7 @@ class BadRequestError(VapiAnalyticsError):
         super().__init__(message, request=request, status_code=status_code, body=body)
 
 
-class UnexpectedStatusError(VapiAnalyticsError):
+class UnexpectedStatusError(VapiAnalyticsError, PermanentError):
     """A status the API does not use for this endpoint (404, 405, 3xx …): usually a wrong base URL."""
 
 
@@ -69,9 +71,13 @@ class TransportError(VapiAnalyticsError):
 
 
 class ResponseError(VapiAnalyticsError):
-    """A success status with a body that cannot be used: not the spec's list of results, or
-    results that break what the queries asked for (missing group keys, negative or non-numeric
-    aggregates). Never retried, except :class:`DamagedResponseError`."""
+    """A success status with a body that cannot be used; catch this to handle both kinds."""
+
+
+class UnusableResponseError(ResponseError, PermanentError):
+    """A success status with a body that is not the spec's list of results (an HTML page, an
+    object), or results that break what the queries asked for (missing group keys, negative
+    or non-numeric aggregates). Never retried: the same request gets the same answer."""
 
 
 class DamagedResponseError(ResponseError):
@@ -94,7 +100,7 @@ class DamagedResponseError(ResponseError):
         super().__init__(message, request=request, status_code=status_code, body=body)
 
 
-class ResponseMismatchError(ResponseError):
+class ResponseMismatchError(UnusableResponseError):
     """The results do not answer the queries asked: names missing, unexpected or repeated."""
 
     def __init__(
@@ -114,7 +120,7 @@ class ResponseMismatchError(ResponseError):
         super().__init__(message, request=request, status_code=status_code, body=body)
 
 
-class DuplicateQueryNameError(VapiAnalyticsError, ValueError):
+class DuplicateQueryNameError(VapiAnalyticsError, PermanentError, ValueError):
     """Two queries of one call share a name, so their results could not be told apart."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import CENT, UNALLOCATED, Breakdown, ChargebackLine, Statement
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -29,7 +30,7 @@ MAX_EXACT_MONEY = Decimal(10) ** 13
 MAX_REPORTED_PROBLEMS = 25
 
 
-class StatementError(ValueError):
+class StatementError(PermanentError, ValueError):
     """The Statement cannot be published; ``problems`` lists every reason."""
 
     def __init__(self, problems: list[str]) -> None:
