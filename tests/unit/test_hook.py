@@ -187,7 +187,7 @@ def test_test_connection_sends_one_cheap_query(server: ScriptedServer) -> None:
     [
         pytest.param([Reply(401, {"message": "Invalid Key"})], "AuthenticationError", id="refused"),
         pytest.param([Reply(503), Reply(503)], "ServerError", id="down"),
-        pytest.param([Reply(200, "<html></html>")], "ResponseError", id="not-the-api"),
+        pytest.param([Reply(200, "<html></html>")], "UnusableResponseError", id="not-the-api"),
     ],
 )
 def test_test_connection_reports_failure(
