@@ -64,7 +64,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data" / "bench"
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
-DAG_FILE = ROOT / "dags" / "vapi_chargeback.py"
+DAG_FILE = ROOT / "dags" / "vapi_chargeback_monthly.py"
 WRITER_BENCH = ROOT / "bench" / "writer.py"
 BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"

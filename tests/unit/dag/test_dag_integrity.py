@@ -78,7 +78,7 @@ def test_dag_file_does_not_import_heavy_modules_at_parse_time() -> None:
         import runpy, sys
         import airflow.sdk
         before = set(sys.modules)
-        runpy.run_path({str(DAGS / "vapi_chargeback.py")!r})
+        runpy.run_path({str(DAGS / "vapi_chargeback_monthly.py")!r})
         added = set(sys.modules) - before
         heavy = ("pandas", "openpyxl", "duckdb", "httpx", "vapi_chargeback.pipeline")
         print(",".join(sorted(m for m in added if m.split(".")[0] in heavy or m in heavy)))
@@ -88,3 +88,20 @@ def test_dag_file_does_not_import_heavy_modules_at_parse_time() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "", f"parse-time imports: {out.stdout.strip()}"
+
+
+def test_dag_files_are_named_after_their_dag_ids(dagbag: DagBag) -> None:
+    for dag_id, dag in dagbag.dags.items():
+        assert Path(dag.fileloc).stem == dag_id, f"{dag.fileloc} defines {dag_id}"
+
+
+def test_the_package_imports_with_the_dags_folder_first_on_sys_path() -> None:
+    """A DAG file named like the package would shadow it for images with PYTHONPATH=dags."""
+    probe = "import vapi_chargeback.airflow.timetable, vapi_chargeback.pipeline"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(DAGS)!r}); {probe}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
