@@ -10,7 +10,7 @@ start, which shifts by an hour with DST when the timetable runs in a non-UTC zon
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from dateutil.relativedelta import relativedelta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from vapi_chargeback.analytics.models import is_iana_timezone
+from vapi_chargeback.errors import PermanentError
 
 _LABEL = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _MIN_MONTH = timedelta(days=27)
@@ -51,6 +52,16 @@ class StatementPeriod(BaseModel):
         end = _local_midnight(first + relativedelta(months=1), zone)
         return cls(label=label, timezone=timezone, start=start, end=end)
 
+    def settled_at(self, settlement_delay_hours: int) -> datetime:
+        """When the month's calls are complete: its local end plus the settlement delay.
+
+        Vapi finishes costing a call after it ends, so a statement drawn before this moment
+        would miss late costs; no statement (and no scheduled run) starts before it.
+        """
+        if settlement_delay_hours < 0:
+            raise ValueError(f"settlement_delay_hours must be >= 0, got {settlement_delay_hours}")
+        return self.end + timedelta(hours=settlement_delay_hours)
+
     @property
     def first_day(self) -> date:
         return self.start.astimezone(_zone(self.timezone)).date()
@@ -62,6 +73,28 @@ class StatementPeriod(BaseModel):
 
     def contains_day(self, day: date) -> bool:
         return self.first_day <= day <= self.last_day
+
+
+class MonthNotReadyError(PermanentError):
+    """The statement month has not ended (plus the settlement delay) yet."""
+
+    def __init__(self, period: StatementPeriod, ready_at: datetime) -> None:
+        self.period = period
+        self.ready_at = ready_at
+        utc = ready_at.astimezone(UTC)
+        super().__init__(
+            f"{period.label} is not complete yet: it ends {period.end.isoformat()} in"
+            f" {period.timezone} and settles {utc:%Y-%m-%d %H:%M} UTC (settlement_delay_hours in"
+            " chargeback.yaml). A statement of an unfinished month would miss calls; run it"
+            " then, or choose an earlier month. Month-to-date figures are the budgets' job."
+        )
+
+
+def require_settled(period: StatementPeriod, settlement_delay_hours: int, now: datetime) -> None:
+    """Refuse, before anything is fetched, a month whose calls may still change."""
+    ready_at = period.settled_at(settlement_delay_hours)
+    if now < ready_at:
+        raise MonthNotReadyError(period, ready_at)
 
 
 def parse_month(label: str) -> date:
