@@ -22,6 +22,15 @@ A reader who ignores dot-entries therefore sees, per month, the previous complet
 until the new complete set replaces it. Two runs of one month serialise on the lock:
 the last to finish wins, each set is whole.
 
+``read_published`` reads one set through one directory descriptor, so it can never mix
+two sets; but a publish may swap that set out and delete it while it is being read,
+and then files it has not opened yet vanish. That is not damage: when the set it holds
+is no longer the month's (another inode at the path, compared with ``fstat``), it reads
+again from the set now in place, at most ``READ_ATTEMPTS`` times. Between the two
+renames of the fallback it reads the one ``.previous-{YYYY-MM}-*`` set (the set that
+was just moved aside, or that recovery would restore after a crash there). So once a
+month exists, a reader always gets a whole set, the old or the new, never ``None``.
+
 **Object storage** (``s3://`` … through fsspec; there is no rename): every file is
 uploaded, then ``manifest.json``, then files of an older set that the new manifest
 does not list are deleted. A month is trustworthy only when its manifest lists every
@@ -84,6 +93,9 @@ PAUSE_AT_ENV = "VAPI_CHARGEBACK_PAUSE_AT"
 PAUSE_DIR_ENV = "VAPI_CHARGEBACK_PAUSE_DIR"
 PAUSE_POINTS = ("rendered", "staging", "staged", "swapped")
 PAUSE_TIMEOUT_SECONDS = 300.0
+READ_ATTEMPTS = 10
+"""Sets read per ``read_published``: each retry means a whole publish happened mid-read."""
+O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 class StorageLocation(Protocol):
@@ -153,7 +165,7 @@ def read_published(output_root: OutputRoot, period: str) -> dict[str, Any] | Non
         raise ValueError(f"period {period!r} is not YYYY-MM")
     location = _locate(output_root)
     if isinstance(location, Path):
-        return _read_local(location / period, period)
+        return _read_local(location, period)
     fs = location.fs
     base = f"{location.path.rstrip('/')}/{period}"
 
@@ -163,7 +175,9 @@ def read_published(output_root: OutputRoot, period: str) -> dict[str, Any] | Non
         # after a republish instead of reading the new set.
         return io.BytesIO(fs.cat_file(f"{base}/{relative}"))
 
-    return _verified(period, opener, base)
+    manifest, problems = _verified(period, opener)
+    _log_problems(base, problems)
+    return manifest
 
 
 def _locate(output_root: OutputRoot) -> Path | StorageLocation:
@@ -333,27 +347,70 @@ def _discard(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    descriptor = os.open(path, os.O_RDONLY | O_DIRECTORY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
 
 
-def _read_local(month: Path, period: str) -> dict[str, Any] | None:
-    """Read through one directory descriptor, so a swap mid-read cannot mix two sets."""
+def _read_local(root: Path, period: str) -> dict[str, Any] | None:
+    """Verify one set through one directory descriptor; read again if it was swapped out meanwhile."""
+    for _ in range(READ_ATTEMPTS):
+        source = _current_set(root, period)
+        if source is None:
+            return None
+        try:
+            descriptor = os.open(source, os.O_RDONLY | O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # moved between finding and opening it: look again
+        try:
+            manifest, problems = _verified(period, _opener_in(descriptor))
+            if manifest is not None:
+                return manifest
+            if _still_at(descriptor, source):
+                _log_problems(str(source), problems)
+                return None
+        finally:
+            os.close(descriptor)
+        log.info("%s was replaced while being read; reading the set now in its place", source)
+    log.warning(
+        "%s was replaced %d times while being read: treated as not published this time; "
+        "read it again once its publishers have finished",
+        root / period,
+        READ_ATTEMPTS,
+    )
+    return None
+
+
+def _current_set(root: Path, period: str) -> Path | None:
+    """The month folder or, while the fallback swap has it moved aside, that one set."""
+    month = root / period
+    if month.exists():
+        return month
+    previous = list(root.glob(f".previous-{period}-*"))
+    if len(previous) == 1:
+        return previous[0]
+    # None moved aside: the swap may have completed since the first look. Several: a
+    # repair is pending and none of them is surely the month.
+    return month if month.exists() else None
+
+
+def _opener_in(descriptor: int) -> Callable[[str], IO[bytes]]:
+    def opener(relative: str) -> IO[bytes]:
+        return os.fdopen(os.open(relative, os.O_RDONLY, dir_fd=descriptor), "rb")
+
+    return opener
+
+
+def _still_at(descriptor: int, path: Path) -> bool:
+    """Whether ``path`` is still the directory held open (an open descriptor pins its inode)."""
     try:
-        descriptor = os.open(month, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        current = os.stat(path)
     except FileNotFoundError:
-        return None
-    try:
-
-        def opener(relative: str) -> IO[bytes]:
-            return os.fdopen(os.open(relative, os.O_RDONLY, dir_fd=descriptor), "rb")
-
-        return _verified(period, opener, str(month))
-    finally:
-        os.close(descriptor)
+        return False
+    held = os.fstat(descriptor)
+    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
 
 
 # Object storage: upload everything, the manifest last.
@@ -378,17 +435,23 @@ def _publish_remote(rendered: RenderedSet, root: StorageLocation) -> str:
 # Verification shared by both kinds of storage.
 
 
-def _verified(period: str, opener: Callable[[str], IO[bytes]], where: str) -> dict[str, Any] | None:
+def _verified(
+    period: str, opener: Callable[[str], IO[bytes]]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The manifest when every file it lists matches, else why not (nothing: no manifest).
+
+    Problems are returned, not logged: a local reader whose set was swapped out mid-read
+    reads again, and its vanished files are not worth a warning.
+    """
     try:
         with opener(MANIFEST_NAME) as handle:
             raw = handle.read()
     except FileNotFoundError:
-        return None
+        return None, []
     try:
         manifest = json.loads(raw)
     except ValueError as error:
-        log.warning("%s/%s is not valid JSON (%s): month not trusted", where, MANIFEST_NAME, error)
-        return None
+        return None, [f"{MANIFEST_NAME} is not valid JSON ({error})"]
     problems = _manifest_problems(manifest, period)
     if not problems:
         problems = [
@@ -396,9 +459,12 @@ def _verified(period: str, opener: Callable[[str], IO[bytes]], where: str) -> di
             for item in manifest["files"].items()
             for problem in _file_problems(opener, *item)
         ]
+    return (None, problems) if problems else (cast(dict[str, Any], manifest), [])
+
+
+def _log_problems(where: str, problems: list[str]) -> None:
     for problem in problems:
         log.warning("%s: %s: month not trusted", where, problem)
-    return None if problems else cast(dict[str, Any], manifest)
 
 
 def _manifest_problems(manifest: object, period: str) -> list[str]:

@@ -240,17 +240,29 @@ def test_invalid_statement_writes_nothing(tmp_path: Path) -> None:
 def test_leftovers_of_an_interrupted_run_are_repaired(tmp_path: Path) -> None:
     publish_statement(small_statement(), tmp_path)
     old = snapshot(tmp_path / PERIOD)
+    manifest = read_published(tmp_path, PERIOD)
     (tmp_path / PERIOD).rename(tmp_path / f".previous-{PERIOD}-0123")
     stale = tmp_path / f".staging-{PERIOD}-4567"
     (stale / "cost-centers").mkdir(parents=True)
     (stale / "chargeback-2026-10.csv").write_text("partial")
 
-    assert read_published(tmp_path, PERIOD) is None
+    assert manifest is not None
+    assert read_published(tmp_path, PERIOD) == manifest, "the set moved aside still reads whole"
     with pytest.raises(StatementError):
         publish_statement(small_statement(("bad id",)), tmp_path)
 
     assert snapshot(tmp_path / PERIOD) == old
     assert hidden_leftovers(tmp_path) == []
+
+
+def test_several_sets_moved_aside_and_no_month_read_as_not_published(tmp_path: Path) -> None:
+    """Which one recovery restores is not the reader's guess to make."""
+    publish_statement(small_statement(), tmp_path)
+    (tmp_path / PERIOD).rename(tmp_path / f".previous-{PERIOD}-0123")
+    publish_statement(small_statement(base="20.00"), tmp_path / "other")
+    (tmp_path / "other" / PERIOD).rename(tmp_path / f".previous-{PERIOD}-4567")
+
+    assert read_published(tmp_path, PERIOD) is None
 
 
 def _tamper_file(month: Path) -> None:
