@@ -9,10 +9,13 @@ who, which attachments, and whether the attached workbooks add up to the manifes
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
+import socket
 import ssl
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,8 +30,14 @@ import yaml
 from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback.airflow.delivery import deliver_task
-from vapi_chargeback.delivery import DeliveryError, read_log
+from vapi_chargeback.delivery import (
+    DeliveryError,
+    DeliveryRefusedError,
+    DeliverySetupError,
+    read_log,
+)
 from vapi_chargeback.delivery.mailsink import LoopbackController, MailSink
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import (
     UNALLOCATED,
     ChargebackLine,
@@ -43,6 +52,7 @@ PERIOD = "2026-10"
 FROM = "chargeback@example.com"
 FINANCE = "finance@example.com"
 OWNERS = {"sales": "sales-owner@example.com", "support": "support-owner@example.com"}
+RUN_ID = "manual__2026-11-02T07:00:00+00:00"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,10 +87,10 @@ class Setup:
     server: ScriptedSmtp
     port: int
 
-    def run(self, **params: Any) -> dict[str, Any]:
-        """The DAG's deliver task body for October, as Airflow calls it."""
+    def run(self, run_id: str = RUN_ID, **params: Any) -> dict[str, Any]:
+        """The DAG's deliver task body for October, as Airflow calls it in run ``run_id``."""
         context = {"params": {"deliver": True, "redeliver": False, **params}}
-        return deliver_task(context, run_info(self))
+        return deliver_task(context, run_info(self, run_id))
 
 
 def statement(period: str, centers: dict[str, str], scale: int) -> Statement:
@@ -145,7 +155,7 @@ def statement(period: str, centers: dict[str, str], scale: int) -> Statement:
     )
 
 
-def write_config(path: Path, **delivery: Any) -> None:
+def write_config(path: Path, owners: dict[str, str] = OWNERS, **delivery: Any) -> None:
     document = {
         "org": {"name": "Test Org", "timezone": "Europe/Berlin"},
         "components": ["llm"],
@@ -153,21 +163,21 @@ def write_config(path: Path, **delivery: Any) -> None:
         "finance_email": FINANCE,
         "cost_centers": [
             {"id": center, "name": center.title(), "owner_email": mail}
-            for center, mail in OWNERS.items()
+            for center, mail in owners.items()
         ],
         "delivery": {"from_email": FROM, "retry_backoff_seconds": 1, **delivery},
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def run_info(setup: Setup) -> dict[str, Any]:
+def run_info(setup: Setup, run_id: str) -> dict[str, Any]:
     """What the plan task hands the deliver task, for a run of October."""
     return {
         "month": PERIOD,
         "timezone": "Europe/Berlin",
         "period_start": "2026-10-01T00:00:00+02:00",
         "period_end": "2026-11-01T00:00:00+01:00",
-        "run_id": "manual__2026-11-02T07:00:00+00:00",
+        "run_id": run_id,
         "config_path": str(setup.config_path),
         "mapping_path": str(setup.config_path.parent / "assistant_teams.csv"),
         "config_sha256": "0" * 64,
@@ -300,15 +310,141 @@ def test_a_rerun_sends_nothing_and_redeliver_sends_everything_again(setup: Setup
     setup.run()
     first_ids = {mail.message["Message-ID"] for mail in setup.server.received}
 
-    again = setup.run()
+    again = setup.run(run_id="manual__rerun")
     assert again["sent"] == []
     assert len(setup.server.received) == 3
 
-    forced = setup.run(redeliver=True)
+    forced = setup.run(run_id="manual__redeliver", redeliver=True)
     assert forced["sent"] == ["finance", "owner:sales", "owner:support"]
     assert len(setup.server.received) == 6
     second_ids = {mail.message["Message-ID"] for mail in setup.server.received[3:]}
     assert not first_ids & second_ids
+
+
+def per_recipient(mails: list[Any]) -> Counter[str]:
+    return Counter(recipient for mail in mails for recipient in mail.recipients)
+
+
+def test_a_redeliver_run_whose_first_try_hits_a_550_sends_each_healthy_recipient_one_mail(
+    setup: Setup,
+) -> None:
+    """Issue 17: four task tries of one redeliver run mailed the four healthy recipients 16 times.
+
+    Finance and four owners, all delivered once by an earlier run; then the support
+    mailbox is deleted and a run with ``redeliver=true`` is tried four times (as Airflow
+    would, or a person clearing the task), then once more after the mailbox is back.
+    """
+    owners = {
+        center: f"{center}-owner@example.com" for center in ("sales", "support", "legal", "ops")
+    }
+    publish_statement(statement(PERIOD, owners, scale=2), setup.output)
+    write_config(setup.config_path, owners)
+    refused = owners["support"]
+    healthy = [FINANCE, owners["sales"], owners["legal"], owners["ops"]]
+    setup.run(run_id="scheduled__2026-10-01T00:00:00+00:00")
+    assert per_recipient(setup.server.received) == Counter([*healthy, refused])
+    before, asked_before = len(setup.server.received), len(setup.server.rcpt_tries)
+
+    redelivery = "manual__2026-11-20T09:00:00+00:00"
+    setup.server.replies = {refused: [f"550 5.1.1 <{refused}>: no such user"]}
+    for _ in range(4):
+        with pytest.raises(DeliveryRefusedError, match=r"owner:support .*550 5\.1\.1"):
+            setup.run(run_id=redelivery, redeliver=True)
+
+    assert per_recipient(setup.server.received[before:]) == Counter(healthy)
+    asked = Counter(setup.server.rcpt_tries[asked_before:])
+    assert asked == Counter([*healthy, *[refused] * 4]), "the retries ask only for the refused one"
+    log = read_log(setup.output, PERIOD)
+    assert log is not None
+    waiting = log.messages["owner:support"]
+    assert (waiting.status, waiting.attempts, waiting.run_id) == ("failed", 4, redelivery)
+    assert len(log.superseded) == 5, "the earlier run's records, each kept once"
+
+    setup.server.replies = {}  # the mailbox is back; the task is cleared
+    report = setup.run(run_id=redelivery, redeliver=True)
+    assert report["sent"] == ["owner:support"]
+    this_run = setup.server.received[before:]
+    assert per_recipient(this_run) == Counter([*healthy, refused])
+    (late,) = [mail for mail in this_run if mail.recipients == (refused,)]
+    assert late.message["Message-ID"] == waiting.message_id, "same message across the tries"
+    redelivered_ids = {mail.message["Message-ID"] for mail in this_run}
+
+    # A new run with redeliver sends everything once more, as new messages, and its
+    # own retry sends nothing.
+    second = "manual__2026-12-01T09:00:00+00:00"
+    assert len(setup.run(run_id=second, redeliver=True)["sent"]) == 5
+    assert setup.run(run_id=second, redeliver=True)["sent"] == []
+    latest = setup.server.received[before + len(this_run) :]
+    assert per_recipient(latest) == Counter([*healthy, refused])
+    assert not {mail.message["Message-ID"] for mail in latest} & redelivered_ids
+
+
+def closed_port() -> socket.socket:
+    """A loopback socket bound but not listening: connecting to its port is refused."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    return blocker
+
+
+@pytest.mark.parametrize(
+    ("replies", "refuse_connection", "permanent"),
+    [
+        pytest.param({"support": "550 5.1.1 no such user"}, False, True, id="550-only"),
+        pytest.param(
+            {"support": "550 5.1.1 no such user", "sales": "554 5.7.1 rejected"},
+            False,
+            True,
+            id="550-and-554",
+        ),
+        pytest.param({"support": "451 4.7.1 greylisted"}, False, False, id="451-only"),
+        pytest.param(
+            {"support": "550 5.1.1 no such user", "sales": "451 4.7.1 greylisted"},
+            False,
+            False,
+            id="550-and-451",
+        ),
+        pytest.param({}, True, False, id="connection-refused"),
+    ],
+)
+def test_only_permanent_refusals_fail_the_task_for_good(
+    setup: Setup,
+    monkeypatch: pytest.MonkeyPatch,
+    replies: dict[str, str],
+    refuse_connection: bool,
+    permanent: bool,
+) -> None:
+    """A ``PermanentError`` is not retried by Airflow; one temporary failure keeps the retry."""
+    write_config(setup.config_path, max_attempts=1)
+    setup.server.replies = {OWNERS[center]: [reply] for center, reply in replies.items()}
+    with contextlib.ExitStack() as stack:
+        if refuse_connection:
+            blocker = stack.enter_context(closed_port())
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_SMTP_DEFAULT",
+                smtp_connection(blocker.getsockname()[1], retry_limit=0),
+            )
+        with pytest.raises(DeliveryError) as caught:
+            setup.run()
+
+    assert isinstance(caught.value, PermanentError) is permanent
+    assert isinstance(caught.value, DeliveryRefusedError) is permanent
+    everyone = ["finance", *(f"owner:{center}" for center in OWNERS)]
+    expected = [f"owner:{center}" for center in replies] if replies else everyone
+    assert sorted(caught.value.report.failed) == sorted(expected)
+    assert caught.value.report.refused == sorted(
+        f"owner:{center}" for center, reply in replies.items() if reply.startswith("5")
+    )
+
+
+def test_no_from_address_fails_for_good_with_a_clear_message(setup: Setup) -> None:
+    write_config(setup.config_path, from_email=None)
+
+    with pytest.raises(DeliverySetupError, match="no from-address for delivery: set") as caught:
+        setup.run()
+
+    assert isinstance(caught.value, PermanentError)
+    assert "extra 'from_email' of connection 'smtp_default'" in str(caught.value)
+    assert setup.server.received == []
 
 
 def test_the_task_skips_when_asked_or_when_there_is_no_smtp_connection(

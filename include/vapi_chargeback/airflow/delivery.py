@@ -30,7 +30,7 @@ from airflow.sdk.exceptions import (
 
 from vapi_chargeback.airflow.settings import storage_path
 from vapi_chargeback.config import load_config
-from vapi_chargeback.delivery import TransientSendError, deliver_month
+from vapi_chargeback.delivery import DeliverySetupError, TransientSendError, deliver_month
 from vapi_chargeback.pipeline import RunInfo
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,10 @@ def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
 
     Skips (rather than fails) when the ``deliver`` param is false or the SMTP connection
     does not exist, so a deployment without mail still runs green and says why in the log.
-    A missing from-address with a defined connection is a configuration error and fails.
+    A missing from-address with a defined connection is a configuration error and fails
+    for good (``DeliverySetupError``, a ``PermanentError``), as does a delivery whose only
+    failures are permanent refusals (``DeliveryRefusedError``). With ``redeliver`` the
+    task's tries share one run id, so its retries send only what this run has not sent.
     """
     params = context["params"]
     if not params.get("deliver", True):
@@ -126,7 +129,7 @@ def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
         )
     from_address = settings.from_email or connection_from
     if not from_address:
-        raise ValueError(
+        raise DeliverySetupError(
             "no from-address for delivery: set delivery.from_email in chargeback.yaml or the"
             f" extra 'from_email' of connection {settings.smtp_conn_id!r}"
         )

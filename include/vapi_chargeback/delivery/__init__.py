@@ -1,13 +1,16 @@
 """E-mail delivery of published statements, free of Airflow: compose, send through a ``Sender``, log.
 
 ``deliver_month`` mails each cost-center owner their workbook and finance the full
-workbook and CSV, at most once per month unless forced, and records who got what in
-``{output}/_delivery/{YYYY-MM}.json`` and ``{output}/{YYYY-MM}/delivery.json``.
+workbook and CSV, at most once per month unless forced (and then once per run), and
+records who got what in ``{output}/_delivery/{YYYY-MM}.json`` and
+``{output}/{YYYY-MM}/delivery.json``.
 """
 
 from vapi_chargeback.delivery.deliver import (
     DeliveryError,
+    DeliveryRefusedError,
     DeliveryReport,
+    DeliverySetupError,
     MonthNotPublishedError,
     deliver_month,
 )
@@ -23,7 +26,9 @@ __all__ = [
     "DELIVERY_NAME",
     "DeliveryError",
     "DeliveryLog",
+    "DeliveryRefusedError",
     "DeliveryReport",
+    "DeliverySetupError",
     "MessageRecord",
     "MonthNotPublishedError",
     "PermanentSendError",

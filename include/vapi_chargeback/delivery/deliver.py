@@ -6,7 +6,9 @@
    checked against the manifest's sha256 before it goes out.
 2. Read the delivery log. A message already ``sent`` is skipped — on every rerun of the
    DAG, and on every retry of the task — unless ``force`` asks for a redelivery, which
-   keeps the earlier records under ``superseded``. A message left ``sending`` by a
+   keeps the earlier records under ``superseded``. A redelivery is once per run: a
+   message the same run id already sent is skipped on that run's retries, so a retry
+   after one refused address mails nobody else twice. A message left ``sending`` by a
    killed worker, or ``failed`` earlier, is tried again with its Message-ID.
 3. Send in rounds: every pending message once, then only those that failed for a
    temporary reason (SMTP 4xx, lost connection) again after a backoff, up to
@@ -15,6 +17,8 @@
 4. Record every hand-over in the ledger before and after it happens, write the readers'
    copy beside the manifest, and raise ``DeliveryError`` naming every message still
    undelivered — so Airflow retries the task, and the retry sends only what is missing.
+   When every one of them was refused for good (SMTP 5xx), it is ``DeliveryRefusedError``,
+   a ``PermanentError``: retrying the task cannot help until someone fixes the address.
 
 Recipients and the from-address come from the current config, not the one the run
 was planned with: after a bounce, fix the address and clear the task.
@@ -58,6 +62,7 @@ from vapi_chargeback.delivery.log import (
     write_log,
 )
 from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
+from vapi_chargeback.errors import ChargebackError, PermanentError
 from vapi_chargeback.filelock import exclusive_lock
 from vapi_chargeback.statements.csv import csv_name
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
@@ -82,29 +87,57 @@ class DeliveryReport(BaseModel):
     sent: list[str]
     """Keys (``finance``, ``owner:{id}``) of messages the server accepted in this call."""
     skipped: list[str]
-    """Keys already delivered before this call."""
+    """Keys already delivered before this call: by an earlier run or, on a redelivery, by
+    an earlier try of this same run."""
     failed: dict[str, str]
     """Key → ``recipient: last error`` of messages still undelivered."""
+    refused: list[str] = []
+    """Keys in ``failed`` whose last failure was permanent (SMTP 5xx): a retry of the
+    task will not deliver them unless the address or the server changes."""
     log_url: str
 
 
-class DeliveryError(RuntimeError):
-    """Some recipients still have not got their mail; the others have and are recorded."""
+class DeliveryError(ChargebackError):
+    """Some recipients still have not got their mail; the others have and are recorded.
+
+    Retryable: at least one failure was temporary (SMTP 4xx, a lost or refused
+    connection), and the task's next try sends only what is still missing.
+    """
+
+    advice = (
+        "Delivered ones are recorded and will not be sent again; retry the task (after"
+        " fixing an address in chargeback.yaml if the server refused it)."
+    )
 
     def __init__(self, report: DeliveryReport) -> None:
         self.report = report
         lines = [f"{key} ({detail})" for key, detail in sorted(report.failed.items())]
         super().__init__(
             f"{len(report.failed)} of {len(report.failed) + len(report.sent) + len(report.skipped)}"
-            f" messages for {report.period} undelivered: "
-            + "; ".join(lines)
-            + ". Delivered ones are recorded and will not be sent again; retry the task"
-            " (after fixing an address in chargeback.yaml if the server refused it)."
+            f" messages for {report.period} undelivered: " + "; ".join(lines) + ". " + self.advice
         )
 
 
-class MonthNotPublishedError(RuntimeError):
-    """The month has no complete, verified statement set to deliver."""
+class DeliveryRefusedError(DeliveryError, PermanentError):
+    """Every undelivered message was refused for good (SMTP 5xx); no retry changes that."""
+
+    advice = (
+        "The server refused them permanently, so the task is not retried. Delivered ones"
+        " are recorded and will not be sent again; fix the address in chargeback.yaml (or"
+        " the mail server's setup), then clear the task."
+    )
+
+
+class MonthNotPublishedError(ChargebackError):
+    """The month has no complete, verified statement set to deliver.
+
+    Not permanent: the usual cause is a republish racing the delivery, which a retry
+    outlives.
+    """
+
+
+class DeliverySetupError(PermanentError, ValueError):
+    """The delivery cannot start as asked (no from-address, a malformed period)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +163,7 @@ def deliver_month(
 ) -> DeliveryReport:
     """Mail ``period``'s statements to owners and finance; see the module docstring."""
     if not PERIOD.fullmatch(period):
-        raise ValueError(f"period {period!r} is not YYYY-MM")
+        raise DeliverySetupError(f"period {period!r} is not YYYY-MM")
     root = location(output_root)
     with _delivery_lock(root, period):
         return _deliver(root, period, config, sender, from_address, run_id, force, sleep, clock)
@@ -168,7 +201,7 @@ def _deliver(
         manifest_sha256,
         clock,
     )
-    pending, skipped = _pending(ledger.log, planned, attachments, force)
+    pending, skipped = _pending(ledger.log, planned, attachments, force, run_id)
     domain = from_address.rsplit("@", 1)[-1]
     for item in pending:
         earlier = ledger.log.messages.get(item.key)
@@ -191,6 +224,7 @@ def _deliver(
     )
     sent: list[str] = []
     failed: dict[str, str] = {}
+    refused: set[str] = set()
     for round_number in range(1, settings.max_attempts + 1):
         retry: list[Planned] = []
         for item in pending:
@@ -202,6 +236,7 @@ def _deliver(
             if failure is None:
                 sent.append(item.key)
                 failed.pop(item.key, None)
+                refused.discard(item.key)
                 continue
             log.warning(
                 "%s to %s: %s failure (round %d of %d): %s",
@@ -214,7 +249,10 @@ def _deliver(
             )
             failed[item.key] = f"{item.recipient}: {failure.detail}"
             if failure.transient:
+                refused.discard(item.key)
                 retry.append(item)
+            else:
+                refused.add(item.key)
         pending = retry
         if not pending or round_number == settings.max_attempts:
             break
@@ -228,8 +266,11 @@ def _deliver(
         sent=sent,
         skipped=skipped,
         failed=failed,
+        refused=sorted(refused),
         log_url=str(ledger_path(root, period)),
     )
+    if failed and refused == set(failed):
+        raise DeliveryRefusedError(report)
     if failed:
         raise DeliveryError(report)
     return report
@@ -240,16 +281,28 @@ def _pending(
     planned: list[Planned],
     attachments: dict[str, Attachment],
     force: bool,
+    run_id: str,
 ) -> tuple[list[Planned], list[str]]:
     """Messages to send now, and keys already delivered.
 
     A sent record is kept unless ``force``; then, or when the address changed, it moves
-    to ``superseded`` and the message starts afresh with a new Message-ID.
+    to ``superseded`` and the message starts afresh with a new Message-ID. A record sent
+    by ``run_id`` itself is kept even when forced: the task's tries share the run id,
+    so a redelivery mails each recipient once per run however often the task is retried.
     """
     pending: list[Planned] = []
     skipped: list[str] = []
     for item in planned:
         record = delivery_log.messages.get(item.key)
+        if record is not None and record.status == "sent" and force and record.run_id == run_id:
+            log.info(
+                "%s: already sent to %s by this run's redelivery as %s; not sending again",
+                item.key,
+                record.recipient,
+                record.message_id,
+            )
+            skipped.append(item.key)
+            continue
         if record is not None and record.status == "sent" and not force:
             skipped.append(item.key)
             _warn_if_outdated(record, attachments)

@@ -76,7 +76,8 @@ class MessageRecord(_Record):
     permanent: bool = False
     """The last failure was permanent (SMTP 5xx): retrying unchanged will not help."""
     run_id: str
-    """The Airflow run that last tried this message."""
+    """The Airflow run that last tried this message; for a ``sent`` one, the run that sent
+    it, which a forced redelivery compares with its own id to send once per run."""
 
 
 class DeliveryLog(_Record):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
+from vapi_chargeback.errors import ChargebackError, PermanentError
+
 BACKOFF_CAP_SECONDS = 300.0
 """No single wait between rounds is longer than this, whatever the configured base."""
 
@@ -28,7 +30,7 @@ class Sender(Protocol):
         """Return once the server has accepted the message for every recipient."""
 
 
-class SendError(Exception):
+class SendError(ChargebackError):
     """A message was not accepted; ``transient`` says whether trying again may help."""
 
     transient = False
@@ -38,7 +40,7 @@ class TransientSendError(SendError):
     transient = True
 
 
-class PermanentSendError(SendError):
+class PermanentSendError(SendError, PermanentError):
     transient = False
 
 

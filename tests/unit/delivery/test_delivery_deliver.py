@@ -26,11 +26,16 @@ from upath import UPath
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.delivery import (
     DeliveryError,
+    DeliveryRefusedError,
     DeliveryReport,
+    DeliverySetupError,
     MonthNotPublishedError,
+    PermanentSendError,
+    TransientSendError,
     deliver_month,
     read_log,
 )
+from vapi_chargeback.errors import ChargebackError, PermanentError
 from vapi_chargeback.storage import read_published
 
 SALES = CENTERS["sales"][1]
@@ -304,3 +309,128 @@ def test_object_storage_output_keeps_the_log_there_too() -> None:
     assert again.tries == []
     assert (root / PERIOD / "delivery.json").exists()
     assert (root / "_delivery" / f"{PERIOD}.json").exists()
+
+
+def test_a_forced_redelivery_is_once_per_run_however_often_the_task_is_retried(
+    output: Path,
+) -> None:
+    """Issue 17: each try of a redeliver run used to mail every healthy recipient again."""
+    deliver(output, ScriptedSender(), run_id="run-1")
+    unknown = smtplib.SMTPRecipientsRefused({SUPPORT: (550, b"5.1.1 no such user")})
+    tries = [ScriptedSender(script={SUPPORT: [unknown]}) for _ in range(3)]
+    for sender in tries:
+        with pytest.raises(DeliveryRefusedError):
+            deliver(output, sender, run_id="run-2", force=True)
+
+    assert [sender.recipients() for sender in tries] == [[FINANCE, SALES], [], []]
+    assert [sender.tries for sender in tries[1:]] == [[SUPPORT], [SUPPORT]]
+    finance_id = tries[0].accepted[0][1]["Message-ID"]
+    log = read_log(output, PERIOD)
+    assert log is not None
+    assert log.messages["finance"].message_id == finance_id
+    assert (log.messages["owner:support"].attempts, len(log.superseded)) == (3, 3)
+    waiting_id = log.messages["owner:support"].message_id
+
+    fixed = ScriptedSender()
+    report = deliver(output, fixed, run_id="run-2", force=True)
+    assert fixed.recipients() == [SUPPORT]
+    assert fixed.accepted[0][1]["Message-ID"] == waiting_id
+    assert report.skipped == ["finance", "owner:sales"]
+
+    another = ScriptedSender()
+    deliver(output, another, run_id="run-3", force=True)
+    assert another.recipients() == [FINANCE, SALES, SUPPORT]
+    assert finance_id not in {message["Message-ID"] for _, message in another.accepted}
+
+
+def test_a_forced_redelivery_killed_mid_send_resumes_with_the_same_message_id(
+    output: Path,
+) -> None:
+    deliver(output, ScriptedSender(), run_id="run-1")
+    with pytest.raises(Killed):
+        deliver(output, ScriptedSender(script={SALES: [Killed()]}), run_id="run-2", force=True)
+    log = read_log(output, PERIOD)
+    assert log is not None
+    interrupted_id = log.messages["owner:sales"].message_id
+
+    retry = ScriptedSender()
+    deliver(output, retry, run_id="run-2", force=True)
+
+    assert retry.recipients() == [SALES, SUPPORT]
+    assert retry.accepted[0][1]["Message-ID"] == interrupted_id
+
+
+def refused(code: int) -> smtplib.SMTPRecipientsRefused:
+    return smtplib.SMTPRecipientsRefused({SUPPORT: (code, b"scripted")})
+
+
+@pytest.mark.parametrize(
+    ("script", "refused_keys", "permanent"),
+    [
+        pytest.param({SUPPORT: [refused(550)]}, ["owner:support"], True, id="550"),
+        pytest.param(
+            {SUPPORT: [refused(550)], SALES: [refused(553)]},
+            ["owner:sales", "owner:support"],
+            True,
+            id="550-and-553",
+        ),
+        pytest.param(
+            {SUPPORT: [PermanentSendError("no relay")]}, ["owner:support"], True, id="own-permanent"
+        ),
+        pytest.param({SUPPORT: [refused(451)]}, [], False, id="451"),
+        pytest.param(
+            {SUPPORT: [refused(550)], SALES: [refused(451)]},
+            ["owner:support"],
+            False,
+            id="550-and-451",
+        ),
+        pytest.param(
+            {SUPPORT: [ConnectionRefusedError(111, "refused")]}, [], False, id="conn-refused"
+        ),
+        pytest.param(
+            {SUPPORT: [TransientSendError("cannot connect")]}, [], False, id="own-transient"
+        ),
+    ],
+)
+def test_only_permanent_failures_make_a_permanent_error(
+    output: Path,
+    script: dict[str, list[BaseException | None]],
+    refused_keys: list[str],
+    permanent: bool,
+) -> None:
+    """Airflow does not retry a ``PermanentError``; one temporary failure keeps the retry."""
+    with pytest.raises(DeliveryError) as caught:
+        deliver(output, ScriptedSender(script=script), config=chargeback_config(max_attempts=1))
+
+    assert isinstance(caught.value, ChargebackError)
+    assert isinstance(caught.value, PermanentError) is permanent
+    assert isinstance(caught.value, DeliveryRefusedError) is permanent
+    assert ("not retried" in str(caught.value)) is permanent
+    assert len(caught.value.report.failed) == len(script)
+    assert caught.value.report.refused == refused_keys
+
+
+def test_a_refusal_after_a_temporary_failure_counts_as_permanent(output: Path) -> None:
+    """The last failure decides: greylisted first, then refused for good."""
+    sender = ScriptedSender(script={SUPPORT: [refused(451), refused(550)]})
+
+    with pytest.raises(DeliveryRefusedError):
+        deliver(output, sender, config=chargeback_config(max_attempts=3))
+
+    assert sender.tries == [FINANCE, SALES, SUPPORT, SUPPORT]
+
+
+def test_an_unpublished_month_is_retryable_and_a_bad_period_is_not(
+    output: Path, sender: ScriptedSender
+) -> None:
+    with pytest.raises(MonthNotPublishedError) as unpublished:
+        deliver_month(
+            output, "2026-11", chargeback_config(), sender, from_address="a@b.c", run_id="r"
+        )
+    assert isinstance(unpublished.value, ChargebackError)
+    assert not isinstance(unpublished.value, PermanentError)
+    with pytest.raises(DeliverySetupError, match="'2026-1' is not YYYY-MM") as malformed:
+        deliver_month(
+            output, "2026-1", chargeback_config(), sender, from_address="a@b.c", run_id="r"
+        )
+    assert isinstance(malformed.value, PermanentError)
