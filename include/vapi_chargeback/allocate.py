@@ -21,12 +21,12 @@ from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
+from vapi_chargeback.analytics.models import DATE_KEY, AnalyticsQuery, AnalyticsQueryResult
 from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
 from vapi_chargeback.breakdowns import BreakdownBuilder
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, SharedPool
 from vapi_chargeback.errors import PermanentError
-from vapi_chargeback.plan import ASSISTANT_KEY, DATE_KEY, Plan, measure_alias, measure_default_key
+from vapi_chargeback.plan import ASSISTANT_KEY, Plan, measure_alias, measure_default_key
 from vapi_chargeback.split import MINUTES_QUANTUM, exact_context, round_to_total, split_exact
 from vapi_chargeback.statement import (
     UNALLOCATED,

@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from vapi_chargeback.analytics.models import (
+    DATE_KEY,
     GROUP_BYS,
     VARIABLE_KEY_MAX_LENGTH,
     field_path,
@@ -89,7 +90,7 @@ DIMENSIONS: tuple[str, ...] = get_args(Dimension)
 METRICS: tuple[str, ...] = get_args(Metric)
 
 MAPPING_HEADER = ("assistant_id", "team", "cost_center_id", "valid_from", "valid_to")
-_RESERVED_ROW_KEYS = frozenset({"date", *GROUP_BYS})
+_RESERVED_ROW_KEYS = frozenset({DATE_KEY, *GROUP_BYS})
 _RESERVED_KEY_PREFIXES = ("sum_", "count_")
 """The plan's operation aliases start with these; a variable key must not collide with them."""
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -17,26 +17,28 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.analytics.client import (
+from vapi_chargeback.analytics.checks import check_results
+from vapi_chargeback.analytics.decode import decode_json, result_from_json
+from vapi_chargeback.analytics.models import (
     DEFAULT_MAX_QUERIES_PER_REQUEST,
-    VapiAnalyticsClient,
-    check_results,
-    decode_json,
-    result_from_json,
+    AnalyticsQuery,
+    AnalyticsQueryResult,
 )
-from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
 from vapi_chargeback.statement import Provenance, Statement
 from vapi_chargeback.storage import LOCAL_PROTOCOLS, publish_statement
+
+if TYPE_CHECKING:
+    from vapi_chargeback.analytics.client import VapiAnalyticsClient
 
 StoragePath = Any
 """A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (a proxy with the same API)."""

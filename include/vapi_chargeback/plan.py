@@ -41,8 +41,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vapi_chargeback.analytics.client import DEFAULT_MAX_QUERIES_PER_REQUEST
 from vapi_chargeback.analytics.models import (
+    DEFAULT_MAX_QUERIES_PER_REQUEST,
     NAME_MAX_LENGTH,
     AnalyticsOperation,
     AnalyticsQuery,
@@ -68,7 +68,6 @@ from vapi_chargeback.period import StatementPeriod
 CORE_QUERY = "core-allocation"
 ORG_TOTAL_QUERY = "org-total"
 ASSISTANT_KEY: Final = "assistantId"
-DATE_KEY = "date"
 DEFAULT_WINDOW_DAYS = 14
 """What ``plan_run`` passes as ``window_days``: two weeks of 2,000 assistants' day rows are
 ~70k, inside the emulator's 100k-row cap, and a month is still only three windows."""

@@ -41,7 +41,8 @@ from reliability_support import (
 )
 
 from vapi_chargeback.allocate import AnalyticsResultError
-from vapi_chargeback.analytics.client import VapiAnalyticsClient, decode_json
+from vapi_chargeback.analytics.client import VapiAnalyticsClient
+from vapi_chargeback.analytics.decode import decode_json
 from vapi_chargeback.analytics.errors import (
     DamagedResponseError,
     ResponseError,

@@ -30,12 +30,9 @@ from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vapi_chargeback.airflow import provider
-from vapi_chargeback.analytics.client import (
-    DEFAULT_BASE_URL,
-    DEFAULT_MAX_QUERIES_PER_REQUEST,
-    VapiAnalyticsClient,
-)
+from vapi_chargeback.analytics.client import DEFAULT_BASE_URL, VapiAnalyticsClient
 from vapi_chargeback.analytics.models import (
+    DEFAULT_MAX_QUERIES_PER_REQUEST,
     AnalyticsOperation,
     AnalyticsQuery,
     TimeRange,

@@ -3,8 +3,8 @@
 One class per schema, enums as ``Literal``, the spec's descriptions as field docstrings.
 Requests are strict (unknown fields and values are errors, so a typo fails here and not
 as a silent wrong number on a statement); results are tolerant of fields the spec does
-not list yet. ``tests/unit/test_models.py`` checks every enum and limit against the copy
-of the spec shipped beside this file, so the two cannot drift apart.
+not list yet. ``tests/unit/analytics/test_models.py`` checks every enum and limit against
+the copy of the spec shipped beside this file, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ STEPS: tuple[str, ...] = get_args(Step)
 NAME_MAX_LENGTH = 40
 ALIAS_MAX_LENGTH = 40
 VARIABLE_KEY_MAX_LENGTH = 100
+
+DATE_KEY = "date"
+"""Rows of a query with a ``step`` carry their bucket under this key."""
+DEFAULT_MAX_QUERIES_PER_REQUEST = 20
+"""Queries per ``POST /analytics`` unless configured: our batching default, not a limit of
+the spec. It sits beside the request models so the planner shares it with the client
+without importing HTTP."""
 
 
 @cache

@@ -37,7 +37,7 @@ from vapi_chargeback.analytics.models import (
     validation_messages,
 )
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parents[4] / "shared" / "seeds"
 """``shared/`` lies beside the clone on developer machines and in CI."""
 
 SEED_001_PYTHON_EXAMPLE = """\

@@ -1,9 +1,9 @@
-"""Bodies decoded one result at a time: same results, same refusals, byte spans that hold.
+"""Batches read one result at a time: same results, same refusals, byte spans that hold.
 
-The client decodes a good body result by result (a large month would otherwise sit in
+The client reads a good body result by result (a large month would otherwise sit in
 memory as Python objects several times its size) and falls back to the whole-body parse
 for anything else, so every error reads as before. These tests hold both paths to the
-same answers.
+same answers through the client; ``test_decode.py`` holds the decoders themselves.
 """
 
 from __future__ import annotations
@@ -15,18 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from vapi_chargeback.analytics.client import (
-    VapiAnalyticsClient,
-    decode_json,
-    iter_json_array,
-    result_from_json,
-)
+from vapi_chargeback.analytics.client import VapiAnalyticsClient
+from vapi_chargeback.analytics.decode import decode_json
 from vapi_chargeback.analytics.errors import ResponseError, UnusableResponseError
-from vapi_chargeback.analytics.models import (
-    AnalyticsOperation,
-    AnalyticsQuery,
-    AnalyticsQueryResult,
-)
+from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery
 
 NAMES = ["cost", "calls", "minutes"]
 TIME_RANGE = {"start": "2026-10-01T00:00:00.000Z", "end": "2026-11-01T00:00:00.000Z"}
@@ -56,44 +48,6 @@ def client_answering(body: bytes) -> VapiAnalyticsClient:
         sleep=lambda seconds: None,
         max_retries=0,
     )
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(GOOD, id="ascii"),
-        pytest.param(
-            GOOD.replace(b'"calls","timeRange":{', '"calls","x":"Küche ✓","timeRange":{'.encode()),
-            id="utf-8",
-        ),
-        pytest.param(b"[]", id="empty"),
-    ],
-)
-def test_elements_and_their_byte_spans_match_the_whole_body_parse(body: bytes) -> None:
-    elements = list(iter_json_array(body))
-
-    assert [item for item, _, _ in elements] == decode_json(body)
-    for item, start, end in elements:
-        assert decode_json(body[start:end]) == item
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"",
-        b"[1,",
-        b'[{"a":1}] x',
-        b'[{"a":1} {"b":2}]',
-        b'[{"a":NaN}]',
-        b"\xff[]",
-    ],
-    ids=["empty", "truncated", "trailing", "no-comma", "nan", "not-utf-8"],
-)
-def test_what_the_whole_body_parse_refuses_the_stream_refuses(body: bytes) -> None:
-    with pytest.raises(ValueError):
-        decode_json(body)
-    with pytest.raises(ValueError):
-        list(iter_json_array(body))
 
 
 def test_a_batch_kept_or_not_has_the_same_bytes_and_spans_for_every_result() -> None:
@@ -160,34 +114,3 @@ def test_check_holds_rows_to_their_query_on_either_path() -> None:
         assert "'cost' row 0.sum_cost: -1 is negative" in message
     with client_answering(body) as client:
         assert client.post_batch(queries()).results[0].result == [{"sum_cost": -1}]
-
-
-@pytest.mark.parametrize(
-    "item",
-    [
-        _result("cost", [{"sum_cost": Decimal("1.5")}, {"x": None}]),
-        {"name": "cost", "timeRange": {"timezone": "UTC", "extra": 1}, "result": [], "more": True},
-        {"name": "cost", "result": []},
-        {"name": 7, "timeRange": {}, "result": []},
-        {"name": "cost", "timeRange": {}, "result": [{"a": 1}, 2]},
-        {"name": "cost", "timeRange": {}, "result": {"a": 1}},
-        [],
-    ],
-    ids=[
-        "good",
-        "extra-fields",
-        "no-time-range",
-        "bad-name",
-        "row-not-object",
-        "rows-not-list",
-        "list",
-    ],
-)
-def test_results_are_accepted_and_refused_as_pydantic_would(item: Any) -> None:
-    try:
-        expected = AnalyticsQueryResult.model_validate(item)
-    except ValueError:
-        with pytest.raises(ValueError):
-            result_from_json(item)
-        return
-    assert result_from_json(item) == expected

@@ -1,0 +1,109 @@
+"""Response bodies to Python: JSON with every fraction a ``Decimal``, whole or a result at a time.
+
+JSON numbers are parsed straight to ``Decimal`` (``parse_float=decimal.Decimal``): no
+float ever exists on the money path. The client decodes bodies fresh off the wire with
+these functions and the pipeline decodes the same bodies read back from storage, so both
+accept and refuse exactly the same bytes. Nothing here needs HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from vapi_chargeback.analytics.models import AnalyticsQueryResult
+
+
+def decode_json(raw: bytes) -> Any:
+    """JSON with every fraction as ``Decimal``; ``NaN`` and ``Infinity`` are refused (ValueError)."""
+    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def iter_json_array(raw: bytes) -> Iterator[tuple[Any, int, int]]:
+    """Each element of a JSON array body, decoded on its own as :func:`decode_json` would,
+    with its ``[start, end)`` byte offsets in ``raw``.
+
+    Decoded whole, a month of results is several times its bytes in Python objects; one
+    element at a time, only the largest result is held. Raises ``ValueError`` for a body
+    that is not UTF-8, not a JSON array, or that :func:`decode_json` would refuse.
+    """
+    text = raw.decode("utf-8")
+    byte_offset = _byte_offsets(raw, text)
+    position = _skip_space(text, 0)
+    if not text.startswith("[", position):
+        raise ValueError("the body is not a JSON array")
+    position = _skip_space(text, position + 1)
+    if not text.startswith("]", position):
+        while True:
+            item, end = _DECODER.raw_decode(text, position)
+            yield item, byte_offset(position), byte_offset(end)
+            position = _skip_space(text, end)
+            if text.startswith(",", position):
+                position = _skip_space(text, position + 1)
+            elif text.startswith("]", position):
+                break
+            else:
+                raise ValueError(f"expected ',' or ']' at character {position}")
+    if _skip_space(text, position + 1) != len(text):
+        raise ValueError("data after the JSON array")
+
+
+def result_from_json(item: Any) -> AnalyticsQueryResult:
+    """A decoded result validated like ``AnalyticsQueryResult.model_validate``, rows not copied.
+
+    Pydantic would rebuild every row dict of a 70k-row result; rows that ``json`` decoded
+    are plain dicts with string keys already, so only the envelope goes through pydantic.
+    Raises ``ValueError`` (a ``ValidationError`` for the envelope) where pydantic would.
+    """
+    if not isinstance(item, dict):
+        raise ValueError("a result must be a JSON object")
+    rows = item.get("result")
+    if not isinstance(rows, list) or not all(type(row) is dict for row in rows):
+        raise ValueError("a result's rows must be a list of JSON objects")
+    envelope = AnalyticsQueryResult.model_validate({**item, "result": []})
+    return envelope.model_copy(update={"result": rows})
+
+
+def _byte_offsets(raw: bytes, text: str) -> Callable[[int], int]:
+    """Character index → byte offset in ``raw``, for increasing indexes (identity for ASCII)."""
+    if raw.isascii():
+        return lambda index: index
+    last = [0, 0]
+
+    def offset(index: int) -> int:
+        last[1] += len(text[last[0] : index].encode("utf-8"))
+        last[0] = index
+        return last[1]
+
+    return offset
+
+
+def _skip_space(text: str, position: int) -> int:
+    match = _JSON_SPACE.match(text, position)
+    return match.end() if match else position
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number finance can book")
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def json_kind(data: object) -> str:
+    """How a decoded value is called in JSON (``object``, ``array`` …), for messages."""
+    if isinstance(data, dict):
+        return "object"
+    if isinstance(data, str):
+        return "string"
+    if data is None:
+        return "null"
+    if isinstance(data, list):
+        return "array"
+    if isinstance(data, bool):
+        return "boolean"
+    return "number" if isinstance(data, int | Decimal) else "value"

@@ -1,0 +1,166 @@
+"""Rows held to the promises of their query: each way a row breaks one is named, once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from vapi_chargeback.analytics.checks import (
+    MAX_REPORTED_PROBLEMS,
+    check_results,
+    result_problems,
+)
+from vapi_chargeback.analytics.errors import UnusableResponseError
+from vapi_chargeback.analytics.models import (
+    AnalyticsOperation,
+    AnalyticsQuery,
+    AnalyticsQueryResult,
+    TimeRange,
+    VariableValueGroupBy,
+)
+
+DROP = object()
+"""A change that removes the key from the row."""
+
+OPERATIONS = [
+    AnalyticsOperation(operation="sum", column="cost", alias="sum_cost"),
+    AnalyticsOperation(operation="count", column="id", alias="count_id"),
+    AnalyticsOperation(operation="history", column="cost", alias="history_cost"),
+    AnalyticsOperation(operation="min", column="id", alias="first_id"),
+]
+QUERY = AnalyticsQuery(
+    table="call",
+    name="cost",
+    group_by=["assistantId"],
+    group_by_variable_value=[VariableValueGroupBy(key="costCenter")],
+    time_range=TimeRange(step="day"),
+    operations=OPERATIONS,
+)
+GOOD_ROW: dict[str, Any] = {
+    "assistantId": "a1",
+    "costCenter": None,
+    "date": "2026-10-01T00:00:00.000Z",
+    "sum_cost": Decimal("1.5"),
+    "count_id": 3,
+    "history_cost": [{"date": "2026-10-01T00:00:00.000Z", "value": Decimal("1.5")}],
+    "first_id": "c1",
+}
+
+
+def result(*rows: dict[str, Any]) -> AnalyticsQueryResult:
+    return AnalyticsQueryResult.model_validate({"name": "cost", "timeRange": {}, "result": rows})
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    changed = {**GOOD_ROW, **changes}
+    return {key: value for key, value in changed.items() if value is not DROP}
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        pytest.param({}, None, id="good"),
+        pytest.param({"sum_cost": "1.5", "count_id": "4"}, None, id="numeric-strings"),
+        pytest.param({"sum_cost": None}, None, id="null-sum"),
+        pytest.param(
+            {"assistantId": DROP},
+            "'cost' row 0: no group key 'assistantId' (the query groups by it)",
+            id="no-group-by-key",
+        ),
+        pytest.param(
+            {"date": DROP},
+            "'cost' row 0: no group key 'date' (the query groups by it)",
+            id="no-date",
+        ),
+        pytest.param(
+            {"costCenter": {"a": 1}},
+            "'cost' row 0: group key 'costCenter' is a JSON object, not a plain value",
+            id="nested-variable-value",
+        ),
+        pytest.param(
+            {"sum_cost": DROP},
+            "'cost' row 0.sum_cost: missing (sum of cost was asked for)",
+            id="no-aggregate",
+        ),
+        pytest.param(
+            {"sum_cost": -1},
+            "'cost' row 0.sum_cost: -1 is negative; no sum of cost can be",
+            id="negative",
+        ),
+        pytest.param(
+            {"sum_cost": Decimal("NaN")},
+            "'cost' row 0.sum_cost: expected a finite number, got Decimal('NaN')",
+            id="nan",
+        ),
+        pytest.param(
+            {"sum_cost": True},
+            "'cost' row 0.sum_cost: expected a number, not a boolean, got True",
+            id="boolean",
+        ),
+        pytest.param(
+            {"count_id": Decimal("2.5")},
+            "'cost' row 0.count_id: 2.5 is not a whole count",
+            id="fractional-count",
+        ),
+        pytest.param(
+            {"count_id": None}, "'cost' row 0.count_id: null where a count belongs", id="null-count"
+        ),
+        pytest.param(
+            {"history_cost": {"a": 1}},
+            "'cost' row 0.history_cost: a JSON object where a history (a list of points) belongs",
+            id="history-not-a-list",
+        ),
+        pytest.param(
+            {"history_cost": [{"value": -1}]},
+            "'cost' row 0.history_cost[0].value: -1 is negative; no sum of cost can be",
+            id="history-point-negative",
+        ),
+        pytest.param(
+            {"first_id": ["c1"]}, "'cost' row 0.first_id: ['c1'] is not an id", id="min-id-not-id"
+        ),
+    ],
+)
+def test_each_broken_promise_is_named(changes: dict[str, Any], problem: str | None) -> None:
+    assert result_problems(QUERY, result(row(**changes))) == ([problem] if problem else [])
+
+
+def test_rows_need_a_date_only_when_the_query_has_a_step() -> None:
+    undated = QUERY.model_copy(update={"time_range": TimeRange()})
+
+    assert result_problems(undated, result(row(date=DROP))) == []
+
+
+def test_problems_stop_being_collected_after_the_cap() -> None:
+    broken = [row(sum_cost=-1) for _ in range(3 * MAX_REPORTED_PROBLEMS)]
+
+    problems = result_problems(QUERY, result(*broken))
+
+    assert len(problems) == MAX_REPORTED_PROBLEMS + 1
+    assert problems[-1].startswith(f"'cost' row {MAX_REPORTED_PROBLEMS}.sum_cost")
+
+
+def test_check_results_raises_naming_the_request_and_the_first_problems() -> None:
+    broken = [row(sum_cost=-index - 1) for index in range(MAX_REPORTED_PROBLEMS + 1)]
+
+    with pytest.raises(UnusableResponseError) as caught:
+        check_results([QUERY], [result(*broken)], request="stored batch-000.json", status_code=200)
+
+    message = str(caught.value)
+    assert message.startswith("stored batch-000.json: results that break what the queries")
+    assert "'cost' row 0.sum_cost: -1 is negative" in message
+    assert f"row {MAX_REPORTED_PROBLEMS - 1}.sum_cost" in message
+    assert f"row {MAX_REPORTED_PROBLEMS}.sum_cost" not in message
+    assert "; … and more. Nothing of this batch was used" in message
+    assert caught.value.status_code == 200
+
+
+def test_check_results_passes_good_results_and_pairs_them_with_their_queries() -> None:
+    other = QUERY.model_copy(update={"name": "other", "operations": OPERATIONS[:1]})
+
+    check_results([QUERY, other], [result(row()), result({**row(), "count_id": None})], request="r")
+    with pytest.raises(UnusableResponseError, match="count_id: null where a count belongs"):
+        check_results(
+            [other, QUERY], [result(row()), result({**row(), "count_id": None})], request="r"
+        )
