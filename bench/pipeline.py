@@ -620,31 +620,17 @@ def pipeline_in_fresh_process(spec: dict[str, Any]) -> dict[str, Any]:
 
 def response_facts(work: Path, fetched: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows and bytes per query of the stored raw responses (read after the timed run)."""
-    decoder = json.JSONDecoder(parse_float=Decimal)
+    from vapi_chargeback.analytics.decode import iter_json_array
+
     rows: dict[str, int] = {}
     for batch in fetched:
-        text = (work / "raw" / batch["file"]).read_text(encoding="utf-8")
-        position = text.index("[") + 1
-        while True:
-            position = _skip_space(text, position)
-            if text[position] == "]":
-                break
-            item, position = decoder.raw_decode(text, position)
+        for item, _, _ in iter_json_array((work / "raw" / batch["file"]).read_bytes()):
             rows[item["name"]] = len(item["result"])
-            position = _skip_space(text, position)
-            if text[position] == ",":
-                position += 1
     return {
         "response_bytes": sum(batch["size"] for batch in fetched),
         "result_rows": sum(rows.values()),
         "rows_per_query": rows,
     }
-
-
-def _skip_space(text: str, position: int) -> int:
-    while text[position] in " \t\r\n":
-        position += 1
-    return position
 
 
 def plan_facts(work: Path) -> dict[str, Any]:
