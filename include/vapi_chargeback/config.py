@@ -11,6 +11,11 @@ that a wrong path — a log, a data dump — fails at once instead of exhausting
 Text that ends up in a spreadsheet cell (team, assistant id, names, titles) must be
 printable: a control character cannot be stored in a workbook. A team or name may begin
 with ``=`` or ``+``; the writers store such text as text, never as a formula.
+
+Assistant ids are UUIDs, which compare case-blind: SQL Server and .NET exports write them
+in upper case, the API in lower case, so the mapping keeps them in canonical lower case.
+A cost center can be retired (``valid_to``) and still be named by the mapping rows of
+the months it was charged, so old months rerun unchanged while nothing new reaches it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, get_args
 
 import yaml
 from pydantic import (
@@ -50,6 +57,9 @@ from vapi_chargeback.analytics.models import (
 )
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import CENT
+
+if TYPE_CHECKING:
+    from vapi_chargeback.period import StatementPeriod
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 """Cost-center ids, pool names and definition ids reach file and sheet names."""
@@ -95,6 +105,56 @@ _RESERVED_KEY_PREFIXES = ("sum_", "count_")
 """The plan's operation aliases start with these; a variable key must not collide with them."""
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+UTC_ZONES = ("UTC", "Etc/UTC")
+IANA_AREAS = frozenset(
+    {
+        "Africa",
+        "America",
+        "Antarctica",
+        "Arctic",
+        "Asia",
+        "Atlantic",
+        "Australia",
+        "Europe",
+        "Indian",
+        "Pacific",
+    }
+)
+"""The tz database's continents and oceans: a zone named ``Area/Location`` follows the
+summer time of a real place; anything else but UTC is an abbreviation, a fixed offset or a
+legacy alias."""
+_NEW_YORK, _CHICAGO, _DENVER, _PHOENIX = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+)
+_LOS_ANGELES, _PARIS, _BERLIN, _LONDON = (
+    "America/Los_Angeles",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/London",
+)
+_ZONE_HINTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("EST", "EDT", "EST5EDT"), (_NEW_YORK,)),
+    **dict.fromkeys(("CST", "CDT", "CST6CDT"), (_CHICAGO,)),
+    **dict.fromkeys(("MST", "MDT", "MST7MDT"), (_DENVER, _PHOENIX)),
+    **dict.fromkeys(("PST", "PDT", "PST8PDT"), (_LOS_ANGELES,)),
+    **dict.fromkeys(("AKST", "AKDT"), ("America/Anchorage",)),
+    "HST": ("Pacific/Honolulu",),
+    **dict.fromkeys(("CET", "CEST", "MET", "MEST"), (_PARIS, _BERLIN)),
+    **dict.fromkeys(("EET", "EEST"), ("Europe/Athens", "Europe/Helsinki")),
+    **dict.fromkeys(("WET", "WEST"), ("Europe/Lisbon",)),
+    **dict.fromkeys(("BST", "GB", "GB-EIRE"), (_LONDON,)),
+    **dict.fromkeys(("GMT", "GMT0", "GMT+0", "GMT-0", "GREENWICH"), ("UTC", _LONDON)),
+    **dict.fromkeys(("UCT", "UNIVERSAL", "ZULU", "Z"), ("UTC",)),
+}
+"""What people mean by an abbreviation (upper case, without ``Etc/``): ``EST`` in a New York
+company's config means New York time, summer included (the tz database's own ``EST`` is
+UTC-5 all year)."""
+_LEGACY = "kept only for backward compatibility (some systems no longer ship them)"
+_FIXED_OFFSET = re.compile(r"^(?:Etc/)?(?:GMT|UTC|UT)?\s*[+-]\d{1,2}(?::?\d{2})?$")
+
 
 class ConfigError(PermanentError):
     """Every problem found in one config or mapping file, each a self-contained sentence."""
@@ -130,6 +190,23 @@ Money = Annotated[
         }
     ),
 ]
+
+
+def _iso_date(value: object) -> object:
+    """A YAML date, or its quoted ``YYYY-MM-DD`` text; never a timestamp or a number."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} has a time of day; write the date alone as YYYY-MM-DD")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Email = Annotated[str, Field(pattern=EMAIL_PATTERN)]
 
@@ -148,18 +225,78 @@ def _printable(value: str) -> str:
 class Org(_Strict):
     name: str = Field(min_length=1)
     timezone: str
-    """IANA zone whose calendar defines the statement month and the day of each call."""
+    """IANA ``Area/Location`` zone (or ``UTC``) whose calendar defines the statement month
+    and the day of each call."""
 
     _name = field_validator("name")(_printable)
 
     @field_validator("timezone")
     @classmethod
     def _iana(cls, value: str) -> str:
-        if not is_iana_timezone(value):
-            raise ValueError(
-                f"{value!r} is not an IANA time zone name; use one like 'Europe/Berlin' or 'UTC'"
-            )
+        problem = timezone_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
+
+
+def timezone_problem(name: str) -> str | None:
+    """Why ``name`` cannot be the org zone, with the name to use instead; none if it can.
+
+    Only ``Area/Location`` names follow a place's summer time: an abbreviation such as
+    ``EST`` is the tz database's fixed UTC-5, so a New York statement month would start
+    an hour off all summer, and legacy aliases may vanish from the database.
+    """
+    if name in UTC_ZONES:
+        return None
+    known = is_iana_timezone(name)
+    if known and name.split("/", 1)[0] in IANA_AREAS and "/" in name:
+        return None
+    hint = _ZONE_HINTS.get(name.removeprefix("Etc/").upper())
+    link = _link_target(name) if known else None
+    summer = "so statement months would miss or misplace summer time"
+    if hint:
+        kind, why, use = "an abbreviation", summer, " or ".join(repr(zone) for zone in hint)
+    elif _FIXED_OFFSET.match(name):
+        kind, why = "a fixed UTC offset", summer
+        if name.startswith("Etc/GMT"):
+            kind += f" (POSIX sign: it means UTC{_posix_flip(name)})"
+        use = f"the name of the place whose calendar the statements follow, e.g. {_NEW_YORK!r}"
+    elif link:
+        kind, why, use = "a legacy alias", _LEGACY, repr(link)
+    elif known:
+        kind, why = "not a place", "so it names no calendar"
+        use = f"the name of the place, e.g. {_BERLIN!r}, or 'UTC'"
+    else:
+        return f"{name!r} is not an IANA time zone name; use one like {_BERLIN!r} or 'UTC'"
+    return f"{name!r} is {kind}, not an IANA Area/Location zone, {why}; use {use}"
+
+
+def _posix_flip(name: str) -> str:
+    offset = name.removeprefix("Etc/GMT")
+    return offset.translate(str.maketrans("+-", "-+"))
+
+
+@cache
+def _zone_links() -> dict[str, str]:
+    """Legacy alias → the zone it links to, from the tz database shipped as ``tzdata``."""
+    try:
+        text = resources.files("tzdata").joinpath("zoneinfo/tzdata.zi").read_text("utf-8")
+    except (ModuleNotFoundError, OSError):
+        return {}
+    links: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "L":
+            links[parts[2]] = parts[1]
+    return links
+
+
+def _link_target(name: str) -> str | None:
+    """The Area/Location zone a legacy alias (``US/Eastern``, ``Japan``) links to, if any."""
+    target = _zone_links().get(name)
+    if target and "/" in target and target.split("/", 1)[0] in IANA_AREAS:
+        return target
+    return None
 
 
 class QueryDefinition(_Strict):
@@ -186,6 +323,11 @@ class CostCenter(_Strict):
     name: str = Field(min_length=1)
     owner_email: Email
     queries: list[QueryDefinition] = Field(default_factory=list)
+    valid_to: IsoDate | None = None
+    """Last day it is charged (inclusive, org calendar): a retired cost center stays here so
+    that the mapping rows of its past months still load; no row may charge it later, and
+    from the month after this day on it gets no shared costs, variable-value charges or
+    statement (see :meth:`ChargebackConfig.for_period`)."""
 
     _name = field_validator("name")(_printable)
 
@@ -311,6 +453,55 @@ class ChargebackConfig(_Strict):
     @property
     def cost_center_ids(self) -> list[str]:
         return [center.id for center in self.cost_centers]
+
+    @property
+    def cost_center_ends(self) -> dict[str, date]:
+        """Retired (or retiring) cost center id → its last day."""
+        return {c.id: c.valid_to for c in self.cost_centers if c.valid_to is not None}
+
+    def for_period(self, period: StatementPeriod) -> ChargebackConfig:
+        """This config as one statement month sees it: without the cost centers that ended
+        before the month began.
+
+        Whoever plans, allocates or delivers a month reads this, so a retired cost center
+        gets no query, no variable-value charge, no share of a pool and no statement once
+        it has ended; through the month that holds its ``valid_to`` it is a cost center like
+        any other, so the months it was charged rerun unchanged. A ``fixed`` pool spreads
+        an ended cost center's percentage over the rest in proportion to theirs. Returns
+        ``self`` when nothing has ended, so such months are planned from the very same
+        object.
+        """
+        first = period.first_day
+        ended = {c.id for c in self.cost_centers if c.valid_to is not None and c.valid_to < first}
+        if not ended:
+            return self
+        where = f"{period.label} (from {first})"
+        active = [center for center in self.cost_centers if center.id not in ended]
+        if not active:
+            raise ConfigError(
+                "chargeback.yaml",
+                [
+                    f"cost_centers: every cost center ended (valid_to) before {where}; there"
+                    " is no one to charge: add a cost center without valid_to, or do not run"
+                    " this month"
+                ],
+            )
+        pools, problems = [], []
+        for index, pool in enumerate(self.shared_costs):
+            if pool.percentages is None:
+                pools.append(pool)
+                continue
+            kept = {k: v for k, v in pool.percentages.items() if k not in ended}
+            if not any(kept.values()):
+                problems.append(
+                    f"shared_costs[{index}].percentages: every cost center with a share"
+                    f" ({', '.join(sorted(k for k, v in pool.percentages.items() if v))})"
+                    f" ended before {where}; give a share to one still charged"
+                )
+            pools.append(pool.model_copy(update={"percentages": kept}))
+        if problems:
+            raise ConfigError("chargeback.yaml", problems)
+        return self.model_copy(update={"cost_centers": active, "shared_costs": pools})
 
     def cost_center(self, cost_center_id: str) -> CostCenter:
         for center in self.cost_centers:
@@ -574,6 +765,7 @@ class MappingMatch(NamedTuple):
 @dataclass(frozen=True)
 class MappingEntry:
     assistant_id: str
+    """In canonical lower case (see :func:`canonical_assistant_id`)."""
     team: str
     cost_center_id: str
     valid_from: date | None
@@ -598,8 +790,11 @@ class AssistantMapping:
             self._by_assistant.setdefault(entry.assistant_id, []).append(entry)
 
     def lookup(self, assistant_id: str, local_date: date) -> MappingMatch | None:
-        """The assistant's team and cost center on ``local_date`` (org calendar), if mapped."""
-        for entry in self._by_assistant.get(assistant_id, ()):
+        """The assistant's team and cost center on ``local_date`` (org calendar), if mapped.
+
+        ``assistant_id`` in any case: UUIDs compare case-blind.
+        """
+        for entry in self._by_assistant.get(canonical_assistant_id(assistant_id), ()):
             if entry.covers(local_date):
                 return MappingMatch(entry.team, entry.cost_center_id)
         return None
@@ -613,16 +808,30 @@ def load_mapping(path: str | Path, config: ChargebackConfig) -> AssistantMapping
     """Read and validate the mapping CSV; raise ``ConfigError`` listing every problem."""
     path = Path(path)
     raw = _read_bytes(path, MAX_MAPPING_BYTES, "mapping CSV")
-    entries, problems = parse_mapping(raw, str(path), set(config.cost_center_ids))
+    entries, problems = parse_mapping(
+        raw, str(path), set(config.cost_center_ids), ends=config.cost_center_ends
+    )
     if problems:
         raise ConfigError(str(path), problems)
     return AssistantMapping(entries, sha256=hashlib.sha256(raw).hexdigest())
 
 
+def canonical_assistant_id(assistant_id: str) -> str:
+    """Vapi assistant ids are UUIDs, equal whatever their case; the API writes lower case."""
+    return assistant_id.lower()
+
+
 def parse_mapping(
-    raw: bytes, source: str, cost_center_ids: set[str]
+    raw: bytes,
+    source: str,
+    cost_center_ids: Collection[str],
+    *,
+    ends: Mapping[str, date] | None = None,
 ) -> tuple[list[MappingEntry], list[str]]:
-    """Entries and the problems found, each problem as ``file:line: what; the fix``."""
+    """Entries and the problems found, each problem as ``file:line: what; the fix``.
+
+    ``ends``: the last day of each retired cost center, which no row may charge after.
+    """
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -638,7 +847,7 @@ def parse_mapping(
     for line_no, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue
-        entry, row_problems = _parse_row(row, line_no, cost_center_ids)
+        entry, row_problems = _parse_row(row, line_no, cost_center_ids, ends or {})
         problems += [(line_no, message) for message in row_problems]
         if entry is not None:
             entries.append(entry)
@@ -647,7 +856,7 @@ def parse_mapping(
 
 
 def _parse_row(
-    row: list[str], line_no: int, cost_center_ids: set[str]
+    row: list[str], line_no: int, cost_center_ids: Collection[str], ends: Mapping[str, date]
 ) -> tuple[MappingEntry | None, list[str]]:
     if len(row) not in (3, 4, 5):
         return None, [
@@ -679,9 +888,21 @@ def _parse_row(
         problems.append(
             f"valid_to {valid_to} is before valid_from {valid_from}; swap or fix the dates"
         )
+    end = ends.get(center)
+    if end is not None and not to_problem and (valid_to is None or valid_to > end):
+        charges = "is empty: the row charges" if valid_to is None else f"{valid_to} charges"
+        problems.append(
+            f"valid_to {charges} cost center {center!r} after {end}, the last day it is"
+            f" charged (its valid_to in chargeback.yaml); end the row on or before {end},"
+            f" and map the assistant to a cost center still charged from"
+            f" {end + timedelta(days=1)} in a row of its own"
+        )
     if problems:
         return None, problems
-    return MappingEntry(assistant_id, team, center, valid_from, valid_to, line_no), []
+    entry = MappingEntry(
+        canonical_assistant_id(assistant_id), team, center, valid_from, valid_to, line_no
+    )
+    return entry, []
 
 
 def _parse_date(text: str, field: str) -> tuple[date | None, str | None]:

@@ -405,6 +405,8 @@ def yaml_edit(old: str, new: str) -> Callable[[str], str]:
     return edit
 
 
+MARKETING_OWNER = "    owner_email: marketing@example.com\n"
+
 CONFIG_CASES: dict[str, Case] = {
     "yaml-syntax": Case(
         "config",
@@ -447,6 +449,38 @@ CONFIG_CASES: dict[str, Case] = {
         yaml_edit("  timezone: Europe/Berlin", "  timezone: Europe/Atlantis"),
         ConfigError,
         r"org\.timezone: 'Europe/Atlantis' is not an IANA time zone name",
+    ),
+    "timezone-abbreviation": Case(
+        "config",
+        yaml_edit("  timezone: Europe/Berlin", "  timezone: EST"),
+        ConfigError,
+        r"chargeback\.yaml:\d+: org\.timezone: 'EST' is an abbreviation, not an IANA"
+        r" Area/Location zone.*; use 'America/New_York'",
+    ),
+    "timezone-cet": Case(
+        "config",
+        yaml_edit("  timezone: Europe/Berlin", "  timezone: CET"),
+        ConfigError,
+        r"org\.timezone: 'CET' is an abbreviation.*; use 'Europe/Paris' or 'Europe/Berlin'",
+    ),
+    "timezone-fixed-offset": Case(
+        "config",
+        yaml_edit("  timezone: Europe/Berlin", "  timezone: Etc/GMT-1"),
+        ConfigError,
+        r"org\.timezone: 'Etc/GMT-1' is a fixed UTC offset \(POSIX sign: it means UTC\+1\)",
+    ),
+    "cost-center-end-not-a-date": Case(
+        "config",
+        yaml_edit(MARKETING_OWNER, MARKETING_OWNER + "    valid_to: end of 2026\n"),
+        ConfigError,
+        r"chargeback\.yaml:\d+: cost_centers\[2\]\.valid_to: 'end of 2026' is not a date",
+    ),
+    "cost-center-retired-but-still-mapped": Case(
+        "config",
+        yaml_edit(MARKETING_OWNER, MARKETING_OWNER + "    valid_to: 2026-06-30\n"),
+        ConfigError,
+        r"assistant_teams\.csv:5: valid_to is empty: the row charges cost center 'marketing'"
+        r" after 2026-06-30, the last day it is charged .*end the row on or before 2026-06-30",
     ),
     "duplicate-cost-center": Case(
         "config",
@@ -524,6 +558,13 @@ MAPPING_CASES: dict[str, Case] = {
         lambda text: text + text.splitlines()[1].rsplit(",", 2)[0] + ",2026-01-01,\n",
         ConfigError,
         r"overlaps line 2",
+    ),
+    "same-assistant-in-upper-case": Case(
+        "mapping",
+        lambda text: text + text.splitlines()[1].upper().replace("INBOUND-SALES,SALES", "x,sales"),
+        ConfigError,
+        r"assistant_teams\.csv:\d+: assistant '85527357-a2e6-4647-b03e-2fb81f223f41' .*overlaps"
+        r" line 2",
     ),
     "bad-date": Case(
         "mapping",

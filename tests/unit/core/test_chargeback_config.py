@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zoneinfo
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -16,6 +17,7 @@ import yaml
 from core_fixtures import DEMO_CONFIG, PROJECT, base_config
 
 from vapi_chargeback.config import (
+    IANA_AREAS,
     AssistantMapping,
     ChargebackConfig,
     ConfigError,
@@ -24,7 +26,9 @@ from vapi_chargeback.config import (
     load_mapping,
     render_json_schema,
     sha256_file,
+    timezone_problem,
 )
+from vapi_chargeback.period import StatementPeriod
 
 SCHEMA = PROJECT / "include" / "config" / "chargeback.schema.json"
 
@@ -151,6 +155,37 @@ BAD_CONFIGS = [
         _set("org.timezone", "Berlin"),
         r"org\.timezone: 'Berlin' is not an IANA time zone name",
         id="bad-timezone",
+    ),
+    pytest.param(
+        _set("org.timezone", "EST"),
+        r"org\.timezone: 'EST' is an abbreviation, not an IANA Area/Location zone, so statement"
+        r" months would miss or misplace summer time; use 'America/New_York'",
+        id="timezone-abbreviation-est",
+    ),
+    pytest.param(
+        _set("org.timezone", "CET"),
+        r"org\.timezone: 'CET' is an abbreviation.*use 'Europe/Paris' or 'Europe/Berlin'",
+        id="timezone-abbreviation-cet",
+    ),
+    pytest.param(
+        _set("org.timezone", "Etc/GMT+5"),
+        r"org\.timezone: 'Etc/GMT\+5' is a fixed UTC offset \(POSIX sign: it means UTC-5\)",
+        id="timezone-fixed-offset",
+    ),
+    pytest.param(
+        _set("org.timezone", "US/Eastern"),
+        r"org\.timezone: 'US/Eastern' is a legacy alias.*use 'America/New_York'",
+        id="timezone-legacy-alias",
+    ),
+    pytest.param(
+        _set("cost_centers[1].valid_to", "2025-13-01"),
+        r"cost_centers\[1\]\.valid_to: '2025-13-01' is not a date; write it as YYYY-MM-DD",
+        id="cost-center-end-not-a-date",
+    ),
+    pytest.param(
+        _set("cost_centers[1].valid_to", 20251231),
+        r"cost_centers\[1\]\.valid_to: 20251231 is not a date",
+        id="cost-center-end-a-number",
     ),
     pytest.param(
         _set("components", ["llm", "gpu"]),
@@ -325,6 +360,63 @@ def test_yaml_error_line_points_at_the_offending_value(
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("zone", "suggested"),
+    [
+        ("EST", "'America/New_York'"),
+        ("EST5EDT", "'America/New_York'"),
+        ("est", "'America/New_York'"),
+        ("CET", "'Europe/Paris' or 'Europe/Berlin'"),
+        ("MST", "'America/Denver' or 'America/Phoenix'"),
+        ("HST", "'Pacific/Honolulu'"),
+        ("GMT", "'UTC' or 'Europe/London'"),
+        ("Etc/Zulu", "'UTC'"),
+        ("GMT+1", "the name of the place whose calendar the statements follow"),
+        ("+02:00", "the name of the place whose calendar the statements follow"),
+        ("Japan", "'Asia/Tokyo'"),
+    ],
+)
+def test_timezone_abbreviations_are_refused_with_the_iana_name(
+    zone: str, suggested: str, config_from: Callable[[dict[str, Any]], ChargebackConfig]
+) -> None:
+    doc = base_config()
+    doc["org"]["timezone"] = zone
+
+    with pytest.raises(ConfigError, match=r"org\.timezone: .*; use " + re.escape(suggested)):
+        config_from(doc)
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Etc/UTC", "America/New_York", "America/Indiana/Indianapolis", "Asia/Calcutta"]
+)
+def test_area_location_zones_and_utc_are_accepted(
+    zone: str, config_from: Callable[[dict[str, Any]], ChargebackConfig]
+) -> None:
+    doc = base_config()
+    doc["org"]["timezone"] = zone
+
+    assert config_from(doc).timezone == zone
+
+
+def test_every_zone_of_the_database_is_accepted_only_as_area_location_and_hints_are_accepted() -> (
+    None
+):
+    """No abbreviation slips through, and no suggestion names a zone that would be refused."""
+    refused = 0
+    for zone in sorted(zoneinfo.available_timezones()):
+        problem = timezone_problem(zone)
+        area = zone.split("/", 1)[0]
+        if zone in ("UTC", "Etc/UTC") or ("/" in zone and area in IANA_AREAS):
+            assert problem is None, zone
+            continue
+        assert problem is not None, zone
+        refused += 1
+        suggested = re.findall(r"'([^']+)'", problem.split("; use ", 1)[1])
+        assert suggested, problem
+        assert all(timezone_problem(name) is None for name in suggested), problem
+    assert refused > 100
+
+
 def test_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found; check the path"):
         load_config(tmp_path / "nope.yaml")
@@ -472,3 +564,182 @@ def test_demo_mapping_fits_the_demo_config() -> None:
     assert config.mapping == "assistant_teams.csv"
     assert {e.cost_center_id for e in mapping.entries} == set(config.cost_center_ids)
     assert mapping.sha256 == sha256_file(DEMO_CONFIG.with_name(config.mapping))
+
+
+# --- upper-case ids and retired cost centers ---------------------------------------------
+
+UPPER = "8D882195-A100-428D-AB23-6B82481BD9FE"
+
+
+def test_upper_case_assistant_ids_are_stored_and_found_in_lower_case(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    mapping_from: Callable[[str, ChargebackConfig], AssistantMapping],
+) -> None:
+    config = config_from(base_config())
+
+    mapping = mapping_from(f"{UPPER},tier1,support,,\n", config)
+
+    assert [entry.assistant_id for entry in mapping.entries] == [UPPER.lower()]
+    assert mapping.lookup(UPPER.lower(), date(2026, 10, 1)) == ("tier1", "support")
+    assert mapping.lookup(UPPER, date(2026, 10, 1)) == ("tier1", "support")
+
+
+def test_the_same_assistant_in_two_cases_overlaps_itself(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    mapping_from: Callable[[str, ChargebackConfig], AssistantMapping],
+) -> None:
+    config = config_from(base_config())
+
+    with pytest.raises(
+        ConfigError, match=rf":3: assistant '{UPPER.lower()}' …\.\.… overlaps line 2"
+    ):
+        mapping_from(f"{UPPER},a,sales,,\n{UPPER.lower()},b,support,,\n", config)
+
+
+def _retired(end: Any = "2025-12-31") -> dict[str, Any]:
+    """The base config with ``support`` retired after ``end``."""
+    doc = base_config()
+    doc["cost_centers"][1]["valid_to"] = end
+    return doc
+
+
+@pytest.mark.parametrize("end", [date(2025, 12, 31), "2025-12-31"], ids=["yaml-date", "quoted"])
+def test_a_cost_center_end_is_a_date(
+    end: Any, config_from: Callable[[dict[str, Any]], ChargebackConfig]
+) -> None:
+    config = config_from(_retired(end))
+
+    assert config.cost_center("support").valid_to == date(2025, 12, 31)
+    assert config.cost_center_ends == {"support": date(2025, 12, 31)}
+
+
+def test_a_timestamp_is_not_a_cost_center_end(
+    write_config: Callable[[dict[str, Any]], Path],
+) -> None:
+    path = write_config(_retired())
+    text = path.read_text()
+    assert "valid_to: '2025-12-31'" in text
+    path.write_text(text.replace("'2025-12-31'", "2025-12-31 18:00:00"))
+
+    with pytest.raises(ConfigError, match=r"valid_to: 2025-12-31 18:00:00 has a time of day"):
+        load_config(path)
+
+
+def test_mapping_rows_of_a_retired_cost_center_load_while_they_end_in_time(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    mapping_from: Callable[[str, ChargebackConfig], AssistantMapping],
+) -> None:
+    config = config_from(_retired())
+
+    mapping = mapping_from(
+        "a1,tier1,support,2025-01-01,2025-06-30\n"
+        "a1,tier1,support,2025-07-01,2025-12-31\n"
+        "a1,inbound,sales,2026-01-01,\n",
+        config,
+    )
+
+    assert mapping.lookup("a1", date(2025, 12, 31)) == ("tier1", "support")
+    assert mapping.lookup("a1", date(2026, 1, 1)) == ("inbound", "sales")
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        pytest.param(
+            "a1,tier1,support,2025-01-01,\n",
+            r"assistant_teams\.csv:2: valid_to is empty: the row charges cost center 'support'"
+            r" after 2025-12-31, the last day it is charged \(its valid_to in chargeback\.yaml\);"
+            r" end the row on or before 2025-12-31, and map the assistant to a cost center still"
+            r" charged from 2026-01-01 in a row of its own",
+            id="open-ended",
+        ),
+        pytest.param(
+            "a1,tier1,support,2025-01-01,2026-01-01\n",
+            r":2: valid_to 2026-01-01 charges cost center 'support' after 2025-12-31",
+            id="ends-a-day-late",
+        ),
+        pytest.param(
+            "a1,tier1,support,2026-02-01,2026-02-28\n",
+            r":2: valid_to 2026-02-28 charges cost center 'support' after 2025-12-31",
+            id="starts-after-the-end",
+        ),
+    ],
+)
+def test_mapping_rows_charging_a_retired_cost_center_later_are_refused(
+    row: str,
+    expected: str,
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    mapping_from: Callable[[str, ChargebackConfig], AssistantMapping],
+) -> None:
+    config = config_from(_retired())
+
+    with pytest.raises(ConfigError, match=expected):
+        mapping_from(row, config)
+
+
+def _period(label: str) -> StatementPeriod:
+    return StatementPeriod.for_month(label, "Europe/Berlin")
+
+
+def test_a_month_up_to_the_end_sees_the_whole_config(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = config_from(_retired())
+
+    assert config.for_period(_period("2025-12")) is config
+    assert config.for_period(_period("2025-01")) is config
+
+
+def test_a_month_after_the_end_has_no_retired_cost_center_and_no_share_of_it(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = _retired()
+    doc["cost_centers"].append({"id": "ops", "name": "Ops", "owner_email": "o@example.com"})
+    doc["shared_costs"] = [
+        _pool(amount=1, method="even"),
+        _pool(
+            name="split",
+            amount=1,
+            method="fixed",
+            percentages={"support": 50, "sales": 30, "ops": 20},
+        ),
+    ]
+    config = config_from(doc)
+
+    january = config.for_period(_period("2026-01"))
+
+    assert january.cost_center_ids == ["sales", "ops"]
+    assert january.shared_costs[0] == config.shared_costs[0]
+    assert january.shared_costs[1].percentages == {"sales": Decimal(30), "ops": Decimal(20)}
+    assert (january.sha256, january.timezone) == (config.sha256, config.timezone)
+    assert config.cost_center_ids == ["sales", "support", "ops"], "the loaded config is unchanged"
+
+
+def test_a_month_whose_fixed_shares_all_ended_is_refused(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = _retired()
+    doc["shared_costs"] = [
+        _pool(amount=1, method="fixed", percentages={"support": 100, "sales": 0}),
+    ]
+    config = config_from(doc)
+
+    with pytest.raises(
+        ConfigError,
+        match=r"shared_costs\[0\]\.percentages: every cost center with a share \(support\) ended"
+        r" before 2026-01 \(from 2026-01-01\); give a share to one still charged",
+    ):
+        config.for_period(_period("2026-01"))
+    assert config.for_period(_period("2025-12")) is config
+
+
+def test_a_month_after_every_cost_center_ended_is_refused(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = _retired()
+    doc["cost_centers"][0]["valid_to"] = "2025-11-30"
+    config = config_from(doc)
+
+    with pytest.raises(ConfigError, match=r"every cost center ended \(valid_to\) before 2026-01"):
+        config.for_period(_period("2026-01"))
+    assert config.for_period(_period("2025-12")).cost_center_ids == ["support"]
