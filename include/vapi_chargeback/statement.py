@@ -103,3 +103,6 @@ class Statement:
     """Cost center id → its owner's query-definition breakdowns."""
     reconciliation: Reconciliation | None = None
     provenance: Provenance | None = None
+    pool_notes: dict[str, str] = field(default_factory=dict)
+    """Shared pool name → how its split was made where the configured rule alone does not say
+    (usage re-spread with the cost, an even fallback for a zero driver); shown beside the pool."""

@@ -91,26 +91,7 @@ def write_cost_center_workbook(
             [[line.team, line.assistant_id, *_usage(line)] for line in direct],
             [["Total", None, *_subtotal_cells(subtotal(direct, statement.components))]],
         ),
-        Sheet(
-            "Shared costs",
-            [
-                Column("Pool"),
-                Column("Team"),
-                Column("Assistant ID"),
-                *_usage_columns(),
-                *components,
-            ],
-            [
-                [
-                    line.allocation.removeprefix("shared:"),
-                    line.team,
-                    line.assistant_id,
-                    *_usage(line),
-                ]
-                for line in shared
-            ],
-            [["Total", None, None, *_subtotal_cells(subtotal(shared, statement.components))]],
-        ),
+        _shared_costs(statement, shared, components),
         *(
             Sheet(title, [Column(name) for name in item.columns], item.rows)
             for title, item in zip(titles[len(fixed) :], breakdowns, strict=True)
@@ -123,6 +104,36 @@ def write_cost_center_workbook(
 
 
 _FIELDS = [Column("Field"), Column("Value")]
+
+
+def _shared_costs(
+    statement: Statement, shared: Sequence[ChargebackLine], components: list[Column]
+) -> Sheet:
+    """One row per pool share; a Note column, only where a pool has a note, says how the
+    pool was split when its configured rule alone does not (see ``Statement.pool_notes``)."""
+    pools = [line.allocation.removeprefix("shared:") for line in shared]
+    notes = [statement.pool_notes.get(pool, "") for pool in pools]
+    noted = any(notes)
+    columns = [
+        Column("Pool"),
+        Column("Team"),
+        Column("Assistant ID"),
+        *_usage_columns(),
+        *components,
+        *([Column("Note")] if noted else []),
+    ]
+    rows: list[list[CellValue]] = [
+        [pool, line.team, line.assistant_id, *_usage(line), *([note] if noted else [])]
+        for pool, line, note in zip(pools, shared, notes, strict=True)
+    ]
+    total: list[CellValue] = [
+        "Total",
+        None,
+        None,
+        *_subtotal_cells(subtotal(shared, statement.components)),
+        *([None] if noted else []),
+    ]
+    return Sheet("Shared costs", columns, rows, [total])
 
 
 def _info(statement: Statement, title: str) -> DocumentInfo:
@@ -309,6 +320,10 @@ def _owner_rows(center: CostCenterInfo) -> list[list[CellValue]]:
     ]
 
 
+def _pool_note_rows(statement: Statement) -> list[list[CellValue]]:
+    return [[f"Shared pool {pool}", note] for pool, note in statement.pool_notes.items()]
+
+
 def _about_rows(statement: Statement) -> list[list[CellValue]]:
     rows: list[list[CellValue]] = [
         ["Period", statement.period],
@@ -318,6 +333,7 @@ def _about_rows(statement: Statement) -> list[list[CellValue]]:
         ["Currency", statement.currency],
         ["Cost components", ", ".join(statement.components)],
         ["Other (USD)", OTHER_NOTE],
+        *_pool_note_rows(statement),
     ]
     source = statement.provenance
     if source is None:

@@ -238,3 +238,56 @@ def test_large_amounts_keep_their_cents(
     write_statement_workbook(statement, summarize(statement), path)
 
     assert openpyxl.load_workbook(path)["Detail"]["H2"].value == 9999999999999.99
+
+
+def test_shared_costs_sheet_has_no_note_column_when_no_pool_has_a_note(
+    owner: openpyxl.Workbook,
+) -> None:
+    header = _values(owner["Shared costs"])[0]
+
+    assert header[0] == "Pool"
+    assert header[-1] == "Other (USD)"
+
+
+def _owner_workbook(statement: Statement, tmp_path: Path) -> openpyxl.Workbook:
+    center = statement.cost_centers[0]
+    path = tmp_path / "owner.xlsx"
+    lines = summarize(statement).lines_by_center[center.id]
+    write_cost_center_workbook(statement, center, lines, path)
+    return openpyxl.load_workbook(path)
+
+
+def test_a_pool_note_sits_on_that_pools_rows_and_in_about(
+    make_statement: Callable[..., Statement], tmp_path: Path
+) -> None:
+    note = "Proportional to minutes, but minutes was zero for every cost center this month."
+    base = make_statement()
+    licences = replace(base.lines[1], allocation="shared:licences", cost_usd=Decimal("2.00"))
+    statement = make_statement(
+        lines=[*base.lines[:2], licences, *base.lines[2:]],
+        pool_notes={"platform": note},
+    )
+
+    owner = _owner_workbook(statement, tmp_path)
+
+    rows = _values(owner["Shared costs"])
+    assert rows[0][-1] == "Note"
+    assert [(row[0], row[5], row[-1]) for row in rows[1:]] == [
+        ("platform", 7, note),
+        ("licences", 2, None),
+        ("Total", 9, None),
+    ]
+    assert ["Shared pool platform", note] in _values(owner["About"])
+    finance = tmp_path / "finance.xlsx"
+    write_statement_workbook(statement, summarize(statement), finance)
+    assert ["Shared pool platform", note] in _values(openpyxl.load_workbook(finance)["About"])
+
+
+def test_a_note_of_a_pool_the_owner_has_no_share_of_adds_no_column(
+    make_statement: Callable[..., Statement], tmp_path: Path
+) -> None:
+    statement = make_statement(pool_notes={"elsewhere": "split evenly"})
+
+    owner = _owner_workbook(statement, tmp_path)
+
+    assert _values(owner["Shared costs"])[0][-1] == "Other (USD)"
