@@ -12,7 +12,8 @@ same way. The breakdowns of ``breakdowns.py`` attribute their rows with these sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -24,10 +25,21 @@ from zoneinfo import ZoneInfo
 from vapi_chargeback.analytics.models import DATE_KEY, AnalyticsQuery, AnalyticsQueryResult
 from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
 from vapi_chargeback.breakdowns import BreakdownBuilder
-from vapi_chargeback.config import AssistantMapping, ChargebackConfig, SharedPool
+from vapi_chargeback.config import (
+    AssistantMapping,
+    ChargebackConfig,
+    SharedPool,
+    canonical_assistant_id,
+)
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.plan import ASSISTANT_KEY, Plan, measure_alias, measure_default_key
-from vapi_chargeback.split import MINUTES_QUANTUM, exact_context, round_to_total, split_exact
+from vapi_chargeback.split import (
+    CALL_QUANTUM,
+    MINUTES_QUANTUM,
+    exact_context,
+    round_to_total,
+    split_exact,
+)
 from vapi_chargeback.statement import (
     UNALLOCATED,
     ChargebackLine,
@@ -43,6 +55,13 @@ REASONS = ("no-assistant", "unknown-cost-center", "unmapped-assistant")
 """Why a line is unallocated, in order of precedence."""
 SECONDS_PER_MINUTE = 60
 NO_ASSISTANT_LINE = "unallocated:no-assistant"
+RESPREAD_NOTE = (
+    "Re-spreads the calls without an assistant: their calls, minutes and every cost component"
+    " move with their cost, each split with the same shares (largest remainder: calls whole,"
+    " minutes to 0.01, money to the cent), so every column still adds up to the org total."
+)
+
+log = logging.getLogger(__name__)
 
 
 class AnalyticsResultError(PermanentError, ValueError):
@@ -60,21 +79,28 @@ class Attribution:
 
 
 def attribute(
-    cost_center_ids: Collection[str],
+    cost_center_ends: Mapping[str, date | None],
     mapping: AssistantMapping,
     assistant_id: object,
     variable_value: object,
     day: date,
 ) -> Attribution:
-    """Who pays for calls of ``assistant_id`` with ``variable_value`` on local ``day``."""
-    assistant = assistant_id if isinstance(assistant_id, str) else ""
+    """Who pays for calls of ``assistant_id`` with ``variable_value`` on local ``day``.
+
+    ``cost_center_ends``: every cost center of the month → its last charged day (``valid_to``,
+    none while it runs); a variable value naming one after that day names no cost center.
+    Assistant ids are UUIDs, which compare case-blind: the API may answer them in upper case,
+    so they are looked up, and shown, in their canonical lower case (as the mapping stores them).
+    """
+    assistant = canonical_assistant_id(assistant_id) if isinstance(assistant_id, str) else ""
     if assistant == NO_ASSISTANT_ID:
         assistant = ""
     mapped = mapping.lookup(assistant, day) if assistant else None
     has_value = variable_value is not None and variable_value != ""
-    if isinstance(variable_value, str) and variable_value in cost_center_ids:
-        team = mapped.team if mapped and mapped.cost_center_id == variable_value else ""
-        return Attribution(variable_value, team, assistant, DIRECT)
+    named = _charged_center(variable_value, cost_center_ends, day)
+    if named is not None:
+        team = mapped.team if mapped and mapped.cost_center_id == named else ""
+        return Attribution(named, team, assistant, DIRECT)
     if mapped is not None:
         return Attribution(mapped.cost_center_id, mapped.team, assistant, DIRECT)
     if not assistant:
@@ -86,12 +112,22 @@ def attribute(
     return Attribution(UNALLOCATED, "", assistant, f"unallocated:{reason}")
 
 
+def _charged_center(
+    value: object, cost_center_ends: Mapping[str, date | None], day: date
+) -> str | None:
+    """The cost center a variable value names, if it is still charged on ``day``."""
+    if not isinstance(value, str) or value not in cost_center_ends:
+        return None
+    end = cost_center_ends[value]
+    return value if end is None or day <= end else None
+
+
 class Attributor:
     """:func:`attribute`, memoised for one run: across queries, the same few thousand
     (assistant, variable value, day) triples come back on every row."""
 
     def __init__(self, config: ChargebackConfig, mapping: AssistantMapping) -> None:
-        self._ids = frozenset(config.cost_center_ids)
+        self._ends = {center.id: center.valid_to for center in config.cost_centers}
         self._mapping = mapping
         self._seen: dict[tuple[object, object, date], Attribution] = {}
 
@@ -103,7 +139,7 @@ class Attributor:
             key = (_hashable(assistant_id), _hashable(variable_value), day)
             found = self._seen.get(key)
         if found is None:
-            found = attribute(self._ids, self._mapping, assistant_id, variable_value, day)
+            found = attribute(self._ends, self._mapping, assistant_id, variable_value, day)
             self._seen[key] = found
         return found
 
@@ -187,8 +223,13 @@ def allocate(
     """The month's statement, without reconciliation and provenance (added by the caller).
 
     Its ``breakdowns`` hold every owner's query definitions, attributed with the same rules.
-    Each query's rows are read once and aggregated as they stream by.
+    Each query's rows are read once and aggregated as they stream by. The month sees its own
+    config (:meth:`ChargebackConfig.for_period`): a cost center that ended before the month
+    gets no variable-value charge, no share of a pool and no statement; within the month of
+    its ``valid_to`` it shares that month's pools, but variable values name it only until
+    that day.
     """
+    config = config.for_period(plan.period)
     core_measures = ["calls", "seconds", "cost", *plan.components]
     needed: dict[str, set[str]] = {plan.core_query: set(core_measures)}
     for definition in plan.definitions:
@@ -220,7 +261,7 @@ def allocate(
     keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
     totals = [dict(zip(core_measures, sums[k], strict=True)) for k in keys]
     lines = _rounded_lines(config, plan, keys, totals)
-    lines = _with_shared_pools(config, plan, lines)
+    lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
     return Statement(
         period=plan.period.label,
@@ -232,6 +273,7 @@ def allocate(
         cost_centers=[CostCenterInfo(c.id, c.name, c.owner_email) for c in config.cost_centers],
         lines=lines,
         breakdowns=builder.tables(),
+        pool_notes=notes,
     )
 
 
@@ -315,29 +357,84 @@ def _rounded_lines(
 
 def _with_shared_pools(
     config: ChargebackConfig, plan: Plan, lines: list[ChargebackLine]
-) -> list[ChargebackLine]:
-    """Add one ``shared:<pool>`` line per receiving cost center, in pool order.
+) -> tuple[list[ChargebackLine], dict[str, str]]:
+    """Add one ``shared:<pool>`` line per receiving cost center, in pool order; with the
+    pools' notes (see :attr:`Statement.pool_notes`).
 
     Proportional drivers are read from the rounded direct lines, so anyone can re-check a
     split from the statement alone. A ``calls-without-assistant`` pool takes the
-    ``unallocated:no-assistant`` lines out and spreads their (already rounded) cost.
+    ``unallocated:no-assistant`` line out and spreads all of it — calls, minutes, cost and
+    components, each with the same weights — so no column loses what the line carried.
     """
     direct = [line for line in lines if line.allocation == DIRECT]
     shared: list[ChargebackLine] = []
+    notes: dict[str, str] = {}
     for pool in config.shared_costs:
         if pool.source == "calls-without-assistant":
-            amount = sum(
-                (line.cost_usd for line in lines if line.allocation == NO_ASSISTANT_LINE),
-                Decimal(0),
-            )
+            moved = [line for line in lines if line.allocation == NO_ASSISTANT_LINE]
             lines = [line for line in lines if line.allocation != NO_ASSISTANT_LINE]
+            usage = _Usage.of(moved, plan.components)
+            notes[pool.name] = RESPREAD_NOTE
         else:
-            amount = pool.amount or Decimal(0)
+            usage = _Usage.of([], plan.components, cost_usd=pool.amount or Decimal(0))
+        if not usage:
+            continue
         centers, weights = _weights(config, pool, direct)
-        for center, part in zip(centers, split_exact(amount, weights), strict=True):
+        if not any(weights):
+            weights = [Decimal(1)] * len(centers)
+            fallback = _even_fallback(pool, plan, len(centers))
+            notes[pool.name] = f"{notes[pool.name]} {fallback}" if pool.name in notes else fallback
+        for center, part in zip(centers, usage.split(weights), strict=True):
             if part:
-                shared.append(_shared_line(config, plan, pool, center, part))
-    return lines + shared
+                shared.append(_shared_line(config, pool, center, part))
+    return lines + shared, notes
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """The columns a pool moves to its cost centers: a fixed amount is cost alone."""
+
+    calls: int
+    minutes: Decimal
+    cost_usd: Decimal
+    components_usd: dict[str, Decimal]
+
+    @classmethod
+    def of(
+        cls,
+        lines: Sequence[ChargebackLine],
+        components: Sequence[str],
+        cost_usd: Decimal = Decimal(0),
+    ) -> _Usage:
+        return cls(
+            calls=sum(line.calls for line in lines),
+            minutes=sum((line.minutes for line in lines), Decimal(0)),
+            cost_usd=sum((line.cost_usd for line in lines), cost_usd),
+            components_usd={
+                c: sum((line.components_usd[c] for line in lines), Decimal(0)) for c in components
+            },
+        )
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.calls or self.minutes or self.cost_usd or any(self.components_usd.values())
+        )
+
+    def split(self, weights: Sequence[Decimal]) -> list[_Usage]:
+        """One part per weight; every column split on its own, so each adds up exactly."""
+        calls = split_exact(Decimal(self.calls), weights, CALL_QUANTUM)
+        minutes = split_exact(self.minutes, weights, MINUTES_QUANTUM)
+        cost = split_exact(self.cost_usd, weights)
+        components = {c: split_exact(v, weights) for c, v in self.components_usd.items()}
+        return [
+            _Usage(
+                calls=int(calls[i]),
+                minutes=minutes[i],
+                cost_usd=cost[i],
+                components_usd={c: parts[i] for c, parts in components.items()},
+            )
+            for i in range(len(weights))
+        ]
 
 
 def _weights(
@@ -360,8 +457,29 @@ def _weights(
     return centers, [max(totals[center], Decimal(0)) for center in centers]
 
 
+def _even_fallback(pool: SharedPool, plan: Plan, centers: int) -> str:
+    """Say, in the run log and for the workbook, that a proportional pool had nothing to go by.
+
+    A zero driver (``minutes`` in a month without minutes) gives no proportions; an even
+    split keeps the pool booked and reconciled, and saying so lets finance re-check it.
+    """
+    log.warning(
+        "shared pool %r is proportional to %s, but %s is zero for every cost center in %s:"
+        " split evenly over its %d cost centers instead",
+        pool.name,
+        pool.driver,
+        pool.driver,
+        plan.period.label,
+        centers,
+    )
+    return (
+        f"Proportional to {pool.driver}, but {pool.driver} was zero for every cost center"
+        f" this month: split evenly over the {centers} cost centers instead."
+    )
+
+
 def _shared_line(
-    config: ChargebackConfig, plan: Plan, pool: SharedPool, center: str, amount: Decimal
+    config: ChargebackConfig, pool: SharedPool, center: str, part: _Usage
 ) -> ChargebackLine:
     return ChargebackLine(
         cost_center_id=center,
@@ -369,10 +487,10 @@ def _shared_line(
         team="",
         assistant_id="",
         allocation=f"shared:{pool.name}",
-        calls=0,
-        minutes=Decimal("0.00"),
-        cost_usd=amount,
-        components_usd={c: Decimal("0.00") for c in plan.components},
+        calls=part.calls,
+        minutes=part.minutes,
+        cost_usd=part.cost_usd,
+        components_usd=part.components_usd,
     )
 
 

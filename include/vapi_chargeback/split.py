@@ -28,6 +28,8 @@ from vapi_chargeback.statement import CENT
 
 MINUTES_QUANTUM = Decimal("0.01")
 """Minutes are shown, and rounded, to a hundredth of a minute."""
+CALL_QUANTUM = Decimal(1)
+"""Calls are whole: a split of calls moves whole calls."""
 _EXACT_DIGITS = 60
 
 
@@ -60,9 +62,9 @@ def split_exact(
     negative (a negative total is split as the mirror image of its absolute value);
     every part is within one quantum of its exact share ``total * w / sum(weights)``,
     and leftover quanta go to the largest fractional remainders, ties to the earlier
-    weight. When all weights are zero the total is split evenly (the only fair reading
-    of "proportional to nothing"). ``total`` must be a whole number of quanta, and
-    weights must be non-negative.
+    weight. ``total`` must be a whole number of quanta, and weights must be non-negative
+    and, unless the total is zero, not all zero: "proportional to nothing" has no fair
+    reading here, so the caller, who knows the rule, decides what to do instead and says so.
     """
     if not weights:
         if total:
@@ -77,8 +79,9 @@ def split_exact(
     exact_weights = [Fraction(weight) for weight in weights]
     weight_sum = sum(exact_weights, Fraction(0))
     if weight_sum == 0:
-        exact_weights = [Fraction(1)] * len(weights)
-        weight_sum = Fraction(len(weights))
+        if total:
+            raise ValueError(f"cannot split {total} by weights that are all zero")
+        return [_from_units(0, quantum)] * len(weights)
     magnitude = abs(units)
     shares = [magnitude * weight / weight_sum for weight in exact_weights]
     parts = _largest_remainder(shares, int(magnitude))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from core_fixtures import Call, base_config, fake_results
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vapi_chargeback import statement_json
 from vapi_chargeback.allocate import AnalyticsResultError, allocate
 from vapi_chargeback.config import (
     AssistantMapping,
@@ -23,6 +28,9 @@ from vapi_chargeback.plan import build_plan
 from vapi_chargeback.reconcile import ReconciliationError, reconcile
 from vapi_chargeback.split import round_money
 from vapi_chargeback.statement import ChargebackLine, Statement
+from vapi_chargeback.statements.totals import summarize
+from vapi_chargeback.statements.validate import validate_statement
+from vapi_chargeback.statements.xlsx import write_cost_center_workbook
 
 D = Decimal
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
@@ -205,6 +213,41 @@ def test_first_matching_rule_wins(
     assert _summary(statement) == [(*expected, 1, "1.25")]
 
 
+def test_upper_case_assistant_ids_from_the_api_allocate_the_same(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = base_config()
+    doc["cost_centers"][0]["queries"] = [
+        {
+            "id": "by-assistant",
+            "title": "By assistant",
+            "dimensions": ["assistantId"],
+            "metrics": ["calls", "cost"],
+        }
+    ]
+    config = config_from(doc)
+    uuid = "9f1c2b7e-aa0d-4c3e-bf5a-0e6d2c4b8a1f"
+    mapping = _mapping(config, MAPPING + f"{uuid},inbound-sales,sales,,\n")
+    lower = [
+        Call(_day(3), D("1.25"), uuid),
+        Call(_day(4), D("2.50"), uuid),
+        Call(_day(5), D("0.75"), "asst-moving"),
+        Call(_day(6), D("0.40"), "asst-unmapped"),
+    ]
+    upper = [replace(call, assistant=(call.assistant or "").upper()) for call in lower]
+    mixed = [lower[0], upper[1], lower[2], upper[3]]
+
+    expected = _run(config, lower, mapping)
+
+    assert _run(config, upper, mapping) == expected
+    assert _run(config, mixed, mapping) == expected
+    assert _summary(expected) == [
+        ("sales", "inbound-sales", uuid, "direct", 2, "3.75"),
+        ("sales", "inbound-sales", "asst-moving", "direct", 1, "0.75"),
+        ("UNALLOCATED", "", "asst-unmapped", "unallocated:unmapped-assistant", 1, "0.40"),
+    ]
+
+
 def test_assistant_less_calls_share_one_unallocated_line(config: ChargebackConfig) -> None:
     calls = [
         Call(_day(2), D("0.10"), None),
@@ -340,37 +383,181 @@ def test_calls_without_assistant_are_respread_not_unallocated(
         ],
     )
 
-    statement = _run(config, [*SHARED_CALLS, Call(_day(8), D("2.00"), "asst-nobody")])
+    parts = {"llm": D("0.105"), "stt": D("0.01")}
+    orphans = [
+        Call(_day(6), D("0.50"), None, duration=D(90), components=parts),
+        Call(_day(7), D("0.51"), ZERO_ID, duration=D(45), components=parts),
+    ]
+    calls = [*SHARED_CALLS[:4], *orphans, Call(_day(8), D("2.00"), "asst-nobody")]
+
+    statement = _run(config, calls)
 
     assert _summary(statement) == [
         ("sales", "outbound-sales", "asst-sales", "direct", 3, "9.00"),
         ("sales", "", "", "shared:fee", 0, "0.34"),
-        ("sales", "", "", "shared:orphans", 0, "0.51"),
+        ("sales", "", "", "shared:orphans", 1, "0.51"),
         ("support", "billing-support", "asst-support", "direct", 1, "1.00"),
         ("support", "", "", "shared:fee", 0, "0.33"),
-        ("support", "", "", "shared:orphans", 0, "0.25"),
+        ("support", "", "", "shared:orphans", 1, "0.25"),
         ("marketing", "", "", "shared:fee", 0, "0.33"),
         ("marketing", "", "", "shared:orphans", 0, "0.25"),
         ("UNALLOCATED", "", "asst-nobody", "unallocated:unmapped-assistant", 1, "2.00"),
     ]
+    orphan_lines = [line for line in statement.lines if line.allocation == "shared:orphans"]
+    assert [str(line.minutes) for line in orphan_lines] == ["1.13", "0.56", "0.56"]
+    assert [str(line.components_usd["llm"]) for line in orphan_lines] == ["0.11", "0.05", "0.05"]
+    assert [str(line.components_usd["stt"]) for line in orphan_lines] == ["0.01", "0.01", "0.00"]
+    assert "calls, minutes and every cost component" in statement.pool_notes["orphans"]
+    assert "fee" not in statement.pool_notes
 
 
-def test_proportional_pool_with_no_driver_splits_evenly(
+def test_proportional_pool_with_no_driver_splits_evenly_and_says_so(
     config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = _pools_config(
         config_from,
-        [{"name": "fee", "amount": D("0.03"), "method": "proportional", "driver": "calls"}],
+        [
+            {
+                "name": "sip-trunks",
+                "amount": D("166.67"),
+                "method": "proportional",
+                "driver": "minutes",
+            },
+            {"name": "seats", "amount": D("9.00"), "method": "proportional", "driver": "calls"},
+        ],
     )
+    calls = [Call(_day(1), D("1.00"), "asst-sales", duration=D(0))]
 
-    statement = _run(config, [Call(_day(1), D("1.00"), None)])
+    with caplog.at_level(logging.WARNING, logger="vapi_chargeback.allocate"):
+        statement = _run(config, calls)
 
-    shared = {
+    trunks = {
         line.cost_center_id: str(line.cost_usd)
         for line in statement.lines
-        if line.allocation == "shared:fee"
+        if line.allocation == "shared:sip-trunks"
     }
-    assert shared == {"sales": "0.01", "support": "0.01", "marketing": "0.01"}
+    assert trunks == {"sales": "55.56", "support": "55.56", "marketing": "55.55"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "shared pool 'sip-trunks' is proportional to minutes, but minutes is zero for every"
+        " cost center in 2026-10: split evenly over its 3 cost centers instead"
+    ]
+    assert statement.pool_notes == {
+        "sip-trunks": "Proportional to minutes, but minutes was zero for every cost center"
+        " this month: split evenly over the 3 cost centers instead."
+    }
+    seats = [line for line in statement.lines if line.allocation == "shared:seats"]
+    assert [(line.cost_center_id, str(line.cost_usd)) for line in seats] == [("sales", "9.00")]
+
+
+def test_a_zero_driver_note_reaches_the_shared_costs_sheet(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig], tmp_path: Path
+) -> None:
+    config = _pools_config(
+        config_from,
+        [
+            {"name": "fee", "amount": D("3.00"), "method": "even"},
+            {
+                "name": "sip-trunks",
+                "amount": D("30.00"),
+                "method": "proportional",
+                "driver": "minutes",
+            },
+        ],
+    )
+    allocated = _run(config, [Call(_day(1), D("1.00"), "asst-support", duration=D(0))])
+    statement = statement_json.loads(statement_json.dumps(allocated))
+    center = statement.cost_centers[1]
+    path = tmp_path / "support.xlsx"
+
+    write_cost_center_workbook(
+        statement, center, summarize(statement).lines_by_center[center.id], path
+    )
+
+    rows = [[c.value for c in row] for row in openpyxl.load_workbook(path)["Shared costs"].rows]
+    assert rows[0][0] == "Pool" and rows[0][-1] == "Note"
+    assert [(row[0], row[5], row[-1]) for row in rows[1:]] == [
+        ("fee", 1, None),
+        ("sip-trunks", 10, statement.pool_notes["sip-trunks"]),
+        ("Total", 11, None),
+    ]
+    assert "split evenly over the 3 cost centers" in rows[2][-1]
+
+
+def _retiring_config(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig], marketing_ends: date
+) -> ChargebackConfig:
+    doc = base_config()
+    doc["cost_centers"].append(
+        {
+            "id": "marketing",
+            "name": "Marketing",
+            "owner_email": "m@example.com",
+            "valid_to": marketing_ends,
+        }
+    )
+    doc["shared_costs"] = [
+        {"name": "fee", "amount": D("3.00"), "method": "even"},
+        {
+            "name": "split",
+            "amount": D("6.00"),
+            "method": "fixed",
+            "percentages": {"sales": 50, "support": 25, "marketing": 25},
+        },
+    ]
+    return config_from(doc)
+
+
+def test_a_cost_center_ended_before_the_month_gets_no_share_no_charge_no_statement(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = _retiring_config(config_from, date(2026, 9, 30))
+    calls = [
+        Call(_day(2), D("1.00"), "asst-sales", "marketing"),
+        Call(_day(3), D("2.00"), "asst-nobody", "marketing"),
+        Call(_day(4), D("4.00"), None, "marketing"),
+    ]
+
+    statement = _run(config, calls)
+
+    assert _summary(statement) == [
+        ("sales", "outbound-sales", "asst-sales", "direct", 1, "1.00"),
+        ("sales", "", "", "shared:fee", 0, "1.50"),
+        ("sales", "", "", "shared:split", 0, "4.00"),
+        ("support", "", "", "shared:fee", 0, "1.50"),
+        ("support", "", "", "shared:split", 0, "2.00"),
+        ("UNALLOCATED", "", "", "unallocated:no-assistant", 1, "4.00"),
+        ("UNALLOCATED", "", "asst-nobody", "unallocated:unknown-cost-center", 1, "2.00"),
+    ]
+    assert [center.id for center in statement.cost_centers] == ["sales", "support"]
+    validate_statement(statement)
+
+
+def test_variable_values_name_a_cost_center_only_through_its_last_day(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = _retiring_config(config_from, _day(15))
+    calls = [
+        Call(_day(15), D("1.00"), "asst-nobody", "marketing"),
+        Call(_day(16), D("2.00"), "asst-nobody", "marketing"),
+        Call(_day(16), D("4.00"), "asst-sales", "marketing"),
+    ]
+
+    statement = _run(config, calls)
+
+    assert _summary(statement) == [
+        ("sales", "outbound-sales", "asst-sales", "direct", 1, "4.00"),
+        ("sales", "", "", "shared:fee", 0, "1.00"),
+        ("sales", "", "", "shared:split", 0, "3.00"),
+        ("support", "", "", "shared:fee", 0, "1.00"),
+        ("support", "", "", "shared:split", 0, "1.50"),
+        ("marketing", "", "asst-nobody", "direct", 1, "1.00"),
+        ("marketing", "", "", "shared:fee", 0, "1.00"),
+        ("marketing", "", "", "shared:split", 0, "1.50"),
+        ("UNALLOCATED", "", "asst-nobody", "unallocated:unknown-cost-center", 1, "2.00"),
+    ]
+    assert [center.id for center in statement.cost_centers] == ["sales", "support", "marketing"]
 
 
 def test_reconciliation_catches_rows_lost_from_the_grouped_query(
@@ -486,7 +673,7 @@ call_strategy = st.builds(
         }
     ),
 )
-pool_strategy = st.one_of(
+amount_pool_strategy = st.one_of(
     st.builds(lambda a: {"amount": a, "method": "even"}, st.decimals(0, 10**5, places=2)),
     st.builds(
         lambda a, d: {"amount": a, "method": "proportional", "driver": d},
@@ -502,8 +689,41 @@ pool_strategy = st.one_of(
         st.decimals(0, 10**5, places=2),
         st.integers(0, 100),
     ),
-    st.just({"source": "calls-without-assistant", "method": "proportional", "driver": "cost"}),
 )
+RESPREAD = {"source": "calls-without-assistant"}
+respread_pool_strategy = st.one_of(
+    st.just({**RESPREAD, "method": "even"}),
+    st.sampled_from(["cost", "minutes", "calls"]).map(
+        lambda d: {**RESPREAD, "method": "proportional", "driver": d}
+    ),
+    st.integers(0, 100).map(
+        lambda p: {**RESPREAD, "method": "fixed", "percentages": {"sales": p, "support": 100 - p}}
+    ),
+)
+pool_strategy = st.one_of(amount_pool_strategy, respread_pool_strategy)
+
+
+def _assert_every_column_adds_up(
+    statement: Statement, calls: list[Call], pools: list[dict[str, Any]]
+) -> None:
+    """Σ of each column over all lines is the org total (cost: plus the fixed pools)."""
+    lines = statement.lines
+    fixed = sum((p["amount"] for p in pools if "amount" in p), D(0))
+    assert sum(line.cost_usd for line in lines) == round_money(sum(c.cost for c in calls)) + fixed
+    assert sum(line.calls for line in lines) == len(calls)
+    assert sum(line.minutes for line in lines) == round_money(sum(c.duration for c in calls) / 60)
+    for name in ("llm", "stt"):
+        exact = sum(c.components[name] for c in calls)
+        assert sum(line.components_usd[name] for line in lines) == round_money(exact)
+    for name in ("transport", "tts", "vapi"):
+        assert {line.components_usd[name] for line in lines} <= {D(0)}
+    for line in lines:
+        assert line.cost_usd == line.cost_usd.quantize(D("0.01"))
+        assert line.minutes == line.minutes.quantize(D("0.01"))
+        if line.allocation.startswith("shared:"):
+            usage = [line.calls, line.minutes, line.cost_usd, *line.components_usd.values()]
+            assert any(usage), f"an empty shared line {line}"
+            assert min(usage) >= 0
 
 
 @settings(
@@ -523,22 +743,45 @@ def test_any_statement_adds_up_exactly(
 
     statement = _run(config, calls)
 
-    lines = statement.lines
-    fixed = sum((p["amount"] for p in pools if "amount" in p), D(0))
-    assert sum(line.cost_usd for line in lines) == round_money(sum(c.cost for c in calls)) + fixed
-    if not any("source" in p for p in pools):
-        assert sum(line.calls for line in lines) == len(calls)
-        assert sum(line.minutes for line in lines) == round_money(
-            sum(c.duration for c in calls) / 60
-        )
-        for name in ("llm", "stt"):
-            exact = sum(c.components[name] for c in calls)
-            assert sum(line.components_usd[name] for line in lines) == round_money(exact)
-    for line in lines:
-        assert line.cost_usd == line.cost_usd.quantize(D("0.01"))
-        if line.allocation.startswith("shared:"):
-            assert line.cost_usd > 0
-    assert lines == sorted(lines, key=_canonical(config))
+    _assert_every_column_adds_up(statement, calls, pools)
+    assert statement.lines == sorted(statement.lines, key=_canonical(config))
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    calls=st.lists(call_strategy, min_size=1, max_size=40),
+    respread=respread_pool_strategy,
+    others=st.lists(amount_pool_strategy, max_size=3),
+    position=st.integers(0, 3),
+)
+def test_a_calls_without_assistant_pool_keeps_calls_minutes_and_components_whole(
+    calls: list[Call],
+    respread: dict[str, Any],
+    others: list[dict[str, Any]],
+    position: int,
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    pools = [*others[:position], respread, *others[position:]]
+    named = [{"name": f"pool-{i}", **pool} for i, pool in enumerate(pools)]
+    config = _pools_config(config_from, named)
+
+    statement = _run(config, calls)
+
+    _assert_every_column_adds_up(statement, calls, pools)
+    assert all(line.allocation != "unallocated:no-assistant" for line in statement.lines)
+    centers = set(config.cost_center_ids)
+    orphans = [
+        c
+        for c in calls
+        if c.assistant in (None, "", ZERO_ID)
+        and not (isinstance(c.variable, str) and c.variable in centers)
+    ]
+    respread_name = named[min(position, len(others))]["name"]
+    moved = [line for line in statement.lines if line.allocation == f"shared:{respread_name}"]
+    assert sum(line.calls for line in moved) == len(orphans)
+    assert statement.pool_notes[respread_name].startswith("Re-spreads the calls without")
 
 
 def _canonical(

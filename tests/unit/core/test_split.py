@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vapi_chargeback.split import CENT, exact_sum, round_money, round_to_total, split_exact
+from vapi_chargeback.split import (
+    CALL_QUANTUM,
+    CENT,
+    exact_sum,
+    round_money,
+    round_to_total,
+    split_exact,
+)
 
 D = Decimal
 
@@ -20,9 +27,7 @@ D = Decimal
         pytest.param("100.00", [1, 1, 1], ["33.34", "33.33", "33.33"], id="thirds-first-gets-cent"),
         pytest.param("0.01", [1, 1], ["0.01", "0.00"], id="one-cent-tie-to-earlier"),
         pytest.param("0.01", [1, 3], ["0.00", "0.01"], id="one-cent-to-largest-remainder"),
-        pytest.param(
-            "10.00", [0, 0, 0, 0], ["2.50", "2.50", "2.50", "2.50"], id="zero-weights-even"
-        ),
+        pytest.param("0.00", [0, 0], ["0.00", "0.00"], id="nothing-by-nothing"),
         pytest.param("10.00", [0, 5, 0], ["0.00", "10.00", "0.00"], id="single-driver"),
         pytest.param(
             "84.60", [40, 30, 10, 20], ["33.84", "25.38", "8.46", "16.92"], id="percentages"
@@ -46,6 +51,7 @@ def test_split_exact_examples(total: str, weights: list[object], parts: list[str
         pytest.param("1.005", [1], "not a whole number of 0.01", id="fraction-of-cent"),
         pytest.param("1.00", [1, -1], "non-negative", id="negative-weight"),
         pytest.param("1.00", [], "over no parts", id="no-parts"),
+        pytest.param("10.00", [0, 0, 0], "all zero", id="zero-weights-the-caller-decides"),
     ],
 )
 def test_split_exact_refuses(total: str, weights: list[int], message: str) -> None:
@@ -94,19 +100,32 @@ weights = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(total=cents, weights=weights)
 def test_split_is_exact_and_never_negative(total: Decimal, weights: list[Decimal]) -> None:
+    weight_sum = sum((Fraction(w) for w in weights), Fraction(0))
+    if not weight_sum and total:
+        with pytest.raises(ValueError, match="all zero"):
+            split_exact(total, weights)
+        return
+
     parts = split_exact(total, weights)
 
     assert sum(parts, D(0)) == total
     assert all(part >= 0 for part in parts)
     assert all(part == part.quantize(CENT) for part in parts)
-    weight_sum = sum((Fraction(w) for w in weights), Fraction(0))
     for part, weight in zip(parts, weights, strict=True):
-        exact = (
-            Fraction(total) * Fraction(weight) / weight_sum
-            if weight_sum
-            else Fraction(total) / len(weights)
-        )
+        exact = Fraction(total) * Fraction(weight) / weight_sum if weight_sum else Fraction(0)
         assert abs(Fraction(part) - exact) < Fraction(CENT)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    calls=st.integers(min_value=0, max_value=10**6),
+    weights=weights.filter(lambda ws: any(ws)),
+)
+def test_calls_split_whole(calls: int, weights: list[Decimal]) -> None:
+    parts = split_exact(D(calls), weights, CALL_QUANTUM)
+
+    assert sum(parts, D(0)) == calls
+    assert all(part == part.to_integral_value() and part >= 0 for part in parts)
 
 
 amounts = st.decimals(min_value=-(10**6), max_value=10**7, places=6, allow_nan=False)
