@@ -221,7 +221,7 @@ def build_plan(
     }
     grains: dict[tuple[Dimension, ...], Grain] = {(): _grain(None, segments)}
     definitions: list[tuple[str, QueryDefinition, tuple[Dimension, ...]]] = []
-    for center in config.cost_centers:
+    for center in config.for_period(period).cost_centers:
         for definition in center.queries:
             shape = _shape(definition.dimensions)
             measures = {m for metric in definition.metrics for m in METRIC_MEASURES[metric]}

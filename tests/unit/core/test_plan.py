@@ -187,3 +187,19 @@ def test_plan_refuses_a_period_in_another_zone() -> None:
         build_plan(config, StatementPeriod.for_month("2026-10", "UTC"))
     with pytest.raises(ValueError, match="max_queries_per_request"):
         build_plan(config, OCTOBER, 0)
+
+
+def test_a_cost_center_ended_before_the_month_asks_nothing(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = base_config()
+    doc["cost_centers"][1]["valid_to"] = "2026-10-15"
+    doc["cost_centers"][1]["queries"] = [_definition("by-type", ["type"], ["calls"])]
+    config = config_from(doc)
+
+    october = build_plan(config, OCTOBER)
+    november = build_plan(config, StatementPeriod.for_month("2026-11", config.timezone))
+
+    assert [(d.cost_center_id, d.query) for d in october.definitions] == [("support", "by-type")]
+    assert november.definitions == []
+    assert november.query_names == [CORE_QUERY, ORG_TOTAL_QUERY]
