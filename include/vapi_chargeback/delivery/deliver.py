@@ -64,6 +64,7 @@ from vapi_chargeback.delivery.log import (
 from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
 from vapi_chargeback.errors import ChargebackError, PermanentError
 from vapi_chargeback.filelock import exclusive_lock
+from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.statements.csv import csv_name
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.statements.validate import PERIOD
@@ -191,6 +192,8 @@ def _deliver(
     clock: Callable[[], datetime],
 ) -> DeliveryReport:
     manifest, manifest_sha256 = _verified_manifest(root, period)
+    # The month's own cost centers: one that ended before it has no workbook in its set.
+    config = config.for_period(StatementPeriod.for_month(period, config.timezone))
     planned = _plan(config, period)
     attachments = _attachments(root, period, manifest, planned)
     settings = config.delivery
