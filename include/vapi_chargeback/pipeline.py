@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,8 @@ from vapi_chargeback.analytics.models import (
     AnalyticsQueryResult,
 )
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
-from vapi_chargeback.period import StatementPeriod, last_complete_month
+from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
 from vapi_chargeback.statement import Provenance, Statement
@@ -81,6 +82,10 @@ class RunSettings(BaseModel):
     run_id: str
     max_queries_per_request: int = Field(default=DEFAULT_MAX_QUERIES_PER_REQUEST, ge=1)
     """The API's batch limit, as the client will enforce it (the connection may lower it)."""
+    expect_empty_month: bool = False
+    """Publish a month in which the API reports no calls at all (else it is refused)."""
+    api_base_url: str = "the configured API"
+    """Named in messages that send the reader to check the connection."""
 
 
 class RunInfo(BaseModel):
@@ -101,6 +106,8 @@ class RunInfo(BaseModel):
     work_url: str
     batch_count: int
     query_count: int
+    expect_empty_month: bool = False
+    api_base_url: str = "the configured API"
 
 
 class FetchedBatch(BaseModel):
@@ -117,18 +124,24 @@ class FetchedBatch(BaseModel):
     time; empty for batches fetched before spans were recorded (then decoded whole)."""
 
 
-def plan_run(settings: RunSettings, *, open_path: OpenPath = default_open_path) -> RunInfo:
-    """Validate everything first — a bad config or mapping fails here and writes nothing."""
+def plan_run(
+    settings: RunSettings,
+    *,
+    open_path: OpenPath = default_open_path,
+    now: datetime | None = None,
+) -> RunInfo:
+    """Validate everything first — a bad config or mapping, or a month that has not
+    settled yet, fails here and writes nothing."""
+    now = now or datetime.now(UTC)
     config_file = Path(settings.config_path)
     config = load_config(config_file)
     mapping_file = mapping_path(config, config_file)
     mapping = load_mapping(mapping_file, config)
     month = settings.month or last_complete_month(
-        datetime.now().astimezone(),
-        config.timezone,
-        settlement_delay_hours=config.settlement_delay_hours,
+        now, config.timezone, settlement_delay_hours=config.settlement_delay_hours
     )
     period = StatementPeriod.for_month(month, config.timezone)
+    require_settled(period, config.settlement_delay_hours, now)
     plan = plan_for(config, period, mapping, settings.max_queries_per_request)
     output_url = settings.output_url or config.output or settings.default_output_url
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
@@ -148,7 +161,25 @@ def plan_run(settings: RunSettings, *, open_path: OpenPath = default_open_path) 
         work_url=str(work),
         batch_count=len(plan.batches),
         query_count=len(plan.queries),
+        expect_empty_month=settings.expect_empty_month,
+        api_base_url=settings.api_base_url,
     )
+
+
+def settlement_pending(config_file: Path, month: str | None, *, now: datetime) -> datetime | None:
+    """When ``month`` settles in the config's zone, if that is still after ``now``; else None.
+
+    Scheduled runs wait for this moment (the DAG's ``settled`` sensor) rather than fail in
+    ``plan``. The config is read on every call, never when the DAG is parsed, so a changed
+    ``settlement_delay_hours`` counts at the next check. No month means the last complete
+    one, which has settled by definition.
+    """
+    if month is None:
+        return None
+    config = load_config(config_file)
+    period = StatementPeriod.for_month(month, config.timezone)
+    ready_at = period.settled_at(config.settlement_delay_hours)
+    return ready_at if now < ready_at else None
 
 
 def fetch_batch(
@@ -232,7 +263,13 @@ def reconcile_run(
     plan = _load_plan(work)
     fetched = [FetchedBatch.model_validate(item) for item in allocated["fetched"]]
     results = StoredResults(work, plan, fetched)
-    reconciliation = reconcile(statement, plan, results)
+    reconciliation = reconcile(
+        statement,
+        plan,
+        results,
+        expect_empty_month=run.expect_empty_month,
+        api=run.api_base_url,
+    )
     statement = replace(statement, reconciliation=reconciliation)
     raw = statement_json.dumps(statement)
     (work / RECONCILED_FILE).write_bytes(raw)
@@ -295,7 +332,23 @@ def make_folder(path: StoragePath) -> None:
     quietly make a new bucket instead of failing on the first write.
     """
     if str(getattr(path, "protocol", "") or "") in LOCAL_PROTOCOLS:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise OutputLocationError(
+                f"cannot create the folder {path}: {error.strerror or error} (a regular file"
+                " stands where a folder is needed). Point the output (Airflow Variable"
+                " vapi_chargeback_output, or `output:` in chargeback.yaml) at a folder."
+            ) from error
+
+
+class RunStateError(PermanentError):
+    """The run's work folder no longer matches what its earlier steps recorded (inputs edited
+    after planning, a raw response altered): clear the run and plan it again."""
+
+
+class OutputLocationError(PermanentError):
+    """The output URL names a place where statements cannot be written."""
 
 
 def file_sha256(path: Path) -> str:
@@ -321,7 +374,7 @@ def _load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any
     mapping_file = Path(run.mapping_path)
     for path, expected in ((config_file, run.config_sha256), (mapping_file, run.mapping_sha256)):
         if file_sha256(path) != expected:
-            raise RuntimeError(
+            raise RunStateError(
                 f"{path} changed after this run was planned; clear the run to plan it again"
             )
     config = load_config(config_file)
@@ -348,9 +401,9 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
         for batch in sorted(fetched, key=lambda item: item.index):
             raw = (work / "raw" / batch.file).read_bytes()
             if hashlib.sha256(raw).hexdigest() != batch.sha256:
-                raise RuntimeError(f"raw response {batch.file} does not match its recorded sha256")
+                raise RunStateError(f"raw response {batch.file} does not match its recorded sha256")
             if not 0 <= batch.index < len(plan.batches):
-                raise RuntimeError(
+                raise RunStateError(
                     f"raw response {batch.file} is for batch {batch.index}, not in the plan"
                 )
             names = plan.batches[batch.index]
@@ -358,7 +411,7 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
                 self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
                 continue
             if sorted(batch.spans) != sorted(names):
-                raise RuntimeError(
+                raise RunStateError(
                     f"raw response {batch.file} does not answer exactly the queries of batch "
                     f"{batch.index}: {sorted(batch.spans)}"
                 )
@@ -372,7 +425,7 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
         file, start, end = self._spans[name]
         result = result_from_json(decode_json(self._bodies[file][start:end]))
         if result.name != name:
-            raise RuntimeError(
+            raise RunStateError(
                 f"raw response {file} holds {result.name!r} where {name!r} was recorded"
             )
         check_results([self._plan.query(name)], [result], request=f"stored {file}")
@@ -392,7 +445,7 @@ def _decode_batch(
     parsed = _RESULTS.validate_python(decode_json(raw))
     by_name = {result.name: result for result in parsed}
     if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(queries):
-        raise RuntimeError(
+        raise RunStateError(
             f"raw response {batch.file} does not answer exactly the queries of batch "
             f"{batch.index}: {sorted(by_name)}"
         )
@@ -404,5 +457,5 @@ def _decode_batch(
 def _load_statement(work: StoragePath, step: Mapping[str, Any]) -> Statement:
     raw = (work / step["statement"]).read_bytes()
     if hashlib.sha256(raw).hexdigest() != step["sha256"]:
-        raise RuntimeError(f"{step['statement']} changed since the previous step wrote it")
+        raise RunStateError(f"{step['statement']} changed since the previous step wrote it")
     return statement_json.loads(raw)

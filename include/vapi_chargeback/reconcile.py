@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
-from vapi_chargeback.analytics.numbers import to_decimal
+from vapi_chargeback.analytics.numbers import to_decimal, to_int
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.plan import Plan, measure_alias, measure_default_key
 from vapi_chargeback.split import exact_sum, round_money
@@ -28,10 +28,37 @@ class ReconciliationError(PermanentError):
         super().__init__("\n  ".join(details))
 
 
+class EmptyMonthError(PermanentError):
+    """The API reported no calls at all for the month, and the run did not expect that."""
+
+    def __init__(self, period: str, api: str) -> None:
+        self.period = period
+        super().__init__(
+            f"the Vapi API at {api} reports no calls at all in {period}: nothing published."
+            " This usually means an API key of the wrong org, a dead integration or the wrong"
+            " base URL (check the vapi_default connection's host and key, and that calls"
+            f" appear in the Vapi dashboard for {period}). If the month really had no calls,"
+            ' run it again with the param expect_empty_month=true (-c \'{"expect_empty_month":'
+            " true}'); the manifest then records that the month was expected to be empty."
+        )
+
+
 def reconcile(
-    statement: Statement, plan: Plan, results: Mapping[str, AnalyticsQueryResult]
+    statement: Statement,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+    *,
+    expect_empty_month: bool = False,
+    api: str = "the configured URL",
 ) -> Reconciliation:
-    """Compare Σ line cost with round(org total) + Σ fixed pools; raise on any difference."""
+    """Compare Σ line cost with round(org total) + Σ fixed pools; raise on any difference.
+
+    Checked first: a month with no calls at all is refused unless ``expect_empty_month``,
+    because a statement of shared pools only would be booked and mailed as if real.
+    """
+    empty = _total_calls(results, plan.org_total_query) == 0
+    if empty and not expect_empty_month:
+        raise EmptyMonthError(statement.period, api)
     org_total = round_money(_total_cost(results, plan.org_total_query))
     shared_total = sum(plan.fixed_shared_usd.values(), Decimal(0))
     lines_total = sum((line.cost_usd for line in statement.lines), Decimal(0))
@@ -40,6 +67,7 @@ def reconcile(
         shared_total_usd=shared_total,
         lines_total_usd=lines_total,
         difference_usd=lines_total - (org_total + shared_total),
+        empty_month_expected=empty,
     )
     pool_problems = [
         f"shared pool {name!r}: lines {booked} but the config says {amount}"
@@ -95,6 +123,19 @@ def _total_cost(results: Mapping[str, AnalyticsQueryResult], name: str) -> Decim
         value = to_decimal(row.get(key), field=f"query {name!r} row {index}.{key}")
         values.append(value if value is not None else Decimal(0))
     return exact_sum(values)
+
+
+def _total_calls(results: Mapping[str, AnalyticsQueryResult], name: str) -> int:
+    """Calls counted by the ungrouped org query (one row, or none in an empty month)."""
+    result = results.get(name)
+    if result is None:
+        raise KeyError(f"no result for query {name!r}; fetch every batch of the plan first")
+    alias, default = measure_alias("calls"), measure_default_key("calls")
+    total = 0
+    for index, row in enumerate(result.result):
+        key = alias if alias in row else default
+        total += to_int(row.get(key), field=f"query {name!r} row {index}.{key}") or 0
+    return total
 
 
 def _allocated(statement: Statement, allocation: str) -> Decimal:

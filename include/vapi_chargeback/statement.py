@@ -55,6 +55,10 @@ class Reconciliation:
     shared_total_usd: Decimal
     lines_total_usd: Decimal
     difference_usd: Decimal
+    empty_month_expected: bool = False
+    """The API reported no calls at all and the run was told that is expected (a param);
+    without it such a month is refused, as it more often means a wrong key or a dead
+    integration than a silent month."""
 
     @property
     def ok(self) -> bool:

@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -125,14 +126,14 @@ class VapiAnalyticsHook(BaseHook):
 
     def max_queries_per_request(self) -> int:
         """The batch limit the client will enforce, so that the plan packs batches that fit."""
-        extra = self._extra_options(self.get_connection(self.vapi_conn_id).extra_dejson)
+        extra = self._extra_options(self._connection().extra_dejson)
         limit = self.client_options.get("max_queries_per_request") or extra.get(
             "max_queries_per_request"
         )
         return int(limit or DEFAULT_MAX_QUERIES_PER_REQUEST)
 
     def _client(self, **overrides: Any) -> VapiAnalyticsClient:
-        connection = self.get_connection(self.vapi_conn_id)
+        connection = self._connection()
         if not connection.password:
             raise VapiConnectionError(
                 f"Airflow connection {self.vapi_conn_id!r} has no API key: put the Vapi org's "
@@ -153,6 +154,23 @@ class VapiAnalyticsHook(BaseHook):
             raise VapiConnectionError(
                 f"Airflow connection {self.vapi_conn_id!r}: {error}"
             ) from error
+
+    def base_url(self) -> str:
+        """The API base URL the client will call, for messages that send a person to check it."""
+        connection = self._connection()
+        return base_url_from(connection.host, connection.port)
+
+    def _connection(self) -> Connection:
+        try:
+            return self.get_connection(self.vapi_conn_id)
+        except AirflowNotFoundException:
+            raise VapiConnectionError(
+                f"no Airflow connection {self.vapi_conn_id!r}: define it with the API base URL"
+                " as host and the Vapi org's private API key as password, e.g."
+                " AIRFLOW_CONN_VAPI_DEFAULT="
+                '\'{"conn_type": "vapi", "host": "https://api.vapi.ai", "password": "<key>"}\''
+                " or in the Airflow UI (Admin → Connections)."
+            ) from None
 
     def _extra_options(self, extra: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -22,22 +22,33 @@ OUTPUT_VARIABLE = "vapi_chargeback_output"
 DEFAULT_CONFIG = Path("include/config/chargeback.yaml")
 
 
-def run_settings(context: Any, project_dir: Path) -> RunSettings:
-    """Settings of the running DAG run; relative config paths are relative to the project."""
+def config_file(project_dir: Path) -> Path:
+    """The run's chargeback.yaml; relative paths are relative to the project."""
     config = Path(Variable.get(CONFIG_VARIABLE, default=None) or DEFAULT_CONFIG)
-    if not config.is_absolute():
-        config = project_dir / config
+    return config if config.is_absolute() else project_dir / config
+
+
+def run_month(context: Any) -> str | None:
+    """The ``month`` param, else the month of the run's data interval (None for neither)."""
     month = context["params"].get("month")
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if not month and start is not None and end is not None:
         month = month_of_interval(start, end)
+    return month or None
+
+
+def run_settings(context: Any, project_dir: Path) -> RunSettings:
+    """Settings of the running DAG run."""
+    hook = VapiAnalyticsHook()
     return RunSettings(
-        config_path=str(config),
+        config_path=str(config_file(project_dir)),
         output_url=Variable.get(OUTPUT_VARIABLE, default=None),
         default_output_url=(project_dir / "output").as_uri(),
-        month=month or None,
+        month=run_month(context),
         run_id=context["run_id"],
-        max_queries_per_request=VapiAnalyticsHook().max_queries_per_request(),
+        max_queries_per_request=hook.max_queries_per_request(),
+        expect_empty_month=bool(context["params"].get("expect_empty_month", False)),
+        api_base_url=hook.base_url(),
     )
 
 

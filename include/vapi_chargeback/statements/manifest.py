@@ -97,5 +97,7 @@ def build_manifest(
             "ok": check.ok,
         },
     }
+    if check is not None and check.empty_month_expected:
+        document["reconciliation"]["empty_month_expected"] = True
     text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")

@@ -289,6 +289,8 @@ def _reconciliation(statement: Statement) -> Sheet:
         ["Difference (lines − expected)", check.difference_usd],
         ["Result", "OK" if check.ok else "MISMATCH"],
     ]
+    if check.empty_month_expected:
+        rows.append(["Empty month", "no calls reported; the run said that was expected"])
     return Sheet("Reconciliation", columns, rows)
 
 

@@ -1,0 +1,95 @@
+"""The chargeback DAG's task bodies: Airflow's context in, one pipeline step, a small dict out.
+
+Each DAG task is one line calling a function here, so the DAG file stays wiring and the
+import/validate/``open_path`` boilerplate lives once. Every function goes through
+:func:`failure_policy`, the project's one error policy on the Airflow side: an error
+deriving from :class:`~vapi_chargeback.errors.PermanentError` (bad config or mapping,
+a 400 or 401, a refused month, a statement that does not reconcile …) becomes Airflow's
+non-retryable ``AirflowFailException`` — the task fails on its first try, with the
+error's own message — while anything else (a 503 that outlasted the client's retries, a
+storage timeout, a killed worker) is left to Airflow's retries.
+
+Parsing the DAG imports this module, so heavy modules (the pipeline, pandas, httpx) are
+imported inside the functions, at run time only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from vapi_chargeback.errors import PermanentError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def failure_policy(step: Callable[P, R]) -> Callable[P, R]:
+    """Fail the task for good on a :class:`PermanentError`; let Airflow retry the rest."""
+
+    @functools.wraps(step)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return step(*args, **kwargs)
+        except PermanentError as error:
+            raise AirflowFailException(
+                f"{type(error).__name__}: {error}\n(not retried: a retry cannot fix this;"
+                " fix the input, then clear the task or trigger the month again)"
+            ) from error
+
+    return run
+
+
+@failure_policy
+def plan(context: Any, project_dir: Path) -> dict[str, Any]:
+    from vapi_chargeback.airflow.settings import run_settings, storage_path
+    from vapi_chargeback.pipeline import plan_run
+
+    settings = run_settings(context, project_dir)
+    return plan_run(settings, open_path=storage_path).model_dump(mode="json")
+
+
+@failure_policy
+def fetch(run: dict[str, Any], batch: int) -> dict[str, Any]:
+    from vapi_chargeback.airflow.hook import VapiAnalyticsHook
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo, fetch_batch
+
+    info = RunInfo.model_validate(run)
+    with VapiAnalyticsHook().get_conn() as client:
+        return fetch_batch(info, batch, client, open_path=storage_path).model_dump(mode="json")
+
+
+@failure_policy
+def allocate(run: dict[str, Any], fetched: list[dict[str, Any]]) -> dict[str, Any]:
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo, allocate_run
+
+    return allocate_run(RunInfo.model_validate(run), fetched, open_path=storage_path)
+
+
+@failure_policy
+def reconcile(run: dict[str, Any], allocated: dict[str, Any]) -> dict[str, Any]:
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo, reconcile_run
+
+    return reconcile_run(RunInfo.model_validate(run), allocated, open_path=storage_path)
+
+
+@failure_policy
+def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo, publish_run
+
+    return publish_run(RunInfo.model_validate(run), reconciled, open_path=storage_path)
+
+
+@failure_policy
+def deliver(context: Any, run: dict[str, Any]) -> dict[str, Any]:
+    from vapi_chargeback.airflow.delivery import deliver_task
+
+    return deliver_task(context, run)
