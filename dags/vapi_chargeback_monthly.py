@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from vapi_chargeback.airflow.settlement import SettlementSensor
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -30,7 +31,7 @@ TASK_DEFAULTS: dict[str, Any] = {
 
 @dag(
     dag_id="vapi_chargeback_monthly",
-    schedule=StatementMonthTimetable(settlement_delay=timedelta(hours=6)),
+    schedule=StatementMonthTimetable(),
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=3,
@@ -57,6 +58,9 @@ TASK_DEFAULTS: dict[str, Any] = {
     doc_md=__doc__,
 )
 def vapi_chargeback_monthly() -> None:
+    # Scheduled runs wait here for settlement_delay_hours (chargeback.yaml); manual ones do not.
+    settled = SettlementSensor(task_id="settled", project_dir=PROJECT_DIR)
+
     @task
     def plan() -> dict[str, Any]:
         """Validate config and mapping, fix the statement month, compile the queries."""
@@ -113,6 +117,7 @@ def vapi_chargeback_monthly() -> None:
         return deliver_task(get_current_context(), run)
 
     run = plan()
+    settled >> run
     fetched = fetch.partial(run=run).expand(batch=batches(run))
     allocated = allocate(run, fetched)
     publish(run, reconcile(run, allocated)) >> deliver(run)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import BaseSensorOperator
 
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
+from vapi_chargeback.config import ChargebackConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 DAGS = ROOT / "dags"
@@ -36,6 +39,7 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
     assert dag.catchup is False
     assert "month" in dag.params
     assert {task.task_id for task in dag.tasks} == {
+        "settled",
         "plan",
         "batches",
         "fetch",
@@ -47,6 +51,41 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
     assert dag.get_task("publish").outlets, "publish must emit the statements Asset"
     for task in dag.tasks:
         assert task.retries >= 1, f"task {task.task_id} has no retries"
+
+
+def test_every_run_passes_the_settlement_sensor_first(dagbag: DagBag) -> None:
+    """``settled`` waits without holding a worker, and longer than any delay the config allows."""
+    dag = dagbag.dags[DAG_ID]
+    settled = dag.get_task("settled")
+    assert isinstance(settled, BaseSensorOperator)
+    assert settled.mode == "reschedule"
+    assert dag.get_task("plan").upstream_task_ids == {"settled"}
+    longest_delay = next(
+        rule.le
+        for rule in ChargebackConfig.model_fields["settlement_delay_hours"].metadata
+        if hasattr(rule, "le")
+    )
+    assert timedelta(seconds=settled.timeout) >= timedelta(hours=longest_delay)
+
+
+def test_parsing_the_dag_reads_no_config_or_mapping_file() -> None:
+    """The settlement delay lives in chargeback.yaml and is read at run time only."""
+    probe = textwrap.dedent(
+        f"""
+        import runpy, sys
+        import airflow.sdk
+        opened = []
+        sys.addaudithook(
+            lambda event, args: event == "open" and opened.append(str(args[0]))
+        )
+        runpy.run_path({str(DAGS / "vapi_chargeback_monthly.py")!r})
+        print(",".join(p for p in opened if p.endswith((".yaml", ".yml", ".csv"))))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "", f"parse-time reads: {out.stdout.strip()}"
 
 
 @pytest.mark.parametrize("dag_file", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
