@@ -494,11 +494,14 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.health_port),
-            # Only the runs the test creates: no scheduled month appears when it unpauses.
+            # Only the runs the test creates: no scheduled month appears when it unpauses
+            # (the test that needs scheduled runs restarts the scheduler with them on).
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             # A SIGKILLed worker stops heartbeating; notice within seconds, not five minutes.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # The DAG's tasks retry after [core] default_task_retry_delay (300 s by default).
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self._trigger_log_port),
         }
         base.update(settings)
@@ -538,6 +541,13 @@ class AirflowStack:
         """Start ``airflow <args>`` with the stack's environment (plus ``env``)."""
         argv = [str(self.project_dir / ".venv" / "bin" / "airflow"), *args]
         return self.spawn(name, argv, self.env(**env))
+
+    def restart(self, name: str, *args: str, **env: str) -> ManagedProcess:
+        """Stop the process ``name`` and start ``airflow <args>`` in its place (plus ``env``)."""
+        old = next(proc for proc in self.processes if proc.name == name)
+        old.stop()
+        self.processes.remove(old)
+        return self.start(name, *args, **env)
 
     def start_api_server(self) -> ManagedProcess:
         return self.start(

@@ -9,7 +9,12 @@ emulator behind a loopback proxy, and then does what an operator does:
    the simple auth manager's ``/auth/token``);
 2. ``airflow backfill create`` three months (it only queues them; the scheduler runs them);
 3. SIGKILL the Celery worker while a fetch task is in the middle of its request, start a
-   new worker, and see the task retried there and the run finish.
+   new worker, and see the task retried there and the run finish;
+4. ``airflow dags test`` the month before the latest one due (it takes the 1st of the latest
+   month as logical date), then restart the scheduler with scheduled runs on: the latest
+   month's scheduled run is created all the same, waits in ``settled`` while
+   chargeback.yaml's ``settlement_delay_hours`` says the month has not settled, and
+   completes once the file says it has.
 
 Every month's statements are checked on disk: the manifest lists every file with its
 sha256, and Σ ``cost_usd`` of the CSV equals the manifest's totals and the org total from
@@ -25,6 +30,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +38,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -53,9 +60,11 @@ from airflow_stack import (
     services_unavailable_reason,
     wait_until,
 )
+from dateutil.relativedelta import relativedelta
 from e2e.statement_checks import org_total
 
 from vapi_chargeback.config import load_config
+from vapi_chargeback.period import StatementPeriod
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -80,9 +89,17 @@ KILL_MONTH = "2026-03"
 KILL_LOGICAL_DATE = "2026-04-02T00:00:00Z"
 """Not 04-01: the April backfill run already has that logical date, and it must be unique."""
 
+WAIT_ZONE, WAIT_DELAY_HOURS = "Pacific/Pago_Pago", 24 * 31
+"""The config while a scheduled month must wait: a month ends there (UTC−11) among the
+last places on Earth, and 31 days is the longest delay chargeback.yaml accepts — longer
+than the scheduler ever holds a due month back, whatever today's date."""
+DELAY_LINE = "settlement_delay_hours: 6"
+ZONE_LINE = "timezone: Europe/Berlin"
+
 FIRST_WORKER, SECOND_WORKER = "worker-1", "worker-2"
 RUN_TIMEOUT_S = 240
 RECOVERY_TIMEOUT_S = 360
+SCHEDULE_TIMEOUT_S = 120
 
 HOST_SPECIFIC = {
     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
@@ -131,9 +148,22 @@ class Stack:
     output: Path
     clock: PhaseClock
     compose: dict[str, Any]
+    config: Path
+    """The stack's chargeback.yaml: a copy of the project's, for tests to edit."""
+    recent: tuple[str, str]
+    """The month before the latest one due, and that latest one (the first scheduled run)."""
 
-    def worker(self, name: str) -> ManagedProcess:
+    def process(self, name: str) -> ManagedProcess:
         return next(p for p in self.airflow.processes if p.name == name)
+
+
+def recent_months(now: datetime) -> tuple[str, str]:
+    """(M−1, M): M is the latest month that has ended in UTC−12 — with catchup off, the month
+    the scheduler runs first — and M−1 the month a manual run on M's 1st produces."""
+    day = (now - timedelta(hours=12)).date()
+    latest = date(day.year, day.month, 1) - relativedelta(months=1)
+    before = latest - relativedelta(months=1)
+    return f"{before:%Y-%m}", f"{latest:%Y-%m}"
 
 
 def require_services() -> None:
@@ -153,21 +183,31 @@ def require_services() -> None:
     pytest.skip(message)
 
 
-def start_emulator(airflow: AirflowStack, work: Path) -> Emulator:
-    """Generate the demo org's calls and serve them with ``vapi-emulator`` on a free port."""
-    calls = work / "calls.parquet"
-    subprocess.run(
-        [
-            str(BIN / "vapi-emulator"), "generate", "--month", DATA_FIRST_MONTH,
-            "--months", str(DATA_MONTHS), "--calls", str(CALLS_PER_MONTH), "--out", str(calls),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )  # fmt: skip
+def start_emulator(airflow: AirflowStack, work: Path, recent_first: str) -> Emulator:
+    """Generate the demo org's calls and serve them with ``vapi-emulator`` on a free port.
+
+    Two sets: the fixed months of the REST, backfill and killed-worker checks, and the two
+    months before today that the scheduling check needs.
+    """
+    files = []
+    for name, first, months in (
+        ("fixed", DATA_FIRST_MONTH, DATA_MONTHS),
+        ("recent", recent_first, 2),
+    ):
+        calls = work / f"calls-{name}.parquet"
+        subprocess.run(
+            [
+                str(BIN / "vapi-emulator"), "generate", "--month", first, "--months", str(months),
+                "--calls", str(CALLS_PER_MONTH), "--out", str(calls),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )  # fmt: skip
+        files += ["--calls", str(calls)]
     port, api_key = free_port(), secrets.token_urlsafe(16)
     argv = [
-        str(BIN / "vapi-emulator"), "serve", "--calls", str(calls),
+        str(BIN / "vapi-emulator"), "serve", *files,
         "--host", "127.0.0.1", "--port", str(port), "--api-key", api_key,
     ]  # fmt: skip
     process = airflow.spawn("vapi-emulator", argv, dict(os.environ))
@@ -193,6 +233,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     commands, compose_settings = compose_airflow(compose)
     print(f"\nstack: compose runs {sorted(commands)}; shared settings {compose_settings}")
 
+    recent = recent_months(datetime.now(UTC))
+    first = date.fromisoformat(f"{DATA_FIRST_MONTH}-01")
+    fixed = {f"{first + relativedelta(months=n):%Y-%m}" for n in range(DATA_MONTHS)}
+    assert not fixed & set(recent), f"today's months {recent} overlap the fixed ones {fixed}"
+    config = work / "config" / CONFIG.name
+    config.parent.mkdir()
+    shutil.copy(CONFIG, config)
+    shutil.copy(CONFIG.parent / load_config(CONFIG).mapping, config.parent)
+
     airflow: AirflowStack | None = None
     proxy: HoldingProxy | None = None
     # A CI runner stopping pytest with SIGTERM must still get the teardown below: the stack's
@@ -208,14 +257,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 extra_env={},
             )
             airflow.create_backends()
-            emulator = start_emulator(airflow, work)
+            emulator = start_emulator(airflow, work, recent[0])
             proxy = HoldingProxy(emulator.base_url).__enter__()
             connection = {"conn_type": "vapi", "host": proxy.url, "password": emulator.api_key}
             airflow.extra_env.update(
                 compose_settings,
                 AIRFLOW_CONN_VAPI_DEFAULT=json.dumps(connection),
                 AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT=output.as_uri(),
-                AIRFLOW_VAR_VAPI_CHARGEBACK_CONFIG=str(CONFIG),
+                AIRFLOW_VAR_VAPI_CHARGEBACK_CONFIG=str(config),
             )
         with clock.phase("airflow db migrate"):
             airflow.migrate()
@@ -228,7 +277,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert dag["is_paused"], "DAGs are created paused, as in compose"
             patched = airflow.api.request("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
             assert patched["is_paused"] is False
-        yield Stack(airflow, proxy, emulator, output, clock, compose)
+        yield Stack(airflow, proxy, emulator, output, clock, compose, config, recent)
     finally:
         with clock.phase("stop every process, drop the database"):
             if proxy is not None:
@@ -308,6 +357,18 @@ def check_statements(stack: Stack, month: str) -> Decimal:
     assert total == Decimal(check["org_total_usd"]) + Decimal(check["shared_total_usd"])
     print(f"stack: {month}: {len(rows)} lines, Σ cost_usd {total} = manifest = org + shared")
     return total
+
+
+def write_settlement(stack: Stack, *, zone: str, delay_hours: int) -> None:
+    """The project's chargeback.yaml with another org zone and settlement delay."""
+    text = CONFIG.read_text()
+    assert DELAY_LINE in text and ZONE_LINE in text, f"{CONFIG} changed: update this test"
+    text = text.replace(DELAY_LINE, f"settlement_delay_hours: {delay_hours}")
+    stack.config.write_text(text.replace(ZONE_LINE, f"timezone: {zone}"))
+
+
+def instant(api_value: str) -> datetime:
+    return datetime.fromisoformat(api_value).astimezone(UTC)
 
 
 def trigger(stack: Stack, run_id: str, logical_date: str) -> None:
@@ -393,7 +454,7 @@ def test_worker_killed_mid_fetch_is_survived(stack: Stack) -> None:
             if ti["task_id"] == "fetch" and ti["state"] == "running"
         ]
         assert running, "the held request belongs to a running fetch task"
-        worker = stack.worker(FIRST_WORKER)
+        worker = stack.process(FIRST_WORKER)
         worker.kill()
         print(f"stack: SIGKILLed {FIRST_WORKER} (process group {worker.pid}) mid-fetch {running}")
         stack.proxy.release()
@@ -409,3 +470,92 @@ def test_worker_killed_mid_fetch_is_survived(stack: Stack) -> None:
             assert (last["state"], last["hostname"]) == ("success", f"stack-{SECOND_WORKER}")
             assert last["try_number"] > first["try_number"]
         check_statements(stack, KILL_MONTH)
+
+
+def test_a_manual_run_leaves_the_scheduled_month_alone_which_waits_to_settle(stack: Stack) -> None:
+    """Issue 17. ``dags test DAG <1st of M>`` covers M−1 and used to take the logical date of
+    M's scheduled run: the scheduler then never created M ("run already exists"). And the
+    settlement delay is chargeback.yaml's, read by the ``settled`` sensor at run time."""
+    airflow, (before, latest) = stack.airflow, stack.recent
+    first_of_latest = datetime.fromisoformat(f"{latest}-01T00:00:00+00:00")
+    due = first_of_latest + relativedelta(months=1, hours=12)
+
+    with stack.clock.phase(f"manual run: airflow dags test {DAG_ID} {first_of_latest:%Y-%m-%d}"):
+        airflow.airflow("dags", "test", DAG_ID, f"{first_of_latest:%Y-%m-%d}")
+        runs = airflow.api.get(f"/dags/{DAG_ID}/dagRuns", run_type="manual", limit=100)
+        (manual,) = [
+            run
+            for run in runs["dag_runs"]
+            if run["logical_date"] and instant(run["logical_date"]) == first_of_latest
+        ]
+        assert manual["state"] == "success"
+        assert manual["data_interval_start"].startswith(f"{before}-01")
+        check_statements(stack, before)
+
+    with stack.clock.phase(f"scheduler with scheduled runs: {latest} created, waits to settle"):
+        period = StatementPeriod.for_month(latest, WAIT_ZONE)
+        settles = period.settled_at(WAIT_DELAY_HOURS).astimezone(UTC)
+        can_wait = settles > datetime.now(UTC) + timedelta(minutes=10)
+        if can_wait:
+            write_settlement(stack, zone=WAIT_ZONE, delay_hours=WAIT_DELAY_HOURS)
+        else:
+            # Only in the hour before 12:00 UTC on the 1st after a 31-day month.
+            print(f"\n{'!' * 80}\nstack: {latest} settles {settles:%Y-%m-%d %H:%M} UTC even with"
+                  f" the longest delay; its wait is not checked this hour\n{'!' * 80}")  # fmt: skip
+        airflow.restart("scheduler", "scheduler", AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="True")
+        airflow.wait_healthy([])
+
+        def scheduled_run() -> dict[str, Any] | None:
+            airflow.assert_processes_alive()
+            runs = airflow.api.get(f"/dags/{DAG_ID}/dagRuns", run_type="scheduled", limit=100)
+            return next(
+                (r for r in runs["dag_runs"] if r["data_interval_start"].startswith(f"{latest}-")),
+                None,
+            )
+
+        run = wait_until(
+            f"the scheduler to create {latest}'s run beside the manual run of {first_of_latest}",
+            scheduled_run,
+            timeout_s=SCHEDULE_TIMEOUT_S,
+            interval_s=2,
+            on_timeout=stack.process("scheduler").log_tail,
+        )
+        run_id = run["dag_run_id"]
+        assert instant(run["logical_date"]) == due, (
+            "a scheduled month's logical date is when it is due"
+        )
+
+        def waiting() -> dict[str, dict[str, Any]] | None:
+            airflow.assert_processes_alive()
+            tis = {ti["task_id"]: ti for ti in airflow.api.task_instances(DAG_ID, run_id)}
+            state = tis["settled"]["state"]
+            if state in ("failed", "upstream_failed", "skipped"):
+                raise FatalWaitError(f"settled is {state}")
+            if can_wait and state == "success":
+                raise FatalWaitError(f"{latest} did not wait, though it settles at {settles}")
+            return tis if state in ("up_for_reschedule", "success") else None
+
+        tis = wait_until(
+            f"{run_id}'s settled sensor to check the month",
+            waiting,
+            timeout_s=RUN_TIMEOUT_S,
+            on_timeout=airflow.diagnostics,
+        )
+        if can_wait:
+            assert tis["settled"]["state"] == "up_for_reschedule"
+            assert tis["plan"]["state"] is None and tis["plan"]["try_number"] == 0, tis["plan"]
+            print(
+                f"stack: {run_id} waits in settled until {settles:%Y-%m-%d %H:%M} UTC; plan not run"
+            )
+
+    with stack.clock.phase(
+        f"{latest}: the project's settlement delay again, the same run completes"
+    ):
+        stack.config.write_text(CONFIG.read_text())
+        if can_wait:
+            # The sensor checks again every 10 minutes; clearing it checks now.
+            body = {"dry_run": False, "dag_run_id": run_id, "task_ids": ["settled"],
+                    "only_failed": False}  # fmt: skip
+            airflow.api.request("POST", f"/dags/{DAG_ID}/clearTaskInstances", json=body)
+        airflow.wait_runs(DAG_ID, [run_id], timeout_s=RUN_TIMEOUT_S)
+        check_statements(stack, latest)
