@@ -500,8 +500,8 @@ class AirflowStack:
             # A SIGKILLed worker stops heartbeating; notice within seconds, not five minutes.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-            # The DAG's tasks retry after [core] default_task_retry_delay (300 s by default).
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
+            # The DAG's first retry delay (60 s by default): the killed fetch is retried sooner.
+            "VAPI_CHARGEBACK_RETRY_DELAY_SECONDS": "10",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self._trigger_log_port),
         }
         base.update(settings)
