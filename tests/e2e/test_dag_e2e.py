@@ -18,7 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from statement_checks import (
+
+from vapi_chargeback import localrun
+from vapi_chargeback.config import load_config
+from vapi_chargeback.period import StatementPeriod
+from vapi_chargeback.plan import build_plan
+
+from support.statement_checks import (
     CONFIG,
     ROOT,
     assert_month_statements,
@@ -27,11 +33,6 @@ from statement_checks import (
     fixed_shared_total,
     org_total,
 )
-
-from vapi_chargeback import localrun
-from vapi_chargeback.config import load_config
-from vapi_chargeback.period import StatementPeriod
-from vapi_chargeback.plan import build_plan
 
 MONTHS = ("2026-08", "2026-09", "2026-10")
 CALLS_PER_MONTH = 6000

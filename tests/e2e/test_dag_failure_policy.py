@@ -22,10 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from statement_checks import CONFIG, ROOT
 
 from vapi_chargeback import localrun
 from vapi_chargeback.storage import read_published
+
+from support.statement_checks import CONFIG, ROOT
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 

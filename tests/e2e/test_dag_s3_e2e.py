@@ -18,11 +18,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from s3_server import CONN_ENV, LocalS3, local_s3
-from statement_checks import CONFIG, ROOT, assert_month_statements
 
 from vapi_chargeback import localrun
 from vapi_chargeback.storage import read_published
+
+from support.s3_server import CONN_ENV, LocalS3, local_s3
+from support.statement_checks import CONFIG, ROOT, assert_month_statements
 
 MONTH = "2026-10"
 CALLS = 2000

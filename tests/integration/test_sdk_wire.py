@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import vapi
-from scripted_server import ScriptedServer, echo
 
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.models import (
@@ -23,6 +22,8 @@ from vapi_chargeback.analytics.models import (
     TimeRange,
     VariableValueGroupBy,
 )
+
+from support.scripted_server import ScriptedServer, echo
 
 API_KEY = "sk-wire-test"
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_storage_publish import PERIOD, small_statement, snapshot
-
 from vapi_chargeback.storage import publish_statement, read_published
+
+from support.storage import PERIOD, small_statement, snapshot
 
 
 def test_object_storage_path_to_a_local_folder_publishes_atomically(tmp_path: Path) -> None:

@@ -15,10 +15,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_storage_publish import PERIOD, hidden_leftovers, small_statement, snapshot
 
 from vapi_chargeback.statements.validate import StatementError
 from vapi_chargeback.storage import publish_statement, read_published
+
+from support.storage import PERIOD, hidden_leftovers, small_statement, snapshot
 
 KILLED = 9
 
@@ -26,7 +27,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     from vapi_chargeback import storage
-    from test_storage_publish import small_statement
+    from support.storage import small_statement
 
     root, point, exchange = sys.argv[1], sys.argv[2], sys.argv[3] == "exchange"
     name, _, count = point.partition("#")
@@ -54,7 +55,7 @@ CHILD = textwrap.dedent(
 def _kill_publish(root: Path, point: str, mode: str) -> None:
     environment = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path]),
     }
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(root), point, mode],

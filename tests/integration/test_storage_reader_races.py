@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_storage_publish import PERIOD, hidden_leftovers, small_statement
 
 from vapi_chargeback import storage
 from vapi_chargeback.storage import publish_statement, read_published
+
+from support.storage import PERIOD, hidden_leftovers, small_statement
 
 SWAPS = [
     pytest.param(True, id="renameat2-exchange"),

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
-from test_storage_publish import PERIOD, small_statement
 from upath import UPath
 
 from vapi_chargeback.storage import publish_statement, read_published
+
+from support.storage import PERIOD, small_statement
 
 
 @pytest.fixture

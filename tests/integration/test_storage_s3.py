@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_server import ACCESS_KEY, CONN_ENV, CONN_ID, REGION, SECRET_KEY, LocalS3, local_s3
-from test_storage_publish import PERIOD, small_statement, snapshot
 
 from vapi_chargeback.pipeline import RunSettings, plan_run
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.storage import publish_statement, read_published
+
+from support.s3_server import ACCESS_KEY, CONN_ENV, CONN_ID, REGION, SECRET_KEY, LocalS3, local_s3
+from support.storage import PERIOD, small_statement, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "include" / "config" / "chargeback.yaml"

@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import (
+
+from vapi_chargeback import localrun
+from vapi_chargeback.storage import read_published
+
+from support.reliability import (
     DEMO_CONFIG,
     MONTH,
     ROOT,
@@ -31,9 +35,6 @@ from reliability_support import (
     snapshot,
     visible_entries,
 )
-
-from vapi_chargeback import localrun
-from vapi_chargeback.storage import read_published
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -26,19 +26,6 @@ from typing import Any
 
 import httpx
 import pytest
-from reliability_support import (
-    DEMO_CONFIG,
-    DEMO_MAPPING,
-    KEY,
-    MONTH,
-    copy_output,
-    dumps_exact,
-    emulator,
-    hidden_leftovers,
-    make_client,
-    run_pipeline,
-    snapshot,
-)
 
 from vapi_chargeback.allocate import AnalyticsResultError
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
@@ -55,6 +42,20 @@ from vapi_chargeback.storage import read_published
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.engine import Engine
 from vapi_emulator.records import MalformedRecordError
+
+from support.reliability import (
+    DEMO_CONFIG,
+    DEMO_MAPPING,
+    KEY,
+    MONTH,
+    copy_output,
+    dumps_exact,
+    emulator,
+    hidden_leftovers,
+    make_client,
+    run_pipeline,
+    snapshot,
+)
 
 CALLS_PER_MONTH = 3_000
 CORE, ORG_TOTAL, BY_REASON = "core-allocation", "org-total", "by-reason"

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import (
+
+from vapi_chargeback.pipeline import publish_run
+from vapi_chargeback.storage import read_published
+from vapi_emulator.data import generate_calls_file
+
+from support.reliability import (
     MONTH,
     Emulator,
     PreparedRun,
@@ -31,10 +36,6 @@ from reliability_support import (
     run_pipeline,
     snapshot,
 )
-
-from vapi_chargeback.pipeline import publish_run
-from vapi_chargeback.storage import read_published
-from vapi_emulator.data import generate_calls_file
 
 
 @dataclass(frozen=True)

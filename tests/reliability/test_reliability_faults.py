@@ -18,19 +18,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reliability_support import (
-    emulator,
-    make_client,
-    prepare_run,
-    snapshot,
-    without_run_id,
-)
 
 from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery, TimeRange
 from vapi_chargeback.pipeline import publish_run
 from vapi_chargeback.storage import read_published
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.faults import FAULT_KINDS, EmulatorStats, FaultPlan, FaultSpecError
+
+from support.reliability import (
+    emulator,
+    make_client,
+    prepare_run,
+    snapshot,
+    without_run_id,
+)
 
 MONTHS = [f"2026-{number:02d}" for number in range(1, 13)]
 SEED = 7

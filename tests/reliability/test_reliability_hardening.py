@@ -25,7 +25,15 @@ from pathlib import Path
 import httpx
 import openpyxl
 import pytest
-from reliability_support import (
+
+from vapi_chargeback import localrun
+from vapi_chargeback.pipeline import RunSettings, plan_run, safe_name
+from vapi_chargeback.storage import read_published
+from vapi_emulator import cli
+from vapi_emulator.app import MAX_BODY_BYTES
+from vapi_emulator.data import generate_calls_file
+
+from support.reliability import (
     DEMO_CONFIG,
     DEMO_MAPPING,
     KEY,
@@ -34,13 +42,6 @@ from reliability_support import (
     make_client,
     run_pipeline,
 )
-
-from vapi_chargeback import localrun
-from vapi_chargeback.pipeline import RunSettings, plan_run, safe_name
-from vapi_chargeback.storage import read_published
-from vapi_emulator import cli
-from vapi_emulator.app import MAX_BODY_BYTES
-from vapi_emulator.data import generate_calls_file
 
 FORMULA_TEAMS = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@evil"]
 FORMULA_ASSISTANTS = ['=HYPERLINK("http://evil.example","click")', "@SUM(A1:A9)"]

@@ -61,10 +61,11 @@ from airflow_stack import (
     wait_until,
 )
 from dateutil.relativedelta import relativedelta
-from e2e.statement_checks import org_total
 
 from vapi_chargeback.config import load_config
 from vapi_chargeback.period import StatementPeriod
+
+from support.statement_checks import org_total
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from scripted_server import RecordedRequest, Reply, ScriptedServer, analytics_results
 
 from vapi_chargeback.airflow import provider
 from vapi_chargeback.airflow.hook import VapiAnalyticsHook, VapiConnectionError, base_url_from
 from vapi_chargeback.analytics.client import DEFAULT_BASE_URL
+
+from support.scripted_server import RecordedRequest, Reply, ScriptedServer, analytics_results
 
 KEY = "sk-hook-5d1e0c9a-key"
 

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from scripted_server import RecordedRequest, Reply, ScriptedServer, analytics_results, echo
 
 from vapi_chargeback import __version__
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
@@ -27,6 +26,8 @@ from vapi_chargeback.analytics.errors import (
     VapiAnalyticsError,
 )
 from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery
+
+from support.scripted_server import RecordedRequest, Reply, ScriptedServer, analytics_results, echo
 
 API_KEY = "sk-test-7f3e9b2a-41c6-4d0e-9a55-c0ffee123456"
 

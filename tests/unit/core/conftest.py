@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_fixtures import MAPPING_HEADER, dump_yaml
 
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
+
+from support.core_fixtures import MAPPING_HEADER, dump_yaml
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 import openpyxl
 import pytest
-from core_fixtures import Call, base_config, fake_results
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,8 @@ from vapi_chargeback.statement import ChargebackLine, Statement
 from vapi_chargeback.statements.totals import summarize
 from vapi_chargeback.statements.validate import validate_statement
 from vapi_chargeback.statements.xlsx import write_cost_center_workbook
+
+from support.core_fixtures import Call, base_config, fake_results
 
 D = Decimal
 ZERO_ID = "00000000-0000-0000-0000-000000000000"

@@ -8,13 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from core_fixtures import Call, base_config, fake_results
 
 from vapi_chargeback.allocate import allocate
 from vapi_chargeback.config import AssistantMapping, ChargebackConfig, parse_mapping
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import build_plan
 from vapi_chargeback.statement import Breakdown
+
+from support.core_fixtures import Call, base_config, fake_results
 
 D = Decimal
 MAPPING = (

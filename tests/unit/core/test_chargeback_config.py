@@ -14,7 +14,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from core_fixtures import DEMO_CONFIG, PROJECT, base_config
 
 from vapi_chargeback.config import (
     IANA_AREAS,
@@ -29,6 +28,8 @@ from vapi_chargeback.config import (
     timezone_problem,
 )
 from vapi_chargeback.period import StatementPeriod
+
+from support.core_fixtures import DEMO_CONFIG, PROJECT, base_config
 
 SCHEMA = PROJECT / "include" / "config" / "chargeback.schema.json"
 

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from core_fixtures import DEMO_CONFIG, base_config
 
 from vapi_chargeback.analytics.models import NAME_MAX_LENGTH, AnalyticsQuery, AnalyticsQueryDTO
 from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import CORE_QUERY, ORG_TOTAL_QUERY, Plan, build_plan
+
+from support.core_fixtures import DEMO_CONFIG, base_config
 
 OCTOBER = StatementPeriod.for_month("2026-10", "Europe/Berlin")
 

@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from core_fixtures import Call, base_config
 
 from vapi_chargeback.allocate import AnalyticsResultError, allocate
 from vapi_chargeback.analytics.models import NAME_MAX_LENGTH, AnalyticsQueryResult
@@ -33,6 +32,8 @@ from vapi_chargeback.plan import (
     build_plan,
 )
 from vapi_chargeback.reconcile import ReconciliationError, reconcile
+
+from support.core_fixtures import Call, base_config
 
 D = Decimal
 ZERO_ID = "00000000-0000-0000-0000-000000000000"

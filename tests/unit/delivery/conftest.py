@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from delivery_samples import PERIOD, PREVIOUS, ScriptedSender, publish_month
+
+from support.delivery_samples import PERIOD, PREVIOUS, ScriptedSender, publish_month
 
 
 @pytest.fixture

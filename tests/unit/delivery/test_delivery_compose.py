@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from delivery_samples import CENTERS, PERIOD, PREVIOUS, UNALLOCATED_COST, owner_total
 
 from vapi_chargeback.delivery.compose import (
     Attachment,
@@ -24,6 +23,8 @@ from vapi_chargeback.delivery.compose import (
     summarize,
 )
 from vapi_chargeback.storage import read_published
+
+from support.delivery_samples import CENTERS, PERIOD, PREVIOUS, UNALLOCATED_COST, owner_total
 
 NAMES = {center: name for center, (name, _) in CENTERS.items()}
 ENVELOPE = Envelope(

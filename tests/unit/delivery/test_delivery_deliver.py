@@ -11,16 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from delivery_samples import (
-    CENTERS,
-    FINANCE,
-    PERIOD,
-    ScriptedSender,
-    attachment_names,
-    chargeback_config,
-    month_file,
-    publish_month,
-)
 from upath import UPath
 
 from vapi_chargeback.config import ChargebackConfig
@@ -37,6 +27,17 @@ from vapi_chargeback.delivery import (
 )
 from vapi_chargeback.errors import ChargebackError, PermanentError
 from vapi_chargeback.storage import read_published
+
+from support.delivery_samples import (
+    CENTERS,
+    FINANCE,
+    PERIOD,
+    ScriptedSender,
+    attachment_names,
+    chargeback_config,
+    month_file,
+    publish_month,
+)
 
 SALES = CENTERS["sales"][1]
 SUPPORT = CENTERS["support"][1]

@@ -10,10 +10,17 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from delivery_samples import CENTERS, FINANCE, PERIOD, PREVIOUS, ScriptedSender, chargeback_config
-
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.delivery import deliver_month
+
+from support.delivery_samples import (
+    CENTERS,
+    FINANCE,
+    PERIOD,
+    PREVIOUS,
+    ScriptedSender,
+    chargeback_config,
+)
 
 RETIRED = "rnd-owner@example.com"
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from delivery_samples import PERIOD, PREVIOUS, ScriptedSender, chargeback_config
 from fastapi import FastAPI
 
 from vapi_chargeback.airflow.statements_page import Source, create_app
 from vapi_chargeback.delivery import deliver_month
+
+from support.delivery_samples import PERIOD, PREVIOUS, ScriptedSender, chargeback_config
 
 BASE = "http://testserver/"
 NAMES = {"sales": "Sales", "support": "Customer <Support>"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from statement_samples import sample_statement
 
 from vapi_chargeback.statement import Statement
+
+from support.statement_samples import sample_statement
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from statement_samples import sample_statement
 
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.csv import csv_name, header, write_csv
 from vapi_chargeback.statements.formatting import looks_like_formula, minutes_text, money_text
+
+from support.statement_samples import sample_statement
 
 GOLDEN = (
     b"period,cost_center_id,cost_center_name,team,assistant_id,allocation,calls,minutes,cost_usd,"

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from statement_samples import BERLIN, sample_statement
 
 from vapi_chargeback.statement import (
     UNALLOCATED,
@@ -18,6 +17,8 @@ from vapi_chargeback.statement import (
     Statement,
 )
 from vapi_chargeback.statements.validate import StatementError, validate_statement
+
+from support.statement_samples import BERLIN, sample_statement
 
 Change = Callable[[Statement], Statement]
 

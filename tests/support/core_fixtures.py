@@ -14,7 +14,7 @@ import yaml
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.plan import Plan
 
-PROJECT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = PROJECT / "include" / "config" / "chargeback.yaml"
 
 MAPPING_HEADER = "assistant_id,team,cost_center_id,valid_from,valid_to\n"
