@@ -1,32 +1,52 @@
 """Monthly chargeback statements per cost center from the Vapi Analytics API.
 
-Wiring only: every step is a function of ``vapi_chargeback.pipeline`` and imported inside
-its task, so parsing this file stays cheap. Tasks hand each other small dicts (period,
-paths, hashes); raw API responses and the statement travel through the run's work folder
-in the output storage, never through XCom.
+Wiring only: every task body is one call into ``vapi_chargeback.airflow.steps``, which
+imports the pipeline at run time (parsing this file stays cheap) and applies the one
+error policy: an error no retry can fix fails its task on the first try; a transient one
+is retried. Tasks hand each other small dicts (period, paths, hashes); raw API responses
+and the statement travel through the run's work folder in the output storage, never
+through XCom.
+
+Time bounds (README "Operations"): every task has an ``execution_timeout``; a retry
+waits ``RETRY_DELAY`` (60 s, or ``VAPI_CHARGEBACK_RETRY_DELAY_SECONDS``), doubling, at
+most 10 minutes.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from vapi_chargeback.airflow import steps
 from vapi_chargeback.airflow.settlement import SettlementSensor
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STATEMENTS = Asset("vapi_chargeback_statements", uri="file://vapi-chargeback/statements")
 
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("VAPI_CHARGEBACK_RETRY_DELAY_SECONDS", "60")))
+"""First pause before a retry. Set here, not left to Airflow's ``[core]
+default_task_retry_delay``: Airflow 3.3's scheduler ignores that setting for tasks whose
+delay equals it (the serialized DAG omits the value and the scheduler assumes 300 s)."""
+
 TASK_DEFAULTS: dict[str, Any] = {
     "owner": "finance-platform",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
+    "retries": 2,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=30),
 }
+FETCH_TIMEOUT = timedelta(minutes=15)
+"""Above the client's default deadline (300 s): the client gives up first and says why."""
+FETCH_RETRIES = 1
+"""The client already retried for up to its deadline; one more try after a pause is enough."""
+PLAN_TIMEOUT = timedelta(minutes=10)
+ALLOCATE_TIMEOUT = timedelta(minutes=60)
 
 
 @dag(
@@ -53,6 +73,14 @@ TASK_DEFAULTS: dict[str, Any] = {
             type="boolean",
             description="Send again to recipients who already got this month's statements.",
         ),
+        "expect_empty_month": Param(
+            False,
+            type="boolean",
+            description=(
+                "Publish even if the API reports no calls at all in the month (else the run"
+                " stops: that usually means a wrong key or a dead integration)."
+            ),
+        ),
     },
     tags=["vapi", "finance", "chargeback"],
     doc_md=__doc__,
@@ -61,60 +89,39 @@ def vapi_chargeback_monthly() -> None:
     # Scheduled runs wait here for settlement_delay_hours (chargeback.yaml); manual ones do not.
     settled = SettlementSensor(task_id="settled", project_dir=PROJECT_DIR)
 
-    @task
+    @task(execution_timeout=PLAN_TIMEOUT)
     def plan() -> dict[str, Any]:
         """Validate config and mapping, fix the statement month, compile the queries."""
-        from vapi_chargeback.airflow.settings import run_settings, storage_path
-        from vapi_chargeback.pipeline import plan_run
+        return steps.plan(get_current_context(), PROJECT_DIR)
 
-        settings = run_settings(get_current_context(), PROJECT_DIR)
-        return plan_run(settings, open_path=storage_path).model_dump(mode="json")
-
-    @task
+    @task(execution_timeout=PLAN_TIMEOUT)
     def batches(run: dict[str, Any]) -> list[int]:
         return list(range(run["batch_count"]))
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, execution_timeout=FETCH_TIMEOUT, retries=FETCH_RETRIES)
     def fetch(batch: int, run: dict[str, Any]) -> dict[str, Any]:
         """Send one request of the plan; store its raw response with its sha256."""
-        from vapi_chargeback.airflow.hook import VapiAnalyticsHook
-        from vapi_chargeback.airflow.settings import storage_path
-        from vapi_chargeback.pipeline import RunInfo, fetch_batch
+        return steps.fetch(run, batch)
 
-        info = RunInfo.model_validate(run)
-        with VapiAnalyticsHook().get_conn() as client:
-            return fetch_batch(info, batch, client, open_path=storage_path).model_dump(mode="json")
-
-    @task
+    @task(execution_timeout=ALLOCATE_TIMEOUT)
     def allocate(run: dict[str, Any], fetched: list[dict[str, Any]]) -> dict[str, Any]:
         """Join grouped rows with the mapping, rule by rule; spread shared pools."""
-        from vapi_chargeback.airflow.settings import storage_path
-        from vapi_chargeback.pipeline import RunInfo, allocate_run
-
-        return allocate_run(RunInfo.model_validate(run), fetched, open_path=storage_path)
+        return steps.allocate(run, fetched)
 
     @task
     def reconcile(run: dict[str, Any], allocated: dict[str, Any]) -> dict[str, Any]:
         """Fail the run, publishing nothing, unless the lines add up to the org total."""
-        from vapi_chargeback.airflow.settings import storage_path
-        from vapi_chargeback.pipeline import RunInfo, reconcile_run
-
-        return reconcile_run(RunInfo.model_validate(run), allocated, open_path=storage_path)
+        return steps.reconcile(run, allocated)
 
     @task(outlets=[STATEMENTS])
     def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
         """Write CSV, workbooks and manifest (last), replacing the month atomically."""
-        from vapi_chargeback.airflow.settings import storage_path
-        from vapi_chargeback.pipeline import RunInfo, publish_run
-
-        return publish_run(RunInfo.model_validate(run), reconciled, open_path=storage_path)
+        return steps.publish(run, reconciled)
 
     @task
     def deliver(run: dict[str, Any]) -> dict[str, Any]:
         """Mail owners their workbook and finance the full set; never twice unless redeliver."""
-        from vapi_chargeback.airflow.delivery import deliver_task
-
-        return deliver_task(get_current_context(), run)
+        return steps.deliver(get_current_context(), run)
 
     run = plan()
     settled >> run
