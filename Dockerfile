@@ -5,7 +5,7 @@
 # the lock's dev-only tools. The DAG, plugin and package are baked in, so the image runs on
 # its own (a production deployment); docker-compose.yml mounts dags/, plugins/ and include/
 # over them for live editing. The Airflow version here must equal the lock's apache-airflow
-# (tests/unit/test_compose.py checks it).
+# (tests/unit/test_docker_compose.py checks it).
 FROM apache/airflow:3.3.2-python3.11
 
 ARG AIRFLOW_VERSION=3.3.2
