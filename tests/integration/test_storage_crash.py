@@ -1,18 +1,27 @@
-"""A publisher killed at each step of a local publish (``os._exit``: no cleanup runs).
+"""A publisher killed with SIGKILL at each step of a local publish (nothing of it runs after).
 
-After the kill a reader sees the previous complete set, the new complete set, or (only
-between the two renames of the fallback swap) no month folder, never a mix, and
-``read_published`` always reads a whole set (there, the one moved aside); the next
-publish repairs whatever the dead one left and completes.
+The child process publishes and kills itself the moment it reaches the chosen step — the
+n-th call of a storage function or of ``os.rename`` — so no ``finally`` or cleanup runs,
+exactly as when a worker is killed. ``pipeline.publish_run`` (what the DAG's publish task
+calls) is ``publish_statement`` after loading the statement, so these steps are the task's.
+
+After the kill the month folder is byte-for-byte the previous complete set or the new
+one — or, only between the two renames of the fallback swap, absent — never a mix;
+``read_published`` returns exactly one of the two manifests (there, the set moved aside);
+a reader who skips dot-entries sees nothing but the month; the leftovers are the hidden
+staging or moved-aside dirs only; and the next publish repairs them and completes.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,11 +30,9 @@ from vapi_chargeback.storage import publish_statement, read_published
 
 from support.storage import PERIOD, hidden_leftovers, small_statement, snapshot
 
-KILLED = 9
-
 CHILD = textwrap.dedent(
     """
-    import os, sys
+    import os, signal, sys
     from vapi_chargeback import storage
     from support.storage import small_statement
 
@@ -37,7 +44,7 @@ CHILD = textwrap.dedent(
         def wrapper(*args, **kwargs):
             calls["n"] += 1
             if calls["n"] == int(count):
-                os._exit(9)
+                os.kill(os.getpid(), signal.SIGKILL)
             return original(*args, **kwargs)
         return wrapper
 
@@ -52,7 +59,36 @@ CHILD = textwrap.dedent(
 )
 
 
+@dataclass(frozen=True)
+class Sets:
+    """The previous set published under ``output`` and the new one published elsewhere."""
+
+    output: Path
+    old_files: dict[str, str]
+    old_manifest: dict[str, Any]
+    new_files: dict[str, str]
+    new_manifest: dict[str, Any]
+
+
+@pytest.fixture
+def sets(tmp_path: Path) -> Sets:
+    output, reference = tmp_path / "output", tmp_path / "reference"
+    publish_statement(small_statement(), output)
+    publish_statement(small_statement(base="50.00"), reference)
+    old_manifest, new_manifest = read_published(output, PERIOD), read_published(reference, PERIOD)
+    assert old_manifest is not None and new_manifest is not None
+    assert old_manifest["totals"] != new_manifest["totals"], "the two sets must differ"
+    return Sets(
+        output,
+        snapshot(output / PERIOD),
+        old_manifest,
+        snapshot(reference / PERIOD),
+        new_manifest,
+    )
+
+
 def _kill_publish(root: Path, point: str, mode: str) -> None:
+    """Publish the new set (``base="50.00"``) under ``root`` in a child killed at ``point``."""
     environment = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path]),
@@ -63,49 +99,89 @@ def _kill_publish(root: Path, point: str, mode: str) -> None:
         capture_output=True,
         timeout=60,
     )
-    assert child.returncode == KILLED, child.stderr.decode()
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+
+
+def _visible_entries(root: Path) -> list[str]:
+    """What a reader who skips dot-entries sees in the output root."""
+    return sorted(path.name for path in root.iterdir() if not path.name.startswith("."))
+
+
+def _leftover_kinds(root: Path) -> list[str]:
+    """``.staging`` / ``.previous``: the kinds of hidden dirs a killed publisher left."""
+    return sorted({name.split("-", 1)[0] for name in hidden_leftovers(root)})
 
 
 @pytest.mark.parametrize(
-    ("point", "mode", "visible"),
+    ("point", "mode", "visible", "read", "leftovers"),
     [
-        pytest.param("_copy_durably#3", "exchange", "old", id="while-staging"),
-        pytest.param("_exchange#1", "exchange", "old", id="before-the-swap"),
-        pytest.param("_discard#1", "exchange", "new", id="after-the-swap-before-cleanup"),
-        pytest.param("rename#2", "two-renames", "none", id="between-the-two-renames"),
-        pytest.param("_discard#1", "two-renames", "new", id="fallback-before-cleanup"),
+        pytest.param(
+            "_publish_local#1",
+            "exchange",
+            "old",
+            "old",
+            [],
+            id="rendered-before-touching-the-output",
+        ),
+        pytest.param("_copy_durably#3", "exchange", "old", "old", [".staging"], id="while-staging"),
+        pytest.param("_exchange#1", "exchange", "old", "old", [".staging"], id="before-the-swap"),
+        pytest.param(
+            "_discard#1", "exchange", "new", "new", [".staging"], id="after-the-swap-before-cleanup"
+        ),
+        pytest.param(
+            "rename#2",
+            "two-renames",
+            "none",
+            "old",
+            [".previous", ".staging"],
+            id="between-the-two-renames",
+        ),
+        pytest.param(
+            "_discard#1", "two-renames", "new", "new", [".previous"], id="fallback-before-cleanup"
+        ),
     ],
 )
-def test_killed_publisher_never_leaves_a_mixed_month(
-    tmp_path: Path, point: str, mode: str, visible: str
+def test_killed_publisher_never_leaves_a_mixed_month_and_a_rerun_completes(
+    sets: Sets, point: str, mode: str, visible: str, read: str, leftovers: list[str]
 ) -> None:
-    publish_statement(small_statement(), tmp_path)
-    old = snapshot(tmp_path / PERIOD)
-    reference = tmp_path / "reference"
-    publish_statement(small_statement(base="50.00"), reference)
-    new = snapshot(reference / PERIOD)
+    _kill_publish(sets.output, point, mode)
 
-    _kill_publish(tmp_path, point, mode)
+    month = sets.output / PERIOD
+    files = {"old": sets.old_files, "new": sets.new_files, "none": None}[visible]
+    assert (snapshot(month) if month.exists() else None) == files
+    manifest = {"old": sets.old_manifest, "new": sets.new_manifest}[read]
+    assert read_published(sets.output, PERIOD) == manifest
+    assert _visible_entries(sets.output) == ([PERIOD] if files is not None else [])
+    assert _leftover_kinds(sets.output) == leftovers
 
-    month = tmp_path / PERIOD
-    seen = {"old": old, "new": new, "none": None}[visible]
-    assert (snapshot(month) if month.exists() else None) == seen
-    assert read_published(tmp_path, PERIOD) is not None
+    publish_statement(small_statement(base="50.00"), sets.output)
+
+    assert snapshot(month) == sets.new_files
+    assert read_published(sets.output, PERIOD) == sets.new_manifest
+    assert hidden_leftovers(sets.output) == []
+
+
+def test_a_killed_first_publish_leaves_no_month_at_all(tmp_path: Path) -> None:
+    """Nothing published before: killed mid-staging, readers see no month, never a partial one."""
+    _kill_publish(tmp_path, "_copy_durably#3", "exchange")
+
+    assert read_published(tmp_path, PERIOD) is None
+    assert _visible_entries(tmp_path) == []
+    assert _leftover_kinds(tmp_path) == [".staging"]
+
     publish_statement(small_statement(base="50.00"), tmp_path)
-    assert snapshot(month) == new
+    assert read_published(tmp_path, PERIOD) is not None
     assert hidden_leftovers(tmp_path) == []
 
 
 def test_failed_rerun_after_a_kill_between_renames_restores_the_previous_set(
-    tmp_path: Path,
+    sets: Sets,
 ) -> None:
-    publish_statement(small_statement(), tmp_path)
-    old = snapshot(tmp_path / PERIOD)
-    _kill_publish(tmp_path, "rename#2", "two-renames")
+    _kill_publish(sets.output, "rename#2", "two-renames")
 
     with pytest.raises(StatementError):
-        publish_statement(small_statement(("not a slug",)), tmp_path)
+        publish_statement(small_statement(("not a slug",)), sets.output)
 
-    assert snapshot(tmp_path / PERIOD) == old
-    assert read_published(tmp_path, PERIOD) is not None
-    assert hidden_leftovers(tmp_path) == []
+    assert snapshot(sets.output / PERIOD) == sets.old_files
+    assert read_published(sets.output, PERIOD) == sets.old_manifest
+    assert hidden_leftovers(sets.output) == []
