@@ -14,14 +14,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
+from vapi_chargeback.attribution import AttributedRow
+from vapi_chargeback.money import CENT, MINUTES_QUANTUM, round_money
 from vapi_chargeback.plan import ASSISTANT_KEY, DefinitionPlan, Plan
-from vapi_chargeback.split import MINUTES_QUANTUM, round_money, round_to_total
-from vapi_chargeback.statement import CENT, Breakdown
-
-if TYPE_CHECKING:
-    from vapi_chargeback.allocate import AttributedRow
+from vapi_chargeback.split import round_to_total
+from vapi_chargeback.statement import Breakdown
 
 _DIMENSION_COLUMNS = {
     "assistantId": "assistant_id",

@@ -1,38 +1,31 @@
-"""``chargeback.yaml`` and the assistant → team mapping CSV, as validated objects.
+"""``chargeback.yaml`` as a validated object (the mapping CSV beside it: ``mapping.py``).
 
-Both files are written by people, so every problem is reported at once, each naming the
-file, the line (where the YAML or CSV has one), the field path and what to change. They
-are checked before anything else runs: a bad config never gets as far as writing a file.
+The file is written by people, so every problem is reported at once, each naming the
+file, the line (where the YAML has one), the field path and what to change. It is
+checked before anything else runs: a bad config never gets as far as writing a file.
 YAML numbers with a fraction are read as ``Decimal`` straight from their text, so a
 money amount never passes through a float.
 
-Both are bounded (``MAX_CONFIG_BYTES``, ``MAX_MAPPING_BYTES``, far above any real org) so
-that a wrong path — a log, a data dump — fails at once instead of exhausting a worker.
-Text that ends up in a spreadsheet cell (team, assistant id, names, titles) must be
-printable: a control character cannot be stored in a workbook. A team or name may begin
-with ``=`` or ``+``; the writers store such text as text, never as a formula.
+It is bounded (``MAX_CONFIG_BYTES``, far above any real org) so that a wrong path — a
+log, a data dump — fails at once instead of exhausting a worker. Text that ends up in a
+spreadsheet cell (names, titles) must be printable: a control character cannot be
+stored in a workbook. A name may begin with ``=`` or ``+``; the writers store such text
+as text, never as a formula.
 
-Assistant ids are UUIDs, which compare case-blind: SQL Server and .NET exports write them
-in upper case, the API in lower case, so the mapping keeps them in canonical lower case.
 A cost center can be retired (``valid_to``) and still be named by the mapping rows of
 the months it was charged, so old months rerun unchanged while nothing new reaches it.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from functools import cache
-from importlib import resources
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -53,10 +46,11 @@ from vapi_chargeback.analytics.models import (
     GROUP_BYS,
     VARIABLE_KEY_MAX_LENGTH,
     field_path,
-    is_iana_timezone,
 )
 from vapi_chargeback.errors import PermanentError
-from vapi_chargeback.statement import CENT
+from vapi_chargeback.money import CENT, HUNDRED
+from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
+from vapi_chargeback.zones import timezone_problem
 
 if TYPE_CHECKING:
     from vapi_chargeback.period import StatementPeriod
@@ -64,13 +58,8 @@ if TYPE_CHECKING:
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 """Cost-center ids, pool names and definition ids reach file and sheet names."""
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-HUNDRED = Decimal(100)
 MAX_CONFIG_BYTES = 1 << 20
 """1 MiB: a config with a thousand cost centers and their queries is a few hundred KB."""
-MAX_MAPPING_BYTES = 32 << 20
-"""32 MiB: three hundred thousand mapping rows."""
-MAX_MAPPING_TEXT = 200
-"""Longest team name or assistant id in the mapping (Vapi ids are 36 characters)."""
 
 Component = Literal["transport", "stt", "llm", "tts", "vapi"]
 """Cost components with an analytics column ``costBreakdown.<component>``."""
@@ -99,61 +88,11 @@ COMPONENTS: tuple[str, ...] = get_args(Component)
 DIMENSIONS: tuple[str, ...] = get_args(Dimension)
 METRICS: tuple[str, ...] = get_args(Metric)
 
-MAPPING_HEADER = ("assistant_id", "team", "cost_center_id", "valid_from", "valid_to")
 _RESERVED_ROW_KEYS = frozenset({DATE_KEY, *GROUP_BYS})
 _RESERVED_KEY_PREFIXES = ("sum_", "count_")
 """The plan's operation aliases start with these; a variable key must not collide with them."""
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-UTC_ZONES = ("UTC", "Etc/UTC")
-IANA_AREAS = frozenset(
-    {
-        "Africa",
-        "America",
-        "Antarctica",
-        "Arctic",
-        "Asia",
-        "Atlantic",
-        "Australia",
-        "Europe",
-        "Indian",
-        "Pacific",
-    }
-)
-"""The tz database's continents and oceans: a zone named ``Area/Location`` follows the
-summer time of a real place; anything else but UTC is an abbreviation, a fixed offset or a
-legacy alias."""
-_NEW_YORK, _CHICAGO, _DENVER, _PHOENIX = (
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Phoenix",
-)
-_LOS_ANGELES, _PARIS, _BERLIN, _LONDON = (
-    "America/Los_Angeles",
-    "Europe/Paris",
-    "Europe/Berlin",
-    "Europe/London",
-)
-_ZONE_HINTS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("EST", "EDT", "EST5EDT"), (_NEW_YORK,)),
-    **dict.fromkeys(("CST", "CDT", "CST6CDT"), (_CHICAGO,)),
-    **dict.fromkeys(("MST", "MDT", "MST7MDT"), (_DENVER, _PHOENIX)),
-    **dict.fromkeys(("PST", "PDT", "PST8PDT"), (_LOS_ANGELES,)),
-    **dict.fromkeys(("AKST", "AKDT"), ("America/Anchorage",)),
-    "HST": ("Pacific/Honolulu",),
-    **dict.fromkeys(("CET", "CEST", "MET", "MEST"), (_PARIS, _BERLIN)),
-    **dict.fromkeys(("EET", "EEST"), ("Europe/Athens", "Europe/Helsinki")),
-    **dict.fromkeys(("WET", "WEST"), ("Europe/Lisbon",)),
-    **dict.fromkeys(("BST", "GB", "GB-EIRE"), (_LONDON,)),
-    **dict.fromkeys(("GMT", "GMT0", "GMT+0", "GMT-0", "GREENWICH"), ("UTC", _LONDON)),
-    **dict.fromkeys(("UCT", "UNIVERSAL", "ZULU", "Z"), ("UTC",)),
-}
-"""What people mean by an abbreviation (upper case, without ``Etc/``): ``EST`` in a New York
-company's config means New York time, summer included (the tz database's own ``EST`` is
-UTC-5 all year)."""
-_LEGACY = "kept only for backward compatibility (some systems no longer ship them)"
-_FIXED_OFFSET = re.compile(r"^(?:Etc/)?(?:GMT|UTC|UT)?\s*[+-]\d{1,2}(?::?\d{2})?$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+"""A calendar date as people write it in the config and the mapping: ``YYYY-MM-DD``."""
 
 
 class ConfigError(PermanentError):
@@ -198,7 +137,7 @@ def _iso_date(value: object) -> object:
         raise ValueError(f"{value} has a time of day; write the date alone as YYYY-MM-DD")
     if isinstance(value, date):
         return value
-    if isinstance(value, str) and _ISO_DATE.match(value):
+    if isinstance(value, str) and ISO_DATE.match(value):
         try:
             return date.fromisoformat(value)
         except ValueError:
@@ -237,66 +176,6 @@ class Org(_Strict):
         if problem:
             raise ValueError(problem)
         return value
-
-
-def timezone_problem(name: str) -> str | None:
-    """Why ``name`` cannot be the org zone, with the name to use instead; none if it can.
-
-    Only ``Area/Location`` names follow a place's summer time: an abbreviation such as
-    ``EST`` is the tz database's fixed UTC-5, so a New York statement month would start
-    an hour off all summer, and legacy aliases may vanish from the database.
-    """
-    if name in UTC_ZONES:
-        return None
-    known = is_iana_timezone(name)
-    if known and name.split("/", 1)[0] in IANA_AREAS and "/" in name:
-        return None
-    hint = _ZONE_HINTS.get(name.removeprefix("Etc/").upper())
-    link = _link_target(name) if known else None
-    summer = "so statement months would miss or misplace summer time"
-    if hint:
-        kind, why, use = "an abbreviation", summer, " or ".join(repr(zone) for zone in hint)
-    elif _FIXED_OFFSET.match(name):
-        kind, why = "a fixed UTC offset", summer
-        if name.startswith("Etc/GMT"):
-            kind += f" (POSIX sign: it means UTC{_posix_flip(name)})"
-        use = f"the name of the place whose calendar the statements follow, e.g. {_NEW_YORK!r}"
-    elif link:
-        kind, why, use = "a legacy alias", _LEGACY, repr(link)
-    elif known:
-        kind, why = "not a place", "so it names no calendar"
-        use = f"the name of the place, e.g. {_BERLIN!r}, or 'UTC'"
-    else:
-        return f"{name!r} is not an IANA time zone name; use one like {_BERLIN!r} or 'UTC'"
-    return f"{name!r} is {kind}, not an IANA Area/Location zone, {why}; use {use}"
-
-
-def _posix_flip(name: str) -> str:
-    offset = name.removeprefix("Etc/GMT")
-    return offset.translate(str.maketrans("+-", "-+"))
-
-
-@cache
-def _zone_links() -> dict[str, str]:
-    """Legacy alias → the zone it links to, from the tz database shipped as ``tzdata``."""
-    try:
-        text = resources.files("tzdata").joinpath("zoneinfo/tzdata.zi").read_text("utf-8")
-    except (ModuleNotFoundError, OSError):
-        return {}
-    links: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "L":
-            links[parts[2]] = parts[1]
-    return links
-
-
-def _link_target(name: str) -> str | None:
-    """The Area/Location zone a legacy alias (``US/Eastern``, ``Japan``) links to, if any."""
-    target = _zone_links().get(name)
-    if target and "/" in target and target.split("/", 1)[0] in IANA_AREAS:
-        return target
-    return None
 
 
 class QueryDefinition(_Strict):
@@ -510,9 +389,6 @@ class ChargebackConfig(_Strict):
         raise KeyError(f"no cost center {cost_center_id!r} in the config")
 
 
-Loc = tuple[int | str, ...]
-
-
 def cross_check_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
     """Rules spanning several fields, each with the path of the field to change.
 
@@ -595,40 +471,17 @@ def _require_unique(values: Sequence[str]) -> None:
         raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; list each once")
 
 
-# --- YAML -------------------------------------------------------------------------------
-
-
-class _DecimalLoader(yaml.SafeLoader):
-    """SafeLoader that reads YAML floats as ``Decimal`` from their source text."""
-
-
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    lowered = text.lower()
-    if lowered in (".inf", "+.inf", "-.inf", ".nan"):
-        return Decimal("NaN")
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return Decimal("NaN")
-
-
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
-
-
 def load_config(path: str | Path) -> ChargebackConfig:
     """Read and validate ``chargeback.yaml``; raise ``ConfigError`` listing every problem."""
     path = Path(path)
-    raw = _read_bytes(path, MAX_CONFIG_BYTES, "chargeback.yaml")
+    raw = read_bounded(path, MAX_CONFIG_BYTES, "chargeback.yaml")
     source = str(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConfigError(source, [f"{source}: not UTF-8 ({error}); save it as UTF-8"]) from None
-    loader = _DecimalLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        node, data = read_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -636,14 +489,12 @@ def load_config(path: str | Path) -> ChargebackConfig:
         raise ConfigError(
             source, [f"{where}: YAML syntax error: {problem}; fix the YAML"]
         ) from None
-    finally:
-        loader.dispose()
     if node is None or not isinstance(data, dict):
         raise ConfigError(
             source, [f"{source}:1: expected a mapping of settings (org:, cost_centers: …)"]
         )
     lines: dict[Loc, int] = {}
-    problems = [f"{source}:{line}: {message}" for line, message in _index_lines(node, (), lines)]
+    problems = [f"{source}:{line}: {message}" for line, message in index_lines(node, (), lines)]
     located: list[tuple[Loc, str]] = []
     config = None
     try:
@@ -658,27 +509,6 @@ def load_config(path: str | Path) -> ChargebackConfig:
         raise ConfigError(source, problems)
     config._sha256 = hashlib.sha256(raw).hexdigest()
     return config
-
-
-def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Iterator[tuple[int, str]]:
-    """Record the 1-based line of every value by its field path; yield duplicate keys."""
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[object, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                yield (
-                    line,
-                    f"{field_path((*loc, key))}: key repeated (first on line {seen[key]}); YAML keeps only the last, remove one",
-                )
-            seen[key] = line
-            yield from _index_lines(value_node, (*loc, key), lines)
-            lines[(*loc, key)] = line
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _index_lines(item, (*loc, index), lines)
 
 
 def _pydantic_problems(error: ValidationError) -> Iterator[tuple[Loc, str]]:
@@ -716,7 +546,7 @@ def _located(source: str, lines: dict[Loc, int], loc: Loc, message: str) -> tupl
     return line, f"{source}:{line}: {field_path(loc) or '(top level)'}: {message}"
 
 
-def _read_bytes(path: Path, limit: int, what: str) -> bytes:
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
     """The file's bytes, refusing to read more than ``limit`` of them."""
     try:
         with path.open("rb") as handle:
@@ -752,198 +582,6 @@ def config_json_schema() -> dict[str, Any]:
 
 def render_json_schema() -> str:
     return json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-# --- mapping CSV ------------------------------------------------------------------------
-
-
-class MappingMatch(NamedTuple):
-    team: str
-    cost_center_id: str
-
-
-@dataclass(frozen=True)
-class MappingEntry:
-    assistant_id: str
-    """In canonical lower case (see :func:`canonical_assistant_id`)."""
-    team: str
-    cost_center_id: str
-    valid_from: date | None
-    """Inclusive; none = since forever."""
-    valid_to: date | None
-    """Inclusive; none = until further notice."""
-    line: int
-
-    def covers(self, day: date) -> bool:
-        return (self.valid_from is None or self.valid_from <= day) and (
-            self.valid_to is None or day <= self.valid_to
-        )
-
-
-class AssistantMapping:
-    """Effective-dated assistant → (team, cost center); validity never overlaps per assistant."""
-
-    def __init__(self, entries: Iterable[MappingEntry], *, sha256: str | None = None) -> None:
-        self.sha256 = sha256
-        self._by_assistant: dict[str, list[MappingEntry]] = {}
-        for entry in entries:
-            self._by_assistant.setdefault(entry.assistant_id, []).append(entry)
-
-    def lookup(self, assistant_id: str, local_date: date) -> MappingMatch | None:
-        """The assistant's team and cost center on ``local_date`` (org calendar), if mapped.
-
-        ``assistant_id`` in any case: UUIDs compare case-blind.
-        """
-        for entry in self._by_assistant.get(canonical_assistant_id(assistant_id), ()):
-            if entry.covers(local_date):
-                return MappingMatch(entry.team, entry.cost_center_id)
-        return None
-
-    @property
-    def entries(self) -> list[MappingEntry]:
-        return [entry for entries in self._by_assistant.values() for entry in entries]
-
-
-def load_mapping(path: str | Path, config: ChargebackConfig) -> AssistantMapping:
-    """Read and validate the mapping CSV; raise ``ConfigError`` listing every problem."""
-    path = Path(path)
-    raw = _read_bytes(path, MAX_MAPPING_BYTES, "mapping CSV")
-    entries, problems = parse_mapping(
-        raw, str(path), set(config.cost_center_ids), ends=config.cost_center_ends
-    )
-    if problems:
-        raise ConfigError(str(path), problems)
-    return AssistantMapping(entries, sha256=hashlib.sha256(raw).hexdigest())
-
-
-def canonical_assistant_id(assistant_id: str) -> str:
-    """Vapi assistant ids are UUIDs, equal whatever their case; the API writes lower case."""
-    return assistant_id.lower()
-
-
-def parse_mapping(
-    raw: bytes,
-    source: str,
-    cost_center_ids: Collection[str],
-    *,
-    ends: Mapping[str, date] | None = None,
-) -> tuple[list[MappingEntry], list[str]]:
-    """Entries and the problems found, each problem as ``file:line: what; the fix``.
-
-    ``ends``: the last day of each retired cost center, which no row may charge after.
-    """
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        return [], [f"{source}: not UTF-8 ({error}); save it as UTF-8"]
-    rows = csv.reader(io.StringIO(text, newline=""))
-    header = next(rows, None)
-    expected = ",".join(MAPPING_HEADER)
-    if header is None or tuple(cell.strip() for cell in header) != MAPPING_HEADER:
-        found = ",".join(header) if header else "an empty file"
-        return [], [f"{source}:1: header is {found!r}; it must be exactly {expected!r}"]
-    entries: list[MappingEntry] = []
-    problems: list[tuple[int, str]] = []
-    for line_no, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        entry, row_problems = _parse_row(row, line_no, cost_center_ids, ends or {})
-        problems += [(line_no, message) for message in row_problems]
-        if entry is not None:
-            entries.append(entry)
-    problems += _overlaps(entries)
-    return entries, [f"{source}:{line}: {message}" for line, message in sorted(problems)]
-
-
-def _parse_row(
-    row: list[str], line_no: int, cost_center_ids: Collection[str], ends: Mapping[str, date]
-) -> tuple[MappingEntry | None, list[str]]:
-    if len(row) not in (3, 4, 5):
-        return None, [
-            f"{len(row)} fields; expected {len(MAPPING_HEADER)} ({','.join(MAPPING_HEADER)});"
-            " leave optional dates empty, not out"
-        ]
-    assistant_id, team, center, *dates = (cell.strip() for cell in row)
-    valid_from_text, valid_to_text = (*dates, "", "")[:2]
-    blanks = (("assistant_id", assistant_id), ("team", team), ("cost_center_id", center))
-    problems = [f"{name} is blank; fill it in" for name, value in blanks if not value]
-    for name, value in (("assistant_id", assistant_id), ("team", team)):
-        if len(value) > MAX_MAPPING_TEXT:
-            problems.append(
-                f"{name} is {len(value)} characters, over {MAX_MAPPING_TEXT}; shorten it"
-            )
-        elif not value.isprintable():
-            problems.append(f"{name} {value!r} contains a control character; remove it")
-    if assistant_id and any(character.isspace() for character in assistant_id):
-        problems.append(f"assistant_id {assistant_id!r} contains a space; ids have none")
-    if center and center not in cost_center_ids:
-        problems.append(
-            f"cost_center_id {center!r} is not in chargeback.yaml;"
-            f" use one of {sorted(cost_center_ids)} or add it to cost_centers"
-        )
-    valid_from, from_problem = _parse_date(valid_from_text, "valid_from")
-    valid_to, to_problem = _parse_date(valid_to_text, "valid_to")
-    problems += [problem for problem in (from_problem, to_problem) if problem]
-    if valid_from and valid_to and valid_to < valid_from:
-        problems.append(
-            f"valid_to {valid_to} is before valid_from {valid_from}; swap or fix the dates"
-        )
-    end = ends.get(center)
-    if end is not None and not to_problem and (valid_to is None or valid_to > end):
-        charges = "is empty: the row charges" if valid_to is None else f"{valid_to} charges"
-        problems.append(
-            f"valid_to {charges} cost center {center!r} after {end}, the last day it is"
-            f" charged (its valid_to in chargeback.yaml); end the row on or before {end},"
-            f" and map the assistant to a cost center still charged from"
-            f" {end + timedelta(days=1)} in a row of its own"
-        )
-    if problems:
-        return None, problems
-    entry = MappingEntry(
-        canonical_assistant_id(assistant_id), team, center, valid_from, valid_to, line_no
-    )
-    return entry, []
-
-
-def _parse_date(text: str, field: str) -> tuple[date | None, str | None]:
-    if not text:
-        return None, None
-    try:
-        if not _ISO_DATE.match(text):
-            raise ValueError(text)
-        return date.fromisoformat(text), None
-    except ValueError:
-        return None, f"{field} {text!r} is not a date; write it as YYYY-MM-DD (inclusive)"
-
-
-def _overlaps(entries: list[MappingEntry]) -> list[tuple[int, str]]:
-    """Overlapping validity per assistant: a sweep keeping the entry that reaches furthest."""
-    by_assistant: dict[str, list[MappingEntry]] = {}
-    for entry in entries:
-        by_assistant.setdefault(entry.assistant_id, []).append(entry)
-    problems = []
-    for assistant_id, items in by_assistant.items():
-        items.sort(key=lambda e: (e.valid_from or date.min, e.line))
-        reach = items[0]
-        for entry in items[1:]:
-            reach_end = reach.valid_to or date.max
-            if (entry.valid_from or date.min) <= reach_end:
-                problems.append(
-                    (
-                        entry.line,
-                        f"assistant {assistant_id!r} {_span(entry)} overlaps line {reach.line}"
-                        f" ({_span(reach)}); end one before the other starts",
-                    )
-                )
-            if (entry.valid_to or date.max) > reach_end:
-                reach = entry
-    return problems
-
-
-def _span(entry: MappingEntry) -> str:
-    start = entry.valid_from.isoformat() if entry.valid_from else "…"
-    end = entry.valid_to.isoformat() if entry.valid_to else "…"
-    return f"{start}..{end}"
 
 
 def main() -> None:

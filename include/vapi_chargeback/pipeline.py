@@ -30,8 +30,9 @@ from vapi_chargeback.analytics.models import (
     AnalyticsQuery,
     AnalyticsQueryResult,
 )
-from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
+from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.mapping import AssistantMapping, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile

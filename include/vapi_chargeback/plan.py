@@ -55,7 +55,6 @@ from vapi_chargeback.analytics.models import (
 )
 from vapi_chargeback.config import (
     COMPONENTS,
-    AssistantMapping,
     ChargebackConfig,
     Component,
     DefinitionStep,
@@ -63,6 +62,7 @@ from vapi_chargeback.config import (
     Metric,
     QueryDefinition,
 )
+from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.period import StatementPeriod
 
 CORE_QUERY = "core-allocation"

@@ -14,8 +14,9 @@ from decimal import Decimal
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.analytics.numbers import to_decimal, to_int
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.money import round_money
 from vapi_chargeback.plan import Plan, measure_alias, measure_default_key
-from vapi_chargeback.split import exact_sum, round_money
+from vapi_chargeback.split import exact_sum
 from vapi_chargeback.statement import Reconciliation, Statement
 
 

@@ -1,4 +1,4 @@
-"""Largest-remainder rounding: the one place where exact amounts become cents.
+"""Largest-remainder rounding: a set of exact amounts becomes quanta that add up.
 
 Rounding every line on its own lets the cents drift, so a statement would not add up to
 its own total. Both functions here round a set of exact amounts *together*: each part
@@ -24,10 +24,8 @@ from decimal import (
 from fractions import Fraction
 from math import floor
 
-from vapi_chargeback.statement import CENT
+from vapi_chargeback.money import CENT, from_units, round_half_up
 
-MINUTES_QUANTUM = Decimal("0.01")
-"""Minutes are shown, and rounded, to a hundredth of a minute."""
 CALL_QUANTUM = Decimal(1)
 """Calls are whole: a split of calls moves whole calls."""
 _EXACT_DIGITS = 60
@@ -46,11 +44,6 @@ def exact_context() -> AbstractContextManager[Context]:
 def exact_sum(values: Iterable[Decimal]) -> Decimal:
     with exact_context():
         return sum(values, Decimal(0))
-
-
-def round_money(value: Decimal | Fraction | int, quantum: Decimal = CENT) -> Decimal:
-    """``value`` rounded half away from zero to ``quantum``: how totals are rounded everywhere."""
-    return _from_units(_round_half_up(Fraction(value) / Fraction(quantum)), quantum)
 
 
 def split_exact(
@@ -81,11 +74,11 @@ def split_exact(
     if weight_sum == 0:
         if total:
             raise ValueError(f"cannot split {total} by weights that are all zero")
-        return [_from_units(0, quantum)] * len(weights)
+        return [from_units(0, quantum)] * len(weights)
     magnitude = abs(units)
     shares = [magnitude * weight / weight_sum for weight in exact_weights]
     parts = _largest_remainder(shares, int(magnitude))
-    return [_from_units(sign * part, quantum) for part in parts]
+    return [from_units(sign * part, quantum) for part in parts]
 
 
 def round_to_total(
@@ -99,8 +92,8 @@ def round_to_total(
     earlier value. Signs are allowed (a refund line stays negative).
     """
     units = [Fraction(value) / Fraction(quantum) for value in values]
-    target = _round_half_up(sum(units, Fraction(0)))
-    return [_from_units(part, quantum) for part in _largest_remainder(units, target)]
+    target = round_half_up(sum(units, Fraction(0)))
+    return [from_units(part, quantum) for part in _largest_remainder(units, target)]
 
 
 def _largest_remainder(exact: Sequence[Fraction], target: int) -> list[int]:
@@ -117,12 +110,3 @@ def _largest_remainder(exact: Sequence[Fraction], target: int) -> list[int]:
     for index in by_remainder[:missing]:
         floors[index] += 1
     return floors
-
-
-def _round_half_up(value: Fraction) -> int:
-    magnitude = floor(abs(value) + Fraction(1, 2))
-    return -magnitude if value < 0 else magnitude
-
-
-def _from_units(units: int, quantum: Decimal) -> Decimal:
-    return (Decimal(units) * quantum).quantize(quantum)

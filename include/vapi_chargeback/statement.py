@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-CENT = Decimal("0.01")
 UNALLOCATED = "UNALLOCATED"
 
 

@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 import pytest
 
-from vapi_chargeback.allocate import AnalyticsResultError
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.decode import decode_json
 from vapi_chargeback.analytics.errors import (
@@ -35,6 +34,7 @@ from vapi_chargeback.analytics.errors import (
     ResponseError,
     ResponseMismatchError,
 )
+from vapi_chargeback.attribution import AnalyticsResultError
 from vapi_chargeback.config import ConfigError
 from vapi_chargeback.reconcile import ReconciliationError
 from vapi_chargeback.statements.validate import StatementError

@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vapi_chargeback.config import ConfigError, load_config
 from vapi_chargeback.delivery.deliver import location
 from vapi_chargeback.delivery.log import DELIVERY_NAME, DeliveryLog, read_log
+from vapi_chargeback.money import HUNDRED, percent_of
 from vapi_chargeback.statement import UNALLOCATED
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.storage import read_published
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "vapi_chargeback_monthly"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-HUNDRED = Decimal(100)
 MEDIA_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".csv": "text/csv; charset=utf-8",
@@ -283,7 +283,7 @@ def _month_row(view: MonthView) -> str:
     totals = manifest.get("totals", {})
     total = _decimal(totals.get("cost_usd"))
     allocated = _decimal(totals.get("allocated_usd"))
-    share = allocated * HUNDRED / total if total else None
+    share = percent_of(allocated, total)
     bar = (
         f"<span class=bar><span style='width:{min(share, HUNDRED):.0f}%'></span></span>{share:.1f} %"
         if share is not None
@@ -326,7 +326,8 @@ def _month_details(view: MonthView, names: dict[str, str], *, open_: bool) -> st
         cost = by_center[center]
         workbook = f"cost-centers/{center}-{period}.xlsx"
         link = _link(period, workbook, f"{center}-{period}.xlsx") if workbook in files else ""
-        share = f"{cost * HUNDRED / total:.1f} %" if total else "—"
+        percent = percent_of(cost, total)
+        share = "—" if percent is None else f"{percent:.1f} %"
         name = "Unallocated" if center == UNALLOCATED else names.get(center, center)
         rows.append(
             f"<tr><td>{e(name)}</td><td><code>{e(center)}</code></td>"

@@ -25,10 +25,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+from vapi_chargeback.money import percent_of
 from vapi_chargeback.statement import UNALLOCATED
 from vapi_chargeback.statements.formatting import looks_like_formula
 
-HUNDRED = Decimal(100)
 ZERO = Decimal(0)
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 CSV_TYPE = ("text", "csv")
@@ -88,7 +88,7 @@ class MonthSummary:
 
     @property
     def allocated_pct(self) -> Decimal | None:
-        return None if not self.total_usd else self.allocated_usd * HUNDRED / self.total_usd
+        return percent_of(self.allocated_usd, self.total_usd)
 
 
 def summarize(
@@ -295,9 +295,9 @@ def change_text(current: Decimal, previous: Decimal | None, previous_period: str
         return f"no statement for {previous_period}"
     delta = current - previous
     amount = f"{'+' if delta >= 0 else '−'}{money(abs(delta))}"
-    if not previous:
+    pct = percent_of(delta, previous)
+    if pct is None:
         return f"{amount} vs {previous_period} (0.00)"
-    pct = delta * HUNDRED / previous
     return f"{'+' if pct >= 0 else '−'}{abs(pct):.1f} % ({amount}) vs {previous_period}"
 
 

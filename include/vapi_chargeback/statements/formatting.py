@@ -6,9 +6,9 @@ can never disagree about the same ``Decimal``.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-from vapi_chargeback.statement import CENT
+from vapi_chargeback.money import round_minutes
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 """Leading characters that make spreadsheet programs evaluate a text as a formula."""
@@ -22,12 +22,6 @@ def money_text(amount: Decimal) -> str:
     """
     text = f"{amount:.2f}"
     return "0.00" if text == "-0.00" else text
-
-
-def round_minutes(minutes: Decimal) -> Decimal:
-    """Minutes are usage, not money: shown to two places, half up as people round."""
-    rounded = minutes.quantize(CENT, rounding=ROUND_HALF_UP)
-    return abs(rounded) if rounded.is_zero() else rounded
 
 
 def minutes_text(minutes: Decimal) -> str:

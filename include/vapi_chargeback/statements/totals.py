@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from vapi_chargeback.money import HUNDRED, percent_of, round_minutes
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
-from vapi_chargeback.statements.formatting import round_minutes
 
 SHARE_PLACES = Decimal("0.000001")
 """Percent shares are fractions kept to 0.0001 %: finer than any display, still exact."""
@@ -82,9 +82,8 @@ def grand_total(by_center: dict[str, Subtotal]) -> Subtotal:
 
 def share(part: Decimal, whole: Decimal) -> Decimal | None:
     """``part / whole`` as a fraction for a percent cell; ``None`` when there is no whole."""
-    if whole.is_zero():
-        return None
-    return (part / whole).quantize(SHARE_PLACES)
+    percent = percent_of(part, whole)
+    return None if percent is None else (percent / HUNDRED).quantize(SHARE_PLACES)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from vapi_chargeback.errors import PermanentError
-from vapi_chargeback.statement import CENT, UNALLOCATED, Breakdown, ChargebackLine, Statement
+from vapi_chargeback.money import CENT
+from vapi_chargeback.statement import UNALLOCATED, Breakdown, ChargebackLine, Statement
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Ids become file names and sheet names: letters, digits, ``-`` and ``_`` only."""

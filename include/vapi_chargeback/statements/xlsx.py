@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from vapi_chargeback.money import round_minutes
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, CostCenterInfo, Statement
-from vapi_chargeback.statements.formatting import round_minutes
 from vapi_chargeback.statements.totals import StatementTotals, Subtotal, share, subtotal
 from vapi_chargeback.statements.workbook import (
     CellValue,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from vapi_chargeback.config import AssistantMapping, ChargebackConfig, load_config, load_mapping
+from vapi_chargeback.config import ChargebackConfig, load_config
+from vapi_chargeback.mapping import AssistantMapping, load_mapping
 
 from support.core_fixtures import MAPPING_HEADER, dump_yaml
 

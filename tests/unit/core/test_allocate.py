@@ -16,16 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vapi_chargeback import statement_json
-from vapi_chargeback.allocate import AnalyticsResultError, allocate
-from vapi_chargeback.config import (
-    AssistantMapping,
-    ChargebackConfig,
-    parse_mapping,
-)
+from vapi_chargeback.allocate import allocate
+from vapi_chargeback.attribution import AnalyticsResultError
+from vapi_chargeback.config import ChargebackConfig
+from vapi_chargeback.mapping import AssistantMapping, parse_mapping
+from vapi_chargeback.money import round_money
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import build_plan
 from vapi_chargeback.reconcile import ReconciliationError, reconcile
-from vapi_chargeback.split import round_money
 from vapi_chargeback.statement import ChargebackLine, Statement
 from vapi_chargeback.statements.totals import summarize
 from vapi_chargeback.statements.validate import validate_statement

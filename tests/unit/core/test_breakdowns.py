@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.config import AssistantMapping, ChargebackConfig, parse_mapping
+from vapi_chargeback.config import ChargebackConfig
+from vapi_chargeback.mapping import AssistantMapping, parse_mapping
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import build_plan
 from vapi_chargeback.statement import Breakdown

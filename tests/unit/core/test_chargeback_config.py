@@ -16,18 +16,15 @@ import pytest
 import yaml
 
 from vapi_chargeback.config import (
-    IANA_AREAS,
-    AssistantMapping,
     ChargebackConfig,
     ConfigError,
-    MappingMatch,
     load_config,
-    load_mapping,
     render_json_schema,
     sha256_file,
-    timezone_problem,
 )
+from vapi_chargeback.mapping import AssistantMapping, MappingMatch, load_mapping
 from vapi_chargeback.period import StatementPeriod
+from vapi_chargeback.zones import IANA_AREAS, timezone_problem
 
 from support.core_fixtures import DEMO_CONFIG, PROJECT, base_config
 

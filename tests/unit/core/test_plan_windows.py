@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vapi_chargeback.allocate import AnalyticsResultError, allocate
+from vapi_chargeback.allocate import allocate
 from vapi_chargeback.analytics.models import NAME_MAX_LENGTH, AnalyticsQueryResult
-from vapi_chargeback.config import AssistantMapping, ChargebackConfig, parse_mapping
+from vapi_chargeback.attribution import AnalyticsResultError
+from vapi_chargeback.config import ChargebackConfig
+from vapi_chargeback.mapping import AssistantMapping, parse_mapping
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import (
     CORE_QUERY,

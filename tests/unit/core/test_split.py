@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vapi_chargeback.split import (
-    CALL_QUANTUM,
-    CENT,
-    exact_sum,
-    round_money,
-    round_to_total,
-    split_exact,
-)
+from vapi_chargeback.money import CENT, round_money
+from vapi_chargeback.split import CALL_QUANTUM, exact_sum, round_to_total, split_exact
 
 D = Decimal
 

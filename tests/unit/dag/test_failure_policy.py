@@ -30,8 +30,9 @@ from vapi_chargeback.analytics.models import (
     AnalyticsQuery,
     AnalyticsQueryResult,
 )
-from vapi_chargeback.config import load_config, load_mapping
+from vapi_chargeback.config import load_config
 from vapi_chargeback.errors import ChargebackError, PermanentError
+from vapi_chargeback.mapping import load_mapping
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.pipeline import RunSettings, make_folder, plan_run
 from vapi_chargeback.plan import ORG_TOTAL_QUERY, build_plan, measure_alias
