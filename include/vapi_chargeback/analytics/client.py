@@ -64,6 +64,7 @@ from vapi_chargeback.analytics.retries import (
     retry_delay,
     retry_reason,
 )
+from vapi_chargeback.errors import ChargebackError
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,12 @@ class _BearerAuth(httpx.Auth):
         return f"_BearerAuth({self._api_key!r})"
 
 
-class _Cancelled(Exception):
-    """Another batch of the same :meth:`VapiAnalyticsClient.query` failed; stop retrying this one."""
+class _Cancelled(ChargebackError):
+    """Another batch of the same :meth:`VapiAnalyticsClient.query` failed; stop retrying this one.
+
+    Never reaches a caller (the other batch's failure is raised instead), so it is no
+    :class:`PermanentError`: it says nothing about whether a retry would help.
+    """
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,18 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from vapi_chargeback.errors import PermanentError
+
 _NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 """A plain decimal literal: what Postgres numerics and bigints look like as text."""
 
 
-class InvalidNumberError(ValueError):
-    """A value that should be a number is not one; names the field it came from."""
+class InvalidNumberError(PermanentError):
+    """A value that should be a number is not one; names the field it came from.
+
+    Permanent: the value comes from a response already received (or stored), which reads
+    the same on every retry of the step.
+    """
 
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
