@@ -41,15 +41,9 @@ reader sees a republished month instead of failing on stale ETags. There is no l
 two publishers of one month at once may leave files of both, which reads as ``None``
 until the next publish — never as a trusted mix.
 
-**Pause points (tests only).** Crash and concurrency tests must stop a publisher at an
-exact step and kill it there, from another process. With
-``VAPI_CHARGEBACK_PAUSE_AT=publish:<point>`` and ``VAPI_CHARGEBACK_PAUSE_DIR=<folder>``
-set, a publisher reaching ``<point>`` writes ``<folder>/publish-<point>.paused`` (its pid)
-and waits until ``<folder>/publish-<point>.resume`` exists. Points, in order: ``rendered``
-(files rendered, output untouched), ``staging`` (first file copied into the staging dir,
-lock held), ``staged`` (whole set and manifest staged, before the swap) and ``swapped``
-(new set in place, old set not yet deleted). Unset, the check costs one ``os.environ``
-lookup per point.
+**Pause points (tests only).** Crash and concurrency tests stop a publisher at
+``publish:rendered``, ``publish:staging``, ``publish:staged`` and ``publish:swapped``
+and kill it there: see :mod:`vapi_chargeback.pausepoints` for the protocol.
 """
 
 from __future__ import annotations
@@ -64,7 +58,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -75,6 +68,7 @@ from typing import IO, Any, Protocol, cast
 from upath import UPath
 
 from vapi_chargeback.filelock import exclusive_lock
+from vapi_chargeback.pausepoints import pause_point
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.manifest import FORMAT_VERSION, MANIFEST_NAME
 from vapi_chargeback.statements.render import RenderedSet, render_statement
@@ -89,10 +83,6 @@ COPY_CHUNK = 1 << 20
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
-PAUSE_AT_ENV = "VAPI_CHARGEBACK_PAUSE_AT"
-PAUSE_DIR_ENV = "VAPI_CHARGEBACK_PAUSE_DIR"
-PAUSE_POINTS = ("rendered", "staging", "staged", "swapped")
-PAUSE_TIMEOUT_SECONDS = 300.0
 READ_ATTEMPTS = 10
 """Sets read per ``read_published``: each retry means a whole publish happened mid-read."""
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -138,7 +128,7 @@ def publish_statement(statement: Statement, output_root: OutputRoot) -> PublishR
             _recover(location, statement.period)
     with tempfile.TemporaryDirectory(prefix=f"vapi-chargeback-{statement.period}-") as scratch:
         rendered = render_statement(statement, Path(scratch))
-        pause_point("rendered")
+        pause_point("publish", "rendered")
         if isinstance(location, Path):
             month_url = _publish_local(rendered, location)
         else:
@@ -212,9 +202,9 @@ def _publish_local(rendered: RenderedSet, root: Path) -> str:
         staging.mkdir()
         try:
             _stage(rendered, staging)
-            pause_point("staged")
+            pause_point("publish", "staged")
             _swap_into_place(staging, target, period)
-            pause_point("swapped")
+            pause_point("publish", "swapped")
         except BaseException:
             _discard(staging)
             raise
@@ -253,7 +243,7 @@ def _stage(rendered: RenderedSet, staging: Path) -> None:
     for index, entry in enumerate(rendered.files):
         _copy_durably(rendered.directory / entry.path, staging / entry.path)
         if index == 0:
-            pause_point("staging")
+            pause_point("publish", "staging")
     _copy_durably(rendered.manifest, staging / MANIFEST_NAME)
     for directory in sorted(
         {(staging / entry.path).parent for entry in rendered.files}, reverse=True
@@ -284,33 +274,6 @@ def _swap_into_place(staging: Path, target: Path, period: str) -> None:
     os.rename(target, previous)
     os.rename(staging, target)
     _discard(previous)
-
-
-def pause_point(point: str) -> None:
-    """Test-only: wait here while ``VAPI_CHARGEBACK_PAUSE_AT`` names ``publish:<point>``.
-
-    Lets a test kill a publisher at an exact step (see the module docstring); a no-op
-    unless the variable is set. Waits at most ``PAUSE_TIMEOUT_SECONDS``, so a forgotten
-    variable cannot hang a worker for ever.
-    """
-    wanted = os.environ.get(PAUSE_AT_ENV)
-    if wanted != f"publish:{point}":
-        return
-    folder = os.environ.get(PAUSE_DIR_ENV)
-    if not folder:
-        raise RuntimeError(
-            f"{PAUSE_AT_ENV}={wanted} needs {PAUSE_DIR_ENV}, the folder to signal in"
-        )
-    marker = Path(folder) / f"publish-{point}.paused"
-    marker.with_suffix(".writing").write_text(str(os.getpid()))
-    os.replace(marker.with_suffix(".writing"), marker)
-    resume = Path(folder) / f"publish-{point}.resume"
-    deadline = time.monotonic() + PAUSE_TIMEOUT_SECONDS
-    log.warning("paused at publish:%s until %s exists (test pause point)", point, resume)
-    while not resume.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{resume} did not appear within {PAUSE_TIMEOUT_SECONDS:.0f} s")
-        time.sleep(0.02)
 
 
 def _exchange(first: Path, second: Path) -> bool:
