@@ -46,7 +46,7 @@ class SmtpHookSender:
 
     def __init__(self, smtp_conn_id: str) -> None:
         self.smtp_conn_id = smtp_conn_id
-        self._hook: SmtpHook | None = None
+        self._connected: smtplib.SMTP | None = None
 
     def __enter__(self) -> SmtpHookSender:
         return self
@@ -68,8 +68,7 @@ class SmtpHookSender:
             raise
 
     def close(self) -> None:
-        hook, self._hook = self._hook, None
-        client = getattr(hook, "_smtp_client", None) if hook is not None else None
+        client, self._connected = self._connected, None
         if client is None:
             return
         try:
@@ -78,21 +77,30 @@ class SmtpHookSender:
             client.close()
 
     def _client(self) -> smtplib.SMTP:
-        if self._hook is None:
-            hook = SmtpHook(smtp_conn_id=self.smtp_conn_id)
-            try:
-                hook.get_conn()
-            except AirflowException as error:
-                # The hook reports "Unable to connect" after its own connect retries as a
-                # generic AirflowException; for delivery that is a temporary failure.
-                raise TransientSendError(
-                    f"cannot connect with {self.smtp_conn_id}: {error}"
-                ) from error
-            self._hook = hook
-        client = self._hook._smtp_client
-        if not isinstance(client, smtplib.SMTP):
-            raise TypeError(f"SmtpHook gave {type(client).__name__}, expected an smtplib client")
-        return client
+        if self._connected is None:
+            self._connected = hook_client(self.smtp_conn_id)
+        return self._connected
+
+
+def hook_client(smtp_conn_id: str) -> smtplib.SMTP:
+    """The SMTP client ``SmtpHook`` opened and logged in: TLS, certificates and OAuth2 are its job.
+
+    The provider (3.2) has no public accessor for it — ``get_conn()`` returns the hook, and
+    its public ``send_email_smtp`` builds its own message — so this is the one place that
+    reads the hook's ``_smtp_client``, as the provider's own ``test_connection`` does; the
+    SMTP integration tests fail here first if a provider release renames it.
+    """
+    hook = SmtpHook(smtp_conn_id=smtp_conn_id)
+    try:
+        hook.get_conn()
+    except AirflowException as error:
+        # The hook reports "Unable to connect" after its own connect retries as a
+        # generic AirflowException; for delivery that is a temporary failure.
+        raise TransientSendError(f"cannot connect with {smtp_conn_id}: {error}") from error
+    client = hook._smtp_client
+    if not isinstance(client, smtplib.SMTP):
+        raise TypeError(f"SmtpHook gave {type(client).__name__}, expected an smtplib client")
+    return client
 
 
 def smtp_from_email(smtp_conn_id: str) -> str | None:
