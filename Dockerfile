@@ -14,11 +14,13 @@ COPY --chown=airflow:0 requirements/lock.txt /opt/vapi-chargeback/requirements/l
 COPY --chown=airflow:0 pyproject.toml README.md /opt/vapi-chargeback/
 COPY --chown=airflow:0 include/ /opt/vapi-chargeback/include/
 
-# Pinning apache-airflow as well keeps pip from moving the image's own Airflow.
+# Pinning apache-airflow as well keeps pip from moving the image's own Airflow. The
+# `emulator` extra is there because docker-compose.yml's emulator profile runs this image;
+# an image for the real API alone can drop it.
 RUN pip install --no-cache-dir \
         --constraint /opt/vapi-chargeback/requirements/lock.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        /opt/vapi-chargeback
+        "/opt/vapi-chargeback[emulator]"
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/

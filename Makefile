@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
+UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
 # Airflow runs from the project with no global state.
@@ -17,23 +18,27 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
 export PYTHONPATH := $(CURDIR)/include$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install lock demo test test-stack lint format bench clean ui
+.PHONY: help install lock demo test test-fast test-stack lint format bench clean ui
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements/lock.txt
+# The venv and uv in it: all that `make lock` needs, so it works on a fresh clone.
+$(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --python $(BIN)/python requirements/lock.txt
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+
+# The lock pins the package's dependencies with its `emulator` and `dev` extras (see lock).
+$(STAMP): $(UV) pyproject.toml requirements/lock.txt
+	$(UV) pip sync --python $(BIN)/python requirements/lock.txt
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
 	touch $@
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (reused when nothing changed)
 
-lock: ## re-pin requirements/lock.txt from pyproject.toml (needs the registry)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+lock: $(UV) ## re-pin requirements/lock.txt from pyproject.toml (needs the registry)
+	$(UV) pip compile pyproject.toml --extra emulator --extra dev --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu -o requirements/lock.txt
 
 demo: $(STAMP) ## generate a demo org, start the emulator, run the real DAG for last month, print where the statements are
@@ -41,6 +46,9 @@ demo: $(STAMP) ## generate a demo org, start the emulator, run the real DAG for 
 
 test: $(STAMP) lint ## lint, then run the whole test suite (unit, integration, e2e)
 	$(BIN)/pytest -m "not stack"
+
+test-fast: $(STAMP) ## the edit-test loop: every test not marked slow or stack, no lint (CI runs make test)
+	$(BIN)/pytest -m "not stack and not slow"
 
 test-stack: $(STAMP) ## run the production topology natively (PostgreSQL + Redis + CeleryExecutor)
 	$(BIN)/pytest -m stack -s

@@ -119,7 +119,7 @@ def _mail_server(folder: Path, *, enabled: bool) -> Iterator[int | None]:
     if not enabled:
         yield None
         return
-    from vapi_chargeback.delivery.mailsink import LoopbackController, MailSink
+    from vapi_emulator.mailsink import LoopbackController, MailSink
 
     controller = LoopbackController(MailSink(folder))
     controller.start()

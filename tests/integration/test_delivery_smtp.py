@@ -36,7 +36,6 @@ from vapi_chargeback.delivery import (
     DeliverySetupError,
     read_log,
 )
-from vapi_chargeback.delivery.mailsink import LoopbackController, MailSink
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import (
     UNALLOCATED,
@@ -47,6 +46,7 @@ from vapi_chargeback.statement import (
     Statement,
 )
 from vapi_chargeback.storage import publish_statement, read_published
+from vapi_emulator.mailsink import LoopbackController, MailSink
 
 PERIOD = "2026-10"
 FROM = "chargeback@example.com"

@@ -448,6 +448,8 @@ def test_dockerfile_matches_the_lock() -> None:
     assert re.search(rf"^FROM apache/airflow:{re.escape(version)}-{PYTHON_TAG}$", text, re.M)
     assert re.search(rf"^ARG AIRFLOW_VERSION={re.escape(version)}$", text, re.M)
     assert "--constraint /opt/vapi-chargeback/requirements/lock.txt" in text
+    # The emulator services run this image, and vapi-emulator needs the emulator extra.
+    assert '"/opt/vapi-chargeback[emulator]"' in text
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored, "secrets in .env must never reach the build context"
 

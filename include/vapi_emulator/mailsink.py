@@ -2,8 +2,8 @@
 
 Nothing leaves the machine: the server listens on 127.0.0.1 only, accepts any sender and
 recipient, and writes each message as an ``.eml`` file (open it with any mail program)
-into a folder, besides keeping it in memory. It uses ``aiosmtpd``, a development
-dependency installed by ``make install``; production delivery never imports this module.
+into a folder, besides keeping it in memory. It uses ``aiosmtpd``, of the ``emulator``
+extra (installed by ``make install``); production delivery never imports this module.
 """
 
 from __future__ import annotations
