@@ -1,10 +1,11 @@
 """The run, step by step: plan → fetch → allocate → reconcile → publish, free of Airflow.
 
-Each function is one task of the DAG and also runs on its own (the CLI and the tests call
-them directly). Steps hand each other small pydantic objects; anything large — the plan,
-raw API responses, the statement — lives in the run's work folder in the output storage
-(``{output}/_runs/{YYYY-MM}/{run id}/``), so any worker can pick up the next step and the
-raw responses stay beside the statements as provenance.
+Each function is one task of the DAG; :func:`run_month` chains the same functions in one
+process, for the command line, the benchmarks and the tests, so there is one way to run a
+month outside Airflow and it is the DAG's. Steps hand each other small pydantic objects;
+anything large — the plan, raw API responses, the statement — lives in the run's work
+folder in the output storage (``{output}/_runs/{YYYY-MM}/{run id}/``), so any worker can
+pick up the next step and the raw responses stay beside the statements as provenance.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -58,6 +62,10 @@ its queries in windows (``build_plan(mapping=…, window_days=…)``). By day an
 value the core query alone is ~75 rows per assistant a month: a 2,000-assistant org would
 get ~150k rows in one query, past the API's row cap, and a few breakdowns make it millions.
 A small org keeps one day-grained query per shape, which is the fewest queries."""
+DEFAULT_FETCH_CONCURRENCY = 4
+"""Batches :func:`run_month` sends side by side: the DAG's fetch task runs at most four
+at once per run (``max_active_tis_per_dagrun``), and an API that rate-limits sees the same
+load either way."""
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +152,7 @@ def plan_run(
     period = StatementPeriod.for_month(month, config.timezone)
     require_settled(period, config.settlement_delay_hours, now)
     plan = plan_for(config, period, mapping, settings.max_queries_per_request)
-    output_url = settings.output_url or config.output or settings.default_output_url
+    output_url = output_location(settings.output_url, config, settings.default_output_url)
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
     make_folder(work)
     (work / PLAN_FILE).write_bytes(plan.model_dump_json(indent=2).encode())
@@ -165,6 +173,17 @@ def plan_run(
         expect_empty_month=settings.expect_empty_month,
         api_base_url=settings.api_base_url,
     )
+
+
+def output_location(override: str | None, config: ChargebackConfig | None, default: str) -> str:
+    """Where statements go: the override (Airflow Variable ``vapi_chargeback_output``, the
+    command line's ``--output``), else the config's ``output``, else ``default``.
+
+    One rule for every reader and writer: the statements page shows the place the DAG
+    writes to only because both ask this function. ``config`` is ``None`` where it could
+    not be read (the page still lists what the override or the default holds).
+    """
+    return override or (config.output if config is not None else None) or default
 
 
 def settlement_pending(config_file: Path, month: str | None, *, now: datetime) -> datetime | None:
@@ -298,6 +317,78 @@ def publish_run(
         "files": sorted(result.files),
         "total_usd": str(sum((line.cost_usd for line in statement.lines), Decimal(0))),
     }
+
+
+StepHook = Callable[[str], AbstractContextManager[object]]
+"""Wraps each step of :func:`run_month`, given its name (the benchmark measures peak memory
+and profiles through it)."""
+
+
+@dataclass(frozen=True)
+class MonthRun:
+    """A month run in one process: what each step handed the next, and its wall time."""
+
+    run: RunInfo
+    fetched: list[dict[str, Any]]
+    allocated: dict[str, Any]
+    reconciled: dict[str, Any]
+    published: dict[str, Any] | None
+    """``None`` when the run stopped before publishing (``run_month(publish=False)``)."""
+    step_seconds: dict[str, float]
+
+    @property
+    def requests(self) -> int:
+        """``POST /analytics`` requests sent, retries included."""
+        return sum(int(batch["attempts"]) for batch in self.fetched)
+
+
+def run_month(
+    settings: RunSettings,
+    client: VapiAnalyticsClient,
+    *,
+    open_path: OpenPath = default_open_path,
+    now: datetime | None = None,
+    publish: bool = True,
+    fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
+    around_step: StepHook | None = None,
+) -> MonthRun:
+    """plan → fetch every batch → allocate → reconcile → publish, as the DAG's tasks run them.
+
+    The same step functions, the same work folder, the same hand-overs (serialized as the
+    DAG's XComs are): a statement published here has the bytes the DAG would publish. The
+    first failing step raises and nothing later runs. ``publish=False`` stops after
+    reconcile, with everything publish needs in the result (the crash tests publish in a
+    process of their own). ``fetch_concurrency=1`` sends the batches in plan order.
+    """
+    seconds: dict[str, float] = {}
+
+    def step(name: str, call: Callable[[], Any]) -> Any:
+        with around_step(name) if around_step else nullcontext():
+            began = time.perf_counter()
+            try:
+                return call()
+            finally:
+                seconds[name] = time.perf_counter() - began
+
+    def fetch_all(run: RunInfo) -> list[dict[str, Any]]:
+        def one(index: int) -> dict[str, Any]:
+            return fetch_batch(run, index, client, open_path=open_path).model_dump(mode="json")
+
+        if fetch_concurrency <= 1 or run.batch_count <= 1:
+            return [one(index) for index in range(run.batch_count)]
+        with ThreadPoolExecutor(min(fetch_concurrency, run.batch_count)) as pool:
+            return list(pool.map(one, range(run.batch_count)))
+
+    run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
+    fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run))
+    allocated = step("allocate", lambda: allocate_run(run, fetched, open_path=open_path))
+    reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
+    published = (
+        step("publish", lambda: publish_run(run, reconciled, open_path=open_path))
+        if publish
+        else None
+    )
+    return MonthRun(run, fetched, allocated, reconciled, published, seconds)
 
 
 def plan_for(

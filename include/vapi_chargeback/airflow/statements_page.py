@@ -15,7 +15,7 @@ one request reads the output storage and answers.
   that DAG's output). A browser without a session is sent to Airflow's login page.
 - **Where the statements are**: the Variable ``vapi_chargeback_output``, else ``output`` in
   the config the Variable ``vapi_chargeback_config`` names, else ``{project}/output`` —
-  the order the DAG uses.
+  ``pipeline.output_location``, the rule the DAG uses.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vapi_chargeback.config import ConfigError, load_config
+from vapi_chargeback.config import ChargebackConfig, ConfigError, load_config
 from vapi_chargeback.delivery.deliver import location
 from vapi_chargeback.delivery.log import DELIVERY_NAME, DeliveryLog, read_log
 from vapi_chargeback.money import HUNDRED, percent_of
+from vapi_chargeback.pipeline import output_location
 from vapi_chargeback.statement import UNALLOCATED
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.storage import read_published
@@ -94,19 +95,15 @@ def airflow_source(project_dir: Path) -> Source:
     config_path = Path(Variable.get(CONFIG_VARIABLE, default_var=None) or DEFAULT_CONFIG)
     if not config_path.is_absolute():
         config_path = project_dir / config_path
-    names: dict[str, str] = {}
-    config_output = None
+    config: ChargebackConfig | None = None
     try:
         config = load_config(config_path)
-        names = {center.id: center.name for center in config.cost_centers}
-        config_output = config.output
     except ConfigError as error:
         log.warning("statements page: config not readable, showing ids only: %s", error)
-    output = (
-        Variable.get(OUTPUT_VARIABLE, default_var=None)
-        or config_output
-        or (project_dir / "output").as_uri()
+    output = output_location(
+        Variable.get(OUTPUT_VARIABLE, default_var=None), config, (project_dir / "output").as_uri()
     )
+    names = {center.id: center.name for center in config.cost_centers} if config else {}
     return Source(output_url=str(output), names=names)
 
 
