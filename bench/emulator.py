@@ -1,7 +1,8 @@
 """Benchmark of vapi-emulator: a realistic 20-query batch over 1.5M generated calls.
 
 Generates (or reuses from ``data/bench/``) the demo org's calls, starts
-``vapi-emulator serve`` as its own process, and times the same batch two ways:
+``vapi-emulator serve`` as its own process (``localrun.emulator_process``), and times the
+same batch two ways:
 
 - over HTTP: one ``POST /analytics`` with all 20 queries, until the whole body has
   arrived (validation, SQL, JSON rendering and transfer included);
@@ -23,10 +24,9 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ import duckdb
 import httpx
 import numpy as np
 
+from vapi_chargeback import localrun
 from vapi_chargeback.analytics.models import AnalyticsQueryDTO
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.engine import Engine
@@ -48,6 +49,8 @@ CACHE = ROOT / "data" / "bench"
 RESULTS = ROOT / "bench" / "results" / "emulator.json"
 API_KEY = "bench-key"
 ZONE = "Europe/Berlin"
+SERVER_START_TIMEOUT_S = 120.0
+"""Loading 1.5M calls takes 5–20 s by machine load; a server not up by then is stuck."""
 TARGETS = {"p50_ms": 250.0, "ratio": 1.5, "rss_gib": 1.5, "generate_s": 60.0}
 
 
@@ -257,31 +260,6 @@ def batch(start: str, end: str) -> list[dict[str, Any]]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(path: Path) -> tuple[subprocess.Popen[bytes], str, float]:
-    port = free_port()
-    command = [sys.executable, "-m", "vapi_emulator.cli", "serve", "--calls", str(path)]
-    command += ["--port", str(port), "--api-key", API_KEY, "--log-level", "warning"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(
-                f"vapi-emulator exited: {process.stderr.read().decode() if process.stderr else ''}"
-            )
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url, time.perf_counter() - started
-        except httpx.TransportError:
-            time.sleep(0.1)
-
-
 def peak_rss_bytes(pid: int) -> int:
     """Peak resident set size (VmHWM) of a live process, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -352,9 +330,19 @@ def main() -> int:
             len(connection.execute(sql, parameters).fetchall()) for sql, parameters in statements
         ]
 
-    process, url, server_start_s = start_server(path)
-    _say(f"server: {url} ready in {server_start_s:.1f} s (pid {process.pid})")
-    try:
+    started = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-emulator-") as scratch,
+        localrun.emulator_process(
+            [path],
+            API_KEY,
+            log=Path(scratch) / "emulator.log",
+            extra_args=["--log-level", "warning"],
+            start_timeout=SERVER_START_TIMEOUT_S,
+        ) as server,
+    ):
+        url, server_start_s = server.url, time.perf_counter() - started
+        _say(f"server: {url} ready in {server_start_s:.1f} s (pid {server.pid})")
         with httpx.Client(
             headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
             timeout=120,
@@ -376,10 +364,7 @@ def main() -> int:
                 if options.full_range_requests
                 else []
             )
-        rss = peak_rss_bytes(process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        rss = peak_rss_bytes(server.pid)
 
     http, floor = summary(http_samples), summary(direct_samples)
     ratio = round(http["p50_ms"] / floor["p50_ms"], 2)

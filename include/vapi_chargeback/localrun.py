@@ -1,7 +1,8 @@
 """Run the real DAG locally with ``airflow dags test`` against a Vapi API of your choice.
 
-Shared by ``make demo`` and the end-to-end tests, so that what the tests prove is what the
-demo does: same environment, same command, same DAG.
+Shared by ``make demo``, the end-to-end tests and the benchmarks, so that what the tests
+prove is what the demo does: same environment, same command, same DAG, and one way to
+start the emulator (:func:`emulator_process`) and to pick a port (:func:`free_port`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import httpx
 
 DAG_ID = "vapi_chargeback_monthly"
 BIN = Path(sys.executable).parent
+LOOPBACK = "127.0.0.1"
 EMULATOR_START_TIMEOUT_S = 60.0
 
 
@@ -43,6 +46,26 @@ def generate_calls(
     return out
 
 
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port free on ``host`` right now, for a server this process is about to start.
+
+    The one helper for it (emulator, test servers, benchmarks): the kernel picks the port,
+    so parallel runs do not collide on a fixed number.
+    """
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class EmulatorProcess:
+    """A running ``vapi-emulator serve``: where it answers, its process id, its log."""
+
+    url: str
+    pid: int
+    log: Path
+
+
 @contextmanager
 def serve_emulator(
     calls: Sequence[Path],
@@ -54,40 +77,61 @@ def serve_emulator(
     """Run ``vapi-emulator serve`` as its own process on a free loopback port; yield its URL.
 
     A separate process, as in production: the pipeline talks to it over real HTTP and its
-    memory is not the pipeline's.
+    memory is not the pipeline's. :func:`emulator_process` is the same, yielding the pid too.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(BIN / "vapi-emulator"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with emulator_process(calls, api_key, log=log, extra_args=extra_args) as running:
+        yield running.url
+
+
+@contextmanager
+def emulator_process(
+    calls: Sequence[Path],
+    api_key: str,
+    *,
+    log: Path,
+    extra_args: Sequence[str] = (),
+    launcher: Sequence[str] = (),
+    start_timeout: float = EMULATOR_START_TIMEOUT_S,
+) -> Iterator[EmulatorProcess]:
+    """The launcher behind :func:`serve_emulator`: every emulator process starts here.
+
+    Waits for ``/health`` at most ``start_timeout`` seconds (loading 1.5M calls takes
+    5–20 s) and fails with the log's tail if the process exits first; terminates it on
+    the way out. ``launcher`` replaces the ``vapi-emulator`` command (a benchmark runs the
+    CLI through ``python -c`` to raise a limit first); ``serve`` and its options follow it.
+    """
+    port = free_port()
+    command = [*(launcher or [str(BIN / "vapi-emulator")]), "serve"]
+    command += ["--host", LOOPBACK, "--port", str(port)]
     for path in calls:
         command += ["--calls", str(path)]
     command += ["--api-key", api_key, *extra_args]
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{LOOPBACK}:{port}"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            _wait_healthy(process, base_url, log)
-            yield base_url
+            _wait_healthy(process, base_url, log, start_timeout)
+            yield EmulatorProcess(base_url, process.pid, log)
         finally:
             process.terminate()
             process.wait(timeout=15)
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
+def _wait_healthy(
+    process: subprocess.Popen[bytes], base_url: str, log: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"vapi-emulator exited with {process.returncode}:\n{log.read_text(errors='replace')}"
-            )
+            tail = log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"vapi-emulator exited with {process.returncode}:\n{tail}")
         try:
             if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"vapi-emulator did not answer on {base_url} in {EMULATOR_START_TIMEOUT_S}s")
+    raise RuntimeError(f"vapi-emulator did not answer on {base_url} in {timeout:.0f}s; log: {log}")
 
 
 def airflow_env(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from vapi_chargeback.localrun import free_port
 
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
@@ -144,9 +145,7 @@ def chromium(
 
     Clicked downloads are saved to ``downloads`` without asking.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     driver_url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         driver = subprocess.Popen(

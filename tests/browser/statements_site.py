@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.delivery import DeliveryError, PermanentSendError, deliver_month
+from vapi_chargeback.localrun import free_port
 from vapi_chargeback.statement import (
     UNALLOCATED,
     ChargebackLine,
@@ -166,12 +166,6 @@ def publish_demo_months(output: Path) -> None:
             from_address="cb@example.com",
             run_id="r",
         )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

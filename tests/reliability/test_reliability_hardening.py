@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -216,9 +215,7 @@ def _listening_addresses(port: int) -> set[str]:
 def test_emulator_listens_on_loopback_only_by_default(tmp_path: Path) -> None:
     calls = tmp_path / "calls.parquet"
     generate_calls_file(calls, MONTH, calls_per_month=100)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = localrun.free_port()
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
         [

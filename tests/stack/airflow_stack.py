@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vapi_chargeback.localrun import free_port
+
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_USER = "postgres"
@@ -79,13 +81,6 @@ def services_unavailable_reason() -> str | None:
     except redis.RedisError as exc:
         problems.append(f"Redis at {REDIS_HOST}:{REDIS_PORT}: {exc}")
     return "; ".join(problems) or None
-
-
-def free_port() -> int:
-    """A loopback port free right now; the tiny race with other programs is acceptable here."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(

@@ -14,7 +14,6 @@ modules) never see each other's objects.
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
+
+from vapi_chargeback.localrun import free_port
 
 LOOPBACK = "127.0.0.1"
 CONN_ID = "aws_s3_test"
@@ -89,16 +90,10 @@ class LocalS3:
         return found
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def local_s3() -> Iterator[LocalS3]:
     """Start moto's S3 server on a free loopback port, create a bucket, stop it afterwards."""
-    port = free_port()
+    port = free_port(LOOPBACK)
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
     try:
