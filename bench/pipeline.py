@@ -6,10 +6,11 @@ The calls are generated once and cached under ``data/bench/``; the config and it
 CSV (mostly mapped assistants, some unmapped, a history row at the month start, one
 mid-month change of cost center) are written to a temporary folder each run.
 
-The emulator runs as its own process on loopback, so its memory is not the pipeline's.
-The pipeline's steps — plan → fetch every batch → allocate → reconcile → publish — run
-as plain functions in one fresh process, as the DAG's tasks would on one worker, and
-report wall time and peak RSS per step. Then, side by side:
+The emulator runs as its own process on loopback (``localrun.emulator_process``), so its
+memory is not the pipeline's. The month runs through ``pipeline.run_month`` — the DAG's
+steps, plan → fetch every batch (four at a time, as the DAG) → allocate → reconcile →
+publish, as plain functions in one fresh process, as the DAG's tasks would on one worker —
+and reports wall time and peak RSS per step. Then, side by side:
 
 1. requests sent (counted by the client's transport and in the emulator's access log)
    against one request per definition, and against ceil(distinct queries / batch limit),
@@ -39,7 +40,6 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,8 +47,7 @@ import textwrap
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -67,14 +66,11 @@ RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 DAG_FILE = ROOT / "dags" / "vapi_chargeback_monthly.py"
 WRITER_BENCH = ROOT / "bench" / "writer.py"
 BIN = Path(sys.executable).parent
-LOOPBACK = "127.0.0.1"
 API_KEY = "bench-pipeline-key"
 RUN_ID = "bench"
 TIMEZONE = "Europe/Berlin"
 """The generator's default org zone: its office hours and months are this zone's."""
 VARIABLE_KEY = "costCenter"
-FETCH_CONCURRENCY = 4
-"""The DAG's ``max_active_tis_per_dagrun`` of the fetch task."""
 EMULATOR_START_TIMEOUT_S = 120.0
 
 TARGET_WALL_S = 60.0
@@ -233,7 +229,7 @@ def say(message: str) -> None:
 def calls_file(args: argparse.Namespace) -> Path:
     """The cached calls of the bench org, generated once per parameter set."""
     name = f"calls-{args.month}-{args.assistants}a-{args.calls}c-s{args.seed}.parquet"
-    path = args.data_dir / name
+    path: Path = args.data_dir / name
     if path.exists():
         say(f"calls: cached {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         return path
@@ -423,12 +419,6 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
 _RAISED_CAP = (
     "import sys, vapi_emulator.engine as engine; engine.MAX_RESULT_ROWS = int(sys.argv[1]); "
     "from vapi_emulator.cli import main; sys.exit(main(sys.argv[2:]))"
@@ -446,40 +436,24 @@ class Emulator:
 
 @contextmanager
 def emulator(calls: Path, log: Path, max_rows: int | None) -> Iterator[Emulator]:
-    """``vapi-emulator serve`` in its own process on a free loopback port, logging each request."""
-    port = free_port()
-    serve = ["serve", "--calls", str(calls), "--host", LOOPBACK, "--port", str(port)]
-    serve += ["--api-key", API_KEY, "--log-level", "info"]
-    if max_rows is None:
-        command = [str(BIN / "vapi-emulator"), *serve]
-    else:
-        command = [sys.executable, "-c", _RAISED_CAP, str(max_rows), *serve]
-    url = f"http://{LOOPBACK}:{port}"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        running = Emulator(url, process.pid, log)
+    """``vapi-emulator serve`` in its own process (``localrun``'s launcher), logging each request."""
+    from vapi_chargeback import localrun
+
+    launcher = () if max_rows is None else (sys.executable, "-c", _RAISED_CAP, str(max_rows))
+    with localrun.emulator_process(
+        [calls],
+        API_KEY,
+        log=log,
+        extra_args=["--log-level", "info"],
+        launcher=launcher,
+        start_timeout=EMULATOR_START_TIMEOUT_S,
+    ) as process:
+        running = Emulator(process.url, process.pid, log)
+        running.loaded_rss = proc_status(process.pid, "VmRSS")
         try:
-            deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"vapi-emulator exited with {process.returncode}:\n"
-                        + log.read_text(errors="replace")[-4000:]
-                    )
-                try:
-                    if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"vapi-emulator did not answer on {url}")
-                time.sleep(0.2)
-            running.loaded_rss = proc_status(process.pid, "VmRSS")
             yield running
         finally:
             running.peak_rss = proc_status(process.pid, "VmHWM")
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def analytics_requests_logged(log: Path) -> int:
@@ -493,49 +467,28 @@ def analytics_requests_logged(log: Path) -> int:
 class _CountingTransport(httpx.HTTPTransport):
     """Counts every HTTP attempt the client makes, retries included."""
 
-    def __init__(self, counter: list[int], lock: threading.Lock) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._counter = counter
-        self._lock = lock
+        self.count = 0
+        self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
-            self._counter[0] += 1
+            self.count += 1
         return super().handle_request(request)
 
 
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
-    """The DAG's steps as plain calls in this (fresh) process, each timed, with its peak RSS."""
+    """``pipeline.run_month`` in this (fresh) process, each step timed, with its peak RSS."""
     started = time.perf_counter()
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
-    from vapi_chargeback.pipeline import (
-        RunSettings,
-        allocate_run,
-        fetch_batch,
-        plan_run,
-        publish_run,
-        reconcile_run,
-    )
+    from vapi_chargeback.pipeline import RunSettings, run_month
 
     imports_s = time.perf_counter() - started
-    counter, lock = [0], threading.Lock()
+    transport = _CountingTransport()
     client_options: dict[str, Any] = {}
     if spec["max_response_bytes"]:
         client_options["max_response_bytes"] = spec["max_response_bytes"]
-
-    def fetch_one(run: Any, index: int) -> dict[str, Any]:
-        with VapiAnalyticsClient(
-            spec["base_url"],
-            API_KEY,
-            transport=_CountingTransport(counter, lock),
-            **client_options,
-        ) as client:
-            return dict(fetch_batch(run, index, client).model_dump(mode="json"))
-
-    def fetch_all(run: Any) -> list[dict[str, Any]]:
-        with ThreadPoolExecutor(min(FETCH_CONCURRENCY, run.batch_count)) as pool:
-            return list(pool.map(lambda index: fetch_one(run, index), range(run.batch_count)))
-
     settings = RunSettings(
         config_path=spec["config_path"],
         output_url=spec["output_url"],
@@ -546,45 +499,45 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     per_step_peaks = reset_peak_rss()
     baseline_rss = proc_status("self", "VmRSS")
     profiler = cProfile.Profile() if spec["profile"] else None
-    seconds: dict[str, float] = {}
     peaks: dict[str, int | None] = {}
-    state: dict[str, Any] = {}
-    steps: list[tuple[str, Callable[[], Any]]] = [
-        ("plan", lambda: plan_run(settings)),
-        ("fetch", lambda: fetch_all(state["plan"])),
-        ("allocate", lambda: allocate_run(state["plan"], state["fetch"])),
-        ("reconcile", lambda: reconcile_run(state["plan"], state["allocate"])),
-        ("publish", lambda: publish_run(state["plan"], state["reconcile"])),
-    ]
-    for name, step in steps:
+
+    @contextmanager
+    def measured(name: str) -> Iterator[None]:
         if per_step_peaks:
             reset_peak_rss()
         began = time.perf_counter()
         if profiler:
             profiler.enable()
-        state[name] = step()
-        if profiler:
-            profiler.disable()
-        seconds[name] = time.perf_counter() - began
-        peaks[name] = proc_status("self", "VmHWM")
-        say(f"pipeline: {name} {seconds[name]:.2f} s, peak RSS {_mib(peaks[name])}")
+        try:
+            yield
+        finally:
+            if profiler:
+                profiler.disable()
+            peaks[name] = proc_status("self", "VmHWM")
+            say(
+                f"pipeline: {name} {time.perf_counter() - began:.2f} s, peak RSS {_mib(peaks[name])}"
+            )
+
+    with VapiAnalyticsClient(
+        spec["base_url"], API_KEY, transport=transport, **client_options
+    ) as client:
+        month = run_month(settings, client, around_step=measured)
     if profiler:
         profiler.dump_stats(spec["profile"])
-    run = state["plan"]
     return {
         "imports_seconds": imports_s,
         "baseline_rss_bytes": baseline_rss,
         "per_step_peaks": per_step_peaks,
-        "step_seconds": seconds,
+        "step_seconds": month.step_seconds,
         "step_peak_rss_bytes": peaks,
-        "total_seconds": sum(seconds.values()),
+        "total_seconds": sum(month.step_seconds.values()),
         "peak_rss_bytes": max((peak or 0) for peak in peaks.values()),
-        "http_attempts": counter[0],
-        "run": run.model_dump(mode="json"),
-        "fetched": state["fetch"],
-        "allocated": {key: value for key, value in state["allocate"].items() if key != "fetched"},
-        "reconciled": state["reconcile"],
-        "published": state["publish"],
+        "http_attempts": transport.count,
+        "run": month.run.model_dump(mode="json"),
+        "fetched": month.fetched,
+        "allocated": {key: value for key, value in month.allocated.items() if key != "fetched"},
+        "reconciled": month.reconciled,
+        "published": month.published,
     }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +43,8 @@ class _Counting(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def _run(base_url: str, output: Path) -> tuple[dict[str, Any], pipeline.RunInfo, int]:
+def _run(base_url: str, output: Path) -> tuple[pipeline.MonthRun, int]:
+    """A month through ``pipeline.run_month``, and the requests its transport saw."""
     settings = pipeline.RunSettings(
         config_path=str(CONFIG),
         output_url=output.as_uri(),
@@ -52,15 +52,10 @@ def _run(base_url: str, output: Path) -> tuple[dict[str, Any], pipeline.RunInfo,
         month=MONTH,
         run_id="windowed-test",
     )
-    run = pipeline.plan_run(settings)
     transport = _Counting()
     with VapiAnalyticsClient(base_url, KEY, transport=transport) as client:
-        fetched = [
-            pipeline.fetch_batch(run, index, client).model_dump(mode="json")
-            for index in range(run.batch_count)
-        ]
-    reconciled = pipeline.reconcile_run(run, pipeline.allocate_run(run, fetched))
-    return pipeline.publish_run(run, reconciled) | {"fetched": fetched}, run, transport.requests
+        month = pipeline.run_month(settings, client)
+    return month, transport.requests
 
 
 def _work_file(run: pipeline.RunInfo, name: str) -> bytes:
@@ -70,16 +65,18 @@ def _work_file(run: pipeline.RunInfo, name: str) -> bytes:
 def test_windowed_plan_publishes_the_same_statement_as_the_day_plan(
     base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daily, daily_run, daily_requests = _run(base_url, tmp_path / "daily")
+    daily, daily_requests = _run(base_url, tmp_path / "daily")
     monkeypatch.setattr(pipeline, "COARSE_PLAN_MIN_ASSISTANTS", 0)
-    windowed, windowed_run, windowed_requests = _run(base_url, tmp_path / "windowed")
+    windowed, windowed_requests = _run(base_url, tmp_path / "windowed")
+    daily_run, windowed_run = daily.run, windowed.run
 
     daily_plan = Plan.model_validate_json(_work_file(daily_run, "plan.json"))
     plan = Plan.model_validate_json(_work_file(windowed_run, "plan.json"))
     assert daily_plan.families == {}
     assert plan.families and len(plan.queries) > len(daily_plan.queries)
     assert (daily_requests, windowed_requests) == (daily_run.batch_count, windowed_run.batch_count)
-    assert all(batch["spans"] for batch in windowed["fetched"])
+    assert (daily.requests, windowed.requests) == (daily_requests, windowed_requests)
+    assert all(batch["spans"] for batch in windowed.fetched)
 
     csv = f"chargeback-{MONTH}.csv"
     assert (tmp_path / "windowed" / MONTH / csv).read_bytes() == (
@@ -94,12 +91,14 @@ def test_windowed_plan_publishes_the_same_statement_as_the_day_plan(
         first.breakdowns,
         first.reconciliation,
     )
-    assert windowed["total_usd"] == daily["total_usd"]
+    assert windowed.published and daily.published
+    assert windowed.published["total_usd"] == daily.published["total_usd"]
 
 
 def test_a_batch_stored_without_spans_is_still_read_whole(base_url: str, tmp_path: Path) -> None:
-    result, run, _ = _run(base_url, tmp_path / "first")
-    fetched = [{**batch, "spans": {}} for batch in result["fetched"]]
+    month, _ = _run(base_url, tmp_path / "first")
+    run = month.run
+    fetched = [{**batch, "spans": {}} for batch in month.fetched]
 
     allocated = pipeline.allocate_run(run, fetched)
 

@@ -1,8 +1,9 @@
 """Shared pieces of the reliability tests: the pipeline without Airflow, an emulator, snapshots.
 
-The pipeline steps run here exactly as the DAG's tasks call them (plan → fetch every
-batch → allocate → reconcile → publish), so what these tests prove about failures holds
-for the DAG; the e2e tests repeat the important ones through ``airflow dags test``.
+The pipeline steps run here through ``pipeline.run_month``, exactly as the DAG's tasks call
+them (plan → fetch every batch, in plan order → allocate → reconcile → publish), so what
+these tests prove about failures holds for the DAG; the e2e tests repeat the important
+ones through ``airflow dags test``.
 """
 
 from __future__ import annotations
@@ -24,15 +25,7 @@ from typing import Any
 import httpx
 
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.pipeline import (
-    RunInfo,
-    RunSettings,
-    allocate_run,
-    fetch_batch,
-    plan_run,
-    publish_run,
-    reconcile_run,
-)
+from vapi_chargeback.pipeline import MonthRun, RunSettings, run_month
 from vapi_emulator.app import create_app
 from vapi_emulator.engine import Engine
 from vapi_emulator.faults import EmulatorStats, FaultPlan
@@ -55,19 +48,14 @@ def run_pipeline(
     run_id: str,
     config: Path = DEMO_CONFIG,
     month: str = MONTH,
-) -> dict[str, Any]:
-    """One run of the DAG's steps, in order; the first failing step raises."""
-    prepared = prepare_run(output, client, run_id=run_id, config=config, month=month)
-    return publish_run(prepared.run, prepared.reconciled)
+) -> MonthRun:
+    """One run of the DAG's steps, in order (``pipeline.run_month``); the first failing step
+    raises."""
+    return run_month(_settings(output, run_id, config, month), client, fetch_concurrency=1)
 
 
-@dataclass(frozen=True)
-class PreparedRun:
-    """What the publish task receives from upstream, and what the fetch tasks returned."""
-
-    run: RunInfo
-    reconciled: dict[str, Any]
-    fetched: list[dict[str, Any]]
+PreparedRun = MonthRun
+"""A run stopped before publish: what the publish task receives, and what fetch returned."""
 
 
 def prepare_run(
@@ -79,18 +67,18 @@ def prepare_run(
     month: str = MONTH,
 ) -> PreparedRun:
     """Every step but publish, as the DAG's tasks run them."""
-    settings = RunSettings(
+    settings = _settings(output, run_id, config, month)
+    return run_month(settings, client, publish=False, fetch_concurrency=1)
+
+
+def _settings(output: Path, run_id: str, config: Path, month: str) -> RunSettings:
+    return RunSettings(
         config_path=str(config),
         output_url=output.as_uri(),
         default_output_url=output.as_uri(),
         month=month,
         run_id=run_id,
     )
-    run = plan_run(settings)
-    fetched = [
-        fetch_batch(run, index, client).model_dump(mode="json") for index in range(run.batch_count)
-    ]
-    return PreparedRun(run, reconcile_run(run, allocate_run(run, fetched)), fetched)
 
 
 def edited_config(folder: Path, old: str, new: str) -> Path:
