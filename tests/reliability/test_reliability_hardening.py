@@ -26,6 +26,7 @@ import openpyxl
 import pytest
 
 from vapi_chargeback import localrun
+from vapi_chargeback.mapping import canonical_assistant_id
 from vapi_chargeback.pipeline import RunSettings, plan_run, safe_name
 from vapi_chargeback.storage import read_published
 from vapi_emulator import cli
@@ -45,6 +46,8 @@ from support.reliability import (
 FORMULA_TEAMS = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@evil"]
 FORMULA_ASSISTANTS = ['=HYPERLINK("http://evil.example","click")', "@SUM(A1:A9)"]
 PATH_ASSISTANT = "../../../../escape-from-the-month"
+CANONICAL_FORMULA_ASSISTANTS = [canonical_assistant_id(a) for a in FORMULA_ASSISTANTS]
+"""As the statements show them: assistant ids compare case-insensitively, so they are lower-cased."""
 HOSTILE_VARIABLES = ["../../etc/passwd-cc", "=1+1", "sales/../support"]
 
 
@@ -142,7 +145,7 @@ def test_formula_text_is_written_as_text_in_the_csv(published: tuple[Path, Path]
     assistants = {row["assistant_id"] for row in rows}
     for team in FORMULA_TEAMS:
         assert f"'{team}" in teams and team not in teams
-    for assistant in FORMULA_ASSISTANTS:
+    for assistant in CANONICAL_FORMULA_ASSISTANTS:
         assert f"'{assistant}" in assistants and assistant not in assistants
     assert PATH_ASSISTANT in assistants, "a path-like id is data: kept as it is, used in no path"
 
@@ -151,7 +154,7 @@ def test_formula_text_is_a_quoted_string_cell_in_every_workbook(
     published: tuple[Path, Path],
 ) -> None:
     _, output = published
-    hostile = [*FORMULA_TEAMS, *FORMULA_ASSISTANTS]
+    hostile = [*FORMULA_TEAMS, *CANONICAL_FORMULA_ASSISTANTS]
     found: set[str] = set()
     for path in sorted((output / MONTH).rglob("*.xlsx")):
         workbook = openpyxl.load_workbook(path)
