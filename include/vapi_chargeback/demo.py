@@ -33,7 +33,11 @@ UI_URL = "http://127.0.0.1:8080/plugin/chargeback-statements"
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = load_config(args.config)
-    month = args.month or last_complete_month(datetime.now().astimezone(), config.timezone)
+    month = args.month or last_complete_month(
+        datetime.now().astimezone(),
+        config.timezone,
+        settlement_delay_hours=config.settlement_delay_hours,
+    )
     first = date.fromisoformat(f"{month}-01")
     data_start = first - relativedelta(months=DEMO_MONTHS - 1)
     calls = PROJECT_DIR / "data" / "demo" / f"calls-{data_start:%Y-%m}-{DEMO_MONTHS}m.parquet"
