@@ -37,7 +37,7 @@ from support.statement_checks import (
 MONTHS = ("2026-08", "2026-09", "2026-10")
 CALLS_PER_MONTH = 6000
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 @dataclass

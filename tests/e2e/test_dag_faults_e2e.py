@@ -44,7 +44,7 @@ FAULT_SEED = 1563
 FAULTS = "rate=0.3,kinds=429,503,timeout,reset,slow,garbage,hang=4,delay=0.5,retry_after=1"
 CONNECTION_EXTRA = {"read_timeout": 2, "max_retries": 5, "backoff_base": 0.25}
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

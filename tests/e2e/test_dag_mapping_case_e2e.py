@@ -31,7 +31,7 @@ MONTH = "2026-10"
 CALLS_PER_MONTH = 3000
 CSV = f"chargeback-{MONTH}.csv"
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

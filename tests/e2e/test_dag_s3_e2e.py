@@ -29,7 +29,7 @@ MONTH = "2026-10"
 CALLS = 2000
 PREFIX = "statements"
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 @dataclass(frozen=True)

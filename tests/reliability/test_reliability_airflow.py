@@ -141,6 +141,7 @@ def _kill_at_staged(env: dict[str, str], log: Path, pause: Path) -> int:
         return process.wait(timeout=60)
 
 
+@pytest.mark.slow
 def test_publish_task_killed_mid_write_leaves_the_previous_set_then_a_rerun_completes(
     runs: Runs,
 ) -> None:
@@ -181,6 +182,7 @@ def test_the_search_finds_a_planted_key(tmp_path: Path) -> None:
     assert occurrences([tmp_path], KEY.encode()) == (1, {str(tmp_path / "deep" / "leak.log"): 1})
 
 
+@pytest.mark.slow
 def test_the_api_key_is_in_no_file_or_log_of_the_runs(runs: Runs) -> None:
     searched, hits = occurrences(runs.roots, KEY.encode())
     assert searched >= 20, "the search must have covered the runs' files"

@@ -128,7 +128,7 @@ def bucket_instants(created: pd.Series, step: str, zone: str) -> pd.Series:
         if step == "day":
             start = day
         elif step == "week":
-            start = day - pd.to_timedelta(day.dt.weekday, unit="D")
+            start = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
         elif step in ("month", "quarter", "year"):
             start = day.dt.to_period(
                 {"month": "M", "quarter": "Q", "year": "Y"}[step]
