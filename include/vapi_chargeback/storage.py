@@ -67,6 +67,7 @@ from typing import IO, Any, Protocol, cast
 
 from upath import UPath
 
+from vapi_chargeback.close.lifecycle import version_folder
 from vapi_chargeback.filelock import exclusive_lock
 from vapi_chargeback.pausepoints import pause_point
 from vapi_chargeback.statement import Statement
@@ -149,11 +150,20 @@ def publish_statement(statement: Statement, output_root: OutputRoot) -> PublishR
     )
 
 
-def read_published(output_root: OutputRoot, period: str) -> dict[str, Any] | None:
-    """The manifest of ``period`` when every file it lists is present with its sha256, else ``None``."""
+def read_published(
+    output_root: OutputRoot, period: str, version: int | None = None
+) -> dict[str, Any] | None:
+    """The manifest of ``period`` when every file it lists is present with its sha256, else ``None``.
+
+    ``version``: a superseded version of the month, read from where a restatement moved it
+    (``close.lifecycle.version_folder``) instead of the month folder, which holds the
+    current one.
+    """
     if not PERIOD.fullmatch(period):
         raise ValueError(f"period {period!r} is not YYYY-MM")
     location = _locate(output_root)
+    if version is not None:
+        return _read_version(location, period, version)
     if isinstance(location, Path):
         return _read_local(location, period)
     fs = location.fs
@@ -166,6 +176,34 @@ def read_published(output_root: OutputRoot, period: str) -> dict[str, Any] | Non
         return io.BytesIO(fs.cat_file(f"{base}/{relative}"))
 
     manifest, problems = _verified(period, opener)
+    _log_problems(base, problems)
+    return manifest
+
+
+def _read_version(
+    location: Path | StorageLocation, period: str, version: int
+) -> dict[str, Any] | None:
+    """One pass over a superseded version: it was moved there whole and is never written
+    again, so no publish can swap it out mid-read. Its manifest must name that version
+    (no ``version``: a set published before months had versions, version 1)."""
+    folder = version_folder(period, version)
+    opener: Callable[[str], IO[bytes]]
+    if isinstance(location, Path):
+        base = str(location / folder)
+
+        def opener(relative: str) -> IO[bytes]:
+            return (Path(base) / relative).open("rb")
+    else:
+        fs = location.fs
+        base = f"{location.path.rstrip('/')}/{folder}"
+
+        def opener(relative: str) -> IO[bytes]:
+            return io.BytesIO(fs.cat_file(f"{base}/{relative}"))
+
+    manifest, problems = _verified(period, opener)
+    recorded = None if manifest is None else manifest.get("version", 1)
+    if manifest is not None and recorded != version:
+        manifest, problems = None, [f"manifest is of version {recorded!r}, not {version}"]
     _log_problems(base, problems)
     return manifest
 

@@ -7,9 +7,16 @@ one request reads the output storage and answers.
 - **What it shows** is only what a reader may trust: each month folder is checked with
   ``read_published`` (every listed file present with its sha256). A month that fails the
   check — being replaced, or damaged — is listed as not verified, without links.
+- **Where each month stands in its close** (``close.lifecycle``): draft or final, the
+  version, the org statement id, who approved it and when, the invoice tie-out (or "not
+  tied to an invoice"), earlier versions a restatement kept under ``_versions/`` (each
+  verified like a month), and the month's audit trail (``close.audit``). A month
+  published before months had a lifecycle reads as draft v1. Audit reasons and names are
+  free text typed by people: like every value on the page, they are HTML-escaped.
 - **Downloads** are limited to the files the verified manifest lists (plus the manifest
   and the delivery log), and each file's bytes are checked against its sha256 again when
-  served, so a link can never hand out another path or a half-replaced file.
+  served, so a link can never hand out another path or a half-replaced file. The same
+  holds for an earlier version's files, against that version's manifest.
 - **Who may see it** is decided by Airflow's own auth manager, with the same rule as the
   DAG's run history: read access to the DAG ``vapi_chargeback_monthly`` (statements are
   that DAG's output). A browser without a session is sent to Airflow's login page.
@@ -27,6 +34,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,6 +44,15 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vapi_chargeback.close.audit import AuditEvent, AuditRecordError, read_events
+from vapi_chargeback.close.lifecycle import (
+    FINAL,
+    VERSIONS_DIR,
+    ManifestStateError,
+    MonthState,
+    version_folder,
+)
+from vapi_chargeback.close.tieout import NOT_TIED
 from vapi_chargeback.config import ChargebackConfig, ConfigError, load_config
 from vapi_chargeback.delivery.deliver import location
 from vapi_chargeback.delivery.log import DELIVERY_NAME, DeliveryLog, read_log
@@ -49,6 +66,8 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "vapi_chargeback_monthly"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+VERSION = re.compile(r"^v([1-9][0-9]{0,5})$")
+"""A version folder's name, ``v{N}``, as ``close.lifecycle.version_folder`` writes it."""
 MEDIA_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".csv": "text/csv; charset=utf-8",
@@ -74,12 +93,29 @@ class Source:
 
 
 @dataclass(frozen=True)
+class VersionView:
+    """A superseded version kept under ``_versions/{YYYY-MM}/v{N}/``."""
+
+    version: int
+    manifest: dict[str, Any] | None
+    """Its verified manifest; ``None`` when a file is missing or does not match."""
+
+
+@dataclass(frozen=True)
 class MonthView:
     period: str
     manifest: dict[str, Any] | None
     """The verified manifest; ``None`` when the month's set is incomplete or damaged."""
     delivery: DeliveryLog | None
     has_delivery_copy: bool
+    state: MonthState | None
+    """Where the current version stands; ``None`` when unverified or unreadable."""
+    events: list[AuditEvent]
+    """The month's audit trail, oldest first."""
+    versions: list[VersionView]
+    """Earlier versions, oldest first."""
+    problems: list[str]
+    """What could not be read (lifecycle fields, the audit trail), to show, not to hide."""
 
 
 def airflow_source(project_dir: Path) -> Source:
@@ -117,15 +153,46 @@ def months(output_url: str) -> list[MonthView]:
         )
     except FileNotFoundError:
         return []
-    return [
-        MonthView(
-            period=period,
-            manifest=read_published(root, period),
-            delivery=_delivery(root, period),
-            has_delivery_copy=(root / period / DELIVERY_NAME).exists(),
+    return [_month(root, period) for period in periods]
+
+
+def _month(root: Any, period: str) -> MonthView:
+    manifest = read_published(root, period)
+    problems: list[str] = []
+    state = None
+    if manifest is not None:
+        try:
+            state = MonthState.from_manifest(manifest)
+        except ManifestStateError as error:
+            problems.append(str(error))
+    try:
+        events = read_events(root, period)
+    except AuditRecordError as error:
+        events = []
+        problems.append(f"audit trail unreadable: {error}")
+    return MonthView(
+        period=period,
+        manifest=manifest,
+        delivery=_delivery(root, period),
+        has_delivery_copy=(root / period / DELIVERY_NAME).exists(),
+        state=state,
+        events=events,
+        versions=_versions(root, period),
+        problems=problems,
+    )
+
+
+def _versions(root: Any, period: str) -> list[VersionView]:
+    """The superseded versions a restatement moved aside, each verified like a month."""
+    try:
+        numbers = sorted(
+            int(found.group(1))
+            for entry in (root / VERSIONS_DIR / period).iterdir()
+            if (found := VERSION.match(entry.name)) and entry.is_dir()
         )
-        for period in periods
-    ]
+    except FileNotFoundError:
+        return []
+    return [VersionView(n, read_published(root, period, version=n)) for n in numbers]
 
 
 def create_app(
@@ -167,24 +234,29 @@ def create_app(
     @app.get("/files/{period}/{relative:path}")
     def download(period: str, relative: str) -> Response:
         found = find()
-        data = verified_file(found.output_url, period, relative)
-        name = PurePosixPath(relative).name
-        headers = {
-            **SECURITY_HEADERS,
-            "Content-Disposition": f'attachment; filename="{name}"',
-        }
-        media_type = MEDIA_TYPES.get(PurePosixPath(name).suffix, "application/octet-stream")
-        return Response(data, media_type=media_type, headers=headers)
+        return _attachment(verified_file(found.output_url, period, relative), relative)
+
+    @app.get("/versions/{period}/{version}/{relative:path}")
+    def download_version(period: str, version: str, relative: str) -> Response:
+        found = find()
+        data = verified_version_file(found.output_url, period, version, relative)
+        return _attachment(data, relative)
 
     return app
+
+
+def _attachment(data: bytes, relative: str) -> Response:
+    name = PurePosixPath(relative).name
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    media_type = MEDIA_TYPES.get(PurePosixPath(name).suffix, "application/octet-stream")
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def verified_file(output_url: str, period: str, relative: str) -> bytes:
     """The bytes of a file the month's manifest lists, checked against its sha256; else 404/409."""
     if not MONTH.match(period):
         raise HTTPException(404, f"{period!r} is not a month")
-    parts = PurePosixPath(relative).parts
-    if not parts or relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+    if not _safe_relative(relative):
         raise HTTPException(404, f"{relative!r} is not a file of a month")
     root = location(output_url)
     month = root / period
@@ -209,6 +281,44 @@ def verified_file(output_url: str, period: str, relative: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise HTTPException(409, f"{period}/{relative} does not match its manifest; try again")
     return data
+
+
+def verified_version_file(output_url: str, period: str, version: str, relative: str) -> bytes:
+    """A file of an earlier version (``v{N}``) its verified manifest lists; else 404/409.
+
+    A superseded version is never written again, so the whole set is verified on every
+    download (as ``read_published`` does for it) and the file checked against it.
+    """
+    found = VERSION.match(version)
+    if not MONTH.match(period) or found is None:
+        raise HTTPException(404, f"{period!r}/{version!r} is not a version of a month")
+    if not _safe_relative(relative):
+        raise HTTPException(404, f"{relative!r} is not a file of a version")
+    root = location(output_url)
+    folder = root / version_folder(period, int(found.group(1)))
+    manifest = read_published(root, period, version=int(found.group(1)))
+    if manifest is None:
+        raise HTTPException(404, f"{period} has no complete, verified {version}")
+    entry = manifest["files"].get(relative)
+    if relative != MANIFEST_NAME and entry is None:
+        raise HTTPException(404, f"{period} {version} lists no file {relative!r}")
+    try:
+        data = bytes((folder / relative).read_bytes())
+    except FileNotFoundError:
+        raise HTTPException(409, f"{period} {version}: {relative} is missing") from None
+    if entry is not None and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise HTTPException(409, f"{period} {version}: {relative} does not match its manifest")
+    return data
+
+
+def _safe_relative(relative: str) -> bool:
+    parts = PurePosixPath(relative).parts
+    return (
+        bool(parts)
+        and not relative.startswith("/")
+        and "\\" not in relative
+        and all(part not in ("", ".", "..") for part in parts)
+    )
 
 
 def _delivery(root: Any, period: str) -> DeliveryLog | None:
@@ -249,15 +359,15 @@ def render_page(views: list[MonthView], output_url: str, names: dict[str, str]) 
         "<h1>Chargeback statements</h1>"
         f'<p class="sub">{len(views)} month{"s" if len(views) != 1 else ""} in'
         f" <code>{e(output_url)}</code>. Only complete sets whose files match their manifest"
-        " are offered for download.</p>"
+        " are offered for download. A draft may still change; a final month is booked.</p>"
     )
     if not views:
         return head + "<p>No statements published yet.</p></body></html>"
     rows = "".join(_month_row(view) for view in views)
     table = (
-        "<table><thead><tr><th>Month</th><th class=n>Total USD</th><th>Allocated</th>"
-        "<th class=n>Unallocated USD</th><th>Reconciliation</th><th>Delivery</th>"
-        f"<th>Files</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table><thead><tr><th>Month</th><th>Status</th><th class=n>Total USD</th>"
+        "<th>Allocated</th><th class=n>Unallocated USD</th><th>Reconciliation</th>"
+        f"<th>Delivery</th><th>Files</th></tr></thead><tbody>{rows}</tbody></table>"
     )
     details = "".join(
         _month_details(view, names, open_=index == 0)
@@ -273,7 +383,7 @@ def _month_row(view: MonthView) -> str:
     manifest = view.manifest
     if manifest is None:
         return (
-            f"<tr><td>{e(period)}</td><td colspan=6><span class='badge bad'>not verified</span>"
+            f"<tr><td>{e(period)}</td><td colspan=7><span class='badge bad'>not verified</span>"
             " the set is incomplete or a file does not match its manifest (being replaced?)"
             "</td></tr>"
         )
@@ -298,6 +408,7 @@ def _month_row(view: MonthView) -> str:
     ]
     return (
         f"<tr><td><a href='#m-{e(period)}'><b>{e(period)}</b></a></td>"
+        f"<td>{_status(view.state)}</td>"
         f"<td class=n>{_money(total)}</td><td>{bar}</td>"
         f"<td class=n>{_money(_decimal(totals.get('unallocated_usd')))}</td>"
         f"<td>{_reconciliation(manifest)}</td><td>{_delivery_badge(view.delivery)}</td>"
@@ -311,6 +422,9 @@ def _month_details(view: MonthView, names: dict[str, str], *, open_: bool) -> st
     manifest = view.manifest or {}
     totals = manifest.get("totals", {})
     files = manifest.get("files", {})
+    ids = _statement_ids(manifest)
+    center_ids = ids.get("cost_centers")
+    by_id = center_ids if isinstance(center_ids, dict) else {}
     total = _decimal(totals.get("cost_usd"))
     by_center = {
         center: _decimal(amount)
@@ -328,11 +442,12 @@ def _month_details(view: MonthView, names: dict[str, str], *, open_: bool) -> st
         name = "Unallocated" if center == UNALLOCATED else names.get(center, center)
         rows.append(
             f"<tr><td>{e(name)}</td><td><code>{e(center)}</code></td>"
-            f"<td class=n>{_money(cost)}</td><td class=n>{share}</td><td>{link}</td></tr>"
+            f"<td class=n>{_money(cost)}</td><td class=n>{share}</td><td>{link}</td>"
+            f"<td>{_code(by_id.get(center))}</td></tr>"
         )
     rows.append(
         f"<tr><th>Total</th><th></th><th class=n>{_money(total)}</th><th class=n>100.0 %</th>"
-        "<th></th></tr>"
+        "<th></th><th></th></tr>"
     )
     listing = [
         f"<li>{_link(period, path, path)} <code>{entry.get('bytes', 0):,} bytes ·"
@@ -342,18 +457,153 @@ def _month_details(view: MonthView, names: dict[str, str], *, open_: bool) -> st
     listing.append(f"<li>{_link(period, MANIFEST_NAME, MANIFEST_NAME)}</li>")
     if view.has_delivery_copy:
         listing.append(f"<li>{_link(period, DELIVERY_NAME, DELIVERY_NAME)}</li>")
+    version = f" · v{view.state.version} {view.state.status}" if view.state else ""
     return (
-        f"<details id='m-{e(period)}'{' open' if open_ else ''}><summary>{e(period)} ·"
+        f"<details id='m-{e(period)}'{' open' if open_ else ''}><summary>{e(period)}{version} ·"
         f" {e(str(manifest.get('timezone', '')))} · run <code>{e(str(manifest.get('run_id')))}</code>"
-        "</summary><table><thead><tr><th>Cost center</th><th>Id</th><th class=n>Cost USD</th>"
-        f"<th class=n>Share</th><th>Statement</th></tr></thead><tbody>{''.join(rows)}</tbody>"
-        f"</table><b>Files</b><ul class=files>{''.join(listing)}</ul></details>"
+        f"</summary>{_close(view, ids)}<table><thead><tr><th>Cost center</th><th>Id</th>"
+        "<th class=n>Cost USD</th><th class=n>Share</th><th>Statement</th>"
+        f"<th>Statement id</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<b>Files</b><ul class=files>{''.join(listing)}</ul>"
+        f"{_earlier_versions(view)}{_audit_trail(view)}</details>"
     )
+
+
+def _close(view: MonthView, ids: dict[str, Any]) -> str:
+    """The month's place in its close: status, version, statement id, approval, invoice."""
+    e = html.escape
+    problems = "".join(
+        f"<p><span class='badge bad'>unreadable</span> {e(problem)}</p>"
+        for problem in view.problems
+    )
+    state = view.state
+    if state is None:
+        return problems
+    org = ids.get("org")
+    if state.status == FINAL and state.approved_at is not None:
+        approval = (
+            f"approved by <b>{e(str(state.approved_by))}</b> at {_utc(state.approved_at)}"
+            + (f" (run <code>{e(state.approved_run_id)}</code>)" if state.approved_run_id else "")
+        )
+    else:
+        approval = "not approved yet: a draft, not booked"
+    rows = [
+        ("Status", _status(state)),
+        ("Statement id", _code(org) or "none recorded"),
+        ("Approval", approval),
+    ]
+    if state.restatement_reason:
+        rows.append(("Restated because", e(state.restatement_reason)))
+    rows.append(("Invoice", _invoice(state)))
+    body = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
+    return f"{problems}<table class=close><tbody>{body}</tbody></table>"
+
+
+def _status(state: MonthState | None) -> str:
+    if state is None:
+        return "<span class='badge bad'>unknown</span>"
+    kind = "ok" if state.status == FINAL else "warn"
+    return f"<span class='badge {kind}'>{html.escape(state.status)}</span> v{state.version}"
+
+
+def _invoice(state: MonthState) -> str:
+    e = html.escape
+    invoice = state.invoice
+    if invoice is None:
+        return f"<span class='badge none'>{e(NOT_TIED)}</span>"
+    badge = (
+        "<span class='badge ok'>tied</span>"
+        if invoice.approvable
+        else "<span class='badge bad'>cannot be approved</span>"
+    )
+    return (
+        f"{badge} invoice <code>{e(invoice.id)}</code> {e(invoice.amount_usd)} USD · usage"
+        f" {e(invoice.usage_usd)} USD · difference {e(invoice.difference_usd)} USD (tolerance"
+        f" {e(invoice.tolerance_pct)} %)<br><small>{e(invoice.message)}</small>"
+    )
+
+
+def _earlier_versions(view: MonthView) -> str:
+    """Each superseded version with its approval and its files, or why it is not offered."""
+    e = html.escape
+    if not view.versions:
+        return ""
+    items = []
+    for kept in view.versions:
+        label = f"v{kept.version}"
+        if kept.manifest is None:
+            items.append(
+                f"<li>{label} <span class='badge bad'>not verified</span> a file is missing or"
+                " does not match its manifest</li>"
+            )
+            continue
+        try:
+            state = MonthState.from_manifest(kept.manifest)
+        except ManifestStateError as error:
+            items.append(
+                f"<li>{label} <span class='badge bad'>unreadable</span> {e(str(error))}</li>"
+            )
+            continue
+        approval = (
+            f" approved by {e(str(state.approved_by))} at {_utc(state.approved_at)}"
+            if state.approved_at is not None
+            else ""
+        )
+        org = _statement_ids(kept.manifest).get("org")
+        paths = [*sorted(kept.manifest.get("files", {})), MANIFEST_NAME]
+        links = " · ".join(_version_link(view.period, kept.version, path, path) for path in paths)
+        items.append(f"<li>{_status(state)} {_code(org)}{approval}<br>{links}</li>")
+    return f"<b>Earlier versions</b><ul class=files>{''.join(items)}</ul>"
+
+
+def _audit_trail(view: MonthView) -> str:
+    e = html.escape
+    if not view.events:
+        return "<p><b>Audit trail</b>: no entries recorded.</p>"
+    rows = "".join(
+        f"<tr><td>{_utc(event.at)}</td><td>{e(event.event)}</td>"
+        f"<td>{'' if event.version is None else f'v{event.version}'}</td>"
+        f"<td>{e(event.actor or '')}</td><td>{_why(event)}</td>"
+        f"<td><code>{e(event.run_id)}</code></td></tr>"
+        for event in view.events
+    )
+    return (
+        "<b>Audit trail</b><table class=audit><thead><tr><th>Time (UTC)</th><th>Event</th>"
+        "<th>Version</th><th>Actor</th><th>Reason</th><th>Run</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _why(event: AuditEvent) -> str:
+    """The reason as given, then the event's own facts (where a correction went …)."""
+    e = html.escape
+    parts = [e(event.reason)] if event.reason else []
+    parts += [f"<code>{e(key)}: {e(value)}</code>" for key, value in sorted(event.details.items())]
+    return "<br>".join(parts)
+
+
+def _statement_ids(manifest: dict[str, Any]) -> dict[str, Any]:
+    ids = manifest.get("statement_ids")
+    return ids if isinstance(ids, dict) else {}
+
+
+def _code(value: object) -> str:
+    """A recorded identifier as code; nothing when none was recorded."""
+    return f"<code>{html.escape(value)}</code>" if isinstance(value, str) and value else ""
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _link(period: str, relative: str, label: str) -> str:
     """Relative to the page, so it works under any ``[api] base_url`` prefix."""
     href = f"files/{period}/{relative}"
+    return f"<a href='{html.escape(href)}' download>{html.escape(label)}</a>"
+
+
+def _version_link(period: str, version: int, relative: str, label: str) -> str:
+    href = f"versions/{period}/v{version}/{relative}"
     return f"<a href='{html.escape(href)}' download>{html.escape(label)}</a>"
 
 
