@@ -47,6 +47,9 @@ from vapi_chargeback.analytics.models import (
     VARIABLE_KEY_MAX_LENGTH,
     field_path,
 )
+from vapi_chargeback.close.ids import DEFAULT_PREFIX, StatementPrefixError, validate_prefix
+from vapi_chargeback.close.invoices import INVOICES_NAME
+from vapi_chargeback.close.tieout import DEFAULT_TOLERANCE_PCT
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
@@ -80,6 +83,7 @@ Metric = Literal[
 ]
 """Sums and counts the API returns, and averages derived from them (never ``avg`` operations,
 which cannot be re-aggregated across days or merged rows)."""
+Approval = Literal["manual", "auto"]
 Method = Literal["even", "proportional", "fixed"]
 Driver = Literal["cost", "minutes", "calls"]
 PoolSource = Literal["calls-without-assistant"]
@@ -292,6 +296,21 @@ class ChargebackConfig(_Strict):
     shared_costs: list[SharedPool] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     """E-mail of the published statements to owners and finance."""
+    approval: Approval = "manual"
+    """``manual``: a published month is a draft until finance approves it in the DAG's
+    review step; ``auto``: the run approves its own draft (an org without a human step)."""
+    approval_timeout_days: int = Field(default=7, ge=1, le=90)
+    """How long the review step waits for an answer; then the draft stays a draft."""
+    deliver_drafts: bool = False
+    """Also e-mail drafts (marked DRAFT); by default only an approved month is mailed."""
+    statement_prefix: str = DEFAULT_PREFIX
+    """Starts every statement id, ``{prefix}-{YYYY-MM}-{cost_center_id|ORG}-v{N}``."""
+    invoice_tolerance_pct: Money = DEFAULT_TOLERANCE_PCT
+    """How far (percent of the month's Vapi usage) the invoice may differ from the statement
+    and the month still be approved; the difference is booked as ``adjustment:invoice``."""
+    invoices: str = Field(default=INVOICES_NAME, min_length=1)
+    """Vapi's invoices per month (``period,invoice_id,amount_usd``), relative to this file
+    unless absolute; optional: without it no month is tied to an invoice."""
 
     _sha256: str | None = PrivateAttr(default=None)
 
@@ -300,6 +319,22 @@ class ChargebackConfig(_Strict):
     def _unique_components(cls, values: list[str]) -> list[str]:
         _require_unique(values)
         return values
+
+    @field_validator("statement_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        try:
+            return validate_prefix(value)
+        except StatementPrefixError as error:
+            # The path names the field already: "statement_prefix: 'X' cannot start …".
+            raise ValueError(str(error).removeprefix("statement_prefix ")) from None
+
+    @field_validator("invoice_tolerance_pct")
+    @classmethod
+    def _percentage(cls, value: Decimal) -> Decimal:
+        if not 0 <= value <= HUNDRED:
+            raise ValueError(f"{value} is not a percentage from 0 to 100")
+        return value
 
     @field_validator("variable_key")
     @classmethod
