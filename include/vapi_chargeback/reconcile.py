@@ -4,6 +4,12 @@ The statement's lines come from the grouped core query; the org total comes from
 ungrouped query that shares nothing with it. Σ lines must equal the rounded org total
 plus the fixed shared pools, to the cent. A difference means rows were lost, doubled or
 mis-rounded somewhere, and the run must stop before anything is published.
+
+Two kinds of line are not this month's usage and are counted as terms of their own:
+corrections carried from final months (``correction:{YYYY-MM}``) and the invoice
+adjustment (``adjustment:invoice``). So the check is Σ lines = org total + shared +
+corrections + adjustments; those two terms are Σ of their lines, so they cannot hide a
+difference in the usage lines, which must still equal org total + shared exactly.
 """
 
 from __future__ import annotations
@@ -63,12 +69,19 @@ def reconcile(
     org_total = round_money(_total_cost(results, plan.org_total_query))
     shared_total = sum(plan.fixed_shared_usd.values(), Decimal(0))
     lines_total = sum((line.cost_usd for line in statement.lines), Decimal(0))
+    corrections = sum((line.cost_usd for line in statement.lines if line.is_correction), Decimal(0))
+    adjustments = sum((line.cost_usd for line in statement.lines if line.is_adjustment), Decimal(0))
+    invoice = statement.invoice
     reconciliation = Reconciliation(
         org_total_usd=org_total,
         shared_total_usd=shared_total,
         lines_total_usd=lines_total,
-        difference_usd=lines_total - (org_total + shared_total),
+        difference_usd=lines_total - (org_total + shared_total + corrections + adjustments),
         empty_month_expected=empty,
+        corrections_usd=corrections,
+        adjustments_usd=adjustments,
+        invoice_id=invoice.invoice_id if invoice else None,
+        invoice_usd=invoice.amount_usd if invoice else None,
     )
     pool_problems = [
         f"shared pool {name!r}: lines {booked} but the config says {amount}"
@@ -96,10 +109,15 @@ def _diff(
     for line in statement.lines:
         kind = line.allocation.split(":", 1)[0]
         by_kind[kind] = by_kind.get(kind, Decimal(0)) + line.cost_usd
+    carried = (
+        f" + corrections {r.corrections_usd} + adjustments {r.adjustments_usd}"
+        if r.corrections_usd or r.adjustments_usd
+        else ""
+    )
     lines = [
         f"statement {statement.period} does not reconcile: lines {r.lines_total_usd}"
-        f" != org total {r.org_total_usd} + shared {r.shared_total_usd}"
-        f" = {r.org_total_usd + r.shared_total_usd} (difference {r.difference_usd:+})",
+        f" != org total {r.org_total_usd} + shared {r.shared_total_usd}{carried}"
+        f" = {r.expected_usd} (difference {r.difference_usd:+})",
         "lines by kind: " + ", ".join(f"{kind} {total}" for kind, total in sorted(by_kind.items())),
         f"grouped query {plan.core_query!r} totals {core_total};"
         f" ungrouped {plan.org_total_query!r} totals {r.org_total_usd}",

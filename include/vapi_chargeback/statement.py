@@ -3,16 +3,34 @@
 It is the single hand-over point between computing money and formatting it, so the
 writers never recompute a figure: each number on a CSV line, a workbook cell and the
 manifest comes from the same ``Decimal`` here, already rounded to the cent.
+
+It also carries where the month stands in its close (``close.lifecycle``): draft or
+final, which version, who approved it, the invoice it was tied to and, for a
+restatement, what changed against the version it replaces. The defaults are a first
+draft not tied to an invoice, which is what a run publishes before anyone reviews it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Literal
+
+from vapi_chargeback.close.ids import DEFAULT_PREFIX, StatementIds, statement_ids
+from vapi_chargeback.money import round_minutes
+from vapi_chargeback.statements.formatting import money_text
 
 UNALLOCATED = "UNALLOCATED"
+CORRECTION_PREFIX = "correction:"
+"""``correction:{YYYY-MM}``: a delta carried from a final month (``close.corrections``)."""
+INVOICE_ADJUSTMENT = "adjustment:invoice"
+"""The share of the invoice difference a cost center carries (``close.tieout``)."""
+Status = Literal["draft", "final"]
+DRAFT: Status = "draft"
+FINAL: Status = "final"
 
 
 @dataclass(frozen=True)
@@ -24,17 +42,36 @@ class ChargebackLine:
     team: str
     assistant_id: str
     allocation: str
-    """``direct``, ``shared:<pool name>`` or ``unallocated:<reason>``."""
+    """``direct``, ``shared:<pool name>``, ``unallocated:<reason>``, ``correction:{YYYY-MM}``
+    or ``adjustment:invoice``."""
     calls: int
+    """A correction's calls and minutes are deltas and may be negative, like its money."""
     minutes: Decimal
     cost_usd: Decimal
     components_usd: dict[str, Decimal]
     """Reported cost components by name (``llm``, ``stt`` …), in the configured order."""
+    assistant_name: str = ""
+    """The assistant's name where the mapping gives one; empty otherwise."""
+    corrects: str = ""
+    """On a ``correction:{YYYY-MM}`` line, the statement id it corrects; empty on others."""
 
     @property
     def other_usd(self) -> Decimal:
         """Cost with no analytics column (analysis, voicemail detection …): cost − Σ components."""
         return self.cost_usd - sum(self.components_usd.values(), Decimal(0))
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies a line within a statement: (cost center, team, assistant, allocation)."""
+        return (self.cost_center_id, self.team, self.assistant_id, self.allocation)
+
+    @property
+    def is_correction(self) -> bool:
+        return self.allocation.startswith(CORRECTION_PREFIX)
+
+    @property
+    def is_adjustment(self) -> bool:
+        return self.allocation == INVOICE_ADJUSTMENT
 
 
 @dataclass(frozen=True)
@@ -54,14 +91,46 @@ class Reconciliation:
     shared_total_usd: Decimal
     lines_total_usd: Decimal
     difference_usd: Decimal
+    """Σ lines − (org total + shared + corrections + adjustments)."""
     empty_month_expected: bool = False
     """The API reported no calls at all and the run was told that is expected (a param);
     without it such a month is refused, as it more often means a wrong key or a dead
     integration than a silent month."""
+    corrections_usd: Decimal = Decimal("0.00")
+    """Σ ``correction:`` lines: differences of final months carried into this one."""
+    adjustments_usd: Decimal = Decimal("0.00")
+    """Σ ``adjustment:invoice`` lines: the invoice difference spread over cost centers."""
+    invoice_id: str | None = None
+    """The month's invoice; ``None`` when the month is not tied to an invoice."""
+    invoice_usd: Decimal | None = None
+
+    @property
+    def expected_usd(self) -> Decimal:
+        """What the lines must add up to: org total + shared + corrections + adjustments."""
+        return (
+            self.org_total_usd + self.shared_total_usd + self.corrections_usd + self.adjustments_usd
+        )
 
     @property
     def ok(self) -> bool:
         return self.difference_usd == 0
+
+    @property
+    def invoiced_lines_usd(self) -> Decimal:
+        """The lines the invoice covers: all but the fixed shared pools and the corrections of
+        earlier months (which were invoiced with those months)."""
+        return self.lines_total_usd - self.shared_total_usd - self.corrections_usd
+
+    @property
+    def invoice_difference_usd(self) -> Decimal | None:
+        """Invoice − the lines it covers; ``0`` when tied to the cent, ``None`` without invoice."""
+        if self.invoice_usd is None:
+            return None
+        return self.invoice_usd - self.invoiced_lines_usd
+
+    @property
+    def tied_to_invoice(self) -> bool:
+        return self.invoice_difference_usd == 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +160,102 @@ class CostCenterInfo:
 
 
 @dataclass(frozen=True)
+class InvoiceTie:
+    """The month's invoice as the tie-out held the statement against it (``close.tieout``).
+
+    A copy of the figures the tie-out computed, so the statement can be written, handed
+    between tasks and read back without the tie-out itself.
+    """
+
+    invoice_id: str
+    amount_usd: Decimal
+    usage_usd: Decimal
+    """The statement's Vapi usage: what the invoice ties to (the org total)."""
+    difference_usd: Decimal
+    """``amount_usd − usage_usd``: spread as ``adjustment:invoice`` lines."""
+    tolerance_pct: Decimal
+    approvable: bool
+    """Within tolerance and carried by the adjustment lines: the month may be approved."""
+    message: str
+    """The tie-out's sentence: both amounts and, when refused, what to check."""
+
+    def manifest_block(self) -> dict[str, Any]:
+        """The manifest's ``invoice`` block, as ``close.lifecycle.InvoiceBlock`` reads it back."""
+        return {
+            "id": self.invoice_id,
+            "amount_usd": money_text(self.amount_usd),
+            "usage_usd": money_text(self.usage_usd),
+            "difference_usd": money_text(self.difference_usd),
+            "tolerance_pct": str(self.tolerance_pct),
+            "approvable": self.approvable,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One line that differs from the previous version; ``old`` or ``new`` is ``None`` for a
+    line that was added or removed."""
+
+    old: ChargebackLine | None
+    new: ChargebackLine | None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        line = self.new or self.old
+        if line is None:
+            raise ValueError("a line change needs an old or a new line")
+        return line.key
+
+    @property
+    def kind(self) -> Literal["added", "removed", "changed"]:
+        return "added" if self.old is None else "removed" if self.new is None else "changed"
+
+
+@dataclass(frozen=True)
+class ChangesVs:
+    """What a restatement changed: exactly the lines that differ from ``version``."""
+
+    version: int
+    """The version this one replaces."""
+    lines: list[LineChange]
+
+    @classmethod
+    def between(
+        cls, version: int, old: Sequence[ChargebackLine], new: Sequence[ChargebackLine]
+    ) -> ChangesVs:
+        """The lines of ``new`` that differ from ``old`` (version ``version``) as published.
+
+        Lines are matched by :attr:`ChargebackLine.key` and compared as their files show
+        them: minutes to the hundredth, a component missing on one side as zero. So old
+        lines read back from a published CSV compare equal to unchanged recomputed ones.
+        Changed and removed lines keep the old order, added lines follow in the new order.
+        """
+        before = {line.key: line for line in old}
+        after = {line.key: line for line in new}
+        changes = [
+            LineChange(line, after.get(key))
+            for key, line in before.items()
+            if key not in after or _shown(line) != _shown(after[key])
+        ]
+        changes += [LineChange(None, line) for key, line in after.items() if key not in before]
+        return cls(version, changes)
+
+
+def _shown(line: ChargebackLine) -> tuple[object, ...]:
+    components = {name: amount for name, amount in line.components_usd.items() if amount}
+    return (
+        line.cost_center_name,
+        line.assistant_name,
+        line.corrects,
+        line.calls,
+        round_minutes(line.minutes),
+        line.cost_usd,
+        sorted(components.items()),
+    )
+
+
+@dataclass(frozen=True)
 class Statement:
     period: str
     """``YYYY-MM``."""
@@ -109,3 +274,29 @@ class Statement:
     pool_notes: dict[str, str] = field(default_factory=dict)
     """Shared pool name → how its split was made where the configured rule alone does not say
     (usage re-spread with the cost, an even fallback for a zero driver); shown beside the pool."""
+    status: Status = DRAFT
+    version: int = 1
+    """1 for the first publication; N+1 for each restatement of a final month."""
+    statement_prefix: str = DEFAULT_PREFIX
+    """Starts every statement id (config ``statement_prefix``)."""
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    """Timezone-aware; set, with ``approved_by``, exactly when the month is final."""
+    approved_run_id: str | None = None
+    """The run whose review step recorded the approval (manifest only, like ``run_id``)."""
+    restatement_reason: str | None = None
+    """Why this version replaces the booked one (version 2 onwards)."""
+    invoice: InvoiceTie | None = None
+    """``None``: the month is not tied to an invoice."""
+    changes_vs: ChangesVs | None = None
+    """A restatement: the lines that differ from the version it replaces."""
+
+    @property
+    def statement_ids(self) -> StatementIds:
+        """The org's and each cost center's statement id for this period and version."""
+        return statement_ids(
+            self.statement_prefix,
+            self.period,
+            [center.id for center in self.cost_centers],
+            self.version,
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -68,8 +69,34 @@ def csv_rows(folder: Path, month: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+LEADING_COLUMNS = [
+    "period",
+    "cost_center_id",
+    "cost_center_name",
+    "team",
+    "assistant_id",
+    "allocation",
+    "calls",
+    "minutes",
+    "cost_usd",
+]
+APPENDED_COLUMNS = ["assistant_name", "statement_id", "corrects"]
+"""DESIGN §3: appended after ``other_usd`` in this order; existing columns never move."""
+ALLOCATION = re.compile(
+    r"direct|shared:.+|unallocated:.+|correction:(?P<month>\d{4}-\d{2})|adjustment:invoice"
+)
+CARRIED = ("correction:", "adjustment:")
+
+
+def csv_header(folder: Path, month: str) -> list[str]:
+    with (folder / f"chargeback-{month}.csv").open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
 def assert_month_statements(folder: Path, month: str, api: Api) -> None:
-    """Every file present; Σ cost_usd = independent org total + fixed shared; reconciled."""
+    """Every file present; Σ usage lines = independent org total + fixed shared; corrections
+    and adjustments add up to the manifest's terms; reconciled; every line names its
+    statement by the manifest's ids."""
     config = load_config(CONFIG)
     expected_files = {
         f"chargeback-{month}.csv",
@@ -79,8 +106,17 @@ def assert_month_statements(folder: Path, month: str, api: Api) -> None:
     }
     assert expected_files <= set(file_hashes(folder))
 
+    components = [f"{name}_usd" for name in config.components]
+    header = csv_header(folder, month)
+    assert header[: len(LEADING_COLUMNS) + len(components) + 1 + len(APPENDED_COLUMNS)] == [
+        *LEADING_COLUMNS,
+        *components,
+        "other_usd",
+        *APPENDED_COLUMNS,
+    ]
     rows = csv_rows(folder, month)
-    total = sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
+    usage = [row for row in rows if not row["allocation"].startswith(CARRIED)]
+    total = sum((Decimal(row["cost_usd"]) for row in usage), Decimal(0))
     assert total == org_total(api, month) + fixed_shared_total(), month
     assert {row["period"] for row in rows} == {month}
     reasons = {row["allocation"] for row in rows if row["cost_center_id"] == "UNALLOCATED"}
@@ -88,4 +124,34 @@ def assert_month_statements(folder: Path, month: str, api: Api) -> None:
 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["period"] == month
-    assert manifest["reconciliation"]["ok"] is True
+    check = manifest["reconciliation"]
+    assert check["ok"] is True
+    for term, prefix in (("corrections_usd", "correction:"), ("adjustments_usd", "adjustment:")):
+        carried = [Decimal(row["cost_usd"]) for row in rows if row["allocation"].startswith(prefix)]
+        assert Decimal(check[term]) == sum(carried, Decimal(0)), term
+    assert_statement_ids(manifest, rows, month)
+
+
+def assert_statement_ids(
+    manifest: dict[str, object], rows: list[dict[str, str]], month: str
+) -> None:
+    """``statement_id`` on every line is its cost center's id in the manifest (the org's
+    for UNALLOCATED), ids follow ``{prefix}-{month}-{cc|ORG}-v{version}``, and only
+    correction lines name the statement they correct."""
+    assert manifest["status"] in ("draft", "final")
+    version = manifest["version"]
+    ids = manifest["statement_ids"]
+    assert isinstance(version, int) and isinstance(ids, dict)
+    org, by_center = ids["org"], ids["cost_centers"]
+    assert org.endswith(f"-{month}-ORG-v{version}"), org
+    prefix = org.removesuffix(f"-{month}-ORG-v{version}")
+    assert by_center == {center: f"{prefix}-{month}-{center}-v{version}" for center in by_center}
+    for index, row in enumerate(rows, start=2):
+        found = ALLOCATION.fullmatch(row["allocation"])
+        assert found, f"line {index}: allocation {row['allocation']!r}"
+        assert row["statement_id"] == by_center.get(row["cost_center_id"], org), f"line {index}"
+        corrected = found["month"]
+        if corrected is None:
+            assert row["corrects"] == "", f"line {index}"
+        else:
+            assert re.fullmatch(rf"{prefix}-{corrected}-.+-v\d+", row["corrects"]), f"line {index}"

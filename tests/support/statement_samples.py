@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vapi_chargeback.close.invoices import Invoice
+from vapi_chargeback.close.tieout import TieOut, tie_out
 from vapi_chargeback.statement import (
+    FINAL,
     UNALLOCATED,
     Breakdown,
+    ChangesVs,
     ChargebackLine,
     CostCenterInfo,
     Provenance,
@@ -20,6 +24,9 @@ from vapi_chargeback.statement import (
 
 BERLIN = ZoneInfo("Europe/Berlin")
 COMPONENTS = ["llm", "stt", "tts"]
+INVOICE = Invoice("2026-10", "INV-2026-10", Decimal("173.67"), 2)
+"""3.17 above the sample's usage (its org total, 170.50)."""
+APPROVED_AT = datetime(2026, 11, 3, 10, 15, 12, tzinfo=UTC)
 
 
 def line(
@@ -156,3 +163,125 @@ def sample_statement(**changes: Any) -> Statement:
         ),
     )
     return replace(statement, **changes)
+
+
+def correction_lines() -> list[ChargebackLine]:
+    """Two corrections of September, as ``close.corrections`` carries them: one of sales
+    (less than booked: negative in every column) and one of September's unallocated lines."""
+    return [
+        replace(
+            line(
+                "sales",
+                "Sales",
+                "emea",
+                "asst-1",
+                "correction:2026-09",
+                -2,
+                "-3.25",
+                "-1.20",
+                ("-0.50", "-0.20", "-0.30"),
+            ),
+            corrects="VAPI-2026-09-sales-v1",
+        ),
+        replace(
+            line(
+                UNALLOCATED,
+                "Unallocated",
+                "",
+                "asst-9",
+                "correction:2026-09",
+                1,
+                "2",
+                "0.80",
+                ("0.30", "0.10", "0.10"),
+            ),
+            corrects="VAPI-2026-09-ORG-v1",
+        ),
+    ]
+
+
+def sample_tie_out() -> TieOut:
+    """The sample's month held against ``INVOICE``: 3.17 spread as 2.26 (sales) + 0.91
+    (support), by direct cost 100.00 : 40.00 and largest remainder."""
+    return tie_out(
+        "2026-10",
+        sample_statement().lines,
+        INVOICE,
+        components=COMPONENTS,
+        fixed_pools=["platform"],
+    )
+
+
+def closed_statement(**changes: Any) -> Statement:
+    """The sample month with corrections of September and tied to its invoice; reconciles.
+
+    Lines 182.50 − 0.40 (corrections) + 3.17 (adjustments) = 185.27 = org 170.50 + shared
+    12.00 − 0.40 + 3.17; the lines the invoice covers, 185.27 − 12.00 + 0.40 = 173.67.
+    """
+    base = sample_statement()
+    tie = sample_tie_out()
+    lines = [*base.lines, *correction_lines(), *tie.lines]
+    statement = replace(
+        base,
+        lines=lines,
+        invoice=tie.statement_invoice(),
+        reconciliation=Reconciliation(
+            org_total_usd=Decimal("170.50"),
+            shared_total_usd=Decimal("12.00"),
+            lines_total_usd=Decimal("185.27"),
+            difference_usd=Decimal("0.00"),
+            corrections_usd=Decimal("-0.40"),
+            adjustments_usd=Decimal("3.17"),
+            invoice_id=INVOICE.invoice_id,
+            invoice_usd=INVOICE.amount_usd,
+        ),
+    )
+    return replace(statement, **changes)
+
+
+def final_statement(**changes: Any) -> Statement:
+    """The sample month approved: final, version 1."""
+    return sample_statement(
+        status=FINAL,
+        approved_by="controller@example.com",
+        approved_at=APPROVED_AT,
+        approved_run_id="manual__2026-11-03T10:15:00+00:00",
+        **changes,
+    )
+
+
+def restated_statement(**changes: Any) -> Statement:
+    """Version 2 of the sample month: sales' direct line re-costed, support's pool share
+    gone, a new unallocated line; ``changes_vs`` lists exactly those three against v1."""
+    v1 = sample_statement().lines
+    recosted = replace(
+        v1[0],
+        calls=121,
+        cost_usd=Decimal("101.00"),
+        components_usd={"llm": Decimal("41.00"), "stt": Decimal("10.00"), "tts": Decimal("20.00")},
+    )
+    added = line(
+        UNALLOCATED,
+        "Unallocated",
+        "",
+        "asst-7",
+        "unallocated:unmapped-assistant",
+        1,
+        "1",
+        "1.00",
+        ("1.00", "0.00", "0.00"),
+    )
+    v2 = [recosted, v1[1], v1[2], v1[4], v1[5], added]
+    return sample_statement(
+        lines=v2,
+        version=2,
+        restatement_reason="late-costed calls of 30 October (ticket FIN-42)",
+        changes_vs=ChangesVs.between(1, v1, v2),
+        reconciliation=Reconciliation(
+            org_total_usd=Decimal("172.50"),
+            shared_total_usd=Decimal("7.00"),
+            lines_total_usd=Decimal("179.50"),
+            difference_usd=Decimal("0.00"),
+        ),
+        **changes,
+    )

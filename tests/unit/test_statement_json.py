@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,6 +17,8 @@ from vapi_chargeback.statement import (
     Reconciliation,
     Statement,
 )
+
+from support.statement_samples import APPROVED_AT, closed_statement, restated_statement
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -66,6 +70,59 @@ def test_round_trip_is_exact_and_keeps_cell_types() -> None:
     assert again.period_start.utcoffset() == original.period_start.utcoffset()
 
 
+def test_round_trip_keeps_the_close_of_the_month() -> None:
+    """Status, version, prefix, approval, reason, invoice, changes, corrects and assistant
+    names all survive; ids derived from them are the same after the trip."""
+    restated = restated_statement()
+    closed = closed_statement()
+    named = replace(closed.lines[0], assistant_name="Booking bot")
+    original = replace(
+        closed,
+        lines=[named, *closed.lines[1:]],
+        status="final",
+        version=2,
+        statement_prefix="ACME",
+        approved_by="controller@example.com",
+        approved_at=APPROVED_AT,
+        approved_run_id="manual__approve",
+        restatement_reason="late calls (FIN-42)",
+        changes_vs=restated.changes_vs,
+    )
+
+    again = statement_json.loads(statement_json.dumps(original))
+
+    assert again == original
+    assert again.statement_ids == original.statement_ids
+    assert again.statement_ids.org == "ACME-2026-10-ORG-v2"
+    assert again.invoice is not None and isinstance(again.invoice.amount_usd, Decimal)
+    assert again.invoice.tolerance_pct == Decimal(2)
+    assert again.approved_at is not None and again.approved_at.utcoffset() is not None
+    assert again.changes_vs is not None
+    assert [change.kind for change in again.changes_vs.lines] == ["changed", "removed", "added"]
+    assert again.lines[6].corrects == "VAPI-2026-09-sales-v1"
+    assert again.lines[6].minutes == Decimal("-3.25")
+    assert again.lines[0].assistant_name == "Booking bot"
+
+
+def test_a_statement_json_from_before_the_close_reads_as_a_first_draft() -> None:
+    """Statements handed between tasks by an older worker have none of the new fields."""
+    data = json.loads(statement_json.dumps(sample()))
+    for name in ("status", "version", "statement_prefix", "invoice", "changes_vs"):
+        del data[name]
+    for line in data["lines"]:
+        del line["assistant_name"], line["corrects"]
+    del data["reconciliation"]["corrections_usd"], data["reconciliation"]["invoice_id"]
+
+    again = statement_json.loads(json.dumps(data).encode())
+
+    assert again == sample()
+    assert (again.status, again.version, again.statement_ids.org) == (
+        "draft",
+        1,
+        "VAPI-2026-10-ORG-v1",
+    )
+
+
 def test_dumps_is_deterministic() -> None:
     assert statement_json.dumps(sample()) == statement_json.dumps(sample())
 
@@ -73,7 +130,6 @@ def test_dumps_is_deterministic() -> None:
 def test_inputs_fingerprint_ignores_the_run_id_but_not_the_inputs() -> None:
     base = sample().provenance
     assert base is not None
-    from dataclasses import replace
 
     assert replace(base, run_id="another-run").inputs_sha256 == base.inputs_sha256
     assert replace(base, mapping_sha256="0" * 64).inputs_sha256 != base.inputs_sha256

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from vapi_chargeback.close.invoices import INVOICES_NAME, Invoice
 from vapi_chargeback.money import CENT, HUNDRED, round_money
 from vapi_chargeback.split import split_exact
-from vapi_chargeback.statement import UNALLOCATED, ChargebackLine
+from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, InvoiceTie
 from vapi_chargeback.statements.formatting import money_text
 
 ADJUSTMENT = "adjustment:invoice"
@@ -76,6 +76,18 @@ class TieOut:
     @property
     def difference_pct(self) -> Decimal | None:
         return difference_pct(self.difference_usd, self.usage_usd)
+
+    def statement_invoice(self) -> InvoiceTie:
+        """The tie-out's figures as ``Statement.invoice`` carries them into the files."""
+        return InvoiceTie(
+            invoice_id=self.invoice.invoice_id,
+            amount_usd=self.invoice.amount_usd,
+            usage_usd=self.usage_usd,
+            difference_usd=self.difference_usd,
+            tolerance_pct=self.tolerance_pct,
+            approvable=self.approvable,
+            message=self.message,
+        )
 
     def manifest_block(self) -> dict[str, Any]:
         """The manifest's ``invoice`` block (money as two-place strings)."""

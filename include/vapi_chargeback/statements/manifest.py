@@ -5,9 +5,16 @@ lines, plus the period, provenance, totals and reconciliation. It is written las
 month counts as published only when its manifest exists and every listed file
 matches its hash (``storage.read_published``).
 
+It also records where the month stands in its close (DESIGN §3): ``status`` (draft or
+final), ``version``, the ``statement_ids`` (org and per cost center), the approval
+(``approved_by``, ``approved_at``, ``approved_run_id``), a restatement's reason and the
+``invoice`` tie-out (``null``: not tied to an invoice). ``close.lifecycle.MonthState``
+reads these fields back; they were added without a new ``format_version`` because a
+manifest without them reads as what it was, a draft version 1 not tied to an invoice.
+
 Deterministic by construction: sorted keys, two-space indent, UTF-8, a final newline,
 money as decimal strings (``"1234.50"``, never a float), and no time but the period's
-own. The same Statement therefore gives the same manifest bytes.
+own and the approval's. The same Statement therefore gives the same manifest bytes.
 """
 
 from __future__ import annotations
@@ -59,6 +66,14 @@ def build_manifest(
     check = statement.reconciliation
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "status": statement.status,
+        "version": statement.version,
+        "statement_ids": statement.statement_ids.manifest_block(),
+        "approved_by": statement.approved_by,
+        "approved_at": statement.approved_at.isoformat() if statement.approved_at else None,
+        "approved_run_id": statement.approved_run_id,
+        "restatement_reason": statement.restatement_reason,
+        "invoice": statement.invoice.manifest_block() if statement.invoice else None,
         "period": statement.period,
         "timezone": statement.timezone,
         "period_start": statement.period_start.isoformat(),
@@ -80,6 +95,8 @@ def build_manifest(
             "allocated_usd": money_text(totals.allocated_usd),
             "unallocated_usd": money_text(totals.unallocated_usd),
             "shared_usd": money_text(totals.total.shared_usd),
+            "corrections_usd": money_text(totals.total.corrections_usd),
+            "adjustments_usd": money_text(totals.total.adjustments_usd),
             "calls": totals.total.calls,
             "minutes": minutes_text(totals.total.minutes),
             "lines": len(statement.lines),
@@ -93,8 +110,12 @@ def build_manifest(
             "org_total_usd": money_text(check.org_total_usd),
             "shared_total_usd": money_text(check.shared_total_usd),
             "lines_total_usd": money_text(check.lines_total_usd),
+            "corrections_usd": money_text(check.corrections_usd),
+            "adjustments_usd": money_text(check.adjustments_usd),
             "difference_usd": money_text(check.difference_usd),
             "ok": check.ok,
+            "invoice_id": check.invoice_id,
+            "invoice_usd": None if check.invoice_usd is None else money_text(check.invoice_usd),
         },
     }
     if check is not None and check.empty_month_expected:

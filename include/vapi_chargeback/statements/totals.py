@@ -4,6 +4,10 @@ Both show totals by cost center; computing them in one place keeps the Summary s
 and ``manifest.json`` equal to the cent. Sums are exact ``Decimal`` additions of
 amounts already rounded to the cent; minutes are summed as shown (rounded per line),
 so a total equals the sum of the rows a reader sees.
+
+Corrections of earlier months and the invoice adjustment are part of a cost center's
+cost (they are charged like any line; calls and minutes of a correction are deltas), and
+are also totalled apart, so a reader sees how much of a cost is not this month's usage.
 """
 
 from __future__ import annotations
@@ -29,11 +33,15 @@ class Subtotal:
     other_usd: Decimal
     shared_usd: Decimal
     """Part of ``cost_usd`` that comes from shared-cost pools."""
+    corrections_usd: Decimal
+    """Part of ``cost_usd`` that corrects earlier, final months (``correction:`` lines)."""
+    adjustments_usd: Decimal
+    """Part of ``cost_usd`` that ties the month to its invoice (``adjustment:invoice``)."""
 
 
 def subtotal(lines: Iterable[ChargebackLine], components: Sequence[str]) -> Subtotal:
     calls = 0
-    minutes = cost = other = shared = Decimal(0)
+    minutes = cost = other = shared = corrections = adjustments = Decimal(0)
     parts = [Decimal(0)] * len(components)
     for line in lines:
         calls += line.calls
@@ -42,9 +50,13 @@ def subtotal(lines: Iterable[ChargebackLine], components: Sequence[str]) -> Subt
         other += line.other_usd
         if line.allocation.startswith("shared:"):
             shared += line.cost_usd
+        elif line.is_correction:
+            corrections += line.cost_usd
+        elif line.is_adjustment:
+            adjustments += line.cost_usd
         for index, name in enumerate(components):
             parts[index] += line.components_usd[name]
-    return Subtotal(calls, minutes, cost, tuple(parts), other, shared)
+    return Subtotal(calls, minutes, cost, tuple(parts), other, shared, corrections, adjustments)
 
 
 def lines_by_cost_center(statement: Statement) -> dict[str, list[ChargebackLine]]:
@@ -77,6 +89,8 @@ def grand_total(by_center: dict[str, Subtotal]) -> Subtotal:
         ),
         other_usd=sum((item.other_usd for item in values), Decimal(0)),
         shared_usd=sum((item.shared_usd for item in values), Decimal(0)),
+        corrections_usd=sum((item.corrections_usd for item in values), Decimal(0)),
+        adjustments_usd=sum((item.adjustments_usd for item in values), Decimal(0)),
     )
 
 

@@ -4,6 +4,12 @@ Validation runs before a single byte is written, so a bad Statement leaves the
 published month untouched. Every problem names the field (``lines[12].cost_usd``)
 and what the producer has to fix; all problems are reported at once so one run
 shows the whole picture.
+
+Corrections of final months (``correction:{YYYY-MM}``) and the invoice adjustment
+(``adjustment:invoice``) are checked like every line, with what makes them what they
+are: a correction is a delta, so its calls and minutes may be negative, it names the
+statement it corrects and may sit on ``UNALLOCATED`` (the corrected month's unallocated
+lines changed); an adjustment needs the invoice it ties the month to.
 """
 
 from __future__ import annotations
@@ -13,15 +19,30 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from vapi_chargeback.close.ids import ORG, StatementPrefixError, validate_prefix
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.money import CENT
-from vapi_chargeback.statement import UNALLOCATED, Breakdown, ChargebackLine, Statement
+from vapi_chargeback.statement import (
+    DRAFT,
+    FINAL,
+    UNALLOCATED,
+    Breakdown,
+    ChargebackLine,
+    Statement,
+)
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Ids become file names and sheet names: letters, digits, ``-`` and ``_`` only."""
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-ALLOCATION = re.compile(r"direct|shared:.+|unallocated:.+", re.DOTALL)
+ALLOCATION = re.compile(
+    r"direct|shared:.+|unallocated:.+|correction:\d{4}-(0[1-9]|1[0-2])|adjustment:invoice",
+    re.DOTALL,
+)
+CORRECTED_ID = re.compile(
+    r"[A-Za-z][A-Za-z0-9_-]*-(?P<period>\d{4}-\d{2})-[A-Za-z0-9_-]+-v[1-9]\d*"
+)
+"""A statement id, ``{prefix}-{YYYY-MM}-{cost_center_id|ORG}-v{N}`` (``close.ids``)."""
 ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 """Characters XML 1.0 cannot carry: a workbook holding one is rejected by Excel."""
 MAX_CELL_TEXT = 32_767
@@ -54,6 +75,9 @@ def validate_statement(statement: Statement) -> None:
         *_breakdown_problems(statement),
         *_reconciliation_problems(statement),
         *_provenance_problems(statement),
+        *_lifecycle_problems(statement),
+        *_invoice_problems(statement),
+        *_changes_problems(statement),
     ]
     if problems:
         raise StatementError(problems)
@@ -94,6 +118,8 @@ def _cost_center_problems(statement: Statement) -> Iterable[str]:
             )
         if center.id == UNALLOCATED:
             yield f"{where}.id: {UNALLOCATED!r} is reserved for unallocated lines; rename the cost center"
+        if center.id == ORG:
+            yield f"{where}.id: {ORG!r} is reserved for the org's statement id; rename the cost center"
         if center.id.lower() in seen:
             yield f"{where}.id: {center.id!r} appears twice (ids are compared case-insensitively)"
         seen.add(center.id.lower())
@@ -108,6 +134,7 @@ def _line_problems(statement: Statement) -> Iterable[str]:
         where = f"lines[{index}]"
         yield from _line_identity_problems(where, line, names)
         yield from _line_number_problems(where, line, statement.components)
+        yield from _carried_problems(where, line, statement)
         key = (line.cost_center_id, line.team, line.assistant_id, line.allocation)
         if key in keys:
             yield (
@@ -122,8 +149,11 @@ def _line_identity_problems(
 ) -> Iterable[str]:
     unallocated = line.allocation.startswith("unallocated:")
     if line.cost_center_id == UNALLOCATED:
-        if not unallocated:
-            yield f"{where}.allocation: {line.allocation!r} on an {UNALLOCATED} line; use unallocated:<reason>"
+        if not unallocated and not line.is_correction:
+            yield (
+                f"{where}.allocation: {line.allocation!r} on an {UNALLOCATED} line; use"
+                " unallocated:<reason> (or correction:<YYYY-MM> for a correction of one)"
+            )
     elif line.cost_center_id not in names:
         yield (
             f"{where}.cost_center_id: {line.cost_center_id!r} is not a configured cost center "
@@ -137,16 +167,24 @@ def _line_identity_problems(
             f"name {names[line.cost_center_id]!r}"
         )
     if not ALLOCATION.fullmatch(line.allocation):
-        yield f"{where}.allocation: {line.allocation!r} is not direct, shared:<pool> or unallocated:<reason>"
-    for field in ("cost_center_name", "team", "assistant_id", "allocation"):
+        yield (
+            f"{where}.allocation: {line.allocation!r} is not direct, shared:<pool>,"
+            " unallocated:<reason>, correction:<YYYY-MM> or adjustment:invoice"
+        )
+    for field in ("cost_center_name", "team", "assistant_id", "allocation", "assistant_name"):
         yield from _text_problems(f"{where}.{field}", getattr(line, field))
 
 
 def _line_number_problems(where: str, line: ChargebackLine, components: list[str]) -> Iterable[str]:
-    if isinstance(line.calls, bool) or not isinstance(line.calls, int) or line.calls < 0:
+    delta = line.is_correction
+    if isinstance(line.calls, bool) or not isinstance(line.calls, int):
+        yield f"{where}.calls: {line.calls!r} is not an integer"
+    elif line.calls < 0 and not delta:
         yield f"{where}.calls: {line.calls!r} is not a non-negative integer"
-    if not _finite(line.minutes) or line.minutes < 0 or line.minutes >= MAX_EXACT_MONEY:
-        yield f"{where}.minutes: {line.minutes!r} is not a non-negative finite Decimal below 10^13"
+    if not _finite(line.minutes) or abs(line.minutes) >= MAX_EXACT_MONEY:
+        yield f"{where}.minutes: {line.minutes!r} is not a finite Decimal below 10^13"
+    elif line.minutes < 0 and not delta:
+        yield f"{where}.minutes: {line.minutes!r} is negative; only a correction's minutes may be"
     if not _is_money(line.cost_usd):
         yield from _money_problems(f"{where}.cost_usd", line.cost_usd)
     if list(line.components_usd) != components:
@@ -157,6 +195,38 @@ def _line_number_problems(where: str, line: ChargebackLine, components: list[str
     for name, amount in line.components_usd.items():
         if not _is_money(amount):
             yield from _money_problems(f"{where}.components_usd[{name!r}]", amount)
+
+
+def _carried_problems(where: str, line: ChargebackLine, statement: Statement) -> Iterable[str]:
+    """A correction names the earlier statement it corrects; an adjustment needs the invoice."""
+    yield from _text_problems(f"{where}.corrects", line.corrects)
+    if not isinstance(line.corrects, str):
+        return
+    if not line.is_correction:
+        if line.corrects:
+            yield (
+                f"{where}.corrects: {line.corrects!r} on a {line.allocation!r} line; only"
+                " correction:<YYYY-MM> lines correct a statement"
+            )
+        if line.is_adjustment and statement.invoice is None:
+            yield (
+                f"{where}.allocation: an {line.allocation} line but the statement has no"
+                " invoice; adjustments come from the invoice tie-out with its invoice"
+            )
+        return
+    month = line.allocation.split(":", 1)[1]
+    found = CORRECTED_ID.fullmatch(line.corrects)
+    if found is None or found["period"] != month:
+        yield (
+            f"{where}.corrects: {line.corrects!r} is not a statement id of {month}"
+            f" ({{prefix}}-{month}-{{cost_center_id|ORG}}-v{{N}}); pass the corrected"
+            " statement's id"
+        )
+    if PERIOD.fullmatch(statement.period) and month >= statement.period:
+        yield (
+            f"{where}.allocation: {line.allocation} in the statement of {statement.period};"
+            " only an earlier month can be corrected"
+        )
 
 
 def _breakdown_problems(statement: Statement) -> Iterable[str]:
@@ -204,34 +274,72 @@ def _reconciliation_problems(statement: Statement) -> Iterable[str]:
         "shared_total_usd": check.shared_total_usd,
         "lines_total_usd": check.lines_total_usd,
         "difference_usd": check.difference_usd,
+        "corrections_usd": check.corrections_usd,
+        "adjustments_usd": check.adjustments_usd,
     }
     bad = [
         problem
         for name, value in amounts.items()
         for problem in _money_problems(f"reconciliation.{name}", value)
     ]
+    if check.invoice_usd is not None:
+        bad += _money_problems("reconciliation.invoice_usd", check.invoice_usd)
     if bad:
         yield from bad
         return
-    costs = [line.cost_usd for line in statement.lines]
-    if not all(_finite(cost) for cost in costs):
+    yield from _reconciliation_invoice_problems(statement)
+    if not all(_finite(line.cost_usd) for line in statement.lines):
         return
-    lines_total = sum(costs, Decimal(0))
-    if lines_total != check.lines_total_usd:
-        yield (
-            f"reconciliation.lines_total_usd: {check.lines_total_usd} but the lines add up to "
-            f"{lines_total}; the statement and its reconciliation come from different data"
-        )
-    expected = check.lines_total_usd - check.org_total_usd - check.shared_total_usd
+    sums = {
+        "lines_total_usd": (statement.lines, "the lines add up to"),
+        "corrections_usd": (
+            [line for line in statement.lines if line.is_correction],
+            "the correction: lines add up to",
+        ),
+        "adjustments_usd": (
+            [line for line in statement.lines if line.is_adjustment],
+            "the adjustment:invoice lines add up to",
+        ),
+    }
+    for name, (lines, what) in sums.items():
+        total = sum((line.cost_usd for line in lines), Decimal(0))
+        if total != amounts[name]:
+            yield (
+                f"reconciliation.{name}: {amounts[name]} but {what} {total}; the statement"
+                " and its reconciliation come from different data"
+            )
+    expected = check.lines_total_usd - check.expected_usd
     if check.difference_usd != expected:
-        yield (
-            f"reconciliation.difference_usd: {check.difference_usd} but lines − org − shared = {expected}"
+        terms = "org − shared" + (
+            " − corrections − adjustments" if check.corrections_usd or check.adjustments_usd else ""
         )
+        yield f"reconciliation.difference_usd: {check.difference_usd} but lines − {terms} = {expected}"
     if not check.ok:
         yield (
             f"reconciliation: lines total {check.lines_total_usd} ≠ org total {check.org_total_usd} "
-            f"+ shared {check.shared_total_usd} (difference {check.difference_usd}); "
+            f"+ shared {check.shared_total_usd} + corrections {check.corrections_usd} + "
+            f"adjustments {check.adjustments_usd} (difference {check.difference_usd}); "
             "a statement that does not reconcile is never published"
+        )
+
+
+def _reconciliation_invoice_problems(statement: Statement) -> Iterable[str]:
+    """The reconciliation ties to the statement's invoice, or to none when it has none."""
+    check, tie = statement.reconciliation, statement.invoice
+    if check is None:
+        return
+    recorded = (check.invoice_id, check.invoice_usd)
+    if tie is None:
+        if recorded != (None, None):
+            yield (
+                f"reconciliation.invoice_id: {check.invoice_id!r} but the statement has no"
+                " invoice; set Statement.invoice from the tie-out, or leave both empty"
+            )
+    elif recorded != (tie.invoice_id, tie.amount_usd):
+        yield (
+            f"reconciliation.invoice_id/invoice_usd: {check.invoice_id!r} {check.invoice_usd}"
+            f" but the statement's invoice is {tie.invoice_id!r} {tie.amount_usd}; reconcile"
+            " after the tie-out"
         )
 
 
@@ -293,3 +401,102 @@ def _finite(value: object) -> bool:
 
 def _aware(moment: datetime) -> bool:
     return moment.tzinfo is not None and moment.utcoffset() is not None
+
+
+def _lifecycle_problems(statement: Statement) -> Iterable[str]:
+    """The month's close as ``close.lifecycle.MonthState`` will read it back from the manifest."""
+    if statement.status not in (DRAFT, FINAL):
+        yield f"status: {statement.status!r} is not {DRAFT!r} or {FINAL!r}"
+    version = statement.version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        yield f"version: {version!r} is not a whole number >= 1"
+    try:
+        validate_prefix(statement.statement_prefix)
+    except StatementPrefixError as error:
+        yield f"statement_prefix: {error}"
+    approval = {"approved_by": statement.approved_by, "approved_at": statement.approved_at}
+    if statement.status == FINAL:
+        for name, value in approval.items():
+            if value is None:
+                yield f"{name}: missing; a final statement records who approved it and when"
+        if statement.approved_by is not None:
+            yield from _text_problems("approved_by", statement.approved_by, required=True)
+        if statement.approved_at is not None and not _aware(statement.approved_at):
+            yield f"approved_at: {statement.approved_at.isoformat()} has no time zone"
+    elif statement.status == DRAFT:
+        approval["approved_run_id"] = statement.approved_run_id
+        for name, value in approval.items():
+            if value is not None:
+                yield f"{name}: {value!r} on a draft; only an approved (final) statement has one"
+    if statement.approved_run_id is not None:
+        yield from _text_problems("approved_run_id", statement.approved_run_id, required=True)
+    yield from _reason_problems(statement)
+
+
+def _reason_problems(statement: Statement) -> Iterable[str]:
+    reason = statement.restatement_reason
+    if reason is None:
+        if isinstance(statement.version, int) and statement.version > 1:
+            yield (
+                f"restatement_reason: missing on version {statement.version}; a restatement"
+                " records why the booked version was replaced"
+            )
+        return
+    yield from _text_problems("restatement_reason", reason, required=True)
+    if statement.version == 1:
+        yield "restatement_reason: given on version 1; only a restatement (version 2 on) has one"
+
+
+def _invoice_problems(statement: Statement) -> Iterable[str]:
+    tie = statement.invoice
+    if tie is None:
+        return
+    yield from _text_problems("invoice.invoice_id", tie.invoice_id, required=True)
+    yield from _text_problems("invoice.message", tie.message, required=True)
+    amounts = {
+        "amount_usd": tie.amount_usd,
+        "usage_usd": tie.usage_usd,
+        "difference_usd": tie.difference_usd,
+    }
+    bad = [
+        problem
+        for name, value in amounts.items()
+        for problem in _money_problems(f"invoice.{name}", value)
+    ]
+    yield from bad
+    if not bad and tie.difference_usd != tie.amount_usd - tie.usage_usd:
+        yield (
+            f"invoice.difference_usd: {tie.difference_usd} but amount − usage ="
+            f" {tie.amount_usd - tie.usage_usd}"
+        )
+    if not _finite(tie.tolerance_pct) or not 0 <= tie.tolerance_pct <= 100:
+        yield f"invoice.tolerance_pct: {tie.tolerance_pct!r} is not a percentage from 0 to 100"
+
+
+def _changes_problems(statement: Statement) -> Iterable[str]:
+    """``changes_vs`` lists lines of this statement against an earlier version."""
+    changes = statement.changes_vs
+    if changes is None:
+        return
+    if not isinstance(statement.version, int) or not 1 <= changes.version < statement.version:
+        yield (
+            f"changes_vs.version: {changes.version!r} is not an earlier version than"
+            f" {statement.version!r}"
+        )
+    lines = {line.key: line for line in statement.lines}
+    seen: set[tuple[str, str, str, str]] = set()
+    for index, item in enumerate(changes.lines):
+        where = f"changes_vs.lines[{index}]"
+        if item.old is None and item.new is None:
+            yield f"{where}: neither an old nor a new line"
+            continue
+        if item.old is not None and item.new is not None and item.old.key != item.new.key:
+            yield f"{where}: old line {item.old.key} and new line {item.new.key} differ in key"
+        if item.key in seen:
+            yield f"{where}: {item.key} is listed twice"
+        seen.add(item.key)
+        current = lines.get(item.key)
+        if item.new is not None and current != item.new:
+            yield f"{where}.new: {item.key} is not a line of this statement as it stands"
+        if item.new is None and current is not None:
+            yield f"{where}: {item.key} is listed as removed but the statement has it"

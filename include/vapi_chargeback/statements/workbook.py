@@ -16,6 +16,10 @@ Cell rules, identical on every sheet:
   decimal digits (no float); in a percent column either → ``0.00%``.
 - ``None`` or ``""`` → no cell.
 
+A sheet may open with a title block (the statement's title, status, id …) above its
+table: a blank row separates the two, and the frozen pane sits below the table header so
+the title block stays in view while scrolling.
+
 The same sheets and document info give the same bytes: document properties and zip
 entries carry ``DocumentInfo.moment``, never the wall clock.
 """
@@ -59,6 +63,7 @@ HEADER_FILL = "DDEBF7"
 INTEGER_FORMAT = "#,##0"
 MONEY_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.00%"
+TITLE_SIZE = 14
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,15 @@ class Sheet:
     """The table body; header, frozen pane and autofilter cover exactly these rows."""
     footer: Sequence[Sequence[CellValue]] = ()
     """Bold rows below the table (totals), outside the autofilter so sorting leaves them."""
+    title_block: Sequence[Sequence[CellValue]] = ()
+    """Rows above the table: the first row holds the title, each other row a bold label and
+    its values. Labels count for the first column's width; the title and values overflow
+    into the empty cells beside them."""
+
+    @property
+    def header_row(self) -> int:
+        """The table header's row number: 1, or below the title block and a blank row."""
+        return len(self.title_block) + 2 if self.title_block else 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class DocumentInfo:
     creator: str
     moment: datetime
     """Stamped as created, modified and on every zip entry, so reruns are byte-identical."""
+    keywords: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,15 @@ class _StyleIds:
     share: int
 
 
+@dataclass(frozen=True)
+class _Styles:
+    header: int
+    title: int
+    label: int
+    body: _StyleIds
+    total: _StyleIds
+
+
 def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: DocumentInfo) -> None:
     """Write ``sheets`` as one workbook to ``target`` (a path or a binary file)."""
     if not sheets:
@@ -106,13 +130,11 @@ def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: Docu
     for style in _named_styles():
         workbook.add_named_style(style)
     worksheets = [workbook.create_sheet(sheet.title) for sheet in sheets]
-    header_id, body, total = _style_ids(worksheets[0])
+    styles = _style_ids(worksheets[0])
     streams: dict[str, Callable[[], Iterable[bytes]]] = {}
     for index, (sheet, worksheet) in enumerate(zip(sheets, worksheets, strict=True), start=1):
         _lay_out(worksheet, sheet)
-        streams[f"xl/worksheets/sheet{index}.xml"] = partial(
-            _sheet_rows, sheet, header_id, body, total
-        )
+        streams[f"xl/worksheets/sheet{index}.xml"] = partial(_sheet_rows, sheet, styles)
     _pin_properties(workbook, info)
     with _RowStreamingZip(target, zip_timestamp(info.moment), streams) as archive:
         ExcelWriter(workbook, archive).save()
@@ -174,10 +196,12 @@ def _named_styles() -> list[NamedStyle]:
         NamedStyle("Total Integer", font=bold, border=rule, number_format=INTEGER_FORMAT),
         NamedStyle("Total Money", font=bold, border=rule, number_format=MONEY_FORMAT),
         NamedStyle("Total Share", font=bold, border=rule, number_format=PERCENT_FORMAT),
+        NamedStyle("Statement Title", font=Font(bold=True, size=TITLE_SIZE)),
+        NamedStyle("Statement Label", font=bold),
     ]
 
 
-def _style_ids(worksheet: Any) -> tuple[int, _StyleIds, _StyleIds]:
+def _style_ids(worksheet: Any) -> _Styles:
     """Cell style ids (``s=``) as openpyxl registers them for our named styles."""
 
     def style_id(name: str, quoted: bool = False) -> int:
@@ -196,23 +220,31 @@ def _style_ids(worksheet: Any) -> tuple[int, _StyleIds, _StyleIds]:
             share=style_id(f"{prefix}Share"),
         )
 
-    return style_id("Header"), family(""), family("Total ")
+    return _Styles(
+        header=style_id("Header"),
+        title=style_id("Statement Title"),
+        label=style_id("Statement Label"),
+        body=family(""),
+        total=family("Total "),
+    )
 
 
 def _lay_out(worksheet: Any, sheet: Sheet) -> None:
     last = get_column_letter(max(len(sheet.columns), 1))
     for index, width in enumerate(_widths(sheet), start=1):
         worksheet.column_dimensions[get_column_letter(index)].width = width
-    worksheet.freeze_panes = "A2"
-    worksheet.auto_filter.ref = f"A1:{last}{len(sheet.rows) + 1}"
+    header = sheet.header_row
+    worksheet.freeze_panes = f"A{header + 1}"
+    worksheet.auto_filter.ref = f"A{header}:{last}{header + len(sheet.rows)}"
 
 
 def _widths(sheet: Sheet) -> list[int]:
     """Widest shown value per column (header plus filter button, text, formatted numbers)."""
     rows = [*sheet.rows, *sheet.footer]
+    labels = [row[0] for row in sheet.title_block[1:] if row]
     widths = []
     for index, column in enumerate(sheet.columns):
-        values = [row[index] for row in rows]
+        values = [row[index] for row in rows] + (labels if index == 0 else [])
         texts = [len(value) for value in values if isinstance(value, str)]
         numbers = [value for value in values if isinstance(value, int | Decimal)]
         shown = [len(column.header) + FILTER_BUTTON_WIDTH, *texts]
@@ -236,32 +268,48 @@ def _pin_properties(workbook: Any, info: DocumentInfo) -> None:
     properties.title = info.title
     properties.subject = info.subject
     properties.creator = info.creator
+    properties.keywords = info.keywords or None
     properties.lastModifiedBy = info.creator
     properties.created = moment
     properties.modified = moment
 
 
-def _sheet_rows(sheet: Sheet, header_id: int, body: _StyleIds, total: _StyleIds) -> Iterator[bytes]:
+def _sheet_rows(sheet: Sheet, styles: _Styles) -> Iterator[bytes]:
     letters = [get_column_letter(index) for index in range(1, len(sheet.columns) + 1)]
     percent = [column.percent for column in sheet.columns]
+    number = sheet.header_row
     header = "".join(
-        f'<c r="{letter}1" s="{header_id}" t="inlineStr"><is>{_text(column.header)}</is></c>'
+        f'<c r="{letter}{number}" s="{styles.header}" t="inlineStr">'
+        f"<is>{_text(column.header)}</is></c>"
         for letter, column in zip(letters, sheet.columns, strict=True)
     )
-    chunk = [f'<row r="1">{header}</row>']
-    number = 1
-    for styles, rows in ((body, sheet.rows), (total, sheet.footer)):
+    chunk = [*_title_block(sheet, styles), f'<row r="{number}">{header}</row>']
+    for family, rows in ((styles.body, sheet.rows), (styles.total, sheet.footer)):
         for values in rows:
             number += 1
             if len(values) != len(letters):
                 raise ValueError(
                     f"sheet {sheet.title!r} row {number}: {len(values)} values for {len(letters)} columns"
                 )
-            chunk.append(_row(number, values, letters, percent, styles, sheet.title))
+            chunk.append(_row(number, values, letters, percent, family, sheet.title))
             if len(chunk) >= ROWS_PER_CHUNK:
                 yield _encode(chunk, sheet.title)
                 chunk = []
     yield _encode(chunk, sheet.title)
+
+
+def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
+    """The title block's rows: the first cell of the first row in the title style, the first
+    cell of each other row (its label) bold, values in the body styles."""
+    for number, values in enumerate(sheet.title_block, start=1):
+        lead, *rest = values or [None]
+        style = styles.title if number == 1 else styles.label
+        cells = (
+            [] if not isinstance(lead, str) or not lead else [_text_cell(f"A{number}", lead, style)]
+        )
+        letters = [get_column_letter(index) for index in range(2, len(rest) + 2)]
+        cells += _cells(number, rest, letters, [False] * len(rest), styles.body, sheet.title)
+        yield f'<row r="{number}">{"".join(cells)}</row>'
 
 
 def _row(
@@ -272,6 +320,17 @@ def _row(
     styles: _StyleIds,
     title: str,
 ) -> str:
+    return f'<row r="{number}">{"".join(_cells(number, values, letters, percent, styles, title))}</row>'
+
+
+def _cells(
+    number: int,
+    values: Sequence[CellValue],
+    letters: list[str],
+    percent: list[bool],
+    styles: _StyleIds,
+    title: str,
+) -> list[str]:
     cells = []
     for letter, is_percent, value in zip(letters, percent, values, strict=True):
         if value is None:
@@ -280,9 +339,7 @@ def _row(
             if not value:
                 continue
             style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
-            cells.append(
-                f'<c r="{letter}{number}" s="{style}" t="inlineStr"><is>{_text(value)}</is></c>'
-            )
+            cells.append(_text_cell(f"{letter}{number}", value, style))
         elif isinstance(value, Decimal):
             if not value.is_finite():
                 raise ValueError(
@@ -297,7 +354,11 @@ def _row(
             raise TypeError(
                 f"sheet {title!r} cell {letter}{number}: {type(value).__name__} is not str, int, Decimal or None"
             )
-    return f'<row r="{number}">{"".join(cells)}</row>'
+    return cells
+
+
+def _text_cell(reference: str, value: str, style: int) -> str:
+    return f'<c r="{reference}" s="{style}" t="inlineStr"><is>{_text(value)}</is></c>'
 
 
 def _text(value: str) -> str:

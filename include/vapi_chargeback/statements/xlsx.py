@@ -6,15 +6,31 @@ Reconciliation and About (provenance). ``cost-centers/{id}-{YYYY-MM}.xlsx`` is w
 one owner receives: their Summary, Detail, Shared costs, one sheet per query
 definition they configured, and About. Every figure is taken from the Statement or
 from ``totals``; nothing is recomputed here.
+
+Each workbook's Summary opens with a title block saying which statement it is (id,
+version) and whether it is a DRAFT or FINAL (with approver and time); the document
+properties say the same, so a draft is recognisable even unopened. Corrections of
+earlier months and the invoice adjustment get their own Summary columns and, in an
+owner's workbook, their own sheet, only in months that have them; a restatement adds
+"Changes vs v{N}", the lines that differ from the version it replaces.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
+from decimal import Decimal
 from pathlib import Path
 
+from vapi_chargeback.close.tieout import NOT_TIED
 from vapi_chargeback.money import round_minutes
-from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, CostCenterInfo, Statement
+from vapi_chargeback.statement import (
+    FINAL,
+    UNALLOCATED,
+    ChargebackLine,
+    CostCenterInfo,
+    Statement,
+)
 from vapi_chargeback.statements.totals import StatementTotals, Subtotal, share, subtotal
 from vapi_chargeback.statements.workbook import (
     CellValue,
@@ -50,6 +66,9 @@ OTHER_NOTE = (
     "Other = cost − Σ components: charges with no analytics column "
     "(analysis, voicemail detection, knowledge base …)."
 )
+DRAFT_STATUS = "DRAFT: not approved, the figures may still change"
+FINAL_STATUS = "FINAL: approved and booked"
+CORRECTIONS_SHEET = "Corrections and adjustments"
 
 
 def statement_workbook_name(period: str) -> str:
@@ -62,14 +81,17 @@ def cost_center_workbook_name(center_id: str, period: str) -> str:
 
 def write_statement_workbook(statement: Statement, totals: StatementTotals, path: Path) -> int:
     """Write the org-wide workbook; return its number of statement lines (Detail rows)."""
+    title = f"Chargeback statement {statement.period}"
+    statement_id = statement.statement_ids.org
     sheets = [
-        _summary(statement, totals),
+        _summary(statement, totals, _title_block(statement, title, statement_id)),
         detail_sheet(statement, totals),
         _unallocated(statement, totals.lines_by_center[UNALLOCATED]),
         _reconciliation(statement),
+        *_changes_sheets(statement, None),
         Sheet("About", _FIELDS, _about_rows(statement)),
     ]
-    write_workbook(path, sheets, _info(statement, f"Chargeback statement {statement.period}"))
+    write_workbook(path, sheets, _info(statement, title, statement_id))
     return len(statement.lines)
 
 
@@ -77,14 +99,25 @@ def write_cost_center_workbook(
     statement: Statement, center: CostCenterInfo, lines: Sequence[ChargebackLine], path: Path
 ) -> int:
     """Write one owner's workbook; return its number of statement lines."""
-    direct = [line for line in lines if not line.allocation.startswith("shared:")]
+    direct = [line for line in lines if line.allocation == "direct"]
     shared = [line for line in lines if line.allocation.startswith("shared:")]
+    carried = [line for line in lines if line.is_correction or line.is_adjustment]
     breakdowns = statement.breakdowns.get(center.id, [])
-    fixed = ["Summary", "Detail", "Shared costs", "About"]
+    changes = _changes_sheets(statement, center.id)
+    fixed = [
+        "Summary",
+        "Detail",
+        "Shared costs",
+        *([CORRECTIONS_SHEET] if carried else []),
+        *(sheet.title for sheet in changes),
+        "About",
+    ]
     titles = safe_sheet_titles([*fixed, *(item.title for item in breakdowns)])
     components = _component_columns(statement)
+    title = f"Chargeback statement {statement.period}: {center.name}"
+    statement_id = statement.statement_ids.for_cost_center(center.id)
     sheets = [
-        _owner_summary(statement, lines),
+        _owner_summary(statement, lines, _title_block(statement, title, statement_id)),
         Sheet(
             "Detail",
             [Column("Team"), Column("Assistant ID"), *_usage_columns(), *components],
@@ -92,14 +125,15 @@ def write_cost_center_workbook(
             [["Total", None, *_subtotal_cells(subtotal(direct, statement.components))]],
         ),
         _shared_costs(statement, shared, components),
+        *([_corrections(statement, carried, components)] if carried else []),
         *(
             Sheet(title, [Column(name) for name in item.columns], item.rows)
             for title, item in zip(titles[len(fixed) :], breakdowns, strict=True)
         ),
+        *changes,
         Sheet("About", _FIELDS, _owner_rows(center) + _about_rows(statement)),
     ]
-    title = f"Chargeback statement {statement.period}: {center.name}"
-    write_workbook(path, sheets, _info(statement, title))
+    write_workbook(path, sheets, _info(statement, title, statement_id))
     return len(lines)
 
 
@@ -136,12 +170,76 @@ def _shared_costs(
     return Sheet("Shared costs", columns, rows, [total])
 
 
-def _info(statement: Statement, title: str) -> DocumentInfo:
+def _corrections(
+    statement: Statement, lines: Sequence[ChargebackLine], components: list[Column]
+) -> Sheet:
+    """An owner's corrections of earlier months and invoice adjustment, one row per line."""
+    columns = [
+        Column("Item"),
+        Column("Corrects"),
+        Column("Team"),
+        Column("Assistant ID"),
+        *_usage_columns(),
+        *components,
+    ]
+    rows: list[list[CellValue]] = [
+        [_item(line), line.corrects, line.team, line.assistant_id, *_usage(line)] for line in lines
+    ]
+    total: list[CellValue] = [
+        "Total",
+        None,
+        None,
+        None,
+        *_subtotal_cells(subtotal(lines, statement.components)),
+    ]
+    return Sheet(CORRECTIONS_SHEET, columns, rows, [total])
+
+
+def _item(line: ChargebackLine) -> str:
+    if line.is_correction:
+        return f"Correction of {line.allocation.split(':', 1)[1]}"
+    return "Invoice adjustment"
+
+
+def _status_word(statement: Statement) -> str:
+    return "FINAL" if statement.status == FINAL else "DRAFT"
+
+
+def _title_block(statement: Statement, title: str, statement_id: str) -> list[list[CellValue]]:
+    """Which statement this is and where it stands: the first thing a reader sees."""
+    final = statement.status == FINAL
+    rows: list[list[CellValue]] = [
+        [title],
+        ["Status", FINAL_STATUS if final else DRAFT_STATUS],
+        ["Version", statement.version],
+        ["Statement ID", statement_id],
+    ]
+    if final and statement.approved_at is not None:
+        rows += [
+            ["Approved by", statement.approved_by],
+            [
+                "Approved at",
+                statement.approved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            ],
+        ]
+    if statement.restatement_reason:
+        rows.append(
+            [
+                "Restated",
+                f"replaces version {statement.version - 1}: {statement.restatement_reason}",
+            ]
+        )
+    return rows
+
+
+def _info(statement: Statement, title: str, statement_id: str) -> DocumentInfo:
+    word = _status_word(statement)
     return DocumentInfo(
-        title=title,
-        subject=f"Vapi costs by cost center, {statement.period} ({statement.timezone})",
+        title=f"{title} ({word} v{statement.version}, {statement_id})",
+        subject=f"Vapi costs by cost center, {statement.period} ({statement.timezone}), {word}",
         creator=CREATOR,
         moment=statement.period_end,
+        keywords=", ".join([word, statement_id, "chargeback", statement.period]),
     )
 
 
@@ -171,28 +269,42 @@ def _subtotal_cells(total: Subtotal) -> list[CellValue]:
     return [total.calls, total.minutes, total.cost_usd, *total.components_usd, total.other_usd]
 
 
-def _summary(statement: Statement, totals: StatementTotals) -> Sheet:
+def _summary(
+    statement: Statement, totals: StatementTotals, title_block: list[list[CellValue]]
+) -> Sheet:
+    """By cost center; Corrections and Invoice adjustment columns beside Shared only in a
+    month that has such lines, so an ordinary month's Summary keeps its columns."""
     names = {center.id: (center.name, center.owner_email) for center in statement.cost_centers}
     names[UNALLOCATED] = ("Unallocated", "")
+    corrections = any(line.is_correction for line in statement.lines)
+    adjustments = any(line.is_adjustment for line in statement.lines)
+
+    def parts(item: Subtotal) -> list[CellValue]:
+        return [
+            item.shared_usd,
+            *([item.corrections_usd] if corrections else []),
+            *([item.adjustments_usd] if adjustments else []),
+        ]
+
     whole = totals.total.cost_usd
     rows: list[list[CellValue]] = [
         [
             center_id,
             *names[center_id],
             *_subtotal_cells(item),
-            item.shared_usd,
+            *parts(item),
             share(item.cost_usd, whole),
         ]
         for center_id, item in totals.by_center.items()
     ]
-    blank = [None] * (len(statement.components) + 2)
+    blank = [None] * (len(statement.components) + 1 + len(parts(totals.total)))
     footer: list[list[CellValue]] = [
         [
             "Total",
             None,
             None,
             *_subtotal_cells(totals.total),
-            totals.total.shared_usd,
+            *parts(totals.total),
             share(whole, whole),
         ],
         [
@@ -223,13 +335,18 @@ def _summary(statement: Statement, totals: StatementTotals) -> Sheet:
         *_usage_columns(),
         *_component_columns(statement),
         Column("Shared (USD)"),
+        *([Column("Corrections (USD)")] if corrections else []),
+        *([Column("Invoice adjustment (USD)")] if adjustments else []),
         Column("% of total", percent=True),
     ]
-    return Sheet("Summary", columns, rows, footer)
+    return Sheet("Summary", columns, rows, footer, title_block)
 
 
 def detail_sheet(statement: Statement, totals: StatementTotals) -> Sheet:
-    """Every line of the statement; public so the writer benchmark measures the real sheet."""
+    """Every line of the statement; public so the writer benchmark measures the real sheet.
+
+    A last column Corrects (the corrected statement id) only in a month with corrections."""
+    corrects = any(line.is_correction for line in statement.lines)
     columns = [
         Column("Cost center ID"),
         Column("Cost center"),
@@ -238,6 +355,7 @@ def detail_sheet(statement: Statement, totals: StatementTotals) -> Sheet:
         Column("Allocation"),
         *_usage_columns(),
         *_component_columns(statement),
+        *([Column("Corrects")] if corrects else []),
     ]
     rows = [
         [
@@ -247,11 +365,20 @@ def detail_sheet(statement: Statement, totals: StatementTotals) -> Sheet:
             line.assistant_id,
             line.allocation,
             *_usage(line),
+            *([line.corrects] if corrects else []),
         ]
         for line in statement.lines
     ]
     footer: list[list[CellValue]] = [
-        ["Total", None, None, None, None, *_subtotal_cells(totals.total)]
+        [
+            "Total",
+            None,
+            None,
+            None,
+            None,
+            *_subtotal_cells(totals.total),
+            *([None] if corrects else []),
+        ]
     ]
     return Sheet("Detail", columns, rows, footer)
 
@@ -267,7 +394,12 @@ def _unallocated(statement: Statement, lines: list[ChargebackLine]) -> Sheet:
     rows: list[list[CellValue]] = []
     for line in lines:
         reason = line.allocation.removeprefix("unallocated:")
-        rows.append([reason, REASONS.get(reason, UNKNOWN_REASON), line.assistant_id, *_usage(line)])
+        explanation = (
+            f"{_item(line)}'s unallocated lines (corrects {line.corrects})."
+            if line.is_correction
+            else REASONS.get(reason, UNKNOWN_REASON)
+        )
+        rows.append([reason, explanation, line.assistant_id, *_usage(line)])
     footer: list[list[CellValue]] = [
         ["Total", None, None, *_subtotal_cells(subtotal(lines, statement.components))]
     ]
@@ -275,26 +407,52 @@ def _unallocated(statement: Statement, lines: list[ChargebackLine]) -> Sheet:
 
 
 def _reconciliation(statement: Statement) -> Sheet:
+    """Each term of the check, then the invoice: its amount held against the lines it
+    covers, to the cent, or "not tied to an invoice"."""
     check = statement.reconciliation
     columns = [Column("Item"), Column("Amount (USD)")]
     if check is None:
-        return Sheet(
-            "Reconciliation", columns, [["Reconciliation", "not performed for this statement"]]
-        )
-    rows: list[list[CellValue]] = [
+        rows: list[list[CellValue]] = [["Reconciliation", "not performed for this statement"]]
+        return Sheet("Reconciliation", columns, rows + _invoice_rows(statement))
+    rows = [
         ["Org total (independent ungrouped query)", check.org_total_usd],
         ["Shared costs", check.shared_total_usd],
-        ["Expected total (org + shared)", check.org_total_usd + check.shared_total_usd],
+        ["Corrections of earlier months", check.corrections_usd],
+        ["Invoice adjustments", check.adjustments_usd],
+        ["Expected total (org + shared + corrections + adjustments)", check.expected_usd],
         ["Statement lines total", check.lines_total_usd],
         ["Difference (lines − expected)", check.difference_usd],
         ["Result", "OK" if check.ok else "MISMATCH"],
     ]
     if check.empty_month_expected:
         rows.append(["Empty month", "no calls reported; the run said that was expected"])
-    return Sheet("Reconciliation", columns, rows)
+    return Sheet("Reconciliation", columns, rows + _invoice_rows(statement))
 
 
-def _owner_summary(statement: Statement, lines: Sequence[ChargebackLine]) -> Sheet:
+def _invoice_rows(statement: Statement) -> list[list[CellValue]]:
+    tie, check = statement.invoice, statement.reconciliation
+    if tie is None:
+        return [["Invoice", NOT_TIED]]
+    rows: list[list[CellValue]] = [["Invoice", tie.invoice_id], ["Invoice amount", tie.amount_usd]]
+    difference = None if check is None else check.invoice_difference_usd
+    if check is not None and difference is not None:
+        rows += [
+            ["Lines the invoice covers (lines − shared − corrections)", check.invoiced_lines_usd],
+            ["Difference (invoice − lines it covers)", difference],
+            [
+                "Invoice tie-out",
+                f"TIED: the lines tie to invoice {tie.invoice_id} to the cent"
+                if not difference
+                else f"NOT TIED: the lines differ from invoice {tie.invoice_id} by {difference:+}",
+            ],
+        ]
+    rows.append(["Tie-out", tie.message])
+    return rows
+
+
+def _owner_summary(
+    statement: Statement, lines: Sequence[ChargebackLine], title_block: list[list[CellValue]]
+) -> Sheet:
     groups: dict[tuple[str, str], list[ChargebackLine]] = {}
     for line in lines:
         groups.setdefault((line.team, line.allocation), []).append(line)
@@ -311,7 +469,77 @@ def _owner_summary(statement: Statement, lines: Sequence[ChargebackLine]) -> She
         *_usage_columns(),
         *_component_columns(statement),
     ]
-    return Sheet("Summary", columns, rows, footer)
+    return Sheet("Summary", columns, rows, footer, title_block)
+
+
+def _changes_sheets(statement: Statement, center_id: str | None) -> list[Sheet]:
+    """ "Changes vs v{N}" of a restatement: every changed line (the org's workbook) or those
+    of one cost center (its owner's), old and new value side by side per column, and the
+    change in cost; totals below."""
+    changes = statement.changes_vs
+    if changes is None:
+        return []
+    old, new = f"v{changes.version}", f"v{statement.version}"
+    measures = [column.header for column in [*_usage_columns(), *_component_columns(statement)]]
+    columns = [
+        Column("Change"),
+        Column("Cost center ID"),
+        Column("Team"),
+        Column("Assistant ID"),
+        Column("Allocation"),
+        *(Column(f"{measure} {version}") for measure in measures for version in (old, new)),
+        Column("Cost change (USD)"),
+    ]
+    listed = [item for item in changes.lines if center_id in (None, item.key[0])]
+    components = statement.components
+    rows: list[list[CellValue]] = []
+    for item in listed:
+        before, after = _measures(item.old, components), _measures(item.new, components)
+        cells = [value for pair in zip(before, after, strict=True) for value in pair]
+        rows.append([item.kind, *item.key, *cells, _cost(item.new) - _cost(item.old)])
+    before = _measures_total([item.old for item in listed], components)
+    after = _measures_total([item.new for item in listed], components)
+    change = sum((_cost(item.new) - _cost(item.old) for item in listed), Decimal(0))
+    total: list[CellValue] = [
+        "Total",
+        None,
+        None,
+        None,
+        None,
+        *(value for pair in zip(before, after, strict=True) for value in pair),
+        change,
+    ]
+    return [Sheet(f"Changes vs {old}", columns, rows, [total])]
+
+
+def _cost(line: ChargebackLine | None) -> Decimal:
+    return line.cost_usd if line else Decimal(0)
+
+
+def _measures(line: ChargebackLine | None, components: Sequence[str]) -> list[CellValue]:
+    """A line's columns as this statement shows them; blanks for a line that is not there.
+
+    A component the line does not have shows as zero, and Other is what its cost leaves
+    after the shown components, so a row adds up whatever components the old version had."""
+    if line is None:
+        return [None] * (len(components) + 4)
+    parts = [line.components_usd.get(name, Decimal(0)) for name in components]
+    other = line.cost_usd - sum(parts, Decimal(0))
+    return [line.calls, round_minutes(line.minutes), line.cost_usd, *parts, other]
+
+
+def _measures_total(
+    lines: Sequence[ChargebackLine | None], components: Sequence[str]
+) -> list[CellValue]:
+    present = [line for line in lines if line is not None]
+    minutes = sum((round_minutes(line.minutes) for line in present), Decimal(0))
+    cost = sum((line.cost_usd for line in present), Decimal(0))
+    parts = [
+        sum((line.components_usd.get(name, Decimal(0)) for line in present), Decimal(0))
+        for name in components
+    ]
+    calls = sum(line.calls for line in present)
+    return [calls, minutes, cost, *parts, cost - sum(parts, Decimal(0))]
 
 
 def _owner_rows(center: CostCenterInfo) -> list[list[CellValue]]:

@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from vapi_chargeback.close.lifecycle import FINAL, MonthState, approve
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.render import render_statement
 from vapi_chargeback.statements.validate import StatementError
+
+from support.statement_samples import (
+    APPROVED_AT,
+    closed_statement,
+    final_statement,
+    restated_statement,
+    sample_tie_out,
+)
 
 
 def test_render_writes_the_whole_set_and_a_manifest_hashing_it(
@@ -52,6 +61,8 @@ def test_manifest_fields(statement: Statement, tmp_path: Path) -> None:
         "allocated_usd": "152.00",
         "unallocated_usd": "30.50",
         "shared_usd": "12.00",
+        "corrections_usd": "0.00",
+        "adjustments_usd": "0.00",
         "calls": 163,
         "minutes": "391.83",
         "lines": 6,
@@ -61,9 +72,98 @@ def test_manifest_fields(statement: Statement, tmp_path: Path) -> None:
         "org_total_usd": "170.50",
         "shared_total_usd": "12.00",
         "lines_total_usd": "182.50",
+        "corrections_usd": "0.00",
+        "adjustments_usd": "0.00",
         "difference_usd": "0.00",
         "ok": True,
+        "invoice_id": None,
+        "invoice_usd": None,
     }
+    assert {key: manifest[key] for key in LIFECYCLE} == {
+        "status": "draft",
+        "version": 1,
+        "statement_ids": {
+            "org": "VAPI-2026-10-ORG-v1",
+            "cost_centers": {
+                "sales": "VAPI-2026-10-sales-v1",
+                "support": "VAPI-2026-10-support-v1",
+            },
+        },
+        "approved_by": None,
+        "approved_at": None,
+        "approved_run_id": None,
+        "restatement_reason": None,
+        "invoice": None,
+    }
+
+
+LIFECYCLE = (
+    "status",
+    "version",
+    "statement_ids",
+    "approved_by",
+    "approved_at",
+    "approved_run_id",
+    "restatement_reason",
+    "invoice",
+)
+
+
+def test_a_draft_manifest_reads_back_as_the_draft_the_lifecycle_approves(
+    statement: Statement, tmp_path: Path
+) -> None:
+    manifest = json.loads(render_statement(statement, tmp_path).manifest.read_bytes())
+
+    state = MonthState.from_manifest(manifest)
+
+    assert (state.status, state.version, state.invoice) == ("draft", 1, None)
+    approved = approve(
+        state,
+        "2026-10",
+        approved_by="controller@example.com",
+        at=APPROVED_AT,
+        run_id="manual__2026-11-03T10:15:00+00:00",
+    )
+    assert approved.status == FINAL
+
+
+def test_a_final_manifest_records_the_approval_as_the_lifecycle_reads_it(tmp_path: Path) -> None:
+    statement = final_statement()
+    manifest = json.loads(render_statement(statement, tmp_path).manifest.read_bytes())
+
+    assert manifest["status"] == "final"
+    assert manifest["approved_by"] == "controller@example.com"
+    assert manifest["approved_at"] == "2026-11-03T10:15:12+00:00"
+    assert manifest["approved_run_id"] == "manual__2026-11-03T10:15:00+00:00"
+    state = MonthState.from_manifest(manifest)
+    assert state.approved_at == APPROVED_AT
+    assert {key: manifest[key] for key in state.manifest_fields()} == state.manifest_fields()
+
+
+def test_a_closed_manifest_carries_the_invoice_block_of_the_tie_out(tmp_path: Path) -> None:
+    manifest = json.loads(render_statement(closed_statement(), tmp_path).manifest.read_bytes())
+
+    assert manifest["invoice"] == sample_tie_out().manifest_block()
+    assert manifest["invoice"]["id"] == "INV-2026-10"
+    assert manifest["invoice"]["difference_usd"] == "3.17"
+    assert manifest["reconciliation"]["corrections_usd"] == "-0.40"
+    assert manifest["reconciliation"]["adjustments_usd"] == "3.17"
+    assert manifest["reconciliation"]["invoice_id"] == "INV-2026-10"
+    assert manifest["reconciliation"]["invoice_usd"] == "173.67"
+    assert manifest["totals"]["corrections_usd"] == "-0.40"
+    assert manifest["totals"]["adjustments_usd"] == "3.17"
+    assert manifest["totals"]["cost_usd"] == "185.27"
+    state = MonthState.from_manifest(manifest)
+    assert state.invoice is not None and state.invoice.approvable
+
+
+def test_a_restatement_manifest_has_new_ids_and_its_reason(tmp_path: Path) -> None:
+    manifest = json.loads(render_statement(restated_statement(), tmp_path).manifest.read_bytes())
+
+    assert manifest["version"] == 2
+    assert manifest["statement_ids"]["org"] == "VAPI-2026-10-ORG-v2"
+    assert manifest["restatement_reason"] == "late-costed calls of 30 October (ticket FIN-42)"
+    assert manifest["format_version"] == 1, "added fields; old manifests stay readable"
 
 
 def test_manifest_is_canonical_json(statement: Statement, tmp_path: Path) -> None:

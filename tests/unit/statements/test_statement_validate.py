@@ -11,14 +11,23 @@ import pytest
 from vapi_chargeback.statement import (
     UNALLOCATED,
     Breakdown,
+    ChangesVs,
     CostCenterInfo,
+    LineChange,
     Provenance,
     Reconciliation,
     Statement,
 )
 from vapi_chargeback.statements.validate import StatementError, validate_statement
 
-from support.statement_samples import BERLIN, sample_statement
+from support.statement_samples import (
+    APPROVED_AT,
+    BERLIN,
+    closed_statement,
+    final_statement,
+    restated_statement,
+    sample_statement,
+)
 
 Change = Callable[[Statement], Statement]
 
@@ -58,6 +67,18 @@ def _provenance(**changes: Any) -> Change:
 
 def _breakdown(center: str, breakdown: Breakdown) -> Change:
     return _with(breakdowns={center: [breakdown]})
+
+
+def _invoice(**changes: Any) -> Change:
+    def change(statement: Statement) -> Statement:
+        assert statement.invoice is not None
+        return replace(statement, invoice=replace(statement.invoice, **changes))
+
+    return change
+
+
+def _changes(version: int, *items: LineChange) -> Change:
+    return _with(changes_vs=ChangesVs(version, list(items)))
 
 
 SALES = CostCenterInfo("sales", "Sales", "a@example.com")
@@ -101,9 +122,109 @@ CASES = [
     pytest.param(_breakdown("sales", Breakdown("../x", "X", ["a"], [])), "definition_id: '../x' is not a slug", id="breakdown-id-traversal"),
 ]  # fmt: skip
 
+# Cases on the closed sample (corrections of September, tied to its invoice): index 6 is
+# sales' correction, 7 the UNALLOCATED correction, 8 and 9 the adjustment lines.
+CLOSED_CASES = [
+    pytest.param(_line(6, corrects=""), "lines[6].corrects: '' is not a statement id of 2026-09", id="correction-without-corrects"),
+    pytest.param(_line(6, corrects="VAPI-2026-08-sales-v1"), "is not a statement id of 2026-09", id="corrects-another-month"),
+    pytest.param(_line(6, allocation="correction:2026-10", corrects="VAPI-2026-10-sales-v1"), "only an earlier month can be corrected", id="corrects-its-own-month"),
+    pytest.param(_line(6, allocation="correction:2026-13"), "lines[6].allocation: 'correction:2026-13' is not direct", id="correction-of-no-month"),
+    pytest.param(_line(0, corrects="VAPI-2026-09-sales-v1"), "lines[0].corrects: 'VAPI-2026-09-sales-v1' on a 'direct' line", id="corrects-on-direct"),
+    pytest.param(_line(8, calls=-1), "lines[8].calls: -1 is not a non-negative integer", id="negative-calls-on-adjustment"),
+    pytest.param(_line(8, minutes=Decimal("-1")), "lines[8].minutes: Decimal('-1') is negative; only a correction's", id="negative-minutes-on-adjustment"),
+    pytest.param(_line(6, minutes=Decimal("-1E+13")), "lines[6].minutes: Decimal('-1E+13') is not a finite Decimal below 10^13", id="correction-minutes-too-large"),
+    pytest.param(_line(6, cost_usd=Decimal("-1.205")), "lines[6].cost_usd: -1.205 is not rounded to the cent", id="correction-sub-cent"),
+    pytest.param(_line(8, cost_center_id=UNALLOCATED, cost_center_name="Unallocated"), "lines[8].allocation: 'adjustment:invoice' on an UNALLOCATED line", id="adjustment-on-unallocated"),
+    pytest.param(_with(invoice=None), "an adjustment:invoice line but the statement has no invoice", id="adjustment-without-invoice"),
+    pytest.param(_reconciliation(corrections_usd=Decimal("0.00"), difference_usd=Decimal("-0.40")), "reconciliation.corrections_usd: 0.00 but the correction: lines add up to -0.40", id="corrections-term-disagrees"),
+    pytest.param(_reconciliation(adjustments_usd=Decimal("3.00"), difference_usd=Decimal("0.17")), "reconciliation.adjustments_usd: 3.00 but the adjustment:invoice lines add up to 3.17", id="adjustments-term-disagrees"),
+    pytest.param(_reconciliation(org_total_usd=Decimal("170.00")), "but lines − org − shared − corrections − adjustments = 0.50", id="difference-with-all-terms"),
+    pytest.param(_reconciliation(invoice_usd=Decimal("173.00")), "but the statement's invoice is 'INV-2026-10' 173.67", id="reconciled-against-another-invoice"),
+    pytest.param(_invoice(difference_usd=Decimal("3.00")), "invoice.difference_usd: 3.00 but amount − usage = 3.17", id="invoice-difference-wrong"),
+    pytest.param(_invoice(invoice_id=" "), "invoice.invoice_id: empty", id="invoice-without-id"),
+    pytest.param(_invoice(amount_usd=Decimal("173.675")), "invoice.amount_usd: 173.675 is not rounded to the cent", id="invoice-sub-cent"),
+    pytest.param(_invoice(tolerance_pct=Decimal(101)), "invoice.tolerance_pct: Decimal('101') is not a percentage", id="tolerance-over-100"),
+]  # fmt: skip
+
+LIFECYCLE_CASES = [
+    pytest.param(_with(status="booked"), "status: 'booked' is not 'draft' or 'final'", id="unknown-status"),
+    pytest.param(_with(status="final"), "approved_by: missing; a final statement records who approved it", id="final-without-approver"),
+    pytest.param(_with(approved_by="x@example.com"), "approved_by: 'x@example.com' on a draft", id="draft-with-approver"),
+    pytest.param(_with(approved_run_id="run-1"), "approved_run_id: 'run-1' on a draft", id="draft-with-approving-run"),
+    pytest.param(_with(status="final", approved_by="x", approved_at=datetime(2026, 11, 3)), "approved_at: 2026-11-03T00:00:00 has no time zone", id="naive-approval-time"),
+    pytest.param(_with(version=0), "version: 0 is not a whole number >= 1", id="version-zero"),
+    pytest.param(_with(version=True), "version: True is not a whole number >= 1", id="version-bool"),
+    pytest.param(_with(version=2), "restatement_reason: missing on version 2", id="restatement-without-reason"),
+    pytest.param(_with(restatement_reason="because"), "restatement_reason: given on version 1", id="reason-on-version-1"),
+    pytest.param(_with(version=2, restatement_reason="a\x00b"), "restatement_reason: control character", id="reason-with-control-character"),
+    pytest.param(_with(statement_prefix="VAPI 2026"), "statement_prefix: statement_prefix 'VAPI 2026' cannot start a statement id", id="bad-prefix"),
+    pytest.param(_centers(SALES, replace(SUPPORT, id="ORG")), "cost_centers[1].id: 'ORG' is reserved for the org's statement id", id="cost-center-named-org"),
+    pytest.param(_changes(1), "changes_vs.version: 1 is not an earlier version than 1", id="changes-vs-itself"),
+]  # fmt: skip
+
 
 def test_sample_statement_is_valid() -> None:
     validate_statement(sample_statement())
+
+
+def test_closed_final_and_restated_samples_are_valid() -> None:
+    """Negative calls, minutes and money on corrections, a correction on UNALLOCATED, the
+    invoice adjustment, a final month and a restatement listing its changes all pass."""
+    closed = closed_statement()
+    assert min(line.calls for line in closed.lines) < 0
+    assert min(line.minutes for line in closed.lines) < 0
+    assert any(line.cost_center_id == UNALLOCATED and line.is_correction for line in closed.lines)
+    for statement in (
+        closed,
+        final_statement(),
+        restated_statement(),
+        closed_statement(status="final", approved_by="c@example.com", approved_at=APPROVED_AT),
+    ):
+        validate_statement(statement)
+
+
+@pytest.mark.parametrize(("change", "message"), CLOSED_CASES)
+def test_bad_correction_or_adjustment_is_refused_naming_the_field(
+    change: Change, message: str
+) -> None:
+    with pytest.raises(StatementError) as caught:
+        validate_statement(change(closed_statement()))
+
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(("change", "message"), LIFECYCLE_CASES)
+def test_bad_lifecycle_fields_are_refused_naming_the_field(change: Change, message: str) -> None:
+    with pytest.raises(StatementError) as caught:
+        validate_statement(change(sample_statement()))
+
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_changes_must_be_lines_of_the_statement_as_it_stands() -> None:
+    restated = restated_statement()
+    assert restated.changes_vs is not None
+    changed, removed, added = restated.changes_vs.lines
+    stale = LineChange(changed.old, replace(changed.new, cost_usd=Decimal("99.00")))
+    problems = {
+        "stale-new-line": _changes(1, stale, removed, added),
+        "removed-but-present": _changes(1, changed, LineChange(restated.lines[1], None)),
+        "listed-twice": _changes(1, changed, changed),
+        "neither-side": _changes(1, LineChange(None, None)),
+    }
+    expected = {
+        "stale-new-line": "changes_vs.lines[0].new: ('sales', 'emea', 'asst-1', 'direct') is not a line",
+        "removed-but-present": "listed as removed but the statement has it",
+        "listed-twice": "changes_vs.lines[1]: ('sales', 'emea', 'asst-1', 'direct') is listed twice",
+        "neither-side": "changes_vs.lines[0]: neither an old nor a new line",
+    }
+    for name, change in problems.items():
+        with pytest.raises(StatementError) as caught:
+            validate_statement(change(restated))
+        assert any(expected[name] in p for p in caught.value.problems), (
+            name,
+            caught.value.problems,
+        )
 
 
 @pytest.mark.parametrize(("change", "message"), CASES)

@@ -70,6 +70,59 @@ def test_header_frozen_filtered_and_totals_bold_outside_the_filter() -> None:
     assert sheet["C4"].style == "Total Money"
 
 
+def test_a_title_block_sits_above_the_table_which_keeps_its_filter_and_frozen_header() -> None:
+    table = _table()
+    titled = Sheet(
+        table.title,
+        table.columns,
+        table.rows,
+        table.footer,
+        title_block=[
+            ["Chargeback statement 2026-10, a title longer than any column"],
+            ["Statement ID", "VAPI-2026-10-ORG-v1"],
+            ["Version", 2],
+        ],
+    )
+    sheet = _open([titled])["Detail"]
+
+    assert titled.header_row == 5
+    assert [sheet.cell(row, 1).value for row in range(1, 9)] == [
+        "Chargeback statement 2026-10, a title longer than any column",
+        "Statement ID",
+        "Version",
+        None,
+        "Name",
+        "alpha",
+        " spaced & <b> ",
+        "Total",
+    ]
+    assert (sheet["A1"].style, sheet["A2"].style, sheet["B2"].style) == (
+        "Statement Title",
+        "Statement Label",
+        "Text",
+    )
+    assert sheet["A1"].font.b and sheet["A1"].font.sz == 14
+    assert (sheet["B3"].value, sheet["B3"].number_format) == (2, "#,##0")
+    assert sheet.freeze_panes == "A6", "title block and header stay in view"
+    assert sheet.auto_filter.ref == "A5:D7", "the filter covers the table only"
+    assert sheet["A5"].style == "Header"
+    assert sheet["C8"].style == "Total Money"
+    width = sheet.column_dimensions["A"].width
+    assert len("Statement ID") < width < len(str(sheet["A1"].value)), (
+        "labels count for the width; the title overflows into the empty cells beside it"
+    )
+
+
+def test_keywords_are_pinned_with_the_other_properties() -> None:
+    buffer = io.BytesIO()
+    info = DocumentInfo("T", "S", "vapi-chargeback", INFO.moment, keywords="DRAFT, X-1")
+    write_workbook(buffer, [_table()], info)
+    buffer.seek(0)
+
+    assert openpyxl.load_workbook(buffer).properties.keywords == "DRAFT, X-1"
+    assert _open([_table()]).properties.keywords is None, "none unless given"
+
+
 def test_named_styles_registered_once() -> None:
     workbook = _open([_table(), Sheet("Other", [Column("A")], [["x"]])])
 

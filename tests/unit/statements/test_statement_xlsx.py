@@ -17,9 +17,26 @@ from vapi_chargeback.statements.xlsx import (
     write_statement_workbook,
 )
 
+from support.statement_samples import closed_statement, final_statement, restated_statement
+
+TITLE_ROWS = 5
+"""The draft title block (title, status, version, statement id) and a blank row."""
+
 
 def _values(sheet: openpyxl.worksheet.worksheet.Worksheet) -> list[list[object]]:
     return [[cell.value for cell in row] for row in sheet.iter_rows()]
+
+
+def _table(sheet: openpyxl.worksheet.worksheet.Worksheet) -> list[list[object]]:
+    """The rows from the table header on, below the title block."""
+    rows = _values(sheet)
+    return rows[TITLE_ROWS:] if sheet.title == "Summary" else rows
+
+
+def _title_block(sheet: openpyxl.worksheet.worksheet.Worksheet) -> dict[object, object]:
+    rows = _values(sheet)
+    header = next(index for index, row in enumerate(rows) if row[0] in ("Cost center ID", "Team"))
+    return {row[0]: row[1] for row in rows[1 : header - 1]}
 
 
 @pytest.fixture
@@ -41,15 +58,84 @@ def owner(statement: Statement, tmp_path: Path) -> openpyxl.Workbook:
 
 def test_finance_workbook_sheets(finance: openpyxl.Workbook) -> None:
     assert finance.sheetnames == ["Summary", "Detail", "Unallocated", "Reconciliation", "About"]
-    for sheet in finance.worksheets:
+    for sheet in finance.worksheets[1:]:
         assert sheet.freeze_panes == "A2", sheet.title
         assert sheet.auto_filter.ref.startswith("A1:"), sheet.title
         assert sheet["A1"].style == "Header", sheet.title
+    summary = finance["Summary"]
+    assert summary.freeze_panes == "A7", "the title block and the header stay in view"
+    assert summary["A6"].style == "Header"
+    assert summary["A1"].style == "Statement Title"
+    assert summary["A2"].style == "Statement Label"
+
+
+def test_draft_says_so_in_its_title_block_and_document_properties(
+    finance: openpyxl.Workbook, owner: openpyxl.Workbook
+) -> None:
+    assert _values(finance["Summary"])[:TITLE_ROWS] == [
+        ["Chargeback statement 2026-10", *[None] * 11],
+        ["Status", "DRAFT: not approved, the figures may still change", *[None] * 10],
+        ["Version", 1, *[None] * 10],
+        ["Statement ID", "VAPI-2026-10-ORG-v1", *[None] * 10],
+        [None] * 12,
+    ]
+    assert _title_block(owner["Summary"]) == {
+        "Status": "DRAFT: not approved, the figures may still change",
+        "Version": 1,
+        "Statement ID": "VAPI-2026-10-sales-v1",
+    }
+    assert owner["Summary"]["A1"].value == "Chargeback statement 2026-10: Sales"
+    for workbook, statement_id in ((finance, "ORG"), (owner, "sales")):
+        properties = workbook.properties
+        assert f"(DRAFT v1, VAPI-2026-10-{statement_id}-v1)" in str(properties.title)
+        assert str(properties.subject).endswith(", DRAFT")
+        assert properties.keywords == f"DRAFT, VAPI-2026-10-{statement_id}-v1, chargeback, 2026-10"
+
+
+def test_final_says_who_approved_it_when_and_nothing_says_draft(tmp_path: Path) -> None:
+    statement = final_statement()
+    path = tmp_path / "final.xlsx"
+    write_statement_workbook(statement, summarize(statement), path)
+    center = statement.cost_centers[1]
+    owner_path = tmp_path / "support.xlsx"
+    write_cost_center_workbook(
+        statement, center, summarize(statement).lines_by_center[center.id], owner_path
+    )
+
+    for workbook_path, statement_id in ((path, "ORG"), (owner_path, "support")):
+        workbook = openpyxl.load_workbook(workbook_path)
+        assert _title_block(workbook["Summary"]) == {
+            "Status": "FINAL: approved and booked",
+            "Version": 1,
+            "Statement ID": f"VAPI-2026-10-{statement_id}-v1",
+            "Approved by": "controller@example.com",
+            "Approved at": "2026-11-03 10:15:12 UTC",
+        }
+        properties = workbook.properties
+        text = f"{properties.title} {properties.subject} {properties.keywords}"
+        assert "DRAFT" not in text and "FINAL" in text
+        assert str(properties.created) == "2026-10-31 23:00:00", (
+            "pinned to the period, not the approval"
+        )
+        assert "manual__" not in str(_values(workbook["About"])), "run ids stay in the manifest"
+
+
+def test_a_restatement_names_the_version_it_replaces_and_why(tmp_path: Path) -> None:
+    statement = restated_statement()
+    path = tmp_path / "v2.xlsx"
+    write_statement_workbook(statement, summarize(statement), path)
+
+    block = _title_block(openpyxl.load_workbook(path)["Summary"])
+    assert block["Version"] == 2
+    assert block["Statement ID"] == "VAPI-2026-10-ORG-v2"
+    assert block["Restated"] == (
+        "replaces version 1: late-costed calls of 30 October (ticket FIN-42)"
+    )
 
 
 def test_summary_by_cost_center_with_totals_and_share_allocated(finance: openpyxl.Workbook) -> None:
     summary = finance["Summary"]
-    rows = _values(summary)
+    rows = _table(summary)
 
     assert rows[0] == [
         "Cost center ID", "Cost center", "Owner", "Calls", "Minutes", "Cost (USD)",
@@ -76,11 +162,11 @@ def test_summary_by_cost_center_with_totals_and_share_allocated(finance: openpyx
     assert rows[5][0] == "Allocated to cost centers (% allocated)"
     assert (rows[5][5], rows[5][-1]) == (152, 0.832877)
     assert (rows[6][0], rows[6][5], rows[6][-1]) == ("Unallocated", 30.5, 0.167123)
-    assert summary.auto_filter.ref == "A1:L4"
-    assert summary["F2"].number_format == "#,##0.00"
-    assert summary["D2"].number_format == "#,##0"
-    assert summary["L2"].number_format == "0.00%"
-    assert summary["F5"].font.b
+    assert summary.auto_filter.ref == "A6:L9"
+    assert summary["F7"].number_format == "#,##0.00"
+    assert summary["D7"].number_format == "#,##0"
+    assert summary["L7"].number_format == "0.00%"
+    assert summary["F10"].font.b
 
 
 def test_detail_lists_every_line_with_money_as_numbers(
@@ -133,10 +219,13 @@ def test_reconciliation_sheet(finance: openpyxl.Workbook) -> None:
     assert rows == {
         "Org total (independent ungrouped query)": 170.5,
         "Shared costs": 12,
-        "Expected total (org + shared)": 182.5,
+        "Corrections of earlier months": 0,
+        "Invoice adjustments": 0,
+        "Expected total (org + shared + corrections + adjustments)": 182.5,
         "Statement lines total": 182.5,
         "Difference (lines − expected)": 0,
         "Result": "OK",
+        "Invoice": "not tied to an invoice",
     }
 
 
@@ -181,7 +270,7 @@ def test_owner_workbook_sheets_include_one_per_breakdown(owner: openpyxl.Workboo
 
 
 def test_owner_workbook_contents(owner: openpyxl.Workbook) -> None:
-    summary = _values(owner["Summary"])
+    summary = _table(owner["Summary"])
     assert summary[1] == ["emea", "direct", 120, 300.5, 100, 40, 10, 20, 30]
     assert summary[2][:5] == [None, "shared:platform", 0, 0, 7]
     assert summary[3][:5] == ["Total", None, 120, 300.5, 107]
@@ -291,3 +380,187 @@ def test_a_note_of_a_pool_the_owner_has_no_share_of_adds_no_column(
     owner = _owner_workbook(statement, tmp_path)
 
     assert _values(owner["Shared costs"])[0][-1] == "Other (USD)"
+
+
+def _finance(statement: Statement, tmp_path: Path) -> openpyxl.Workbook:
+    path = tmp_path / "finance.xlsx"
+    write_statement_workbook(statement, summarize(statement), path)
+    return openpyxl.load_workbook(path)
+
+
+def test_summary_shows_corrections_and_the_invoice_adjustment_apart(tmp_path: Path) -> None:
+    summary = _table(_finance(closed_statement(), tmp_path)["Summary"])
+    header = summary[0]
+
+    assert header[-4:] == [
+        "Shared (USD)",
+        "Corrections (USD)",
+        "Invoice adjustment (USD)",
+        "% of total",
+    ]
+    cost, corrections, adjustment = (
+        header.index(name)
+        for name in ("Cost (USD)", "Corrections (USD)", "Invoice adjustment (USD)")
+    )
+    by_center = {row[0]: (row[cost], row[corrections], row[adjustment]) for row in summary[1:]}
+    assert by_center["sales"] == (108.06, -1.2, 2.26)
+    assert by_center["support"] == (45.91, 0, 0.91)
+    assert by_center[UNALLOCATED] == (31.3, 0.8, 0)
+    assert by_center["Total"] == (185.27, -0.4, 3.17)
+    assert summary[-2][0] == "Allocated to cost centers (% allocated)"
+    assert len(summary[-2]) == len(header), "padding follows the extra columns"
+    assert (summary[-2][cost], summary[-1][cost]) == (153.97, 31.3)
+
+
+def test_detail_names_what_each_correction_corrects(tmp_path: Path) -> None:
+    detail = _values(_finance(closed_statement(), tmp_path)["Detail"])
+
+    assert detail[0][-1] == "Corrects"
+    corrects = {(row[0], row[4]): row[-1] for row in detail[1:-1]}
+    assert corrects[("sales", "correction:2026-09")] == "VAPI-2026-09-sales-v1"
+    assert corrects[(UNALLOCATED, "correction:2026-09")] == "VAPI-2026-09-ORG-v1"
+    assert corrects[("sales", "direct")] is None
+    negative = next(row for row in detail if row[4] == "correction:2026-09")
+    assert negative[5:8] == [-2, -3.25, -1.2], "calls, minutes and cost are deltas"
+    without = [line for line in closed_statement().lines if not line.is_correction]
+    plain = _finance(closed_statement(lines=without, reconciliation=None), tmp_path)
+    assert "Corrects" not in _values(plain["Detail"])[0], "only a month with corrections"
+
+
+def test_unallocated_sheet_explains_a_correction_of_unallocated_lines(tmp_path: Path) -> None:
+    rows = _values(_finance(closed_statement(), tmp_path)["Unallocated"])
+
+    assert rows[3][:3] == [
+        "correction:2026-09",
+        "Correction of 2026-09's unallocated lines (corrects VAPI-2026-09-ORG-v1).",
+        "asst-9",
+    ]
+
+
+def test_reconciliation_ties_the_lines_to_the_invoice_to_the_cent(tmp_path: Path) -> None:
+    rows = _values(_finance(closed_statement(), tmp_path)["Reconciliation"])[1:]
+    items = {row[0]: row[1] for row in rows}
+
+    assert items["Corrections of earlier months"] == -0.4
+    assert items["Invoice adjustments"] == 3.17
+    assert items["Expected total (org + shared + corrections + adjustments)"] == 185.27
+    assert items["Result"] == "OK"
+    assert items["Invoice"] == "INV-2026-10"
+    assert items["Invoice amount"] == 173.67
+    assert items["Lines the invoice covers (lines − shared − corrections)"] == 173.67
+    assert items["Difference (invoice − lines it covers)"] == 0
+    assert items["Invoice tie-out"] == "TIED: the lines tie to invoice INV-2026-10 to the cent"
+    assert "spread as adjustment:invoice over 2 cost centers" in str(items["Tie-out"])
+
+
+def test_reconciliation_says_when_the_lines_do_not_tie_to_the_invoice(tmp_path: Path) -> None:
+    """A tie-out with no cost center to carry the difference leaves it open; the sheet says by how much."""
+    closed = closed_statement()
+    lines = [line for line in closed.lines if not line.is_adjustment]
+    assert closed.reconciliation is not None and closed.invoice is not None
+    statement = closed_statement(
+        lines=lines,
+        invoice=replace(closed.invoice, approvable=False),
+        reconciliation=replace(
+            closed.reconciliation,
+            lines_total_usd=Decimal("182.10"),
+            adjustments_usd=Decimal("0.00"),
+        ),
+    )
+
+    items = {row[0]: row[1] for row in _values(_finance(statement, tmp_path)["Reconciliation"])}
+
+    assert items["Difference (invoice − lines it covers)"] == 3.17
+    assert (
+        items["Invoice tie-out"] == "NOT TIED: the lines differ from invoice INV-2026-10 by +3.17"
+    )
+
+
+def test_owner_workbook_lists_corrections_and_adjustment_on_their_own_sheet(
+    tmp_path: Path,
+) -> None:
+    statement = closed_statement()
+    center = statement.cost_centers[0]
+    path = tmp_path / "sales.xlsx"
+    lines = summarize(statement).lines_by_center[center.id]
+
+    assert write_cost_center_workbook(statement, center, lines, path) == 4
+    owner = openpyxl.load_workbook(path)
+
+    assert owner.sheetnames[:4] == [
+        "Summary",
+        "Detail",
+        "Shared costs",
+        "Corrections and adjustments",
+    ]
+    assert [row[:2] for row in _values(owner["Detail"])[1:]] == [
+        ["emea", "asst-1"],
+        ["Total", None],
+    ]
+    sheet = _values(owner["Corrections and adjustments"])
+    assert sheet[0][:4] == ["Item", "Corrects", "Team", "Assistant ID"]
+    assert [row[:7] for row in sheet[1:]] == [
+        ["Correction of 2026-09", "VAPI-2026-09-sales-v1", "emea", "asst-1", -2, -3.25, -1.2],
+        ["Invoice adjustment", None, None, None, 0, 0, 2.26],
+        ["Total", None, None, None, -2, -3.25, 1.06],
+    ]
+    summary = {(row[0], row[1]): row[4] for row in _table(owner["Summary"])[1:]}
+    assert summary[("emea", "correction:2026-09")] == -1.2
+    assert summary[(None, "adjustment:invoice")] == 2.26
+    assert summary[("Total", None)] == 108.06
+
+
+def test_changes_sheet_lists_exactly_the_changed_lines(tmp_path: Path) -> None:
+    statement = restated_statement()
+    finance = _finance(statement, tmp_path)
+
+    assert finance.sheetnames[-2:] == ["Changes vs v1", "About"]
+    rows = _values(finance["Changes vs v1"])
+    header = rows[0]
+    assert header[:9] == [
+        "Change", "Cost center ID", "Team", "Assistant ID", "Allocation",
+        "Calls v1", "Calls v2", "Minutes v1", "Minutes v2",
+    ]  # fmt: skip
+    assert header[-1] == "Cost change (USD)"
+    cost = header.index("Cost (USD) v1")
+    assert [(row[0], row[1], row[4], row[cost], row[cost + 1], row[-1]) for row in rows[1:]] == [
+        ("changed", "sales", "direct", 100, 101, 1),
+        ("removed", "support", "shared:platform", 5, None, -5),
+        ("added", UNALLOCATED, "unallocated:unmapped-assistant", None, 1, 1),
+        ("Total", None, None, 105, 102, -3),
+    ]
+    llm = header.index("LLM (USD) v1")
+    assert rows[1][llm : llm + 2] == [40, 41]
+    assert rows[-1][5:7] == [120, 122], "calls totals of each version's listed lines"
+
+    center = statement.cost_centers[1]
+    owner_path = tmp_path / "support.xlsx"
+    write_cost_center_workbook(
+        statement, center, summarize(statement).lines_by_center[center.id], owner_path
+    )
+    owner = _values(openpyxl.load_workbook(owner_path)["Changes vs v1"])
+    assert [(row[0], row[1], row[4]) for row in owner[1:]] == [
+        ("removed", "support", "shared:platform"),
+        ("Total", None, None),
+    ], "an owner sees the changes of their own lines only"
+
+
+def test_statements_without_a_restatement_have_no_changes_sheet(
+    finance: openpyxl.Workbook, owner: openpyxl.Workbook
+) -> None:
+    assert not any(name.startswith("Changes") for name in finance.sheetnames + owner.sheetnames)
+
+
+def test_final_and_closed_workbooks_are_byte_identical_on_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index, statement in enumerate(
+        (final_statement(), closed_statement(), restated_statement())
+    ):
+        totals = summarize(statement)
+        first, second = tmp_path / f"{index}-a.xlsx", tmp_path / f"{index}-b.xlsx"
+        write_statement_workbook(statement, totals, first)
+        monkeypatch.setattr("time.time", lambda: 1_900_000_000.0)
+        write_statement_workbook(statement, totals, second)
+        monkeypatch.undo()
+        assert first.read_bytes() == second.read_bytes(), index
