@@ -218,8 +218,10 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
 
 
 def sheet_rows(data: bytes, sheet: str) -> list[tuple[Any, ...]]:
+    """The sheet's table from its header row on (below the Summary's title block)."""
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
-    return [tuple(row) for row in workbook[sheet].iter_rows(values_only=True)]
+    rows = [tuple(row) for row in workbook[sheet].iter_rows(values_only=True)]
+    return rows[next(index for index, row in enumerate(rows) if "Cost (USD)" in row) :]
 
 
 def attachments(message: EmailMessage) -> dict[str, bytes]:
