@@ -11,7 +11,8 @@ Unset, a pause point costs one ``os.environ`` lookup.
 The points in use, in the order a publish reaches them (``vapi_chargeback.storage``):
 ``publish:rendered`` (files rendered, output untouched), ``publish:staging`` (first file
 copied into the staging dir, lock held), ``publish:staged`` (whole set and manifest
-staged, before the swap), ``publish:swapped`` (new set in place, old set not yet deleted).
+staged, before the swap), ``publish:swapped`` (new set in place, old set not yet deleted);
+and ``lock:waiting`` (a month's lock found held by another run, before waiting for it).
 
 This lives apart from the code it instruments, so production modules carry only the calls.
 """

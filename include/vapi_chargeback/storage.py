@@ -41,15 +41,24 @@ reader sees a republished month instead of failing on stale ETags. There is no l
 two publishers of one month at once may leave files of both, which reads as ``None``
 until the next publish — never as a trusted mix.
 
+**One month, one writer at a time.** :func:`month_lock` is the same per-month lock,
+public and re-entrant within a thread, so the close (``pipeline.publish_run``,
+``finalize_run``) reads a month's state, decides and publishes under it: a rerun and an
+approval of one month never interleave. :func:`keep_version` copies a month's set,
+whole and verified, to ``_versions/{YYYY-MM}/v{N}/`` before a restatement replaces it;
+``read_published(…, version=N)`` reads it back.
+
 **Pause points (tests only).** Crash and concurrency tests stop a publisher at
 ``publish:rendered``, ``publish:staging``, ``publish:staged`` and ``publish:swapped``
-and kill it there: see :mod:`vapi_chargeback.pausepoints` for the protocol.
+and kill it there, and stop a process that finds a month locked at ``lock:waiting``
+before it waits: see :mod:`vapi_chargeback.pausepoints` for the protocol.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -59,8 +68,9 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, cast
@@ -68,6 +78,7 @@ from typing import IO, Any, Protocol, cast
 from upath import UPath
 
 from vapi_chargeback.close.lifecycle import version_folder
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.filelock import exclusive_lock
 from vapi_chargeback.pausepoints import pause_point
 from vapi_chargeback.statement import Statement
@@ -208,6 +219,119 @@ def _read_version(
     return manifest
 
 
+class PublishedSetError(PermanentError):
+    """A published set that is missing, does not verify, or is not the version asked for."""
+
+
+def read_published_file(
+    output_root: OutputRoot, period: str, relative: str, *, version: int | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """The verified manifest of ``period`` (or of its kept ``version``) and the bytes of one
+    file it lists, held to the manifest's sha256.
+
+    For the booked lines of a final month: read under :func:`month_lock`, so no publish
+    swaps the set between the two reads; a mismatch is reported, never returned.
+    """
+    where = f"{period}" if version is None else f"{period} v{version}"
+    manifest = read_published(output_root, period, version)
+    if manifest is None:
+        raise PublishedSetError(
+            f"{where} is not published or does not verify against its manifest (see the"
+            " warnings above); restore the set from a backup before closing or restating it"
+        )
+    entry = manifest["files"].get(relative)
+    if entry is None:
+        raise PublishedSetError(f"the manifest of {where} lists no {relative}")
+    folder = period if version is None else version_folder(period, version)
+    location = _locate(output_root)
+    if isinstance(location, Path):
+        data = (location / folder / relative).read_bytes()
+    else:
+        data = location.fs.cat_file(f"{location.path.rstrip('/')}/{folder}/{relative}")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise PublishedSetError(
+            f"{folder}/{relative} changed after {where} was verified; read it under the"
+            " month's lock, or restore it from a backup"
+        )
+    return manifest, data
+
+
+def keep_version(output_root: OutputRoot, period: str, version: int) -> str:
+    """Copy the month's current set, whole with its manifest, to where superseded version
+    ``version`` lives (``close.lifecycle.version_folder``); its URL.
+
+    Before a restatement replaces the set: the month folder keeps the old set until the
+    new one is swapped in, so at every moment one of them is there and the kept copy is
+    complete before anything replaces it. Locally the copy is staged and renamed into
+    place; on object storage the manifest goes last, so a half-copied version does not
+    verify. A kept copy equal to the current set (a restatement interrupted after keeping
+    it) is reused; a different one is never overwritten.
+    """
+    current = read_published(output_root, period)
+    if current is None:
+        raise PublishedSetError(
+            f"{period} is not published or does not verify against its manifest; nothing to"
+            f" keep as v{version}: restore the set from a backup before restating it"
+        )
+    if current.get("version", 1) != version:
+        raise PublishedSetError(
+            f"{period} holds v{current.get('version', 1)}, not v{version}; it changed while"
+            " being restated: run the restatement again"
+        )
+    folder = version_folder(period, version)
+    location = _locate(output_root)
+    kept = read_published(output_root, period, version)
+    if kept is not None:
+        if kept == current:
+            return _url(location, folder)
+        raise PublishedSetError(
+            f"{folder} already holds a different v{version} of {period}; a kept version is"
+            " never overwritten: move it away only if it is not the booked one"
+        )
+    names = [*current["files"], MANIFEST_NAME]
+    if isinstance(location, Path):
+        _keep_local(location.absolute(), period, folder, names)
+    else:
+        fs = location.fs
+        base = location.path.rstrip("/")
+        for name in names:
+            fs.copy(f"{base}/{period}/{name}", f"{base}/{folder}/{name}")
+    if read_published(output_root, period, version) != current:
+        raise PublishedSetError(
+            f"{folder}: the copy of {period} v{version} does not verify; the month was not"
+            " restated: check the output storage and run the restatement again"
+        )
+    return _url(location, folder)
+
+
+def _keep_local(root: Path, period: str, folder: str, names: list[str]) -> None:
+    target = root / folder
+    if target.exists():
+        raise PublishedSetError(
+            f"{target} exists but does not verify as {period}'s set; a kept version is never"
+            " overwritten: check it and move it away if it is not the booked one"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".staging-{target.name}-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        for name in names:
+            _copy_durably(root / period / name, staging / name)
+        for directory in sorted({(staging / name).parent for name in names}, reverse=True):
+            _fsync_dir(directory)
+        os.rename(staging, target)
+    except BaseException:
+        _discard(staging)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _url(location: Path | StorageLocation, folder: str) -> str:
+    if isinstance(location, Path):
+        return (location.absolute() / folder).as_uri()
+    return str(location.fs.unstrip_protocol(f"{location.path.rstrip('/')}/{folder}"))
+
+
 def _locate(output_root: OutputRoot) -> Path | StorageLocation:
     """A local ``Path`` when the root is on this machine's filesystem, else the fsspec location."""
     root: object = output_root
@@ -250,14 +374,74 @@ def _publish_local(rendered: RenderedSet, root: Path) -> str:
     return target.as_uri()
 
 
-def _month_lock(root: Path, period: str) -> AbstractContextManager[None]:
-    """Serialise publishers of one month."""
-    return exclusive_lock(
-        root / f".lock-{period}",
+@contextmanager
+def month_lock(output_root: OutputRoot, period: str) -> Iterator[None]:
+    """Hold ``period``'s lock while deciding what to do to the month and doing it.
+
+    Publishing takes the same lock, and it is re-entrant within one thread, so a caller
+    can read the month's state, decide and publish without another run or an approval
+    slipping in between. On object storage there is no lock (see the module docstring):
+    this does nothing there.
+    """
+    if not PERIOD.fullmatch(period):
+        raise ValueError(f"period {period!r} is not YYYY-MM")
+    location = _locate(output_root)
+    if not isinstance(location, Path):
+        yield
+        return
+    root = location.absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    with _month_lock(root, period):
+        yield
+
+
+def recover_month(output_root: OutputRoot, period: str) -> None:
+    """Repair what a killed publisher of ``period`` left (local storage; the caller holds
+    :func:`month_lock`), so the month's state is read from its whole set."""
+    location = _locate(output_root)
+    if isinstance(location, Path) and _leftovers(location.absolute(), period):
+        with _month_lock(location.absolute(), period):
+            _recover(location.absolute(), period)
+
+
+_HELD_LOCKS: ContextVar[frozenset[str]] = ContextVar("held_month_locks", default=frozenset())
+"""Month locks this thread holds: ``flock`` would block on a second descriptor of the same
+file even in the process holding it, so a nested acquisition must not take it again."""
+
+
+@contextmanager
+def _month_lock(root: Path, period: str) -> Iterator[None]:
+    """Serialise everything that reads and replaces one month: publishers, approvals."""
+    path = root / f".lock-{period}"
+    held = _HELD_LOCKS.get()
+    if str(path) in held:
+        yield
+        return
+    if _lock_busy(path):
+        log.info("%s is held by another run of %s; waiting for it", path, period)
+        pause_point("lock", "waiting")
+    with exclusive_lock(
+        path,
         timeout=LOCK_TIMEOUT_SECONDS,
         poll=LOCK_POLL_SECONDS,
-        holder=f"another publish of {period}",
-    )
+        holder=f"another publish or approval of {period}",
+    ):
+        token = _HELD_LOCKS.set(held | {str(path)})
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.reset(token)
+
+
+def _lock_busy(path: Path) -> bool:
+    """Whether another holder has ``path`` right now (a probe: it may change at once)."""
+    with path.open("a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _leftovers(root: Path, period: str) -> list[Path]:
