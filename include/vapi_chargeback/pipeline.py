@@ -1,5 +1,11 @@
 """The run, step by step: plan → fetch → allocate → reconcile → publish, free of Airflow.
 
+Publishing follows the month's lifecycle (``close.publish``): a draft, nothing for a
+final month that computes as booked, corrections carried into the next open month for
+one that does not, a new version for a restatement. The review step's functions —
+:func:`review_summary`, :func:`finalize_run` (approve), :func:`reject_run` — act on the
+draft a run published.
+
 Each function is one task of the DAG; :func:`run_month` chains the same functions in one
 process, for the command line, the benchmarks and the tests, so there is one way to run a
 month outside Airflow and it is the DAG's. Steps hand each other small pydantic objects;
@@ -34,14 +40,26 @@ from vapi_chargeback.analytics.models import (
     AnalyticsQuery,
     AnalyticsQueryResult,
 )
+from vapi_chargeback.close import lifecycle
+from vapi_chargeback.close.invoices import load_invoices
+from vapi_chargeback.close.lifecycle import require_reason
+from vapi_chargeback.close.publish import (
+    approve_month,
+    publish_month,
+    reject_month,
+    review_of,
+    reviewed_draft,
+)
+from vapi_chargeback.close.store import corrections_into, state_reader
+from vapi_chargeback.close.tieout import TieOut, tie_out
 from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.mapping import AssistantMapping, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
-from vapi_chargeback.statement import Provenance, Statement
-from vapi_chargeback.storage import LOCAL_PROTOCOLS, publish_statement
+from vapi_chargeback.statement import ChargebackLine, Provenance, Statement
+from vapi_chargeback.storage import LOCAL_PROTOCOLS
 
 if TYPE_CHECKING:
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
@@ -95,6 +113,10 @@ class RunSettings(BaseModel):
     """Publish a month in which the API reports no calls at all (else it is refused)."""
     api_base_url: str = "the configured API"
     """Named in messages that send the reader to check the connection."""
+    restate: bool = False
+    """Replace a final month with a new version (a draft to approve again); needs ``reason``."""
+    reason: str | None = None
+    """Why a final month is restated: recorded in its manifest and the audit trail."""
 
 
 class RunInfo(BaseModel):
@@ -117,6 +139,12 @@ class RunInfo(BaseModel):
     query_count: int
     expect_empty_month: bool = False
     api_base_url: str = "the configured API"
+    restate: bool = False
+    reason: str | None = None
+    """The restatement reason as checked (stripped); ``None`` unless ``restate``."""
+    invoices_path: str | None = None
+    invoices_sha256: str | None = None
+    """Of ``invoices_path`` when planned; ``None`` when there was no such file."""
 
 
 class FetchedBatch(BaseModel):
@@ -151,8 +179,11 @@ def plan_run(
     )
     period = StatementPeriod.for_month(month, config.timezone)
     require_settled(period, config.settlement_delay_hours, now)
+    invoices_file = invoices_path(config, config_file)
+    invoices = load_invoices(invoices_file)
     plan = plan_for(config, period, mapping, settings.max_queries_per_request)
     output_url = output_location(settings.output_url, config, settings.default_output_url)
+    reason = _restatement(month, settings, open_path(output_url))
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
     make_folder(work)
     (work / PLAN_FILE).write_bytes(plan.model_dump_json(indent=2).encode())
@@ -172,7 +203,30 @@ def plan_run(
         query_count=len(plan.queries),
         expect_empty_month=settings.expect_empty_month,
         api_base_url=settings.api_base_url,
+        restate=settings.restate,
+        reason=reason,
+        invoices_path=str(invoices_file),
+        invoices_sha256=invoices.sha256,
     )
+
+
+def _restatement(month: str, settings: RunSettings, output: StoragePath) -> str | None:
+    """The checked reason of a restatement, refused before anything is fetched: restate
+    without a reason, a reason without restate, or restating a month that is not final.
+    Publish decides again under the month's lock (the month may change meanwhile)."""
+    if not settings.restate and not (settings.reason or "").strip():
+        return None
+    reason = require_reason(month, settings.reason) if settings.restate else settings.reason
+    lifecycle.plan_run(
+        month, state_reader(output), changed=True, restate=settings.restate, reason=reason
+    )
+    return reason
+
+
+def invoices_path(config: ChargebackConfig, config_file: Path) -> Path:
+    """The invoices CSV named by the config (``invoices``), relative to the config file."""
+    path = Path(config.invoices)
+    return path if path.is_absolute() else config_file.parent / path
 
 
 def output_location(override: str | None, config: ChargebackConfig | None, default: str) -> str:
@@ -251,8 +305,11 @@ def allocate_run(
     config, mapping, plan = _load_inputs(run, work)
     results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
     statement = allocate(config, mapping, plan, results)
+    carried = _carried_into(statement, open_path(run.output_url))
     statement = replace(
         statement,
+        lines=[*statement.lines, *carried],
+        statement_prefix=config.statement_prefix,
         provenance=Provenance(
             run_id=run.run_id,
             config_sha256=run.config_sha256,
@@ -271,18 +328,52 @@ def allocate_run(
     }
 
 
+def _carried_into(statement: Statement, output: StoragePath) -> list[ChargebackLine]:
+    """The correction lines pending for the statement's month (``close.store``), in the
+    statement's columns: carried from final months that a rerun found changed."""
+    names = {center.id: center.name for center in statement.cost_centers}
+    zero = Decimal("0.00")
+    lines = []
+    for item in corrections_into(output, statement.period):
+        for line in item.lines:
+            lines.append(
+                replace(
+                    line,
+                    cost_center_name=names.get(line.cost_center_id, line.cost_center_name),
+                    components_usd={
+                        name: line.components_usd.get(name, zero) for name in statement.components
+                    },
+                )
+            )
+        log.info(
+            "%s carries %d correction line(s) of %s (%s USD)",
+            statement.period,
+            len(item.lines),
+            item.corrected_period,
+            sum((line.cost_usd for line in item.lines), Decimal(0)),
+        )
+    return lines
+
+
 def reconcile_run(
     run: RunInfo,
     allocated: Mapping[str, Any],
     *,
     open_path: OpenPath = default_open_path,
 ) -> dict[str, Any]:
-    """Raise ``ReconciliationError`` unless the lines add up to the independent org total."""
+    """Tie the month to its invoice, if it has one, then raise ``ReconciliationError`` unless
+    the lines add up to the independent org total + shared + corrections + adjustments."""
     work = open_path(run.work_url)
     statement = _load_statement(work, allocated)
     plan = _load_plan(work)
     fetched = [FetchedBatch.model_validate(item) for item in allocated["fetched"]]
     results = StoredResults(work, plan, fetched)
+    tie = _tie_out(run, statement, plan)
+    if tie is not None:
+        log.info("%s", tie.message)
+        statement = replace(
+            statement, lines=[*statement.lines, *tie.lines], invoice=tie.statement_invoice()
+        )
     reconciliation = reconcile(
         statement,
         plan,
@@ -299,7 +390,39 @@ def reconcile_run(
         "org_total_usd": str(reconciliation.org_total_usd),
         "shared_total_usd": str(reconciliation.shared_total_usd),
         "lines_total_usd": str(reconciliation.lines_total_usd),
+        "corrections_usd": str(reconciliation.corrections_usd),
+        "adjustments_usd": str(reconciliation.adjustments_usd),
+        "invoice": statement.invoice.manifest_block() if statement.invoice else None,
     }
+
+
+def _tie_out(run: RunInfo, statement: Statement, plan: Plan) -> TieOut | None:
+    """The month held against its row of ``invoices.csv`` (the file as planned); ``None``
+    without one."""
+    if run.invoices_path is None:
+        return None
+    invoices = load_invoices(run.invoices_path)
+    if invoices.sha256 != run.invoices_sha256:
+        raise RunStateError(
+            f"{run.invoices_path} changed after this run was planned; clear the run to plan it"
+            " again"
+        )
+    invoice = invoices.for_period(run.month)
+    if invoice is None:
+        return None
+    if file_sha256(Path(run.config_path)) != run.config_sha256:
+        raise RunStateError(
+            f"{run.config_path} changed after this run was planned; clear the run to plan it again"
+        )
+    config = load_config(run.config_path)
+    return tie_out(
+        run.month,
+        statement.lines,
+        invoice,
+        components=statement.components,
+        fixed_pools=list(plan.fixed_shared_usd),
+        tolerance_pct=config.invoice_tolerance_pct,
+    )
 
 
 def publish_run(
@@ -308,15 +431,85 @@ def publish_run(
     *,
     open_path: OpenPath = default_open_path,
 ) -> dict[str, Any]:
+    """Publish the month as its lifecycle allows, under its lock (``close.publish``).
+
+    Not final: a draft (``action`` ``draft``). Final: compared with the booked lines;
+    unchanged, nothing is written (``unchanged``); changed, the differences are carried
+    into the next open month (``corrections``) and the month's files stay byte-identical.
+    Final with ``restate``: the set is kept under ``_versions/`` and the next version is
+    published as a draft (``restated``). A draft's result is what :func:`review_summary`
+    shows and what :func:`finalize_run` approves.
+    """
     work = open_path(run.work_url)
-    statement = _load_statement(work, reconciled)
-    result = publish_statement(statement, open_path(run.output_url))
-    return {
-        "month": run.month,
-        "folder": str(result.folder),
-        "files": sorted(result.files),
-        "total_usd": str(sum((line.cost_usd for line in statement.lines), Decimal(0))),
-    }
+    return publish_month(
+        open_path(run.output_url),
+        work,
+        _load_statement(work, reconciled),
+        run_id=run.run_id,
+        restate=run.restate,
+        reason=run.reason,
+    )
+
+
+def finalize_run(
+    run: RunInfo,
+    *,
+    approved_by: str,
+    approved_at: datetime,
+    reviewed: Mapping[str, Any],
+    open_path: OpenPath = default_open_path,
+) -> dict[str, Any]:
+    """Make the draft that ``reviewed`` (this run's :func:`publish_run` result) published
+    final: re-rendered with status final and the approval, swapped in atomically.
+
+    Under the month's lock, refused (``LifecycleError``, nothing written) unless the month
+    is still that draft: not a draft, replaced by another run since the review, an invoice
+    beyond tolerance (both amounts named), or corrections carried into the month after its
+    draft was computed.
+    """
+    reviewed_draft(reviewed, run.month, run.run_id)
+    work = open_path(run.work_url)
+    return approve_month(
+        open_path(run.output_url),
+        _load_statement(work, reviewed),
+        approved_by=approved_by,
+        approved_at=approved_at,
+        run_id=run.run_id,
+        reviewed_run_id=str(reviewed["run_id"]),
+    )
+
+
+def reject_run(
+    run: RunInfo,
+    *,
+    rejected_by: str | None,
+    at: datetime,
+    reason: str,
+    open_path: OpenPath = default_open_path,
+) -> dict[str, Any]:
+    """Record that the month's draft was rejected (``rejected`` in the audit trail); its
+    files stay as they are, a draft, for a rerun to replace."""
+    return reject_month(
+        open_path(run.output_url),
+        run.month,
+        run_id=run.run_id,
+        rejected_by=rejected_by,
+        at=at,
+        reason=reason,
+    )
+
+
+def review_summary(
+    run: RunInfo,
+    published: Mapping[str, Any],
+    *,
+    open_path: OpenPath = default_open_path,
+) -> dict[str, Any]:
+    """What the approver must see, from the month as published now: the approval task's
+    ``subject`` and ``body`` (Markdown) and the facts behind them — month, status,
+    version, org statement id, totals, the invoice tie-out, links to the files, and
+    ``approvable`` with the ``blockers`` that stop :func:`finalize_run`."""
+    return review_of(open_path(run.output_url), run.month, published.get("run_id"))
 
 
 StepHook = Callable[[str], AbstractContextManager[object]]

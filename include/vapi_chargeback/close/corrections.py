@@ -100,6 +100,11 @@ def correction_lines(
     after = _totals(recomputed, components)
     zero = [Decimal(0)] * (3 + len(components))
     names = {line.cost_center_id: line.cost_center_name for line in [*earlier, *final, *recomputed]}
+    assistant_names = {
+        line.assistant_id: line.assistant_name
+        for line in [*earlier, *final, *recomputed]
+        if line.assistant_id and line.assistant_name
+    }
     moved = _changed_allocations(final, recomputed)
     result = []
     for key in sorted(before.keys() | after.keys(), key=_order):
@@ -110,6 +115,7 @@ def correction_lines(
             continue
         center, team, assistant = key
         calls, minutes, cost, *parts = delta
+        corrects = ids.for_cost_center(center)
         line = ChargebackLine(
             cost_center_id=center,
             cost_center_name=names[center],
@@ -120,12 +126,10 @@ def correction_lines(
             minutes=minutes,
             cost_usd=cost,
             components_usd=dict(zip(components, parts, strict=True)),
+            assistant_name=assistant_names.get(assistant, ""),
+            corrects=corrects,
         )
-        result.append(
-            CorrectionLine(
-                line, period, ids.for_cost_center(center), tuple(sorted(moved.get(key, ())))
-            )
-        )
+        result.append(CorrectionLine(line, period, corrects, tuple(sorted(moved.get(key, ())))))
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -94,6 +95,18 @@ def test_unallocated_lines_and_cost_centers_without_a_statement_cite_the_org_sta
         ("ops", "VAPI-2026-10-ORG-v1"),
         (UNALLOCATED, "VAPI-2026-10-ORG-v1"),
     ]
+    assert [c.line.corrects for c in result] == [c.corrects for c in result], (
+        "the line itself carries the corrected id, for the CSV's corrects column"
+    )
+
+
+def test_a_correction_line_keeps_the_assistant_name_the_lines_show() -> None:
+    final = [replace(line("sales", "1.00", team="a", assistant="asst-1"), assistant_name="Ava")]
+    recomputed = [replace(final[0], cost_usd=D("1.50"))]
+
+    (result,) = correction_lines(OCTOBER, final, recomputed, IDS)
+
+    assert (result.line.assistant_name, result.line.cost_usd) == ("Ava", D("0.50"))
 
 
 def test_corrections_booked_in_the_month_are_history_not_part_of_its_computation() -> None:
