@@ -455,7 +455,7 @@ def test_restating_a_draft_is_refused_before_anything_is_fetched(
     assert snapshot(output) == before
 
 
-def test_approving_a_month_that_is_not_a_draft_is_refused_and_writes_nothing(
+def test_approving_or_rejecting_a_month_that_is_not_a_draft_is_refused_and_writes_nothing(
     closed: Closed, tmp_path: Path
 ) -> None:
     output = copy_of(closed, tmp_path)
@@ -468,6 +468,8 @@ def test_approving_a_month_that_is_not_a_draft_is_refused_and_writes_nothing(
             october, approved_by="someone.else", approved_at=APPROVED_AT, reviewed=closed.published
         )
 
+    with pytest.raises(LifecycleError, match=r"cannot reject 2026-10: 2026-10 v1 is final"):
+        pipeline.reject_run(october, rejected_by="someone.else", at=APPROVED_AT, reason="late")
     assert snapshot(output / OCTOBER) == files
     assert read_events(output, OCTOBER) == trail
 
