@@ -50,7 +50,7 @@ from vapi_chargeback.analytics.models import (
 from vapi_chargeback.close.ids import DEFAULT_PREFIX, StatementPrefixError, validate_prefix
 from vapi_chargeback.close.invoices import INVOICES_NAME
 from vapi_chargeback.close.tieout import DEFAULT_TOLERANCE_PCT
-from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.inputfiles import InputFileError
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
 from vapi_chargeback.zones import timezone_problem
@@ -99,15 +99,8 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 """A calendar date as people write it in the config and the mapping: ``YYYY-MM-DD``."""
 
 
-class ConfigError(PermanentError):
+class ConfigError(InputFileError):
     """Every problem found in one config or mapping file, each a self-contained sentence."""
-
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        count = len(self.problems)
-        heading = f"{source}: {count} problem{'s' if count != 1 else ''}"
-        super().__init__("\n  - ".join([heading, *self.problems]))
 
 
 def _reject_float(value: object) -> object:

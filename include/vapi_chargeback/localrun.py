@@ -105,7 +105,7 @@ def emulator_process(
     command += ["--host", LOOPBACK, "--port", str(port)]
     for path in calls:
         command += ["--calls", str(path)]
-    command += ["--api-key", api_key, *extra_args]
+    command += [f"--api-key={api_key}", *extra_args]  # a key may start with "-"
     base_url = f"http://{LOOPBACK}:{port}"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)

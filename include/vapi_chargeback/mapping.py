@@ -13,9 +13,7 @@ A row may not charge a retired cost center after its ``valid_to`` in ``chargebac
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vapi_chargeback.config import ISO_DATE, ChargebackConfig, ConfigError, read_bounded
+from vapi_chargeback.inputfiles import csv_rows
 
 MAPPING_HEADER = ("assistant_id", "team", "cost_center_id", "valid_from", "valid_to")
 MAX_MAPPING_BYTES = 32 << 20
@@ -106,21 +105,12 @@ def parse_mapping(
 
     ``ends``: the last day of each retired cost center, which no row may charge after.
     """
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        return [], [f"{source}: not UTF-8 ({error}); save it as UTF-8"]
-    rows = csv.reader(io.StringIO(text, newline=""))
-    header = next(rows, None)
-    expected = ",".join(MAPPING_HEADER)
-    if header is None or tuple(cell.strip() for cell in header) != MAPPING_HEADER:
-        found = ",".join(header) if header else "an empty file"
-        return [], [f"{source}:1: header is {found!r}; it must be exactly {expected!r}"]
+    rows, file_problems = csv_rows(raw, source, MAPPING_HEADER)
+    if file_problems:
+        return [], file_problems
     entries: list[MappingEntry] = []
     problems: list[tuple[int, str]] = []
-    for line_no, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
+    for line_no, row in rows:
         entry, row_problems = _parse_row(row, line_no, cost_center_ids, ends or {})
         problems += [(line_no, message) for message in row_problems]
         if entry is not None:

@@ -10,7 +10,9 @@ emulator behind a loopback proxy, and then does what an operator does:
 2. ``airflow backfill create`` three months (it only queues them; the scheduler runs them);
 3. SIGKILL the Celery worker while a fetch task is in the middle of its request, start a
    new worker, and see the task retried there and the run finish;
-4. ``airflow dags test`` the month before the latest one due (it takes the 1st of the latest
+4. with ``approval: manual``, trigger a month, see its draft wait in ``review`` and approve
+   it over REST as the Required Actions page does: the same run makes it final;
+5. ``airflow dags test`` the month before the latest one due (it takes the 1st of the latest
    month as logical date), then restart the scheduler with scheduled runs on: the latest
    month's scheduled run is created all the same, waits in ``settled`` while
    chargeback.yaml's ``settlement_delay_hours`` says the month has not settled, and
@@ -46,6 +48,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow_stack import (
+    ADMIN_USER,
     PG_HOST,
     PG_PORT,
     PG_USER,
@@ -89,6 +92,9 @@ BACKFILL_FROM, BACKFILL_TO = "2026-04-01", "2026-06-30"
 KILL_MONTH = "2026-03"
 KILL_LOGICAL_DATE = "2026-04-02T00:00:00Z"
 """Not 04-01: the April backfill run already has that logical date, and it must be unique."""
+APPROVAL_MONTH = "2026-02"
+APPROVAL_LOGICAL_DATE = "2026-03-02T00:00:00Z"
+APPROVAL_LINE = "\napproval: auto"
 
 WAIT_ZONE, WAIT_DELAY_HOURS = "Pacific/Pago_Pago", 24 * 31
 """The config while a scheduled month must wait: a month ends there (UTC−11) among the
@@ -209,7 +215,7 @@ def start_emulator(airflow: AirflowStack, work: Path, recent_first: str) -> Emul
     port, api_key = free_port(), secrets.token_urlsafe(16)
     argv = [
         str(BIN / "vapi-emulator"), "serve", *files,
-        "--host", "127.0.0.1", "--port", str(port), "--api-key", api_key,
+        "--host", "127.0.0.1", "--port", str(port), f"--api-key={api_key}",
     ]  # fmt: skip
     process = airflow.spawn("vapi-emulator", argv, dict(os.environ))
     base_url = f"http://127.0.0.1:{port}"
@@ -410,6 +416,54 @@ def test_rest_triggered_run_writes_its_month(stack: Stack) -> None:
         run = stack.airflow.wait_runs(DAG_ID, ["stack-rest"], timeout_s=RUN_TIMEOUT_S)
         assert run["stack-rest"]["data_interval_start"].startswith(f"{REST_MONTH}-01")
         check_statements(stack, REST_MONTH)
+
+
+def test_a_draft_approved_over_rest_becomes_final(stack: Stack) -> None:
+    """Issue 11: the review task waits (no worker slot) until finance answers over REST."""
+    airflow, run_id = stack.airflow, "stack-approval"
+    text = CONFIG.read_text()
+    assert APPROVAL_LINE in text, f"{CONFIG} changed: update this test"
+    stack.config.write_text(text.replace(APPROVAL_LINE, "\napproval: manual"))
+    hitl = f"/dags/{DAG_ID}/dagRuns/{run_id}/hitlDetails"
+    try:
+        with stack.clock.phase(f"manual approval over REST ({APPROVAL_MONTH})"):
+            trigger(stack, run_id, APPROVAL_LOGICAL_DATE)
+
+            def asking() -> dict[str, Any] | None:
+                airflow.assert_processes_alive()
+                if airflow.api.dag_run(DAG_ID, run_id)["state"] == "failed":
+                    raise FatalWaitError(f"{run_id} failed before its review")
+                pending = airflow.api.get(hitl, response_received="false")["hitl_details"]
+                return pending[0] if pending else None
+
+            request = wait_until(
+                f"{run_id}'s review to ask for approval",
+                asking,
+                timeout_s=RUN_TIMEOUT_S,
+                on_timeout=airflow.diagnostics,
+            )
+            assert request["subject"] == f"Approve the chargeback statements for {APPROVAL_MONTH}"
+            assert request["task_instance"]["state"] == "awaiting_input"
+            draft = json.loads((stack.output / APPROVAL_MONTH / "manifest.json").read_text())
+            assert draft["status"] == "draft" and draft["statement_ids"]["org"] in request["body"]
+
+            path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
+            answer = {"chosen_options": ["Approve"], "params_input": {}}
+            response = airflow.api.request("PATCH", path, json=answer)
+            assert response["responded_by"]["name"] == ADMIN_USER
+            airflow.wait_runs(DAG_ID, [run_id], timeout_s=RUN_TIMEOUT_S)
+
+            final = json.loads((stack.output / APPROVAL_MONTH / "manifest.json").read_text())
+            assert (final["status"], final["approved_by"]) == ("final", ADMIN_USER)
+            assert final["approved_run_id"] == run_id
+            assert final["statement_ids"] == draft["statement_ids"]
+            states = {
+                ti["task_id"]: ti["state"] for ti in airflow.api.task_instances(DAG_ID, run_id)
+            }
+            assert (states["review"], states["finalize"]) == ("success", "success")
+            check_statements(stack, APPROVAL_MONTH)
+    finally:
+        stack.config.write_text(text)
 
 
 def test_backfill_runs_three_months(stack: Stack) -> None:

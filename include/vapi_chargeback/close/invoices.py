@@ -12,16 +12,14 @@ tied to an invoice, and says so.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.inputfiles import InputFileError, csv_rows
 from vapi_chargeback.money import CENT
 
 INVOICES_NAME = "invoices.csv"
@@ -35,15 +33,8 @@ _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _AMOUNT = re.compile(r"-?\d+(\.\d+)?")
 
 
-class InvoicesError(PermanentError):
+class InvoicesError(InputFileError):
     """Every problem found in one invoices file, each a self-contained sentence."""
-
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        count = len(self.problems)
-        heading = f"{source}: {count} problem{'s' if count != 1 else ''}"
-        super().__init__("\n  - ".join([heading, *self.problems]))
 
 
 @dataclass(frozen=True)
@@ -104,21 +95,12 @@ def load_invoices(path: str | Path) -> Invoices:
 
 def parse_invoices(raw: bytes, source: str) -> tuple[list[Invoice], list[str]]:
     """Invoices and the problems found, each problem as ``file:line: field: what; the fix``."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        return [], [f"{source}: not UTF-8 ({error}); save it as UTF-8"]
-    rows = csv.reader(io.StringIO(text, newline=""))
-    header = next(rows, None)
-    expected = ",".join(INVOICES_HEADER)
-    if header is None or tuple(cell.strip() for cell in header) != INVOICES_HEADER:
-        found = ",".join(header) if header else "an empty file"
-        return [], [f"{source}:1: header is {found!r}; it must be exactly {expected!r}"]
+    rows, file_problems = csv_rows(raw, source, INVOICES_HEADER)
+    if file_problems:
+        return [], file_problems
     invoices: list[Invoice] = []
     problems: list[tuple[int, str]] = []
-    for line_no, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
+    for line_no, row in rows:
         invoice, row_problems = _parse_row(row, line_no)
         problems += [(line_no, message) for message in row_problems]
         if invoice is not None:

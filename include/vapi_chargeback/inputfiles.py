@@ -1,0 +1,48 @@
+"""What every input file finance edits shares: one error listing every problem, one CSV reader.
+
+The mapping, the config and ``invoices.csv`` are edited by people, often in a spreadsheet
+program: a run must name every problem at once, as ``file:line: …``, rather than stop at
+the first one and make the fix a loop.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from vapi_chargeback.errors import PermanentError
+
+
+class InputFileError(PermanentError):
+    """Every problem found in one input file, each a self-contained sentence."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = len(self.problems)
+        heading = f"{source}: {count} problem{'s' if count != 1 else ''}"
+        super().__init__("\n  - ".join([heading, *self.problems]))
+
+
+def csv_rows(
+    raw: bytes, source: str, header: tuple[str, ...]
+) -> tuple[list[tuple[int, list[str]]], list[str]]:
+    """The non-blank data rows with their line numbers, or the problem with the file itself.
+
+    The header must be exactly ``header``; a byte-order mark (as Excel writes it) is fine.
+    """
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return [], [f"{source}: not UTF-8 ({error}); save it as UTF-8"]
+    rows = csv.reader(io.StringIO(text, newline=""))
+    found = next(rows, None)
+    if found is None or tuple(cell.strip() for cell in found) != header:
+        shown = ",".join(found) if found else "an empty file"
+        return [], [f"{source}:1: header is {shown!r}; it must be exactly {','.join(header)!r}"]
+    return [
+        (line_no, row)
+        for line_no, row in enumerate(rows, start=2)
+        if any(cell.strip() for cell in row)
+    ], []
