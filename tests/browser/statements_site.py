@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,6 +32,7 @@ from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.delivery import DeliveryError, PermanentSendError, deliver_month
 from vapi_chargeback.localrun import free_port
 from vapi_chargeback.statement import (
+    FINAL,
     UNALLOCATED,
     ChargebackLine,
     CostCenterInfo,
@@ -154,7 +155,14 @@ def publish_demo_months(output: Path) -> None:
         }
     )
     for step, period in enumerate(MONTHS):
-        publish_statement(statement(period, step), output)
+        # Approved: only a final month is mailed.
+        final = replace(
+            statement(period, step),
+            status=FINAL,
+            approved_by="Fiona Finance",
+            approved_at=datetime(2026, 11, 3, tzinfo=UTC),
+        )
+        publish_statement(final, output)
     deliver_month(output, "2026-10", config, Outbox(), from_address="cb@example.com", run_id="r")
     # One owner refused in September: the page shows that month as partly delivered.
     with contextlib.suppress(DeliveryError):

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 import yaml
+from airflow.sdk.exceptions import AirflowSkipException
 from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback.airflow.delivery import deliver_task
@@ -38,6 +39,8 @@ from vapi_chargeback.delivery import (
 )
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import (
+    DRAFT,
+    FINAL,
     UNALLOCATED,
     ChargebackLine,
     CostCenterInfo,
@@ -93,8 +96,11 @@ class Setup:
         return deliver_task(context, run_info(self, run_id))
 
 
-def statement(period: str, centers: dict[str, str], scale: int) -> Statement:
-    """Per cost center two direct lines and a shared one; one unallocated line; reconciles."""
+def statement(period: str, centers: dict[str, str], scale: int, *, final: bool = True) -> Statement:
+    """Per cost center two direct lines and a shared one; one unallocated line; reconciles.
+
+    Approved (final) unless ``final`` is false: only a final month is mailed by default.
+    """
     lines = []
     for index, center in enumerate(centers):
         for number, cost in enumerate(("12.34", "56.78")):
@@ -152,10 +158,15 @@ def statement(period: str, centers: dict[str, str], scale: int) -> Statement:
         lines=lines,
         reconciliation=Reconciliation(total - shared, shared, total, Decimal("0.00")),
         provenance=Provenance("run-p", "a" * 64, "b" * 64, {"batch-000.json": "c" * 64}, "test"),
+        status=FINAL if final else DRAFT,
+        approved_by="Fiona Finance" if final else None,
+        approved_at=dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC) if final else None,
     )
 
 
-def write_config(path: Path, owners: dict[str, str] = OWNERS, **delivery: Any) -> None:
+def write_config(
+    path: Path, owners: dict[str, str] = OWNERS, *, deliver_drafts: bool = False, **delivery: Any
+) -> None:
     document = {
         "org": {"name": "Test Org", "timezone": "Europe/Berlin"},
         "components": ["llm"],
@@ -166,6 +177,7 @@ def write_config(path: Path, owners: dict[str, str] = OWNERS, **delivery: Any) -
             for center, mail in owners.items()
         ],
         "delivery": {"from_email": FROM, "retry_backoff_seconds": 1, **delivery},
+        "deliver_drafts": deliver_drafts,
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
@@ -321,6 +333,38 @@ def test_a_rerun_sends_nothing_and_redeliver_sends_everything_again(setup: Setup
     assert len(setup.server.received) == 6
     second_ids = {mail.message["Message-ID"] for mail in setup.server.received[3:]}
     assert not first_ids & second_ids
+
+
+def test_a_draft_month_is_skipped_with_nothing_mailed(setup: Setup) -> None:
+    """Rejected or not yet approved: the run ends with deliver skipped, saying why."""
+    publish_statement(statement(PERIOD, OWNERS, scale=2, final=False), setup.output)
+
+    with pytest.raises(AirflowSkipException, match=r"2026-10 v1 is a draft, not approved"):
+        setup.run()
+
+    assert setup.server.received == []
+    assert read_log(setup.output, PERIOD) is None
+
+
+def test_with_deliver_drafts_a_draft_is_mailed_marked_draft_with_its_statement_ids(
+    setup: Setup,
+) -> None:
+    publish_statement(statement(PERIOD, OWNERS, scale=2, final=False), setup.output)
+    write_config(setup.config_path, deliver_drafts=True)
+
+    setup.run()
+
+    mails = setup.server.by_recipient()
+    assert mails[FINANCE]["Subject"].startswith(
+        "[Vapi chargeback] DRAFT 2026-10 statements VAPI-2026-10-ORG-v1: "
+    )
+    for center, owner in OWNERS.items():
+        assert (
+            f" DRAFT {center.title()}: 2026-10 statement VAPI-2026-10-{center}-v1,"
+            in (mails[owner]["Subject"])
+        )
+        text = mails[owner].get_body(("plain",))
+        assert text is not None and "This is a DRAFT for review" in text.get_content()
 
 
 def per_recipient(mails: list[Any]) -> Counter[str]:

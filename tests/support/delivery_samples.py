@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,6 +15,7 @@ from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.statement import (
+    FINAL,
     UNALLOCATED,
     ChargebackLine,
     CostCenterInfo,
@@ -44,6 +45,8 @@ ASSISTANTS = {
 }
 SHARED = {"sales": "6.00", "support": "4.00"}
 UNALLOCATED_COST = "3.30"
+APPROVER = "Fiona Finance"
+APPROVED_AT = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 
 
 def month_statement(period: str, scale: int = 1) -> Statement:
@@ -114,8 +117,19 @@ def month_statement(period: str, scale: int = 1) -> Statement:
     )
 
 
-def publish_month(root: Any, period: str, scale: int = 1) -> None:
-    publish_statement(month_statement(period, scale), root)
+def publish_month(
+    root: Any, period: str, scale: int = 1, *, final: bool = True, version: int = 1
+) -> None:
+    """Publish the month, approved (final) unless ``final`` is false: only final months are
+    mailed unless the config says ``deliver_drafts``."""
+    statement = replace(
+        month_statement(period, scale),
+        version=version,
+        restatement_reason="invoice corrected" if version > 1 else None,
+    )
+    if final:
+        statement = replace(statement, status=FINAL, approved_by=APPROVER, approved_at=APPROVED_AT)
+    publish_statement(statement, root)
 
 
 def chargeback_config(**delivery: Any) -> ChargebackConfig:

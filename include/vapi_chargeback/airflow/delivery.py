@@ -30,7 +30,12 @@ from airflow.sdk.exceptions import (
 
 from vapi_chargeback.airflow.settings import storage_path
 from vapi_chargeback.config import load_config
-from vapi_chargeback.delivery import DeliverySetupError, TransientSendError, deliver_month
+from vapi_chargeback.delivery import (
+    DeliverySetupError,
+    MonthIsDraftError,
+    TransientSendError,
+    deliver_month,
+)
 from vapi_chargeback.pipeline import RunInfo
 
 log = logging.getLogger(__name__)
@@ -114,10 +119,12 @@ def smtp_from_email(smtp_conn_id: str) -> str | None:
 
 
 def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
-    """Body of the DAG's ``deliver`` task: skip when asked or unconfigured, else deliver.
+    """Body of the DAG's ``deliver`` task: skip when asked, unconfigured or a draft, else deliver.
 
     Skips (rather than fails) when the ``deliver`` param is false or the SMTP connection
-    does not exist, so a deployment without mail still runs green and says why in the log.
+    does not exist, so a deployment without mail still runs green and says why in the log;
+    and when the month is still a draft (rejected, timed out, not reviewed) and
+    ``deliver_drafts`` is off: a draft is not mailed, and that is the run's expected end.
     A missing from-address with a defined connection is a configuration error and fails
     for good (``DeliverySetupError``, a ``PermanentError``), as does a delivery whose only
     failures are permanent refusals (``DeliveryRefusedError``). With ``redeliver`` the
@@ -142,15 +149,19 @@ def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
             f" extra 'from_email' of connection {settings.smtp_conn_id!r}"
         )
     with SmtpHookSender(settings.smtp_conn_id) as sender:
-        report = deliver_month(
-            storage_path(info.output_url),
-            info.month,
-            config,
-            sender,
-            from_address=from_address,
-            run_id=info.run_id,
-            force=bool(params.get("redeliver", False)),
-        )
+        try:
+            report = deliver_month(
+                storage_path(info.output_url),
+                info.month,
+                config,
+                sender,
+                from_address=from_address,
+                run_id=info.run_id,
+                force=bool(params.get("redeliver", False)),
+            )
+        except MonthIsDraftError as draft:
+            log.info("%s stays a draft: nothing mailed", info.month)
+            raise AirflowSkipException(f"{draft}. Nothing was mailed.") from draft
     log.info(
         "%s: sent %s; already delivered %s",
         info.month,

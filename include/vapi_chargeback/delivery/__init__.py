@@ -11,6 +11,7 @@ from vapi_chargeback.delivery.deliver import (
     DeliveryRefusedError,
     DeliveryReport,
     DeliverySetupError,
+    MonthIsDraftError,
     MonthNotPublishedError,
     deliver_month,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "DeliveryReport",
     "DeliverySetupError",
     "MessageRecord",
+    "MonthIsDraftError",
     "MonthNotPublishedError",
     "PermanentSendError",
     "SendError",

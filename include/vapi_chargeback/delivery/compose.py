@@ -10,6 +10,11 @@ finance gets the full workbook and the CSV with the per-cost-center table and th
 reconciliation. Each message has an HTML part and a plain-text part with the same
 content, ``Auto-Submitted: auto-generated`` so out-of-office replies stay quiet, and a
 Message-ID chosen by the caller so a retried message keeps its identity.
+
+Each subject cites the statement it carries — the org's statement id for finance, the
+cost center's for its owner — so a reply or a booking can name it. A draft (mailed only
+with ``deliver_drafts: true``) says DRAFT in the subject, the heading and the first
+sentence: nobody should book a month finance has not approved.
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ from email.utils import format_datetime
 from typing import Any
 
 from vapi_chargeback.money import percent_of
-from vapi_chargeback.statement import UNALLOCATED
+from vapi_chargeback.statement import FINAL, UNALLOCATED
 from vapi_chargeback.statements.formatting import looks_like_formula
 
 ZERO = Decimal(0)
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 CSV_TYPE = ("text", "csv")
 SHARED_PREFIX = "shared:"
+DRAFT_MARK = "DRAFT"
+DRAFT_NOTE = (
+    "This is a DRAFT for review: finance has not approved it and its figures may still"
+    " change. Do not book it; the final statement follows once the month is approved."
+)
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,28 @@ class MonthSummary:
     previous_period: str
     previous_total_usd: Decimal | None
     centers: dict[str, CenterSummary]
+    final: bool = True
+    """False for a draft: every message then says DRAFT."""
+    version: int = 1
+    org_statement_id: str | None = None
+    """The org statement's id; ``None`` for a month published before statements had ids."""
+    statement_ids: dict[str, str] = field(default_factory=dict)
+    """Cost-center id → its statement id."""
+    approved_by: str | None = None
+    approved_at: str | None = None
+    """As the manifest records it (ISO 8601)."""
 
     @property
     def allocated_pct(self) -> Decimal | None:
         return percent_of(self.allocated_usd, self.total_usd)
+
+    def status_text(self) -> str:
+        """``final (approved by … on …)`` or the draft warning, for the facts table."""
+        if not self.final:
+            return f"{DRAFT_MARK} v{self.version}, not approved"
+        when = f" on {self.approved_at[:10]}" if self.approved_at else ""
+        who = f" by {self.approved_by}" if self.approved_by else ""
+        return f"final v{self.version} (approved{who}{when})"
 
 
 def summarize(
@@ -120,6 +148,7 @@ def summarize(
         )
     reconciliation = manifest.get("reconciliation") or {}
     previous_total = (previous_manifest or {}).get("totals", {}).get("cost_usd")
+    ids = manifest.get("statement_ids") or {}
     return MonthSummary(
         period=period,
         timezone=str(manifest.get("timezone", "")),
@@ -131,6 +160,13 @@ def summarize(
         previous_period=previous_month(period),
         previous_total_usd=Decimal(previous_total) if previous_total is not None else None,
         centers=centers,
+        # A manifest from before the close lifecycle has no status: a draft, never approved.
+        final=manifest.get("status") == FINAL,
+        version=int(manifest.get("version") or 1),
+        org_statement_id=ids.get("org"),
+        statement_ids=dict(ids.get("cost_centers") or {}),
+        approved_by=manifest.get("approved_by"),
+        approved_at=manifest.get("approved_at"),
     )
 
 
@@ -164,11 +200,15 @@ def owner_message(
     """The owner's mail: their workbook and what changed, readable without opening it."""
     center = summary.centers[center_id]
     currency = summary.currency
-    subject = (
-        f"{envelope.subject_prefix} {center.name}: {summary.period} statement,"
-        f" {money(center.cost_usd)} {currency}".strip()
+    statement_id = summary.statement_ids.get(center_id)
+    subject = _subject(
+        envelope,
+        summary,
+        f"{center.name}: {summary.period} statement{_cited(statement_id)},"
+        f" {money(center.cost_usd)} {currency}",
     )
     facts = [
+        *_identity(summary, statement_id),
         ("Total", f"{money(center.cost_usd)} {currency}"),
         ("Change", change_text(center.cost_usd, center.previous_usd, summary.previous_period)),
         ("Calls", f"{center.calls:,}"),
@@ -187,9 +227,10 @@ def owner_message(
         ]
         for a in shown
     ]
-    intro = (
+    intro = _draft_first(
+        summary,
         f"Attached is the Vapi voice-assistant chargeback statement of {center.name}"
-        f" for {month_name(summary.period)} ({summary.timezone})."
+        f" for {month_name(summary.period)} ({summary.timezone}).",
     )
     sections: list[Section] = [Section(None, facts=facts)]
     if shown:
@@ -209,7 +250,7 @@ def owner_message(
         recipient=recipient,
         envelope=envelope,
         message_id=message_id,
-        heading=f"{center.name} — {month_name(summary.period)}",
+        heading=_heading(summary, f"{center.name} — {month_name(summary.period)}"),
         intro=intro,
         sections=sections,
         footer=footer,
@@ -231,9 +272,11 @@ def finance_message(
     verdict = {True: "reconciled", False: "NOT reconciled", None: "no reconciliation"}[
         summary.reconciliation_ok
     ]
-    subject = (
-        f"{envelope.subject_prefix} {summary.period} statements:"
-        f" {money(summary.total_usd)} {currency}, {verdict}".strip()
+    subject = _subject(
+        envelope,
+        summary,
+        f"{summary.period} statements{_cited(summary.org_statement_id)}:"
+        f" {money(summary.total_usd)} {currency}, {verdict}",
     )
     rows = [
         [
@@ -255,6 +298,7 @@ def finance_message(
     )
     allocated = summary.allocated_pct
     facts = [
+        *_identity(summary, summary.org_statement_id),
         ("Total", f"{money(summary.total_usd)} {currency}"),
         ("Allocated", "—" if allocated is None else f"{allocated:.1f} %"),
         ("Reconciliation", verdict),
@@ -265,11 +309,12 @@ def finance_message(
         recipient=recipient,
         envelope=envelope,
         message_id=message_id,
-        heading=f"Vapi chargeback — {month_name(summary.period)}",
-        intro=(
+        heading=_heading(summary, f"Vapi chargeback — {month_name(summary.period)}"),
+        intro=_draft_first(
+            summary,
             f"The chargeback statements for {month_name(summary.period)} ({summary.timezone})"
             " are published: the full workbook and the CSV are attached. Each cost-center"
-            " owner receives their own workbook in a separate mail."
+            " owner receives their own workbook in a separate mail.",
         ),
         sections=[
             Section(None, facts=facts),
@@ -287,6 +332,29 @@ def finance_message(
 
 def money(amount: Decimal) -> str:
     return f"{amount:,.2f}"
+
+
+def _subject(envelope: Envelope, summary: MonthSummary, text: str) -> str:
+    mark = "" if summary.final else f"{DRAFT_MARK} "
+    return f"{envelope.subject_prefix} {mark}{text}".strip()
+
+
+def _cited(statement_id: str | None) -> str:
+    return f" {statement_id}" if statement_id else ""
+
+
+def _heading(summary: MonthSummary, text: str) -> str:
+    return text if summary.final else f"{DRAFT_MARK} — {text}"
+
+
+def _draft_first(summary: MonthSummary, intro: str) -> str:
+    return intro if summary.final else f"{DRAFT_NOTE} {intro}"
+
+
+def _identity(summary: MonthSummary, statement_id: str | None) -> list[tuple[str, str]]:
+    """The facts that say which statement this is and whether it is booked."""
+    cited = [("Statement", statement_id)] if statement_id else []
+    return [*cited, ("Status", summary.status_text())]
 
 
 def change_text(current: Decimal, previous: Decimal | None, previous_period: str) -> str:

@@ -3,10 +3,15 @@
 ``deliver_month`` is the whole step, free of Airflow:
 
 1. Trust only a verified month (``read_published``): every attachment is read back and
-   checked against the manifest's sha256 before it goes out.
+   checked against the manifest's sha256 before it goes out. Only a **final** month is
+   mailed: a draft has not been approved and may still change, so it is refused
+   (``MonthIsDraftError``) unless the config says ``deliver_drafts: true``, and then
+   every message says DRAFT.
 2. Read the delivery log. A message already ``sent`` is skipped — on every rerun of the
    DAG, and on every retry of the task — unless ``force`` asks for a redelivery, which
-   keeps the earlier records under ``superseded``. A redelivery is once per run: a
+   keeps the earlier records under ``superseded``. A message sent for another edition of
+   the month — the draft of a month now final, or version N of a month restated as N+1 —
+   is superseded and sent again: the recipient gets the statement that was booked. A redelivery is once per run: a
    message the same run id already sent is skipped on that run's retries, so a retry
    after one refused address mails nobody else twice. A message left ``sending`` by a
    killed worker, or ``failed`` earlier, is tried again with its Message-ID.
@@ -15,8 +20,9 @@
    ``max_attempts`` rounds. One bad address never holds up the others; permanent
    failures (SMTP 5xx) are not retried within the run.
 4. Record every hand-over in the ledger before and after it happens, write the readers'
-   copy beside the manifest, and raise ``DeliveryError`` naming every message still
-   undelivered — so Airflow retries the task, and the retry sends only what is missing.
+   copy beside the manifest, add a ``delivered`` event to the month's audit trail (what
+   was sent, to whom, which files) when anything was, and raise ``DeliveryError`` naming
+   every message still undelivered — so Airflow retries the task, and the retry sends only what is missing.
    When every one of them was refused for good (SMTP 5xx), it is ``DeliveryRefusedError``,
    a ``PermanentError``: retrying the task cannot help until someone fixes the address.
 
@@ -36,11 +42,13 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from upath import UPath
 
+from vapi_chargeback.close.audit import AuditEvent, record_event
+from vapi_chargeback.close.lifecycle import FINAL, MonthState
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.delivery.compose import (
     Attachment,
@@ -141,6 +149,13 @@ class DeliverySetupError(PermanentError, ValueError):
     """The delivery cannot start as asked (no from-address, a malformed period)."""
 
 
+class MonthIsDraftError(PermanentError):
+    """The month is a draft and the config does not mail drafts: nothing is sent.
+
+    Permanent for this delivery: only an approval (or ``deliver_drafts: true``) changes it.
+    """
+
+
 @dataclass(frozen=True)
 class Planned:
     key: str
@@ -148,6 +163,8 @@ class Planned:
     cost_center_id: str | None
     recipient: str
     paths: tuple[str, ...]
+    statement_id: str | None = None
+    """The id of the statement the message carries; ``None`` on a manifest without ids."""
 
 
 def deliver_month(
@@ -192,9 +209,16 @@ def _deliver(
     clock: Callable[[], datetime],
 ) -> DeliveryReport:
     manifest, manifest_sha256 = _verified_manifest(root, period)
+    state = MonthState.from_manifest(manifest)
+    if state.status != FINAL and not config.deliver_drafts:
+        raise MonthIsDraftError(
+            f"{state.describe()}, not approved: only a final month is mailed. Approve it"
+            " (the DAG's review task, or the Required Actions page in the Airflow UI), or set"
+            " deliver_drafts: true in chargeback.yaml to mail drafts marked DRAFT"
+        )
     # The month's own cost centers: one that ended before it has no workbook in its set.
     config = config.for_period(StatementPeriod.for_month(period, config.timezone))
-    planned = _plan(config, period)
+    planned = _plan(config, period, manifest.get("statement_ids") or {})
     attachments = _attachments(root, period, manifest, planned)
     settings = config.delivery
     ledger = _Ledger(
@@ -204,12 +228,19 @@ def _deliver(
         manifest_sha256,
         clock,
     )
-    pending, skipped = _pending(ledger.log, planned, attachments, force, run_id)
+    pending, skipped = _pending(ledger.log, planned, attachments, force, run_id, state.status)
     domain = from_address.rsplit("@", 1)[-1]
     for item in pending:
         earlier = ledger.log.messages.get(item.key)
         ledger.log.messages[item.key] = _record(
-            item, earlier, attachments, run_id, domain, period, settings.subject_prefix
+            item,
+            earlier,
+            attachments,
+            run_id,
+            domain,
+            period,
+            settings.subject_prefix,
+            state.status,
         )
 
     summary = summarize(
@@ -264,6 +295,8 @@ def _deliver(
         sleep(wait)
 
     ledger.save(month_copy=True)
+    if sent:
+        _audit(root, period, state, run_id, clock(), ledger.log, sent, manifest_sha256)
     report = DeliveryReport(
         period=period,
         sent=sent,
@@ -285,6 +318,7 @@ def _pending(
     attachments: dict[str, Attachment],
     force: bool,
     run_id: str,
+    status: str,
 ) -> tuple[list[Planned], list[str]]:
     """Messages to send now, and keys already delivered.
 
@@ -292,11 +326,28 @@ def _pending(
     to ``superseded`` and the message starts afresh with a new Message-ID. A record sent
     by ``run_id`` itself is kept even when forced: the task's tries share the run id,
     so a redelivery mails each recipient once per run however often the task is retried.
+    A record of another edition (statement id and status) is superseded too: the draft's
+    mail does not deliver the final month, nor version N's the restated N+1. Records
+    written before editions were recorded count as the current edition.
     """
     pending: list[Planned] = []
     skipped: list[str] = []
     for item in planned:
         record = delivery_log.messages.get(item.key)
+        if record is not None and _other_edition(record, item, status):
+            log.info(
+                "%s: the record for %s is %s, of %s (%s); sending the %s edition %s",
+                item.key,
+                record.recipient,
+                record.status,
+                record.statement_id,
+                record.statement_status,
+                status,
+                item.statement_id,
+            )
+            delivery_log.superseded.append(delivery_log.messages.pop(item.key))
+            pending.append(item)
+            continue
         if record is not None and record.status == "sent" and force and record.run_id == run_id:
             log.info(
                 "%s: already sent to %s by this run's redelivery as %s; not sending again",
@@ -413,8 +464,46 @@ def _verified_manifest(root: Any, period: str) -> tuple[dict[str, Any], str]:
     return manifest, sha256_bytes(raw)
 
 
-def _plan(config: ChargebackConfig, period: str) -> list[Planned]:
-    """Finance first, then the owners in config order."""
+def _audit(
+    root: Any,
+    period: str,
+    state: MonthState,
+    run_id: str,
+    at: datetime,
+    delivery_log: DeliveryLog,
+    sent: list[str],
+    manifest_sha256: str,
+) -> None:
+    """The ``delivered`` event: who got which edition, with the hashes of what they got."""
+    records = [delivery_log.messages[key] for key in sent]
+    files = {item.path: item.sha256 for record in records for item in record.attachments}
+    record_event(
+        root,
+        AuditEvent(
+            event="delivered",
+            period=period,
+            at=at,
+            run_id=run_id,
+            version=state.version,
+            files={**files, MANIFEST_NAME: manifest_sha256},
+            details={
+                "status": state.status,
+                "sent": ", ".join(f"{r.key} to {r.recipient}" for r in records),
+                "statement_ids": ", ".join(sorted({r.statement_id or "" for r in records} - {""})),
+            },
+        ),
+    )
+
+
+def _other_edition(record: MessageRecord, item: Planned, status: str) -> bool:
+    if record.statement_status is None and record.statement_id is None:
+        return False
+    return (record.statement_id, record.statement_status) != (item.statement_id, status)
+
+
+def _plan(config: ChargebackConfig, period: str, ids: dict[str, Any]) -> list[Planned]:
+    """Finance first, then the owners in config order; ``ids``: the manifest's statement ids."""
+    by_center = ids.get("cost_centers") or {}
     planned = [
         Planned(
             FINANCE_KEY,
@@ -422,6 +511,7 @@ def _plan(config: ChargebackConfig, period: str) -> list[Planned]:
             None,
             config.finance_email,
             (statement_workbook_name(period), csv_name(period)),
+            ids.get("org"),
         )
     ]
     planned += [
@@ -431,6 +521,7 @@ def _plan(config: ChargebackConfig, period: str) -> list[Planned]:
             center.id,
             center.owner_email,
             (cost_center_workbook_name(center.id, period),),
+            by_center.get(center.id),
         )
         for center in config.cost_centers
     ]
@@ -470,6 +561,7 @@ def _record(
     domain: str,
     period: str,
     subject_prefix: str,
+    status: Literal["draft", "final"],
 ) -> MessageRecord:
     """A fresh record, or the earlier unfinished one with its Message-ID and attempt count."""
     files = [
@@ -495,6 +587,8 @@ def _record(
         attachments=files,
         status="pending",
         run_id=run_id,
+        statement_id=item.statement_id,
+        statement_status=status,
     )
 
 

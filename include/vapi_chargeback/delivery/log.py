@@ -78,6 +78,11 @@ class MessageRecord(_Record):
     run_id: str
     """The Airflow run that last tried this message; for a ``sent`` one, the run that sent
     it, which a forced redelivery compares with its own id to send once per run."""
+    statement_id: str | None = None
+    """The statement the message carried (org id for finance, the cost center's for an
+    owner); ``None`` in records from before statements had ids."""
+    statement_status: Literal["draft", "final"] | None = None
+    """Whether that statement was a draft or final when mailed."""
 
 
 class DeliveryLog(_Record):

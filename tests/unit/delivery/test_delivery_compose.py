@@ -24,7 +24,15 @@ from vapi_chargeback.delivery.compose import (
 )
 from vapi_chargeback.storage import read_published
 
-from support.delivery_samples import CENTERS, PERIOD, PREVIOUS, UNALLOCATED_COST, owner_total
+from support.delivery_samples import (
+    APPROVER,
+    CENTERS,
+    PERIOD,
+    PREVIOUS,
+    UNALLOCATED_COST,
+    owner_total,
+    publish_month,
+)
 
 NAMES = {center: name for center, (name, _) in CENTERS.items()}
 ENVELOPE = Envelope(
@@ -116,8 +124,8 @@ def test_owner_mail_carries_the_summary_the_workbook_and_safe_html(output: Path)
         )
     )
 
-    assert (
-        message["Subject"] == "[Vapi chargeback] Customer <Support>: 2026-10 statement, 50.50 USD"
+    assert message["Subject"] == (
+        "[Vapi chargeback] Customer <Support>: 2026-10 statement VAPI-2026-10-support-v1, 50.50 USD"
     )
     assert message["To"] == "support-owner@example.com"
     assert message["Reply-To"] == "finance@example.com"
@@ -172,7 +180,9 @@ def test_finance_mail_lists_every_cost_center_and_the_reconciliation(output: Pat
         )
     )
 
-    assert message["Subject"] == "[Vapi chargeback] 2026-10 statements: 219.80 USD, reconciled"
+    assert message["Subject"] == (
+        "[Vapi chargeback] 2026-10 statements VAPI-2026-10-ORG-v1: 219.80 USD, reconciled"
+    )
     text_body = message.get_body(("plain",))
     assert text_body is not None
     text = text_body.get_content()
@@ -185,3 +195,65 @@ def test_finance_mail_lists_every_cost_center_and_the_reconciliation(output: Pat
         ),
         ("chargeback-2026-10.csv", "text/csv"),
     ]
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    html_body = message.get_body(("html",))
+    text_body = message.get_body(("plain",))
+    assert html_body is not None and text_body is not None
+    return html_body.get_content(), text_body.get_content()
+
+
+def both_mails(summary: MonthSummary) -> dict[str, EmailMessage]:
+    owner = owner_message(
+        summary,
+        "sales",
+        recipient="sales-owner@example.com",
+        workbook=Attachment("cost-centers/sales-2026-10.xlsx", b"x", "e" * 64),
+        top=5,
+        envelope=ENVELOPE,
+        message_id="<id-4@example.com>",
+    )
+    finance = finance_message(
+        summary,
+        recipient="finance@example.com",
+        attachments=[Attachment(f"chargeback-{PERIOD}.csv", b"period\n", "2" * 64)],
+        envelope=ENVELOPE,
+        message_id="<id-5@example.com>",
+    )
+    return {"owner": reparsed(owner), "finance": reparsed(finance)}
+
+
+def test_a_final_month_cites_its_statement_ids_and_approval(output: Path) -> None:
+    mails = both_mails(month_summary(output))
+
+    cited = {"owner": "VAPI-2026-10-sales-v1", "finance": "VAPI-2026-10-ORG-v1"}
+    for kind, message in mails.items():
+        assert cited[kind] in message["Subject"]
+        assert "DRAFT" not in message["Subject"]
+        for body in bodies(message):
+            assert cited[kind] in body
+            assert f"final v1 (approved by {APPROVER} on 2026-11-03)" in body
+            assert "DRAFT" not in body
+
+
+def test_a_draft_says_draft_in_subject_heading_and_first_sentence(tmp_path: Path) -> None:
+    """Mailed only with deliver_drafts: nobody may mistake it for the booked month."""
+    output = tmp_path / "output"
+    publish_month(output, PREVIOUS, scale=1)
+    publish_month(output, PERIOD, scale=2, final=False)
+    mails = both_mails(month_summary(output))
+
+    assert mails["owner"]["Subject"] == (
+        "[Vapi chargeback] DRAFT Sales: 2026-10 statement VAPI-2026-10-sales-v1, 166.00 USD"
+    )
+    assert mails["finance"]["Subject"].startswith(
+        "[Vapi chargeback] DRAFT 2026-10 statements VAPI-2026-10-ORG-v1: "
+    )
+    for message in mails.values():
+        html, text = bodies(message)
+        assert text.startswith("DRAFT — ")
+        assert '<h2 style="margin:0 0 8px">DRAFT — ' in html
+        for body in (html, text):
+            assert "This is a DRAFT for review: finance has not approved it" in body
+            assert "DRAFT v1, not approved" in body
