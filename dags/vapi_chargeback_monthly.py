@@ -7,6 +7,12 @@ is retried. Tasks hand each other small dicts (period, paths, hashes); raw API r
 and the statement travel through the run's work folder in the output storage, never
 through XCom.
 
+Closing the books: publish writes a *draft*; ``review`` (Airflow's ApprovalOperator,
+answered on the UI's Required Actions page or over REST; ``approval: auto`` in
+chargeback.yaml answers itself) and ``finalize`` make it *final*; only then does
+``deliver`` mail it (drafts too with ``deliver_drafts: true``, marked DRAFT). A rejection
+or a timeout skips ``finalize``: the month stays a draft and the run ends green.
+
 Time bounds (README "Operations"): every task has an ``execution_timeout``; a retry
 waits ``RETRY_DELAY`` (60 s, or ``VAPI_CHARGEBACK_RETRY_DELAY_SECONDS``), doubling, at
 most 10 minutes.
@@ -19,9 +25,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
 from vapi_chargeback.airflow import steps
+from vapi_chargeback.airflow.review import StatementReview
 from vapi_chargeback.airflow.settlement import SettlementSensor
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
@@ -81,6 +88,20 @@ ALLOCATE_TIMEOUT = timedelta(minutes=60)
                 " stops: that usually means a wrong key or a dead integration)."
             ),
         ),
+        "restate": Param(
+            False,
+            type="boolean",
+            description=(
+                "Replace a final month with a new version, a draft to approve again (the"
+                " booked version stays readable under _versions/). Needs a reason."
+            ),
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=1000,
+            description="Why the final month is restated (required with restate; one line).",
+        ),
     },
     tags=["vapi", "finance", "chargeback"],
     doc_md=__doc__,
@@ -115,10 +136,17 @@ def vapi_chargeback_monthly() -> None:
 
     @task(outlets=[STATEMENTS])
     def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
-        """Write CSV, workbooks and manifest (last), replacing the month atomically."""
+        """Publish a draft (a final month: unchanged, or its differences carried onwards)."""
         return steps.publish(run, reconciled)
 
     @task
+    def finalize(run: dict[str, Any], approval: dict[str, Any]) -> dict[str, Any]:
+        """Make the approved draft final: locked, numbered, tied to its invoice."""
+        return steps.finalize(run, approval)
+
+    # Also after a skipped finalize (rejected, nothing to review): it then mails a final
+    # month's new recipients only, or a draft only with deliver_drafts, else skips.
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def deliver(run: dict[str, Any]) -> dict[str, Any]:
         """Mail owners their workbook and finance the full set; never twice unless redeliver."""
         return steps.deliver(get_current_context(), run)
@@ -127,7 +155,9 @@ def vapi_chargeback_monthly() -> None:
     settled >> run
     fetched = fetch.partial(run=run).expand(batch=batches(run))
     allocated = allocate(run, fetched)
-    publish(run, reconcile(run, allocated)) >> deliver(run)
+    published = publish(run, reconcile(run, allocated))
+    review = StatementReview(task_id="review", run=run, published=published)
+    finalize(run, review.output) >> deliver(run)
 
 
 vapi_chargeback_monthly()

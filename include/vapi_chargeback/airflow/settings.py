@@ -38,8 +38,14 @@ def run_month(context: Any) -> str | None:
 
 
 def run_settings(context: Any, project_dir: Path) -> RunSettings:
-    """Settings of the running DAG run."""
+    """Settings of the running DAG run.
+
+    ``restate`` and ``reason`` are passed as given: whether a restatement may happen
+    (the month is final, the reason is there and one line) is the plan step's decision,
+    which refuses it before anything is fetched.
+    """
     hook = VapiAnalyticsHook()
+    params = context["params"]
     return RunSettings(
         config_path=str(config_file(project_dir)),
         output_url=Variable.get(OUTPUT_VARIABLE, default=None),
@@ -47,8 +53,10 @@ def run_settings(context: Any, project_dir: Path) -> RunSettings:
         month=run_month(context),
         run_id=context["run_id"],
         max_queries_per_request=hook.max_queries_per_request(),
-        expect_empty_month=bool(context["params"].get("expect_empty_month", False)),
+        expect_empty_month=bool(params.get("expect_empty_month", False)),
         api_base_url=hook.base_url(),
+        restate=bool(params.get("restate", False)),
+        reason=params.get("reason") or None,
     )
 
 

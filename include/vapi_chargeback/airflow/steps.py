@@ -18,9 +18,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from vapi_chargeback.errors import PermanentError
 
@@ -42,6 +43,31 @@ def failure_policy(step: Callable[P, R]) -> Callable[P, R]:
             ) from error
 
     return run
+
+
+class ReviewDecision(BaseModel):
+    """The review task's result (its XCom): who decided what, when, about which draft."""
+
+    model_config = ConfigDict(frozen=True)
+
+    month: str
+    decision: Literal["approved", "rejected"]
+    by: str | None
+    """The responder's name as Airflow reports it; ``None`` when the timeout decided."""
+    at: AwareDatetime
+    how: Literal["person", "auto", "timeout"]
+    comment: str | None = None
+    reviewed: dict[str, Any]
+    """The publish task's result: the draft that was reviewed, which ``finalize`` approves."""
+
+    def reason(self, timeout_days: int) -> str:
+        """A rejection's reason for the audit trail."""
+        if self.how == "timeout":
+            return (
+                f"no answer within {timeout_days} days: the approval request timed out and took"
+                " its default, Reject"
+            )
+        return self.comment or "rejected in the review step, without a comment"
 
 
 @failure_policy
@@ -86,6 +112,69 @@ def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
     from vapi_chargeback.pipeline import RunInfo, publish_run
 
     return publish_run(RunInfo.model_validate(run), reconciled, open_path=storage_path)
+
+
+@failure_policy
+def review(run: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
+    """What the review task does with what publish wrote: ``skip``, ``auto`` or ``ask``.
+
+    Refuses (``LifecycleError``, so the task fails on its first try, before anyone is
+    asked) a draft that cannot be approved — its invoice beyond tolerance, with both
+    amounts, or a draft another run has replaced since.
+    """
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.close.lifecycle import DRAFT, LifecycleError
+    from vapi_chargeback.config import load_config
+    from vapi_chargeback.pipeline import RunInfo, review_summary
+
+    info = RunInfo.model_validate(run)
+    if published.get("status") != DRAFT:
+        return {
+            "action": "skip",
+            "month": info.month,
+            "message": f"nothing to review: {published.get('message') or published['action']}",
+        }
+    summary = review_summary(info, published, open_path=storage_path)
+    if not summary["approvable"]:
+        raise LifecycleError(f"{info.month} cannot be approved: " + "; ".join(summary["blockers"]))
+    config = load_config(Path(info.config_path))
+    return {
+        "action": "auto" if config.approval == "auto" else "ask",
+        "month": info.month,
+        "timeout_days": config.approval_timeout_days,
+        "summary": summary,
+    }
+
+
+@failure_policy
+def finalize(run: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    """Make the reviewed draft final with the approver and time the review task recorded."""
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo, finalize_run
+
+    approval = ReviewDecision.model_validate(decision)
+    return finalize_run(
+        RunInfo.model_validate(run),
+        approved_by=approval.by or "",
+        approved_at=approval.at,
+        reviewed=approval.reviewed,
+        open_path=storage_path,
+    )
+
+
+@failure_policy
+def reject(run: dict[str, Any], decision: ReviewDecision, timeout_days: int) -> dict[str, Any]:
+    """Record a rejection (a person's or the timeout's) in the month's audit trail."""
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo, reject_run
+
+    return reject_run(
+        RunInfo.model_validate(run),
+        rejected_by=decision.by,
+        at=decision.at,
+        reason=decision.reason(timeout_days),
+        open_path=storage_path,
+    )
 
 
 @failure_policy

@@ -37,7 +37,7 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
     assert dag is not None, f"{DAG_ID} not found in {DAGS}"
     assert isinstance(dag.timetable, StatementMonthTimetable)
     assert dag.catchup is False
-    assert "month" in dag.params
+    assert {"month", "restate", "reason"} <= set(dag.params)
     assert {task.task_id for task in dag.tasks} == {
         "settled",
         "plan",
@@ -46,6 +46,8 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
         "allocate",
         "reconcile",
         "publish",
+        "review",
+        "finalize",
         "deliver",
     }
     assert dag.get_task("publish").outlets, "publish must emit the statements Asset"
