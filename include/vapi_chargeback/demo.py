@@ -3,6 +3,11 @@
 Everything runs from the project folder: data in ``data/demo/``, Airflow in ``.airflow/``,
 statements in ``output/``. Nothing leaves the machine: the DAG's deliver step mails a
 debugging SMTP server on 127.0.0.1 that writes each message to ``output/_mail/``.
+
+The shipped config says ``approval: auto``, so the run approves its own draft and the
+month ends final and mailed; the demo says so, and where a person approves in the UI
+when a config says ``approval: manual`` (the run then waits in its review task until
+someone answers on the Required Actions page of ``make ui``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
 DEMO_MONTHS = 3
 UI_URL = "http://127.0.0.1:8080/plugin/chargeback-statements"
+REQUIRED_ACTIONS_URL = "http://127.0.0.1:8080/required_actions"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         localrun.migrate(env)
         logical_date = first + relativedelta(months=1)
         _step(f"4/4 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
+        if config.approval == "manual":
+            print(
+                f"    approval: manual in {_rel(args.config)}: the run waits in its review task"
+                " until someone answers.\n    Start `make ui` in another terminal, sign in as"
+                f" admin and approve (or reject) {month} at\n    {REQUIRED_ACTIONS_URL}",
+                flush=True,
+            )
         started = time.monotonic()
         log = localrun.dags_test(logical_date, env, log_name=f"demo-{month}.log")
         print(
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     _summary(output_dir / month)
+    _approval(config.approval, args.config)
     _delivery(output_dir, month, mail_dir, mailed=not args.no_mail)
     print(
         f"\nStatements page: run `make ui`, open {UI_URL} (Browse → Chargeback statements)"
@@ -145,13 +159,32 @@ def _smtp_connection(port: int) -> str:
     )
 
 
+def _approval(approval: str, config: Path) -> None:
+    """Who approved, and where a person does it."""
+    if approval == "auto":
+        print(
+            f"\nApproval: approval: auto in {_rel(config)}, so the run approved its own draft."
+            "\n  A real org sets approval: manual: the run then waits in its review task and"
+            " finance\n  approves or rejects the month in the Airflow UI (`make ui`) at"
+            f" {REQUIRED_ACTIONS_URL}"
+        )
+    else:
+        print(f"\nApproval: in the Airflow UI (`make ui`) at {REQUIRED_ACTIONS_URL}")
+
+
 def _delivery(output_dir: Path, month: str, mail_dir: Path, *, mailed: bool) -> None:
     """Who got which files, from the month's delivery log, and where the mails are."""
     from vapi_chargeback.delivery import read_log
 
     log = read_log(output_dir, month)
     if log is None:
-        print("\nDelivery: skipped (no mail server; run without --no-mail to send)")
+        manifest = json.loads((output_dir / month / "manifest.json").read_text())
+        reason = (
+            "no mail server; run without --no-mail to send"
+            if not mailed
+            else f"{month} is a {manifest.get('status', 'draft')}: only a final month is mailed"
+        )
+        print(f"\nDelivery: skipped ({reason})")
         return
     print(f"\nDelivery log ({_rel(output_dir / '_delivery' / f'{month}.json')}):")
     for record in log.messages.values():
@@ -175,6 +208,11 @@ def _rel(path: Path) -> str:
 def _summary(folder: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     print(f"\nStatements for {manifest['period']} ({manifest['timezone']}):")
+    ids = manifest.get("statement_ids") or {}
+    status = f"{manifest.get('status', 'draft')} v{manifest.get('version', 1)}"
+    if manifest.get("approved_by"):
+        status += f", approved by {manifest['approved_by']} at {manifest['approved_at']}"
+    print(f"  {status}; statement {ids.get('org', '(no id)')}")
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             print(f"  {path.relative_to(PROJECT_DIR)}")
