@@ -85,10 +85,12 @@ def output_dir(env: dict[str, str]) -> Path:
     return Path(env["AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT"].removeprefix("file://"))
 
 
-def run_month(env: dict[str, str], month: str) -> Path:
+def run_month(env: dict[str, str], month: str, *, keep_draft: bool = False) -> Path:
     first = date.fromisoformat(f"{month}-01")
     logical = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    localrun.dags_test(logical, env, log_name=f"dags-test-{month}-{time.time_ns()}.log")
+    extra = localrun.KEEP_DRAFT if keep_draft else ()
+    log_name = f"dags-test-{month}-{time.time_ns()}.log"
+    localrun.dags_test(logical, env, log_name=log_name, extra_args=extra)
     return output_dir(env) / month
 
 
@@ -106,14 +108,19 @@ def test_october_statements_add_up_to_the_org_total(
 
 
 def test_rerun_is_byte_identical(emulator: Emulator, airflow: dict[str, str]) -> None:
-    """Unchanged inputs, same bytes; only the manifest's record of which run published differs."""
-    folder = run_month(airflow, "2026-10")
+    """Unchanged inputs, same bytes; only the manifest's record of which run published differs.
+
+    Drafts (review and finalize not run): a rerun replaces a draft. A final month is locked
+    instead: its rerun writes nothing at all.
+    """
+    folder = run_month(airflow, "2026-09", keep_draft=True)
     first_files = file_hashes(folder)
     first_manifest = json.loads((folder / "manifest.json").read_text())
-    run_month(airflow, "2026-10")
+    run_month(airflow, "2026-09", keep_draft=True)
     second_files = file_hashes(folder)
     second_manifest = json.loads((folder / "manifest.json").read_text())
 
+    assert first_manifest["status"] == second_manifest["status"] == "draft"
     assert first_manifest["run_id"] != second_manifest["run_id"]
     first_files.pop("manifest.json")
     second_files.pop("manifest.json")
@@ -121,6 +128,17 @@ def test_rerun_is_byte_identical(emulator: Emulator, airflow: dict[str, str]) ->
     assert {k: v for k, v in first_manifest.items() if k != "run_id"} == {
         k: v for k, v in second_manifest.items() if k != "run_id"
     }
+
+
+def test_rerun_of_a_final_month_writes_nothing(emulator: Emulator, airflow: dict[str, str]) -> None:
+    """approval: auto (the project's config) makes the month final; a rerun leaves every byte."""
+    folder = output_dir(airflow) / "2026-10"
+    if not (folder / "manifest.json").exists():
+        run_month(airflow, "2026-10")
+    first_files = file_hashes(folder)
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "final"
+    run_month(airflow, "2026-10")
+    assert file_hashes(folder) == first_files
 
 
 def test_three_months_give_three_correct_folders(

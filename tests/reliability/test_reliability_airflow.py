@@ -81,7 +81,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         )
         env["TMPDIR"] = str(temp)
         localrun.migrate(env)
-        localrun.dags_test(STATEMENT_DATE, env, log_name="dags-test-first.log")
+        # Drafts throughout: the killed run and the rerun replace the first run's draft (a
+        # final month would be locked, and its rerun write nothing).
+        localrun.dags_test(
+            STATEMENT_DATE, env, log_name="dags-test-first.log", extra_args=localrun.KEEP_DRAFT
+        )
         first = read_published(output, MONTH)
         first_files = snapshot(output / MONTH)
 
@@ -91,7 +95,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         after_kill_visible = visible_entries(output)
         after_kill_hidden = hidden_leftovers(output)
 
-        localrun.dags_test(STATEMENT_DATE, env, log_name="dags-test-rerun.log")
+        localrun.dags_test(
+            STATEMENT_DATE, env, log_name="dags-test-rerun.log", extra_args=localrun.KEEP_DRAFT
+        )
     rerun = read_published(output, MONTH)
     assert first is not None and rerun is not None
     return Runs(
@@ -125,6 +131,7 @@ def _kill_at_staged(env: dict[str, str], log: Path, pause: Path) -> int:
                 "test",
                 localrun.DAG_ID,
                 STATEMENT_DATE.isoformat(),
+                *localrun.KEEP_DRAFT,
             ],
             env=paused_env,
             stdout=sink,
@@ -148,7 +155,7 @@ def test_publish_task_killed_mid_write_leaves_the_previous_set_then_a_rerun_comp
     assert runs.killed_returncode == -signal.SIGKILL
     assert runs.after_kill == runs.first, "readers still get the first run's complete set"
     assert runs.after_kill_files == runs.first_files
-    assert runs.after_kill_visible == sorted([MONTH, "_runs"])
+    assert runs.after_kill_visible == sorted([MONTH, "_audit", "_runs"])
     assert runs.after_kill_hidden and all(
         name.startswith(".staging-") for name in runs.after_kill_hidden
     ), "the killed run's staged set is left only as a hidden dot-entry"
