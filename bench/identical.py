@@ -17,8 +17,9 @@ the same emulator (one process per input set, on loopback):
 The baseline is checked out with ``git worktree add`` into a temporary folder and runs in a
 fresh process of the same venv with its own ``include/`` first on ``PYTHONPATH`` (the child
 prints which package it imported, so a mix-up shows). Each side runs every month the way its
-tree runs one outside Airflow: ``pipeline.run_month`` where the tree has it, else the DAG's
-step functions in order. ``manifest.json`` is left out of the comparison: it names the run.
+tree runs one outside Airflow: ``run_month`` where the tree has it (``runner``, earlier
+``pipeline``), else the DAG's step functions in order. ``manifest.json`` is left out of the
+comparison: it names the run.
 
 Prints one row per statement file and exits 1 on any difference, missing file or failed run.
 """
@@ -63,6 +64,11 @@ import json, sys
 from vapi_chargeback import pipeline
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 
+try:
+    from vapi_chargeback.runner import run_month
+except ImportError:
+    run_month = getattr(pipeline, "run_month", None)
+
 spec = json.loads(sys.argv[1])
 print(json.dumps({"package": pipeline.__file__}), flush=True)
 with VapiAnalyticsClient(spec["base_url"], spec["key"]) as client:
@@ -74,8 +80,8 @@ with VapiAnalyticsClient(spec["base_url"], spec["key"]) as client:
             month=month,
             run_id=f"identical-{month}",
         )
-        if hasattr(pipeline, "run_month"):
-            run = pipeline.run_month(settings, client).run
+        if run_month is not None:
+            run = run_month(settings, client).run
         else:
             run = pipeline.plan_run(settings)
             fetched = [

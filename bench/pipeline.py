@@ -7,7 +7,7 @@ CSV (mostly mapped assistants, some unmapped, a history row at the month start, 
 mid-month change of cost center) are written to a temporary folder each run.
 
 The emulator runs as its own process on loopback (``localrun.emulator_process``), so its
-memory is not the pipeline's. The month runs through ``pipeline.run_month`` — the DAG's
+memory is not the pipeline's. The month runs through ``runner.run_month`` — the DAG's
 steps, plan → fetch every batch (four at a time, as the DAG) → allocate → reconcile →
 publish, as plain functions in one fresh process, as the DAG's tasks would on one worker —
 and reports wall time and peak RSS per step. Then, side by side:
@@ -479,10 +479,11 @@ class _CountingTransport(httpx.HTTPTransport):
 
 
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
-    """``pipeline.run_month`` in this (fresh) process, each step timed, with its peak RSS."""
+    """``runner.run_month`` in this (fresh) process, each step timed, with its peak RSS."""
     started = time.perf_counter()
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
-    from vapi_chargeback.pipeline import RunSettings, run_month
+    from vapi_chargeback.pipeline import RunSettings
+    from vapi_chargeback.runner import run_month
 
     imports_s = time.perf_counter() - started
     transport = _CountingTransport()

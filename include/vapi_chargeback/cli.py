@@ -1,6 +1,6 @@
 """``vapi-chargeback``: run a statement month from the command line, without Airflow.
 
-``run`` is :func:`vapi_chargeback.pipeline.run_month` — the DAG's own steps in one process —
+``run`` is :func:`vapi_chargeback.runner.run_month` — the DAG's own steps in one process —
 so what it publishes has the bytes the DAG would publish for the same inputs. One verb per
 job (subcommands), so that later verbs (validate, plan, status, diff) fit beside it.
 
@@ -29,7 +29,7 @@ from vapi_chargeback import __version__
 from vapi_chargeback.errors import ChargebackError
 
 if TYPE_CHECKING:
-    from vapi_chargeback.pipeline import MonthRun
+    from vapi_chargeback.runner import MonthRun
 
 PROG = "vapi-chargeback"
 API_KEY_ENV = "VAPI_API_KEY"
@@ -155,7 +155,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             " private API key in it"
         )
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
-    from vapi_chargeback.pipeline import RunSettings, run_month
+    from vapi_chargeback.pipeline import RunSettings
+    from vapi_chargeback.runner import run_month
 
     try:
         client = VapiAnalyticsClient(args.api_url, api_key)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +50,7 @@ from vapi_chargeback.analytics.models import (
 from vapi_chargeback.close.ids import DEFAULT_PREFIX, StatementPrefixError, validate_prefix
 from vapi_chargeback.close.invoices import INVOICES_NAME
 from vapi_chargeback.close.tieout import DEFAULT_TOLERANCE_PCT
+from vapi_chargeback.config_checks import cross_check_problems
 from vapi_chargeback.inputfiles import InputFileError
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
@@ -415,82 +416,6 @@ class ChargebackConfig(_Strict):
             if center.id == cost_center_id:
                 return center
         raise KeyError(f"no cost center {cost_center_id!r} in the config")
-
-
-def cross_check_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
-    """Rules spanning several fields, each with the path of the field to change.
-
-    Works on the raw document, tolerating wrong types (other checks report those), so a
-    file with a bad slug *and* a duplicate id gets both problems in one go.
-    """
-    centers = _dicts(data.get("cost_centers"))
-    pools = _dicts(data.get("shared_costs"))
-    problems = _duplicates(centers, ("cost_centers",), "id", "cost center id")
-    for index, center in centers:
-        queries = _dicts(center.get("queries"))
-        problems += _duplicates(
-            queries, ("cost_centers", index, "queries"), "id", "query definition id"
-        )
-    problems += _duplicates(pools, ("shared_costs",), "name", "pool name")
-    known = sorted({center["id"] for _, center in centers if isinstance(center.get("id"), str)})
-    sources = [index for index, pool in pools if pool.get("source") is not None]
-    for index in sources[1:]:
-        problems.append(
-            (
-                ("shared_costs", index, "source"),
-                f"a second pool re-spreads the same source (first: shared_costs[{sources[0]}]);"
-                " keep one",
-            )
-        )
-    for index, pool in pools:
-        percentages = pool.get("percentages")
-        if not isinstance(percentages, dict):
-            continue
-        loc: Loc = ("shared_costs", index, "percentages")
-        for center_id, pct in percentages.items():
-            if center_id not in known:
-                problems.append(
-                    (
-                        (*loc, center_id),
-                        f"{center_id!r} is not a cost center id; use one of {known}",
-                    )
-                )
-            if isinstance(pct, int | Decimal) and pct < 0:
-                problems.append(((*loc, center_id), f"percentage {pct} is negative"))
-        values = list(percentages.values())
-        if all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in values):
-            total = sum((Decimal(v) for v in values), Decimal(0))
-            if total != HUNDRED:
-                problems.append((loc, f"percentages sum to {total}, not 100; adjust them"))
-    return problems
-
-
-def _dicts(value: object) -> list[tuple[int, dict[str, Any]]]:
-    if not isinstance(value, list):
-        return []
-    return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
-
-
-def _duplicates(
-    items: list[tuple[int, dict[str, Any]]], loc: Loc, field: str, what: str
-) -> list[tuple[Loc, str]]:
-    first_seen: dict[str, int] = {}
-    problems: list[tuple[Loc, str]] = []
-    for index, item in items:
-        value = item.get(field)
-        if not isinstance(value, str):
-            continue
-        if value in first_seen:
-            problems.append(
-                (
-                    (*loc, index, field),
-                    f"duplicate {what} {value!r} (also at {field_path(loc)}[{first_seen[value]}]);"
-                    " make it unique",
-                )
-            )
-        else:
-            first_seen[value] = index
-    return problems
 
 
 def _require_unique(values: Sequence[str]) -> None:

@@ -6,11 +6,10 @@ one that does not, a new version for a restatement. The review step's functions 
 :func:`review_summary`, :func:`finalize_run` (approve), :func:`reject_run` — act on the
 draft a run published.
 
-Each function is one task of the DAG; :func:`run_month` chains the same functions in one
-process, for the command line, the benchmarks and the tests, so there is one way to run a
-month outside Airflow and it is the DAG's. Steps hand each other small pydantic objects;
-anything large — the plan, raw API responses, the statement — lives in the run's work
-folder in the output storage (``{output}/_runs/{YYYY-MM}/{run id}/``), so any worker can
+Each function is one task of the DAG; ``runner.run_month`` chains the same functions in
+one process. Steps hand each other small pydantic objects; anything large — the plan, raw
+API responses, the statement — lives in the run's work folder in the output storage
+(``{output}/_runs/{YYYY-MM}/{run id}/``, read back by ``workfolder``), so any worker can
 pick up the next step and the raw responses stay beside the statements as provenance.
 """
 
@@ -19,27 +18,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.analytics.checks import check_results
-from vapi_chargeback.analytics.decode import decode_json, result_from_json
-from vapi_chargeback.analytics.models import (
-    DEFAULT_MAX_QUERIES_PER_REQUEST,
-    AnalyticsQuery,
-    AnalyticsQueryResult,
-)
+from vapi_chargeback.analytics.models import DEFAULT_MAX_QUERIES_PER_REQUEST
 from vapi_chargeback.close import lifecycle
 from vapi_chargeback.close.invoices import load_invoices
 from vapi_chargeback.close.lifecycle import require_reason
@@ -60,31 +50,31 @@ from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
 from vapi_chargeback.statement import ChargebackLine, Provenance, Statement
 from vapi_chargeback.storage import LOCAL_PROTOCOLS
+from vapi_chargeback.workfolder import (
+    PLAN_FILE,
+    FetchedBatch,
+    RunStateError,
+    StoragePath,
+    StoredResults,
+    file_sha256,
+    load_plan,
+    load_statement,
+)
 
 if TYPE_CHECKING:
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
 
-StoragePath = Any
-"""A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (a proxy with the same API)."""
-
 OpenPath = Callable[[str], StoragePath]
 
-PLAN_FILE = "plan.json"
 STATEMENT_FILE = "statement.json"
 RECONCILED_FILE = "statement-reconciled.json"
 RUNS_DIR = "_runs"
-_RESULTS = TypeAdapter(list[AnalyticsQueryResult])
 COARSE_PLAN_MIN_ASSISTANTS = 200
 """From this many mapped assistants on, ``plan_run`` has the plan read the mapping and cut
 its queries in windows (``build_plan(mapping=…, window_days=…)``). By day and variable
 value the core query alone is ~75 rows per assistant a month: a 2,000-assistant org would
 get ~150k rows in one query, past the API's row cap, and a few breakdowns make it millions.
 A small org keeps one day-grained query per shape, which is the fewest queries."""
-DEFAULT_FETCH_CONCURRENCY = 4
-"""Batches :func:`run_month` sends side by side: the DAG's fetch task runs at most four
-at once per run (``max_active_tis_per_dagrun``), and an API that rate-limits sees the same
-load either way."""
-
 log = logging.getLogger(__name__)
 
 
@@ -145,20 +135,6 @@ class RunInfo(BaseModel):
     invoices_path: str | None = None
     invoices_sha256: str | None = None
     """Of ``invoices_path`` when planned; ``None`` when there was no such file."""
-
-
-class FetchedBatch(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    index: int
-    file: str
-    sha256: str
-    size: int
-    attempts: int
-    status_code: int
-    spans: dict[str, tuple[int, int]] = Field(default_factory=dict)
-    """Query name → byte span of its result in the file, so later steps decode one query at a
-    time; empty for batches fetched before spans were recorded (then decoded whole)."""
 
 
 def plan_run(
@@ -270,7 +246,7 @@ def fetch_batch(
     checked one result at a time and not kept as objects: this task only stores it.
     """
     work = open_path(run.work_url)
-    plan = _load_plan(work)
+    plan = load_plan(work)
     queries = [plan.query(name) for name in plan.batches[index]]
     response = client.post_batch(queries, batch_index=index, keep_results=False, check=True)
     log.info(
@@ -364,8 +340,8 @@ def reconcile_run(
     """Tie the month to its invoice, if it has one, then raise ``ReconciliationError`` unless
     the lines add up to the independent org total + shared + corrections + adjustments."""
     work = open_path(run.work_url)
-    statement = _load_statement(work, allocated)
-    plan = _load_plan(work)
+    statement = load_statement(work, allocated)
+    plan = load_plan(work)
     fetched = [FetchedBatch.model_validate(item) for item in allocated["fetched"]]
     results = StoredResults(work, plan, fetched)
     tie = _tie_out(run, statement, plan)
@@ -444,7 +420,7 @@ def publish_run(
     return publish_month(
         open_path(run.output_url),
         work,
-        _load_statement(work, reconciled),
+        load_statement(work, reconciled),
         run_id=run.run_id,
         restate=run.restate,
         reason=run.reason,
@@ -471,7 +447,7 @@ def finalize_run(
     work = open_path(run.work_url)
     return approve_month(
         open_path(run.output_url),
-        _load_statement(work, reviewed),
+        load_statement(work, reviewed),
         approved_by=approved_by,
         approved_at=approved_at,
         run_id=run.run_id,
@@ -510,78 +486,6 @@ def review_summary(
     version, org statement id, totals, the invoice tie-out, links to the files, and
     ``approvable`` with the ``blockers`` that stop :func:`finalize_run`."""
     return review_of(open_path(run.output_url), run.month, published.get("run_id"))
-
-
-StepHook = Callable[[str], AbstractContextManager[object]]
-"""Wraps each step of :func:`run_month`, given its name (the benchmark measures peak memory
-and profiles through it)."""
-
-
-@dataclass(frozen=True)
-class MonthRun:
-    """A month run in one process: what each step handed the next, and its wall time."""
-
-    run: RunInfo
-    fetched: list[dict[str, Any]]
-    allocated: dict[str, Any]
-    reconciled: dict[str, Any]
-    published: dict[str, Any] | None
-    """``None`` when the run stopped before publishing (``run_month(publish=False)``)."""
-    step_seconds: dict[str, float]
-
-    @property
-    def requests(self) -> int:
-        """``POST /analytics`` requests sent, retries included."""
-        return sum(int(batch["attempts"]) for batch in self.fetched)
-
-
-def run_month(
-    settings: RunSettings,
-    client: VapiAnalyticsClient,
-    *,
-    open_path: OpenPath = default_open_path,
-    now: datetime | None = None,
-    publish: bool = True,
-    fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
-    around_step: StepHook | None = None,
-) -> MonthRun:
-    """plan → fetch every batch → allocate → reconcile → publish, as the DAG's tasks run them.
-
-    The same step functions, the same work folder, the same hand-overs (serialized as the
-    DAG's XComs are): a statement published here has the bytes the DAG would publish. The
-    first failing step raises and nothing later runs. ``publish=False`` stops after
-    reconcile, with everything publish needs in the result (the crash tests publish in a
-    process of their own). ``fetch_concurrency=1`` sends the batches in plan order.
-    """
-    seconds: dict[str, float] = {}
-
-    def step(name: str, call: Callable[[], Any]) -> Any:
-        with around_step(name) if around_step else nullcontext():
-            began = time.perf_counter()
-            try:
-                return call()
-            finally:
-                seconds[name] = time.perf_counter() - began
-
-    def fetch_all(run: RunInfo) -> list[dict[str, Any]]:
-        def one(index: int) -> dict[str, Any]:
-            return fetch_batch(run, index, client, open_path=open_path).model_dump(mode="json")
-
-        if fetch_concurrency <= 1 or run.batch_count <= 1:
-            return [one(index) for index in range(run.batch_count)]
-        with ThreadPoolExecutor(min(fetch_concurrency, run.batch_count)) as pool:
-            return list(pool.map(one, range(run.batch_count)))
-
-    run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
-    fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run))
-    allocated = step("allocate", lambda: allocate_run(run, fetched, open_path=open_path))
-    reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
-    published = (
-        step("publish", lambda: publish_run(run, reconciled, open_path=open_path))
-        if publish
-        else None
-    )
-    return MonthRun(run, fetched, allocated, reconciled, published, seconds)
 
 
 def plan_for(
@@ -627,17 +531,8 @@ def make_folder(path: StoragePath) -> None:
             ) from error
 
 
-class RunStateError(PermanentError):
-    """The run's work folder no longer matches what its earlier steps recorded (inputs edited
-    after planning, a raw response altered): clear the run and plan it again."""
-
-
 class OutputLocationError(PermanentError):
     """The output URL names a place where statements cannot be written."""
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def safe_name(run_id: str) -> str:
@@ -650,10 +545,6 @@ def safe_name(run_id: str) -> str:
     return "_" + name[1:] if name.startswith(".") else name or "_"
 
 
-def _load_plan(work: StoragePath) -> Plan:
-    return Plan.model_validate_json((work / PLAN_FILE).read_bytes())
-
-
 def _load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any, Plan]:
     config_file = Path(run.config_path)
     mapping_file = Path(run.mapping_path)
@@ -663,84 +554,4 @@ def _load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any
                 f"{path} changed after this run was planned; clear the run to plan it again"
             )
     config = load_config(config_file)
-    return config, load_mapping(mapping_file, config), _load_plan(work)
-
-
-class StoredResults(Mapping[str, AnalyticsQueryResult]):
-    """Results by query name, re-read from the stored raw bytes and held to the plan again.
-
-    The hash proves the bytes are those fetched; parsing and checking them with the same
-    rules as the fetch means a raw file from anywhere else (an older client, a restored
-    backup) gets no easier treatment. A query is decoded when it is looked up, from its
-    span of the body, and not kept: a large org's month is hundreds of thousands of rows,
-    several times its bytes as Python objects, while allocation needs one query at a
-    time and reconciliation only the small org total. Batches fetched without spans are
-    decoded whole, as before.
-    """
-
-    def __init__(self, work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]) -> None:
-        self._plan = plan
-        self._bodies: dict[str, bytes] = {}
-        self._spans: dict[str, tuple[str, int, int]] = {}
-        self._decoded: dict[str, AnalyticsQueryResult] = {}
-        for batch in sorted(fetched, key=lambda item: item.index):
-            raw = (work / "raw" / batch.file).read_bytes()
-            if hashlib.sha256(raw).hexdigest() != batch.sha256:
-                raise RunStateError(f"raw response {batch.file} does not match its recorded sha256")
-            if not 0 <= batch.index < len(plan.batches):
-                raise RunStateError(
-                    f"raw response {batch.file} is for batch {batch.index}, not in the plan"
-                )
-            names = plan.batches[batch.index]
-            if not batch.spans:
-                self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
-                continue
-            if sorted(batch.spans) != sorted(names):
-                raise RunStateError(
-                    f"raw response {batch.file} does not answer exactly the queries of batch "
-                    f"{batch.index}: {sorted(batch.spans)}"
-                )
-            self._bodies[batch.file] = raw
-            for name, (start, end) in batch.spans.items():
-                self._spans[name] = (batch.file, start, end)
-
-    def __getitem__(self, name: str) -> AnalyticsQueryResult:
-        if name in self._decoded:
-            return self._decoded[name]
-        file, start, end = self._spans[name]
-        result = result_from_json(decode_json(self._bodies[file][start:end]))
-        if result.name != name:
-            raise RunStateError(
-                f"raw response {file} holds {result.name!r} where {name!r} was recorded"
-            )
-        check_results([self._plan.query(name)], [result], request=f"stored {file}")
-        return result
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*self._decoded, *self._spans])
-
-    def __len__(self) -> int:
-        return len(self._decoded) + len(self._spans)
-
-
-def _decode_batch(
-    raw: bytes, batch: FetchedBatch, queries: list[AnalyticsQuery]
-) -> dict[str, AnalyticsQueryResult]:
-    """A whole stored batch, checked like the fetch checks it."""
-    parsed = _RESULTS.validate_python(decode_json(raw))
-    by_name = {result.name: result for result in parsed}
-    if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(queries):
-        raise RunStateError(
-            f"raw response {batch.file} does not answer exactly the queries of batch "
-            f"{batch.index}: {sorted(by_name)}"
-        )
-    ordered = [by_name[query.name] for query in queries]
-    check_results(queries, ordered, request=f"stored {batch.file}")
-    return {result.name: result for result in ordered}
-
-
-def _load_statement(work: StoragePath, step: Mapping[str, Any]) -> Statement:
-    raw = (work / step["statement"]).read_bytes()
-    if hashlib.sha256(raw).hexdigest() != step["sha256"]:
-        raise RunStateError(f"{step['statement']} changed since the previous step wrote it")
-    return statement_json.loads(raw)
+    return config, load_mapping(mapping_file, config), load_plan(work)

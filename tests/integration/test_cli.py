@@ -2,7 +2,7 @@
 against the emulator (its own process too) on loopback.
 
 The figures the summary prints are checked against the published CSV and the emulator's
-own request counter, and the files against a ``pipeline.run_month`` of the same month in
+own request counter, and the files against a ``runner.run_month`` of the same month in
 this process: the command line adds no behaviour of its own.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vapi_chargeback import localrun, pipeline
+from vapi_chargeback import localrun, pipeline, runner
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ def test_run_publishes_the_month_and_prints_its_summary(api: Api, tmp_path: Path
         run_id="in-process",
     )
     with VapiAnalyticsClient(api.url, api.key) as client:
-        pipeline.run_month(settings, client)
+        runner.run_month(settings, client)
     assert hashes(folder) == hashes(tmp_path / "in-process" / MONTH)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from vapi_chargeback import pipeline
+from vapi_chargeback import pipeline, runner
 from vapi_chargeback.close.audit import read_events
 from vapi_chargeback.close.lifecycle import LifecycleError
 from vapi_chargeback.pausepoints import PAUSE_AT_ENV, PAUSE_DIR_ENV
@@ -60,7 +60,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 class Rerun:
     """``publish_run`` of a prepared run in a child process, stopped at ``pause_at``."""
 
-    def __init__(self, prepared: pipeline.MonthRun, folder: Path, pause_at: str) -> None:
+    def __init__(self, prepared: runner.MonthRun, folder: Path, pause_at: str) -> None:
         folder.mkdir(parents=True)
         self.folder = folder
         self.pause_at = pause_at
@@ -97,7 +97,7 @@ NAMES = ("run.json", "reconciled.json", "result.json")
 class Approval(threading.Thread):
     """``finalize_run`` in a thread of this process; keeps its result or its error."""
 
-    def __init__(self, month: pipeline.MonthRun) -> None:
+    def __init__(self, month: runner.MonthRun) -> None:
         super().__init__(daemon=True)
         self.month = month
         self.outcome: dict[str, Any] | None = None

@@ -23,7 +23,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from vapi_chargeback import pipeline, statement_json
+from vapi_chargeback import pipeline, runner, statement_json
 from vapi_chargeback.close.audit import read_events
 from vapi_chargeback.close.invoices import InvoicesError
 from vapi_chargeback.close.lifecycle import LifecycleError
@@ -123,7 +123,7 @@ def moved(run_info: pipeline.RunInfo, output: Path) -> pipeline.RunInfo:
     return run_info.model_copy(update={"output_url": output.as_uri(), "work_url": str(work)})
 
 
-def published_statement(month: pipeline.MonthRun) -> Statement:
+def published_statement(month: runner.MonthRun) -> Statement:
     raw = (pipeline.default_open_path(month.run.work_url) / PUBLISHED_FILE).read_bytes()
     return statement_json.loads(raw)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vapi_chargeback import pipeline, statement_json
+from vapi_chargeback import pipeline, runner, statement_json
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.plan import Plan
 from vapi_emulator.data import generate_calls_file
@@ -43,8 +43,8 @@ class _Counting(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def _run(base_url: str, output: Path) -> tuple[pipeline.MonthRun, int]:
-    """A month through ``pipeline.run_month``, and the requests its transport saw."""
+def _run(base_url: str, output: Path) -> tuple[runner.MonthRun, int]:
+    """A month through ``runner.run_month``, and the requests its transport saw."""
     settings = pipeline.RunSettings(
         config_path=str(CONFIG),
         output_url=output.as_uri(),
@@ -54,7 +54,7 @@ def _run(base_url: str, output: Path) -> tuple[pipeline.MonthRun, int]:
     )
     transport = _Counting()
     with VapiAnalyticsClient(base_url, KEY, transport=transport) as client:
-        month = pipeline.run_month(settings, client)
+        month = runner.run_month(settings, client)
     return month, transport.requests
 
 

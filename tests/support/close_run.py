@@ -1,6 +1,6 @@
 """Months run, approved and corrected through the pipeline's steps, for the close tests.
 
-The steps are the DAG's (``pipeline.run_month``, ``finalize_run``), against the emulator
+The steps are the DAG's (``runner.run_month``, ``finalize_run``), against the emulator
 over real HTTP; the config is the demo's, copied beside an ``invoices.csv`` of the
 test's choosing. Late calls are hand-made Vapi ``Call`` records created in October, so
 what they cost is known here, independently of anything the pipeline computes.
@@ -17,8 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from vapi_chargeback import pipeline
-from vapi_chargeback.pipeline import MonthRun
+from vapi_chargeback import pipeline, runner
+from vapi_chargeback.runner import MonthRun
 
 from support.reliability import DEMO_CONFIG, DEMO_MAPPING, KEY, dumps_exact, make_client
 
@@ -80,7 +80,7 @@ def run(
 ) -> MonthRun:
     """One month through the DAG's steps: plan → fetch → allocate → reconcile → publish."""
     with make_client(api.base_url) as client:
-        return pipeline.run_month(
+        return runner.run_month(
             settings(config, output, month, run_id, restate=restate, reason=reason),
             client,
             publish=publish,

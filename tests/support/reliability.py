@@ -1,6 +1,6 @@
 """Shared pieces of the reliability tests: the pipeline without Airflow, an emulator, snapshots.
 
-The pipeline steps run here through ``pipeline.run_month``, exactly as the DAG's tasks call
+The pipeline steps run here through ``runner.run_month``, exactly as the DAG's tasks call
 them (plan → fetch every batch, in plan order → allocate → reconcile → publish), so what
 these tests prove about failures holds for the DAG; the e2e tests repeat the important
 ones through ``airflow dags test``.
@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.pipeline import MonthRun, RunSettings, run_month
+from vapi_chargeback.pipeline import RunSettings
+from vapi_chargeback.runner import MonthRun, run_month
 from vapi_emulator.app import create_app
 from vapi_emulator.engine import Engine
 from vapi_emulator.faults import EmulatorStats, FaultPlan
@@ -49,7 +50,7 @@ def run_pipeline(
     config: Path = DEMO_CONFIG,
     month: str = MONTH,
 ) -> MonthRun:
-    """One run of the DAG's steps, in order (``pipeline.run_month``); the first failing step
+    """One run of the DAG's steps, in order (``runner.run_month``); the first failing step
     raises."""
     return run_month(_settings(output, run_id, config, month), client, fetch_concurrency=1)
 

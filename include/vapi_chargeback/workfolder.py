@@ -1,0 +1,137 @@
+"""The run's work folder read back: what earlier steps left there, held to what they recorded.
+
+A step hands the next one small facts (file names, sha256, byte spans) and leaves the
+large things — the plan, the raw API responses, the statement — in the work folder. Every
+read here checks them again: an input edited after planning, a raw response altered or
+answering other queries, a statement changed between steps is a :class:`RunStateError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from vapi_chargeback import statement_json
+from vapi_chargeback.analytics.checks import check_results
+from vapi_chargeback.analytics.decode import decode_json, result_from_json
+from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
+from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.plan import Plan
+from vapi_chargeback.statement import Statement
+
+StoragePath = Any
+"""A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (a proxy with the same API)."""
+
+PLAN_FILE = "plan.json"
+_RESULTS = TypeAdapter(list[AnalyticsQueryResult])
+
+
+class RunStateError(PermanentError):
+    """The run's work folder no longer matches what its earlier steps recorded (inputs edited
+    after planning, a raw response altered): clear the run and plan it again."""
+
+
+class FetchedBatch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    file: str
+    sha256: str
+    size: int
+    attempts: int
+    status_code: int
+    spans: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    """Query name → byte span of its result in the file, so later steps decode one query at a
+    time; empty for batches fetched before spans were recorded (then decoded whole)."""
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_plan(work: StoragePath) -> Plan:
+    return Plan.model_validate_json((work / PLAN_FILE).read_bytes())
+
+
+class StoredResults(Mapping[str, AnalyticsQueryResult]):
+    """Results by query name, re-read from the stored raw bytes and held to the plan again.
+
+    The hash proves the bytes are those fetched; parsing and checking them with the same
+    rules as the fetch means a raw file from anywhere else (an older client, a restored
+    backup) gets no easier treatment. A query is decoded when it is looked up, from its
+    span of the body, and not kept: a large org's month is hundreds of thousands of rows,
+    several times its bytes as Python objects, while allocation needs one query at a
+    time and reconciliation only the small org total. Batches fetched without spans are
+    decoded whole, as before.
+    """
+
+    def __init__(self, work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]) -> None:
+        self._plan = plan
+        self._bodies: dict[str, bytes] = {}
+        self._spans: dict[str, tuple[str, int, int]] = {}
+        self._decoded: dict[str, AnalyticsQueryResult] = {}
+        for batch in sorted(fetched, key=lambda item: item.index):
+            raw = (work / "raw" / batch.file).read_bytes()
+            if hashlib.sha256(raw).hexdigest() != batch.sha256:
+                raise RunStateError(f"raw response {batch.file} does not match its recorded sha256")
+            if not 0 <= batch.index < len(plan.batches):
+                raise RunStateError(
+                    f"raw response {batch.file} is for batch {batch.index}, not in the plan"
+                )
+            names = plan.batches[batch.index]
+            if not batch.spans:
+                self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
+                continue
+            if sorted(batch.spans) != sorted(names):
+                raise RunStateError(
+                    f"raw response {batch.file} does not answer exactly the queries of batch "
+                    f"{batch.index}: {sorted(batch.spans)}"
+                )
+            self._bodies[batch.file] = raw
+            for name, (start, end) in batch.spans.items():
+                self._spans[name] = (batch.file, start, end)
+
+    def __getitem__(self, name: str) -> AnalyticsQueryResult:
+        if name in self._decoded:
+            return self._decoded[name]
+        file, start, end = self._spans[name]
+        result = result_from_json(decode_json(self._bodies[file][start:end]))
+        if result.name != name:
+            raise RunStateError(
+                f"raw response {file} holds {result.name!r} where {name!r} was recorded"
+            )
+        check_results([self._plan.query(name)], [result], request=f"stored {file}")
+        return result
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._decoded, *self._spans])
+
+    def __len__(self) -> int:
+        return len(self._decoded) + len(self._spans)
+
+
+def _decode_batch(
+    raw: bytes, batch: FetchedBatch, queries: list[AnalyticsQuery]
+) -> dict[str, AnalyticsQueryResult]:
+    """A whole stored batch, checked like the fetch checks it."""
+    parsed = _RESULTS.validate_python(decode_json(raw))
+    by_name = {result.name: result for result in parsed}
+    if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(queries):
+        raise RunStateError(
+            f"raw response {batch.file} does not answer exactly the queries of batch "
+            f"{batch.index}: {sorted(by_name)}"
+        )
+    ordered = [by_name[query.name] for query in queries]
+    check_results(queries, ordered, request=f"stored {batch.file}")
+    return {result.name: result for result in ordered}
+
+
+def load_statement(work: StoragePath, step: Mapping[str, Any]) -> Statement:
+    raw = (work / step["statement"]).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != step["sha256"]:
+        raise RunStateError(f"{step['statement']} changed since the previous step wrote it")
+    return statement_json.loads(raw)
