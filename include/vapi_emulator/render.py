@@ -21,7 +21,8 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
-from vapi_emulator.engine import COLUMNS, HISTORY_DEFAULT_STEP, QueryRows, SpecColumn, bucket_kind
+from vapi_emulator.engine import QueryRows
+from vapi_emulator.query_sql import COLUMNS, HISTORY_DEFAULT_STEP, SpecColumn, bucket_kind
 from vapi_emulator.resolve import DATE_KEY, ResolvedOperation, ResolvedQuery
 from vapi_emulator.timezones import iso_instant, local_wall_to_instant_us
 

@@ -10,7 +10,8 @@ import pytest
 
 from vapi_chargeback.analytics.models import AnalyticsQueryDTO
 from vapi_emulator import engine as engine_module
-from vapi_emulator.engine import Engine, ResultTooLarge, json_pointer
+from vapi_emulator.engine import Engine, ResultTooLarge
+from vapi_emulator.query_sql import json_pointer
 from vapi_emulator.render import response_body
 from vapi_emulator.resolve import resolve
 from vapi_emulator.timezones import local_wall_to_instant_us, offset_segments

@@ -1,0 +1,324 @@
+"""The analytics queries as DuckDB SQL: a resolved query compiled into one CTE pipeline.
+
+Values always travel as bound parameters; the only identifiers spliced into SQL come
+from the allow-lists in this module (``COLUMNS``, ``GROUP_BY_COLUMNS``, ``_STEP_TRUNC``),
+never from a request. ``engine`` runs the SQL; ``render`` reads its rows back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from vapi_emulator.resolve import ResolvedQuery
+
+ValueKind = Literal["id", "money", "integer", "seconds", "minutes", "concurrency"]
+
+
+@dataclass(frozen=True)
+class SpecColumn:
+    """A spec column: the ``calls`` column it reads (None for concurrency) and its kind."""
+
+    source: str | None
+    kind: ValueKind
+
+
+COLUMNS: dict[str, SpecColumn] = {
+    "id": SpecColumn("id", "id"),
+    "cost": SpecColumn("cost", "money"),
+    "costBreakdown.llm": SpecColumn("llm", "money"),
+    "costBreakdown.stt": SpecColumn("stt", "money"),
+    "costBreakdown.tts": SpecColumn("tts", "money"),
+    "costBreakdown.vapi": SpecColumn("vapi", "money"),
+    "costBreakdown.transport": SpecColumn("transport", "money"),
+    "costBreakdown.analysisBreakdown.summary": SpecColumn("analysis_summary", "money"),
+    "costBreakdown.transcriber": SpecColumn("stt", "money"),
+    "costBreakdown.ttsCharacters": SpecColumn("tts_characters", "integer"),
+    "costBreakdown.llmPromptTokens": SpecColumn("llm_prompt_tokens", "integer"),
+    "costBreakdown.llmCompletionTokens": SpecColumn("llm_completion_tokens", "integer"),
+    "costBreakdown.llmCachedPromptTokens": SpecColumn("llm_cached_prompt_tokens", "integer"),
+    "duration": SpecColumn("duration", "seconds"),
+    "minutesUsed": SpecColumn("duration", "minutes"),
+    "concurrency": SpecColumn(None, "concurrency"),
+}
+"""Every spec column. ``costBreakdown.transcriber`` is the Call's ``costBreakdown.stt`` and
+``costBreakdown.analysisBreakdown.summary`` its ``costBreakdown.analysisCostBreakdown.summary``;
+``minutesUsed`` aggregates ``duration`` and is divided by 60 afterwards."""
+
+GROUP_BY_COLUMNS: dict[str, str] = {
+    "type": "type",
+    "assistantId": "assistant_id",
+    "endedReason": "ended_reason",
+    "analysis.successEvaluation": "success_evaluation",
+    "status": "status",
+}
+
+_SUB_DAY_US = {"second": 1_000_000, "minute": 60_000_000, "hour": 3_600_000_000}
+_STEP_TRUNC = {
+    "day": "date_trunc('day', {ts})",
+    "week": "date_trunc('week', {ts})",
+    "month": "date_trunc('month', {ts})",
+    "quarter": "date_trunc('quarter', {ts})",
+    "year": "date_trunc('year', {ts})",
+    "decade": "date_trunc('decade', {ts})",
+    "century": "make_timestamp((year({ts}) - 1) // 100 * 100 + 1, 1, 1, 0, 0, 0)",
+    "millennium": "make_timestamp((year({ts}) - 1) // 1000 * 1000 + 1, 1, 1, 0, 0, 0)",
+}
+"""Local-calendar truncation of a wall-clock TIMESTAMP; weeks start on Monday and
+centuries/millennia start in year …01, as in PostgreSQL."""
+
+HISTORY_DEFAULT_STEP = "day"
+"""The series step of ``history`` when the query has no step of its own."""
+
+BucketKind = Literal["none", "instant", "wall"]
+
+
+def bucket_kind(step: str | None) -> BucketKind:
+    """How a bucket value comes back from SQL: a UTC instant (sub-day steps) or local wall time."""
+    if step is None:
+        return "none"
+    return "instant" if step in _SUB_DAY_US else "wall"
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL and its parameters. Result columns: the group keys, the bucket, then per
+    operation one column (two for ``avg``: sum and count), as ``render`` reads them."""
+
+    sql: str
+    parameters: dict[str, object]
+
+
+def _bucket_sql(step: str) -> str:
+    if step in _SUB_DAY_US:
+        unit = _SUB_DAY_US[step]
+        return f"(local_us - (((local_us % {unit}) + {unit}) % {unit}) - offset_us)"
+    truncated = _STEP_TRUNC[step].format(ts="make_timestamp(local_us)")
+    return f"epoch_us({truncated})"
+
+
+def _offset_sql(segments: Sequence[tuple[int, int]], parameters: dict[str, object]) -> str:
+    """The UTC offset (µs) of ``created_us`` as a CASE over the segments, values bound."""
+    parameters["offset_0"] = segments[0][1]
+    if len(segments) == 1:
+        return "$offset_0"
+    branches = []
+    for index in range(1, len(segments)):
+        parameters[f"change_{index}"] = segments[index][0]
+        parameters[f"offset_{index}"] = segments[index][1]
+        branches.append(f"WHEN created_us < $change_{index} THEN $offset_{index - 1}")
+    return f"CASE {' '.join(branches)} ELSE $offset_{len(segments) - 1} END"
+
+
+def json_pointer(key: str) -> str:
+    """RFC 6901 pointer to a top-level key, so any key text is safe as a bound parameter."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def _value(column: SpecColumn) -> str:
+    if column.source is None:
+        raise ValueError("concurrency has no stored column; it is computed by _concurrency_ctes")
+    return column.source
+
+
+def _row_aggregate(operation: str, column: SpecColumn) -> list[str]:
+    """SQL aggregates for one non-concurrency operation over ``scoped`` rows."""
+    value = _value(column)
+    if operation == "count":
+        return [f"count({value})"]
+    if operation == "sum":
+        return [f"CAST(coalesce(sum({value}), 0) AS VARCHAR)"]
+    if operation == "avg":
+        return [f"CAST(sum({value}) AS VARCHAR)", f"count({value})"]
+    return [f"CAST({operation}({value}) AS VARCHAR)"]
+
+
+def _step_value(column: SpecColumn) -> str:
+    """The per-step value a ``history`` series carries for ``column``."""
+    if column.kind == "id":
+        return f"count({_value(column)})"
+    return f"coalesce(sum({_value(column)}), 0)"
+
+
+_ZERO_LENGTH_SEEN = "CASE WHEN zero_length > 0 THEN 1 ELSE 0 END"
+_ALL_ZERO_LENGTH = "CASE WHEN zero_length = starts THEN 1 ELSE 0 END"
+
+
+def _concurrency_aggregate(operation: str) -> list[tuple[str, str | None]]:
+    """(SQL over the start instants of ``_concurrency_ctes``, value for a group without any).
+
+    At one start instant ``starts`` calls begin, all with concurrency ``v`` except the
+    ``zero_length`` ones, which count themselves on top (``v + 1``).
+    """
+    total = "sum(starts * v + zero_length)"
+    if operation == "count":
+        return [("sum(starts)", "0")]
+    if operation == "sum":
+        return [(total, "0")]
+    if operation == "avg":
+        return [(f"CAST({total} AS VARCHAR)", None), ("sum(starts)", "0")]
+    if operation == "max":
+        return [(f"max(v + {_ZERO_LENGTH_SEEN})", None)]
+    return [(f"min(v + {_ALL_ZERO_LENGTH})", None)]
+
+
+def _concurrency_ctes(name: str, partition: list[str]) -> str:
+    """Concurrency at every call start: the calls of the partition active at that instant.
+
+    A sweep over start (+1) and end (−1) events, ordered by partition, time, and ends
+    before starts at equal times: after the last start at instant ``t`` the running sum
+    is ``#(startedAt <= t) − #(endedAt <= t)`` of the partition — the calls with
+    ``startedAt <= t < endedAt``, the concurrency ``v`` of every call starting at ``t``.
+    One running sum over all partitions suffices (each call adds +1 and −1 to its own
+    partition, so every partition starts from 0) and is much cheaper in DuckDB than one
+    per partition. A zero-length call is not active by the rule and counts itself on top.
+    Calls without both instants take no part. One row per (partition, start instant).
+    """
+    columns = ", ".join(partition)
+    valid = "started_us IS NOT NULL AND ended_us IS NOT NULL AND ended_us >= started_us"
+    return f"""{name}_events AS (
+    SELECT {columns}, started_us AS t, 1 AS delta,
+        CASE WHEN ended_us = started_us THEN 1 ELSE 0 END AS zero_length
+    FROM scoped WHERE {valid}
+    UNION ALL
+    SELECT {columns}, ended_us AS t, -1 AS delta, 0 AS zero_length
+    FROM scoped WHERE {valid}
+),
+
+{name}_running AS (
+    SELECT {columns}, t, delta, zero_length,
+        sum(delta) OVER (
+            ORDER BY {columns}, t, delta ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS running
+    FROM {name}_events
+),
+
+{name} AS (
+    SELECT {columns}, t, max(running) AS v, count(*) AS starts, sum(zero_length) AS zero_length
+    FROM {name}_running
+    WHERE delta = 1
+    GROUP BY {columns}, t
+)"""
+
+
+def _match(left: str, right: str, columns: list[str]) -> str:
+    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in columns) or "TRUE"
+
+
+def compile_query(
+    query: ResolvedQuery,
+    segments: Sequence[tuple[int, int]],
+    row_limit: int,
+) -> CompiledQuery:
+    """Build the CTE pipeline answering ``query``.
+
+    ``scoped`` holds the calls of the range with their group keys ``k0…``, row bucket
+    ``b`` and history series bucket ``s``; ``grouped`` aggregates per (keys, b);
+    concurrency and each ``history`` get CTEs of their own, left-joined on (keys, b).
+    """
+    parameters: dict[str, object] = {
+        "start_us": query.start_us,
+        "end_us": query.end_us,
+        "row_limit": row_limit,
+    }
+    key_sql = [GROUP_BY_COLUMNS[name] for name in query.group_by]
+    for index, key in enumerate(query.variable_keys):
+        parameters[f"variable_{index}"] = json_pointer(key)
+        key_sql.append(f"json_extract_string(variable_values, $variable_{index})")
+    keys = [f"k{index}" for index in range(len(key_sql))]
+    offset = _offset_sql(segments, parameters)
+    row_bucket = _bucket_sql(query.step) if query.step else "NULL::BIGINT"
+    series_bucket = _bucket_sql(query.step or HISTORY_DEFAULT_STEP)
+    key_columns = "".join(f"{sql} AS {key}, " for sql, key in zip(key_sql, keys, strict=True))
+    row_keys = [*keys, "b"]
+
+    ctes = [
+        f"""located AS (
+    SELECT *, {offset} AS offset_us, created_us + {offset} AS local_us
+    FROM calls
+    WHERE created_us >= $start_us AND created_us < $end_us
+)""",
+        f"""scoped AS (
+    SELECT *, {key_columns}{row_bucket} AS b, {series_bucket} AS s
+    FROM located
+)""",
+    ]
+    grouped_columns: list[str] = []
+    concurrency_columns: list[str] = []
+    outputs: list[str] = []
+    joins: list[str] = []
+    for index, operation in enumerate(query.operations):
+        column = COLUMNS[operation.column]
+        if operation.operation == "history":
+            history = f"history_{index}"
+            group = ", ".join([*row_keys, "s"])
+            if column.kind == "concurrency":
+                starts = f"{history}_concurrency"
+                bucket = "s" if query.step is None else "b"
+                ctes.append(_concurrency_ctes(starts, [*keys, bucket]))
+                bucket_of_row = "NULL::BIGINT" if query.step is None else "b"
+                steps = f"""SELECT {", ".join([*keys, f"{bucket_of_row} AS b", f"{bucket} AS s"])},
+        max(v + {_ZERO_LENGTH_SEEN}) AS v
+    FROM {starts}
+    GROUP BY {", ".join([*keys, bucket])}"""
+            else:
+                steps = f"""SELECT {group}, {_step_value(column)} AS v
+    FROM scoped
+    GROUP BY {group}"""
+            ctes.append(
+                f"""{history}_steps AS (
+    {steps}
+),
+
+{history} AS (
+    SELECT {", ".join(row_keys)}, list({{'d': s, 'v': CAST(v AS VARCHAR)}} ORDER BY s) AS series
+    FROM {history}_steps
+    GROUP BY {", ".join(row_keys)}
+)"""
+            )
+            joins.append(f"LEFT JOIN {history} ON {_match('grouped', history, row_keys)}")
+            outputs.append(f"coalesce({history}.series, [])")
+            continue
+        if column.kind == "concurrency":
+            aggregates = _concurrency_aggregate(operation.operation)
+            for slot, (sql, when_empty) in enumerate(aggregates):
+                name = f"c{index}_{slot}"
+                concurrency_columns.append(f"{sql} AS {name}")
+                output = f"concurrency.{name}"
+                outputs.append(f"coalesce({output}, {when_empty})" if when_empty else output)
+            continue
+        expressions = _row_aggregate(operation.operation, column)
+        names = [f"a{index}_{n}" for n in range(len(expressions))]
+        grouped_columns += [
+            f"{sql} AS {name}" for sql, name in zip(expressions, names, strict=True)
+        ]
+        outputs += [f"grouped.{name}" for name in names]
+
+    ctes.append(
+        f"""grouped AS (
+    SELECT {", ".join([*row_keys, "count(*) AS calls", *grouped_columns])}
+    FROM scoped
+    GROUP BY {", ".join(row_keys)}
+)"""
+    )
+    if concurrency_columns:
+        ctes.append(_concurrency_ctes("concurrency_starts", row_keys))
+        ctes.append(
+            f"""concurrency AS (
+    SELECT {", ".join([*row_keys, *concurrency_columns])}
+    FROM concurrency_starts
+    GROUP BY {", ".join(row_keys)}
+)"""
+        )
+        joins.insert(0, f"LEFT JOIN concurrency ON {_match('grouped', 'concurrency', row_keys)}")
+    order = ", ".join(f"grouped.{column} ASC NULLS LAST" for column in ["b", *keys])
+    selected = ", ".join([*(f"grouped.{column}" for column in row_keys), *outputs])
+    sql = (
+        "WITH\n"
+        + ",\n\n".join(ctes)
+        + f"\n\nSELECT {selected}\nFROM grouped\n"
+        + "\n".join(joins)
+        + f"\nORDER BY {order}\nLIMIT $row_limit"
+    )
+    return CompiledQuery(sql, parameters)
