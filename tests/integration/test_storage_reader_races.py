@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from vapi_chargeback import storage
+from vapi_chargeback import published, storage
 from vapi_chargeback.storage import publish_statement, read_published
 
 from support.storage import PERIOD, hidden_leftovers, small_statement
@@ -77,7 +77,7 @@ def test_a_republish_during_a_read_gives_a_whole_set_never_nothing(
         assert (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino), "the set was swapped"
         assert hidden_leftovers(root) == [], "and the set the reader holds was deleted"
 
-    monkeypatch.setattr(storage, step, runs_first(republish, getattr(storage, step)))
+    monkeypatch.setattr(published, step, runs_first(republish, getattr(published, step)))
 
     seen = read_published(root, PERIOD)
 
@@ -128,7 +128,9 @@ def test_a_read_between_the_two_renames_of_the_fallback_swap_gives_a_whole_set(
 
     if publish_ends:
         monkeypatch.setattr(
-            storage, "_file_problems", runs_first(let_the_publish_finish, storage._file_problems)
+            published,
+            "_file_problems",
+            runs_first(let_the_publish_finish, published._file_problems),
         )
     try:
         seen = read_published(root, PERIOD)

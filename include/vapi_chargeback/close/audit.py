@@ -34,7 +34,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.period import parse_month
-from vapi_chargeback.storage import OutputRoot, StorageLocation, _locate
+from vapi_chargeback.published import OutputRoot, StorageLocation, _locate
 
 AUDIT_DIR = "_audit"
 AUDIT_FORMAT_VERSION: Literal[1] = 1

@@ -37,16 +37,16 @@ from vapi_chargeback.close.ids import StatementIds, statement_ids
 from vapi_chargeback.close.lifecycle import FINAL, ManifestStateError, MonthState
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.period import parse_month
-from vapi_chargeback.statement import UNALLOCATED, ChargebackLine
-from vapi_chargeback.statements.csv import csv_name, read_csv
-from vapi_chargeback.statements.manifest import MANIFEST_NAME
-from vapi_chargeback.storage import (
+from vapi_chargeback.published import (
     OutputRoot,
     StorageLocation,
     _locate,
     read_published,
     read_published_file,
 )
+from vapi_chargeback.statement import UNALLOCATED, ChargebackLine
+from vapi_chargeback.statements.csv import csv_name, read_csv
+from vapi_chargeback.statements.manifest import MANIFEST_NAME
 
 CORRECTIONS_DIR = "_corrections"
 CORRECTIONS_FORMAT_VERSION: Literal[1] = 1
