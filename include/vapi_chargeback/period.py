@@ -62,6 +62,11 @@ class StatementPeriod(BaseModel):
             raise ValueError(f"settlement_delay_hours must be >= 0, got {settlement_delay_hours}")
         return self.end + timedelta(hours=settlement_delay_hours)
 
+    def settles_after(self, settlement_delay_hours: int, now: datetime) -> datetime | None:
+        """When the month settles, if that is still after ``now``; ``None`` once it has."""
+        ready_at = self.settled_at(settlement_delay_hours)
+        return ready_at if now < ready_at else None
+
     @property
     def first_day(self) -> date:
         return self.start.astimezone(_zone(self.timezone)).date()
@@ -92,8 +97,8 @@ class MonthNotReadyError(PermanentError):
 
 def require_settled(period: StatementPeriod, settlement_delay_hours: int, now: datetime) -> None:
     """Refuse, before anything is fetched, a month whose calls may still change."""
-    ready_at = period.settled_at(settlement_delay_hours)
-    if now < ready_at:
+    ready_at = period.settles_after(settlement_delay_hours, now)
+    if ready_at is not None:
         raise MonthNotReadyError(period, ready_at)
 
 

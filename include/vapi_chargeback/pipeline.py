@@ -228,8 +228,7 @@ def settlement_pending(config_file: Path, month: str | None, *, now: datetime) -
         return None
     config = load_config(config_file)
     period = StatementPeriod.for_month(month, config.timezone)
-    ready_at = period.settled_at(config.settlement_delay_hours)
-    return ready_at if now < ready_at else None
+    return period.settles_after(config.settlement_delay_hours, now)
 
 
 def fetch_batch(

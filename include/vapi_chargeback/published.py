@@ -311,3 +311,39 @@ def _file_problems(opener: Callable[[str], IO[bytes]], relative: str, entry: obj
     if digest.hexdigest() != entry["sha256"] or size != entry.get("bytes"):
         return [f"{relative} does not match its sha256/size in the manifest"]
     return []
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable, not only the files' bytes."""
+    descriptor = os.open(path, os.O_RDONLY | O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_folder(location: Path | StorageLocation, folder: str) -> list[tuple[str, str, bytes]]:
+    """(name, where, bytes) of the visible files directly in ``folder``, by name; ``[]`` if absent.
+
+    Small bookkeeping folders (corrections, the audit trail) are read whole, one GET per
+    object on object storage, like ``read_published``.
+    """
+    if isinstance(location, Path):
+        directory = location / folder
+        if not directory.is_dir():
+            return []
+        return [
+            (path.name, str(path), path.read_bytes())
+            for path in sorted(directory.iterdir())
+            if path.is_file() and not path.name.startswith(".")
+        ]
+    fs = location.fs
+    base = f"{location.path.rstrip('/')}/{folder}"
+    if not fs.exists(base):
+        return []
+    names = sorted(str(item).rsplit("/", 1)[-1] for item in fs.ls(base, detail=False))
+    return [
+        (name, str(fs.unstrip_protocol(f"{base}/{name}")), bytes(fs.cat_file(f"{base}/{name}")))
+        for name in names
+        if not name.startswith(".")
+    ]

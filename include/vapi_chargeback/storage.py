@@ -71,11 +71,11 @@ from vapi_chargeback.pausepoints import pause_point
 from vapi_chargeback.published import (
     COPY_CHUNK,
     LOCAL_PROTOCOLS,
-    O_DIRECTORY,
     OutputRoot,
     PublishedSetError,
     StorageLocation,
     _locate,
+    fsync_dir,
     read_published,
     read_published_file,
 )
@@ -214,12 +214,12 @@ def _keep_local(root: Path, period: str, folder: str, names: list[str]) -> None:
         for name in names:
             _copy_durably(root / period / name, staging / name)
         for directory in sorted({(staging / name).parent for name in names}, reverse=True):
-            _fsync_dir(directory)
+            fsync_dir(directory)
         os.rename(staging, target)
     except BaseException:
         _discard(staging)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _url(location: Path | StorageLocation, folder: str) -> str:
@@ -248,7 +248,7 @@ def _publish_local(rendered: RenderedSet, root: Path) -> str:
         except BaseException:
             _discard(staging)
             raise
-        _fsync_dir(root)
+        fsync_dir(root)
     return target.as_uri()
 
 
@@ -348,7 +348,7 @@ def _stage(rendered: RenderedSet, staging: Path) -> None:
     for directory in sorted(
         {(staging / entry.path).parent for entry in rendered.files}, reverse=True
     ):
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 def _copy_durably(source: Path, target: Path) -> None:
@@ -407,14 +407,6 @@ def _discard(path: Path) -> None:
         pass
     except OSError as error:
         log.warning("could not remove %s (%s); the next publish of this month retries", path, error)
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 # Object storage: upload everything, the manifest last.

@@ -24,9 +24,7 @@ import errno
 import json
 import os
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.period import parse_month
-from vapi_chargeback.published import OutputRoot, StorageLocation, _locate
+from vapi_chargeback.published import OutputRoot, StorageLocation, _locate, fsync_dir, read_folder
 
 AUDIT_DIR = "_audit"
 AUDIT_FORMAT_VERSION: Literal[1] = 1
@@ -130,29 +128,10 @@ def record_event(output_root: OutputRoot, event: AuditEvent) -> str:
 def read_events(output_root: OutputRoot, period: str) -> list[AuditEvent]:
     """The month's trail in time order; ``[]`` when it has none."""
     folder = audit_folder(period)
-    location = _locate(output_root)
-    if isinstance(location, Path):
-        directory = location / folder
-        if not directory.is_dir():
-            return []
-        named: list[tuple[str, str, Callable[[], bytes]]] = [
-            (path.name, str(path), path.read_bytes) for path in directory.iterdir()
-        ]
-    else:
-        fs = location.fs
-        base = f"{location.path.rstrip('/')}/{folder}"
-        named = [
-            (
-                str(item).rsplit("/", 1)[-1],
-                str(fs.unstrip_protocol(item)),
-                partial(fs.cat_file, item),
-            )
-            for item in fs.find(base)
-        ]
     return [
-        _parse(read(), where, period)
-        for name, where, read in sorted(named, key=lambda entry: entry[0])
-        if not name.startswith(".") and name.endswith(".json")
+        _parse(data, where, period)
+        for name, where, data in read_folder(_locate(output_root), folder)
+        if name.endswith(".json")
     ]
 
 
@@ -193,7 +172,7 @@ def _record_local(directory: Path, event: AuditEvent, body: bytes) -> str:
                 _create_exclusive(temporary, target, body)
             except FileExistsError:
                 continue
-            _fsync_dir(directory)
+            fsync_dir(directory)
             return str(target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -231,11 +210,3 @@ def _no_free_name(where: object, event: AuditEvent) -> AuditRecordError:
         f"{where}: every name for a {event.event} event within {MAX_NAME_ATTEMPTS} µs of"
         f" {event.at.isoformat()} is taken; something is recording the same event in a loop"
     )
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

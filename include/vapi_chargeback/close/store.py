@@ -41,6 +41,7 @@ from vapi_chargeback.published import (
     OutputRoot,
     StorageLocation,
     _locate,
+    read_folder,
     read_published,
     read_published_file,
 )
@@ -198,7 +199,7 @@ def corrections_into(output_root: OutputRoot, carried_to: str) -> list[Correctio
     parse_month(carried_to)
     files = [
         _parse(raw, f"{folder}/{name}")
-        for name, raw in _read_folder(location, folder)
+        for name, raw in _files_in(location, folder)
         if name.endswith(".json")
     ]
     for item in files:
@@ -317,25 +318,8 @@ def _read_bytes(location: Path | StorageLocation, relative: str) -> bytes | None
     return bytes(data)
 
 
-def _read_folder(location: Path | StorageLocation, folder: str) -> list[tuple[str, bytes]]:
-    """(name, bytes) of the visible files directly in ``folder``, by name."""
-    if isinstance(location, Path):
-        directory = location / folder
-        if not directory.is_dir():
-            return []
-        return [
-            (path.name, path.read_bytes())
-            for path in sorted(directory.iterdir())
-            if path.is_file() and not path.name.startswith(".")
-        ]
-    fs = location.fs
-    base = f"{location.path.rstrip('/')}/{folder}"
-    if not fs.exists(base):
-        return []
-    names = sorted(str(item).rsplit("/", 1)[-1] for item in fs.ls(base, detail=False))
-    return [
-        (name, bytes(fs.cat_file(f"{base}/{name}"))) for name in names if not name.startswith(".")
-    ]
+def _files_in(location: Path | StorageLocation, folder: str) -> list[tuple[str, bytes]]:
+    return [(name, data) for name, _, data in read_folder(location, folder)]
 
 
 def _subfolders(location: Path | StorageLocation, folder: str) -> list[str]:
