@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -54,6 +54,13 @@ class ChargebackLine:
     """The assistant's name where the mapping gives one; empty otherwise."""
     corrects: str = ""
     """On a ``correction:{YYYY-MM}`` line, the statement id it corrects; empty on others."""
+    charged_by: Literal["mapping", "variable", ""] = ""
+    """The rule that charged a ``direct`` line to its cost center: the assistant mapping or
+    the call's cost-center variable; empty on pools, corrections and adjustments. Shown in
+    the workbooks because both kinds of line otherwise look alike to an owner."""
+    successful_calls: int | None = None
+    """Calls whose ``analysis.successEvaluation`` is ``"true"``; ``None`` where not known
+    (pools, corrections, statements read back from a CSV)."""
 
     @property
     def other_usd(self) -> Decimal:
@@ -256,6 +263,44 @@ def _shown(line: ChargebackLine) -> tuple[object, ...]:
 
 
 @dataclass(frozen=True)
+class FxRate:
+    """The reporting-currency rate a month is converted at (config ``reporting_currency``);
+    stated with its date and source wherever converted money is shown."""
+
+    currency: str
+    """ISO 4217 code, upper case (``EUR``)."""
+    rate: Decimal
+    """Units of ``currency`` per 1 USD."""
+    rate_date: date
+    """The rate's date (``month_end``) or the last date averaged (``month_average``)."""
+    rule: Literal["month_end", "month_average"]
+    source: str
+    """The rates file's name and the sha256 of its bytes."""
+    minor_units: int
+    """Decimals of the currency: 2 for EUR, 0 for JPY."""
+
+
+@dataclass(frozen=True)
+class NamesSnapshot:
+    """The assistant names a run used, and where each came from; hashed into the manifest."""
+
+    names: dict[str, str]
+    """Assistant id → name shown."""
+    sources: dict[str, str]
+    """Assistant id → ``mapping``, ``api`` or ``earlier:{YYYY-MM}``."""
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PreviousMonth:
+    """The previous published month's lines, read back from its CSV, for month-over-month
+    drivers (the Variance sheet); absent when no earlier month was published."""
+
+    period: str
+    lines: list[ChargebackLine]
+
+
+@dataclass(frozen=True)
 class Statement:
     period: str
     """``YYYY-MM``."""
@@ -290,6 +335,15 @@ class Statement:
     """``None``: the month is not tied to an invoice."""
     changes_vs: ChangesVs | None = None
     """A restatement: the lines that differ from the version it replaces."""
+    fx: FxRate | None = None
+    """The reporting currency's rate; ``None`` when only USD is reported."""
+    names: NamesSnapshot | None = None
+    """The assistant names used on the lines; ``None`` where no names were looked up."""
+    previous: PreviousMonth | None = None
+    """The previous published month, for the Variance sheet; ``None`` when there is none."""
+    daily_cost_usd: dict[str, list[tuple[date, Decimal]]] = field(default_factory=dict)
+    """Cost center id → (local day, usage cost) for the days with calls, in day order; the
+    days add up to the cost center's usage lines. For the daily-cost charts."""
 
     @property
     def statement_ids(self) -> StatementIds:
