@@ -45,6 +45,9 @@ from vapi_chargeback.statements.deterministic import DeterministicZipFile, zip_t
 from vapi_chargeback.statements.formatting import FORMULA_TRIGGERS
 
 CellValue = str | int | Decimal | None
+ChartHook = Callable[[Any, "Sheet"], None]
+"""Adds native charts to a sheet: called with the openpyxl worksheet (``add_chart``) and the
+``Sheet`` (its ``header_row`` and rows say where the data a chart references sits)."""
 
 MAX_SHEET_TITLE = 31
 MIN_WIDTH = 8
@@ -86,6 +89,8 @@ class Sheet:
     """Rows above the table: the first row holds the title, each other row a bold label and
     its values. Labels count for the first column's width; the title and values overflow
     into the empty cells beside them."""
+    charts: Sequence[ChartHook] = ()
+    """Called once each after the sheet is laid out, to anchor native charts on it."""
 
     @property
     def header_row(self) -> int:
@@ -134,6 +139,8 @@ def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: Docu
     streams: dict[str, Callable[[], Iterable[bytes]]] = {}
     for index, (sheet, worksheet) in enumerate(zip(sheets, worksheets, strict=True), start=1):
         _lay_out(worksheet, sheet)
+        for add_charts in sheet.charts:
+            add_charts(worksheet, sheet)
         streams[f"xl/worksheets/sheet{index}.xml"] = partial(_sheet_rows, sheet, styles)
     _pin_properties(workbook, info)
     with _RowStreamingZip(target, zip_timestamp(info.moment), streams) as archive:

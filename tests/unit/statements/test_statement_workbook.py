@@ -265,3 +265,23 @@ def test_ooxml_escape_lookalikes_are_stored_escaped(text: str, stored: bytes) ->
     write_workbook(buffer, [Sheet("S", [Column("Team")], [[text]])], INFO)
 
     assert stored in zipfile.ZipFile(buffer).read("xl/worksheets/sheet1.xml")
+
+
+def test_a_chart_hook_anchors_a_native_chart_that_references_the_sheet_rows() -> None:
+    from openpyxl.chart import BarChart, Reference
+
+    def bar(worksheet: object, sheet: Sheet) -> None:
+        chart = BarChart()
+        first, last = sheet.header_row + 1, sheet.header_row + len(sheet.rows)
+        chart.add_data(Reference(worksheet, min_col=3, min_row=first, max_row=last))
+        worksheet.add_chart(chart, "F2")  # type: ignore[attr-defined]
+
+    table = _table()
+    buffer = io.BytesIO()
+    write_workbook(buffer, [Sheet(table.title, table.columns, table.rows, charts=[bar])], INFO)
+
+    names = zipfile.ZipFile(buffer).namelist()
+    chart_xml = zipfile.ZipFile(buffer).read("xl/charts/chart1.xml").decode()
+    assert "xl/drawings/drawing1.xml" in names
+    assert "'Detail'!$C$2:$C$3" in chart_xml
+    assert _open([table])["Detail"]["C2"].value == 1234.5
