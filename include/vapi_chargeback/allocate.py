@@ -103,6 +103,7 @@ def allocate(
         components=list(plan.components),
         cost_centers=[CostCenterInfo(c.id, c.name, c.owner_email) for c in config.cost_centers],
         lines=lines,
+        org_name=config.org.name,
         breakdowns=builder.tables(),
         pool_notes=notes,
     )

@@ -312,6 +312,9 @@ class Statement:
     components: list[str]
     cost_centers: list[CostCenterInfo]
     lines: list[ChargebackLine]
+    org_name: str = ""
+    """The org's name (config ``org.name``), for the workbooks' title block; empty where not
+    known (statements read back from a CSV, hand-made samples)."""
     breakdowns: dict[str, list[Breakdown]] = field(default_factory=dict)
     """Cost center id → its owner's query-definition breakdowns."""
     reconciliation: Reconciliation | None = None
