@@ -278,6 +278,9 @@ class FxRate:
     """The rates file's name and the sha256 of its bytes."""
     minor_units: int
     """Decimals of the currency: 2 for EUR, 0 for JPY."""
+    first_date: date | None = None
+    """``month_average``: the first date averaged (the range is ``first_date``–``rate_date``);
+    ``None`` for ``month_end``."""
 
 
 @dataclass(frozen=True)
