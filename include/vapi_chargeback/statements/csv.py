@@ -76,37 +76,39 @@ def write_csv(statement: Statement, path: Path) -> int:
     """Write the statement CSV to ``path``; return the number of data rows (lines)."""
     ids = statement.statement_ids
     with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(_record(header(statement.components)))
+        handle.write(record(header(statement.components)))
         for line in statement.lines:
             statement_id = ids.for_cost_center(line.cost_center_id)
-            handle.write(_record(_row(statement.period, line, statement_id)))
+            handle.write(record(_row(statement.period, line, statement_id)))
     return len(statement.lines)
 
 
 def _row(period: str, line: ChargebackLine, statement_id: str) -> list[str]:
     return [
         period,
-        _text(line.cost_center_id),
-        _text(line.cost_center_name),
-        _text(line.team),
-        _text(line.assistant_id),
-        _text(line.allocation),
+        safe_text(line.cost_center_id),
+        safe_text(line.cost_center_name),
+        safe_text(line.team),
+        safe_text(line.assistant_id),
+        safe_text(line.allocation),
         str(line.calls),
         minutes_text(line.minutes),
         money_text(line.cost_usd),
         *(money_text(amount) for amount in line.components_usd.values()),
         money_text(line.other_usd),
-        _text(line.assistant_name),
+        safe_text(line.assistant_name),
         statement_id,
-        _text(line.corrects),
+        safe_text(line.corrects),
     ]
 
 
-def _text(value: str) -> str:
+def safe_text(value: str) -> str:
+    """Text a spreadsheet would run as a formula, prefixed with ``'`` (shared with the exports)."""
     return f"'{value}" if looks_like_formula(value) else value
 
 
-def _record(fields: list[str]) -> str:
+def record(fields: list[str]) -> str:
+    """One line in this module's byte format; the FOCUS and journal exports use it too."""
     return (
         ",".join(_quoted(field) if NEEDS_QUOTES.search(field) else field for field in fields)
         + LINE_TERMINATOR
@@ -218,5 +220,5 @@ def _line(values: dict[str, str], components: list[str], where: str) -> Chargeba
 
 
 def _plain(text: str) -> str:
-    """Undo :func:`_text`'s guard: ``'=x`` was written for ``=x``."""
+    """Undo :func:`safe_text`'s guard: ``'=x`` was written for ``=x``."""
     return text[1:] if text.startswith("'") and looks_like_formula(text[1:]) else text
