@@ -8,7 +8,9 @@ matches its hash (``storage.read_published``).
 It also records where the month stands in its close (DESIGN §3): ``status`` (draft or
 final), ``version``, the ``statement_ids`` (org and per cost center), the approval
 (``approved_by``, ``approved_at``, ``approved_run_id``), a restatement's reason and the
-``invoice`` tie-out (``null``: not tied to an invoice). ``close.lifecycle.MonthState``
+``invoice`` tie-out (``null``: not tied to an invoice). Its ``key_figures`` (``statements.keyfigures``: the
+org's and each cost center's total, % allocated, change vs the previous month and unit
+costs) are what the Summary sheets show, for ``make demo`` and the mails to quote. ``close.lifecycle.MonthState``
 reads these fields back; they were added without a new ``format_version`` because a
 manifest without them reads as what it was, a draft version 1 not tied to an invoice.
 
@@ -28,6 +30,7 @@ from typing import Any
 
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
+from vapi_chargeback.statements.keyfigures import manifest_key_figures
 from vapi_chargeback.statements.totals import StatementTotals
 
 MANIFEST_NAME = "manifest.json"
@@ -104,6 +107,7 @@ def build_manifest(
                 center: money_text(item.cost_usd) for center, item in totals.by_center.items()
             },
         },
+        "key_figures": manifest_key_figures(statement),
         "reconciliation": None
         if check is None
         else {

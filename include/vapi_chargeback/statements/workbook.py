@@ -13,8 +13,14 @@ Cell rules, identical on every sheet:
 - ``str`` → an inline string, never a formula. Text starting with ``=``, ``+``, ``-``,
   ``@``, tab or CR also gets ``quotePrefix`` so Excel keeps it as text when edited.
 - ``int`` → number ``#,##0``; ``Decimal`` → number ``#,##0.00`` written from its exact
-  decimal digits (no float); in a percent column either → ``0.00%``.
+  decimal digits (no float); in a percent column either → ``0.00%``; in a rate column
+  (unit costs such as $/minute) ``#,##0.0000``: the cell keeps every digit, only the
+  format rounds.
+- ``date`` → a date serial with format ``yyyy-mm-dd``, so a day sorts and filters as a date.
 - ``None`` or ``""`` → no cell.
+
+Every sheet prints the same way: landscape, one page wide, the table header repeated on
+each page, and a footer naming the statement (``DocumentInfo.footer``) with "page X of Y".
 
 A sheet may open with a title block (the statement's title, status, id …) above its
 table: a blank row separates the two, and the frozen pane sits below the table header so
@@ -29,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -44,7 +50,7 @@ from openpyxl.writer.excel import ExcelWriter
 from vapi_chargeback.statements.deterministic import DeterministicZipFile, zip_timestamp
 from vapi_chargeback.statements.formatting import FORMULA_TRIGGERS
 
-CellValue = str | int | Decimal | None
+CellValue = str | int | Decimal | date | None
 ChartHook = Callable[[Any, "Sheet"], None]
 """Adds native charts to a sheet: called with the openpyxl worksheet (``add_chart``) and the
 ``Sheet`` (its ``header_row`` and rows say where the data a chart references sits)."""
@@ -66,6 +72,11 @@ HEADER_FILL = "DDEBF7"
 INTEGER_FORMAT = "#,##0"
 MONEY_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.00%"
+RATE_FORMAT = "#,##0.0000"
+DATE_FORMAT = "yyyy-mm-dd"
+EXCEL_EPOCH = date(1899, 12, 30)
+"""Day 0 of Excel's 1900 date system as the serials from March 1900 on count it."""
+PAGE_FOOTER_RIGHT = "page &P of &N"
 TITLE_SIZE = 14
 
 
@@ -74,6 +85,8 @@ class Column:
     header: str
     percent: bool = False
     """Numbers in this column are fractions shown as percentages."""
+    rate: bool = False
+    """Numbers in this column are unit costs, kept exact and shown to four places."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ class DocumentInfo:
     moment: datetime
     """Stamped as created, modified and on every zip entry, so reruns are byte-identical."""
     keywords: str = ""
+    footer: str = ""
+    """Printed at the left of every page's footer (the statement id)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,8 @@ class _StyleIds:
     integer: int
     money: int
     share: int
+    rate: int
+    date: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +155,7 @@ def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: Docu
     styles = _style_ids(worksheets[0])
     streams: dict[str, Callable[[], Iterable[bytes]]] = {}
     for index, (sheet, worksheet) in enumerate(zip(sheets, worksheets, strict=True), start=1):
-        _lay_out(worksheet, sheet)
+        _lay_out(worksheet, sheet, info.footer)
         for add_charts in sheet.charts:
             add_charts(worksheet, sheet)
         streams[f"xl/worksheets/sheet{index}.xml"] = partial(_sheet_rows, sheet, styles)
@@ -199,10 +216,14 @@ def _named_styles() -> list[NamedStyle]:
         NamedStyle("Integer", number_format=INTEGER_FORMAT),
         NamedStyle("Money", number_format=MONEY_FORMAT),
         NamedStyle("Share", number_format=PERCENT_FORMAT),
+        NamedStyle("Rate", number_format=RATE_FORMAT),
+        NamedStyle("Date", number_format=DATE_FORMAT),
         NamedStyle("Total Text", font=bold, border=rule),
         NamedStyle("Total Integer", font=bold, border=rule, number_format=INTEGER_FORMAT),
         NamedStyle("Total Money", font=bold, border=rule, number_format=MONEY_FORMAT),
         NamedStyle("Total Share", font=bold, border=rule, number_format=PERCENT_FORMAT),
+        NamedStyle("Total Rate", font=bold, border=rule, number_format=RATE_FORMAT),
+        NamedStyle("Total Date", font=bold, border=rule, number_format=DATE_FORMAT),
         NamedStyle("Statement Title", font=Font(bold=True, size=TITLE_SIZE)),
         NamedStyle("Statement Label", font=bold),
     ]
@@ -225,6 +246,8 @@ def _style_ids(worksheet: Any) -> _Styles:
             integer=style_id(f"{prefix}Integer"),
             money=style_id(f"{prefix}Money"),
             share=style_id(f"{prefix}Share"),
+            rate=style_id(f"{prefix}Rate"),
+            date=style_id(f"{prefix}Date"),
         )
 
     return _Styles(
@@ -236,13 +259,26 @@ def _style_ids(worksheet: Any) -> _Styles:
     )
 
 
-def _lay_out(worksheet: Any, sheet: Sheet) -> None:
+def _lay_out(worksheet: Any, sheet: Sheet, footer: str) -> None:
     last = get_column_letter(max(len(sheet.columns), 1))
     for index, width in enumerate(_widths(sheet), start=1):
         worksheet.column_dimensions[get_column_letter(index)].width = width
     header = sheet.header_row
     worksheet.freeze_panes = f"A{header + 1}"
     worksheet.auto_filter.ref = f"A{header}:{last}{header + len(sheet.rows)}"
+    _print_setup(worksheet, header, footer)
+
+
+def _print_setup(worksheet: Any, header: int, footer: str) -> None:
+    """Landscape, one page wide (as many pages tall as needed), the table header on every
+    page, and the footer a filed printout needs to be traced back to its statement."""
+    worksheet.page_setup.orientation = "landscape"
+    worksheet.page_setup.fitToWidth = 1
+    worksheet.page_setup.fitToHeight = 0
+    worksheet.sheet_properties.pageSetUpPr.fitToPage = True
+    worksheet.print_title_rows = f"{header}:{header}"
+    worksheet.oddFooter.left.text = footer.replace("&", "&&") or None
+    worksheet.oddFooter.right.text = PAGE_FOOTER_RIGHT
 
 
 def _widths(sheet: Sheet) -> list[int]:
@@ -255,6 +291,8 @@ def _widths(sheet: Sheet) -> list[int]:
         texts = [len(value) for value in values if isinstance(value, str)]
         numbers = [value for value in values if isinstance(value, int | Decimal)]
         shown = [len(column.header) + FILTER_BUTTON_WIDTH, *texts]
+        if any(isinstance(value, date) for value in values):
+            shown.append(len(DATE_FORMAT))
         if numbers:
             shown += [_shown_length(max(numbers), column), _shown_length(min(numbers), column)]
         widths.append(min(max(max(shown) + 1, MIN_WIDTH), MAX_WIDTH))
@@ -264,6 +302,8 @@ def _widths(sheet: Sheet) -> list[int]:
 def _shown_length(value: int | Decimal, column: Column) -> int:
     if column.percent:
         return len(f"{value * 100:,.2f}%")
+    if column.rate:
+        return len(f"{value:,.4f}")
     if isinstance(value, int):
         return len(f"{value:,}")
     return len(f"{value:,.2f}")
@@ -283,7 +323,7 @@ def _pin_properties(workbook: Any, info: DocumentInfo) -> None:
 
 def _sheet_rows(sheet: Sheet, styles: _Styles) -> Iterator[bytes]:
     letters = [get_column_letter(index) for index in range(1, len(sheet.columns) + 1)]
-    percent = [column.percent for column in sheet.columns]
+    kinds = [_kind(column) for column in sheet.columns]
     number = sheet.header_row
     header = "".join(
         f'<c r="{letter}{number}" s="{styles.header}" t="inlineStr">'
@@ -298,7 +338,7 @@ def _sheet_rows(sheet: Sheet, styles: _Styles) -> Iterator[bytes]:
                 raise ValueError(
                     f"sheet {sheet.title!r} row {number}: {len(values)} values for {len(letters)} columns"
                 )
-            chunk.append(_row(number, values, letters, percent, family, sheet.title))
+            chunk.append(_row(number, values, letters, kinds, family, sheet.title))
             if len(chunk) >= ROWS_PER_CHUNK:
                 yield _encode(chunk, sheet.title)
                 chunk = []
@@ -315,31 +355,39 @@ def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
             [] if not isinstance(lead, str) or not lead else [_text_cell(f"A{number}", lead, style)]
         )
         letters = [get_column_letter(index) for index in range(2, len(rest) + 2)]
-        cells += _cells(number, rest, letters, [False] * len(rest), styles.body, sheet.title)
+        kinds = [_kind(Column(""))] * len(rest)
+        cells += _cells(number, rest, letters, kinds, styles.body, sheet.title)
         yield f'<row r="{number}">{"".join(cells)}</row>'
+
+
+def _kind(column: Column) -> str:
+    return "share" if column.percent else "rate" if column.rate else ""
 
 
 def _row(
     number: int,
     values: Sequence[CellValue],
     letters: list[str],
-    percent: list[bool],
+    kinds: list[str],
     styles: _StyleIds,
     title: str,
 ) -> str:
-    return f'<row r="{number}">{"".join(_cells(number, values, letters, percent, styles, title))}</row>'
+    return (
+        f'<row r="{number}">{"".join(_cells(number, values, letters, kinds, styles, title))}</row>'
+    )
 
 
 def _cells(
     number: int,
     values: Sequence[CellValue],
     letters: list[str],
-    percent: list[bool],
+    kinds: list[str],
     styles: _StyleIds,
     title: str,
 ) -> list[str]:
+    """``kinds`` per column: ``share``, ``rate`` or ``""`` (plain money and counts)."""
     cells = []
-    for letter, is_percent, value in zip(letters, percent, values, strict=True):
+    for letter, kind, value in zip(letters, kinds, values, strict=True):
         if value is None:
             continue
         if isinstance(value, str):
@@ -352,14 +400,18 @@ def _cells(
                 raise ValueError(
                     f"sheet {title!r} cell {letter}{number}: {value} is not a finite number"
                 )
-            style = styles.share if is_percent else styles.money
+            style = getattr(styles, kind) if kind else styles.money
             cells.append(f'<c r="{letter}{number}" s="{style}"><v>{value:f}</v></c>')
         elif isinstance(value, int) and not isinstance(value, bool):
-            style = styles.share if is_percent else styles.integer
+            style = getattr(styles, kind) if kind else styles.integer
             cells.append(f'<c r="{letter}{number}" s="{style}"><v>{value}</v></c>')
+        elif isinstance(value, date) and not isinstance(value, datetime):
+            serial = (value - EXCEL_EPOCH).days
+            cells.append(f'<c r="{letter}{number}" s="{styles.date}"><v>{serial}</v></c>')
         else:
             raise TypeError(
-                f"sheet {title!r} cell {letter}{number}: {type(value).__name__} is not str, int, Decimal or None"
+                f"sheet {title!r} cell {letter}{number}: {type(value).__name__} is not str, int,"
+                " Decimal, date or None"
             )
     return cells
 
