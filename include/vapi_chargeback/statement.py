@@ -284,6 +284,23 @@ class FxRate:
 
 
 @dataclass(frozen=True)
+class JournalAccounts:
+    """The general-ledger accounts of the config's ``gl:`` block, resolved per cost center,
+    that ``journal-{YYYY-MM}.csv`` books to (``exports.accounts``)."""
+
+    journal_prefix: str
+    expense_accounts: dict[str, str]
+    """Cost center id → its expense account (its own ``gl_account`` or the default)."""
+    credit_account: str
+    suspense_account: str
+    """Debited with unallocated cost."""
+    pool_accounts: dict[str, str] = field(default_factory=dict)
+    """Shared pool name → account; a pool not listed goes to the cost center's account."""
+    adjustment_account: str | None = None
+    """Corrections and invoice adjustments; ``None``: the cost center's account."""
+
+
+@dataclass(frozen=True)
 class NamesSnapshot:
     """The assistant names a run used, and where each came from; hashed into the manifest."""
 
@@ -347,6 +364,8 @@ class Statement:
     """The assistant names used on the lines; ``None`` where no names were looked up."""
     previous: PreviousMonth | None = None
     """The previous published month, for the Variance sheet; ``None`` when there is none."""
+    journal: JournalAccounts | None = None
+    """Where the month's journal entry books it; ``None``: no ``gl:`` block, no journal."""
     daily_cost_usd: dict[str, list[tuple[date, Decimal]]] = field(default_factory=dict)
     """Cost center id → (local day, usage cost) for the days with calls, in day order; the
     days add up to the cost center's usage lines. For the daily-cost charts."""
