@@ -24,12 +24,11 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -39,7 +38,6 @@ from vapi_chargeback.analytics.errors import (
     AuthenticationError,
     BadRequestError,
     DamagedResponseError,
-    DuplicateQueryNameError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -47,6 +45,8 @@ from vapi_chargeback.analytics.errors import (
     UnusableResponseError,
     VapiAnalyticsError,
     excerpt,
+    reject_duplicate_names,
+    server_messages,
 )
 from vapi_chargeback.analytics.models import (
     DEFAULT_MAX_QUERIES_PER_REQUEST,
@@ -83,6 +83,7 @@ means a wrong endpoint. Bodies are read into memory, so this also bounds that.""
 SUCCESS_STATUS_CODES = frozenset({200, 201})
 
 _NAMES_IN_DESCRIPTION = 10
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,9 @@ class VapiAnalyticsClient:
     def query(self, queries: Sequence[AnalyticsQuery]) -> dict[str, AnalyticsQueryResult]:
         """Answer every query, in as few requests as the batch limit allows; keyed by name, in order."""
         queries = list(queries)
-        _reject_duplicate_names(queries, request=f"POST {self.url} (before sending)")
+        reject_duplicate_names(
+            [query.name for query in queries], request=f"POST {self.url} (before sending)"
+        )
         responses = self.post_batches(self.plan_batches(queries))
         by_name = {result.name: result for response in responses for result in response.results}
         return {query.name: by_name[query.name] for query in queries}
@@ -296,12 +299,44 @@ class VapiAnalyticsClient:
                 f"{request}: {len(queries)} queries exceed max_queries_per_request="
                 f"{self.max_queries_per_request}; split them with plan_batches() or use query()"
             )
-        _reject_duplicate_names(queries, request=request)
+        reject_duplicate_names([query.name for query in queries], request=request)
         body = json.dumps(
             {"queries": [query.to_wire() for query in queries]},
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
+        return self._with_retries(
+            request,
+            f"Vapi analytics batch {batch_index}",
+            lambda remaining: self._attempt(remaining, request, content=body),
+            lambda reply, attempts: self._parse(
+                reply, request, queries, attempts, keep_results=keep_results, check=check
+            ),
+            cancelled,
+        )
+
+    def get(
+        self, path: str, params: Mapping[str, str], *, request: str
+    ) -> tuple[httpx.Response, bytes, int]:
+        """One logical ``GET`` of ``path`` (``/assistant``), retried like :meth:`post_batch`:
+        the success response, its body and the attempts it took; ``request`` labels errors."""
+        url = self.base_url + path
+        return self._with_retries(
+            request,
+            request,
+            lambda remaining: self._attempt(remaining, request, url=url, params=params),
+            lambda reply, attempts: (reply.response, reply.raw, attempts),
+        )
+
+    def _with_retries(
+        self,
+        request: str,
+        label: str,
+        attempt_once: Callable[[float], _Reply | Exception],
+        parse: Callable[[_Reply, int], _T],
+        cancelled: threading.Event | None = None,
+    ) -> _T:
+        """Attempts until one is parsed, the policy says stop, or the deadline is near."""
         started = self._clock()
         attempt = 0
         while True:
@@ -309,12 +344,10 @@ class VapiAnalyticsClient:
             if cancelled is not None and cancelled.is_set():
                 raise _Cancelled
             remaining = self.deadline - (self._clock() - started)
-            outcome: _Reply | Exception = self._attempt(body, remaining, request)
+            outcome: _Reply | Exception = attempt_once(remaining)
             if isinstance(outcome, _Reply) and outcome.response.status_code in SUCCESS_STATUS_CODES:
                 try:
-                    return self._parse(
-                        outcome, request, queries, attempt, keep_results=keep_results, check=check
-                    )
+                    return parse(outcome, attempt)
                 except DamagedResponseError as damaged:
                     outcome = damaged
             reason = retry_reason(outcome.response if isinstance(outcome, _Reply) else outcome)
@@ -345,8 +378,8 @@ class VapiAnalyticsClient:
             if cancelled is not None and cancelled.is_set():
                 raise _Cancelled
             log.warning(
-                "Vapi analytics batch %d attempt %d/%d failed (%s); waiting %.2f s (%s) before retrying",
-                batch_index,
+                "%s attempt %d/%d failed (%s); waiting %.2f s (%s) before retrying",
+                label,
                 attempt,
                 self.max_retries + 1,
                 reason,
@@ -362,16 +395,28 @@ class VapiAnalyticsClient:
         else:
             self._sleep(seconds)
 
-    def _attempt(self, body: bytes, remaining: float, request: str) -> _Reply | Exception:
-        """One HTTP exchange; a retryable transport failure is returned, not raised."""
+    def _attempt(
+        self,
+        remaining: float,
+        request: str,
+        *,
+        content: bytes | None = None,
+        url: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> _Reply | Exception:
+        """One HTTP exchange, a POST of ``content`` to ``/analytics`` or a GET of ``url``; a
+        retryable transport failure is returned, not raised."""
         if remaining <= 0:
             return httpx.TimeoutException("deadline reached before the attempt")
         timeout = httpx.Timeout(
             min(self.read_timeout, remaining), connect=min(self.connect_timeout, remaining)
         )
-        log.debug("POST %s (%d bytes)", self.url, len(body))
+        method = "GET" if content is None else "POST"
+        log.debug("%s %s (%d bytes)", method, url or self.url, len(content or b""))
         try:
-            with self._http.stream("POST", self.url, content=body, timeout=timeout) as response:
+            with self._http.stream(
+                method, url or self.url, content=content, params=params, timeout=timeout
+            ) as response:
                 return _Reply(response, self._read_limited(response, request))
         except RETRYABLE_EXCEPTIONS as error:
             return error
@@ -448,7 +493,7 @@ class VapiAnalyticsClient:
                 body=text,
             )
         if status == 400:
-            messages = _server_messages(text)
+            messages = server_messages(text)
             return BadRequestError(
                 f"HTTP 400, the API rejected the queries: {'; '.join(messages)}. "
                 "Fix the query definitions named above; the request was not retried.",
@@ -536,31 +581,6 @@ def _checked_base_url(base_url: str) -> str:
 def _require(ok: bool, name: str, value: object) -> None:
     if not ok:
         raise ValueError(f"{name}={value!r} is out of range; see VapiAnalyticsClient's defaults")
-
-
-def _reject_duplicate_names(queries: Sequence[AnalyticsQuery], *, request: str) -> None:
-    counts = Counter(query.name for query in queries)
-    duplicated = sorted(name for name, count in counts.items() if count > 1)
-    if duplicated:
-        raise DuplicateQueryNameError(
-            f"query names must be unique, repeated: {', '.join(map(repr, duplicated))}. "
-            "Results are matched by name; rename or deduplicate these queries.",
-            request=request,
-        )
-
-
-def _server_messages(text: str) -> list[str]:
-    """The ``message`` list of a NestJS 400 body, else the body itself as one message."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return [excerpt(text) or "no message"]
-    message = body.get("message") if isinstance(body, dict) else None
-    if isinstance(message, list) and message:
-        return [str(item) for item in message]
-    if isinstance(message, str) and message:
-        return [message]
-    return [excerpt(text) or "no message"]
 
 
 def _first_failure(

@@ -8,7 +8,9 @@ here, so these objects are safe to log and to show in the Airflow UI.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from vapi_chargeback.errors import ChargebackError, PermanentError
 
@@ -128,3 +130,29 @@ def excerpt(body: str, limit: int = BODY_EXCERPT_CHARS) -> str:
     """The start of a body for a one-line message: whitespace collapsed, cut at ``limit``."""
     text = " ".join(body.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def server_messages(text: str) -> list[str]:
+    """The ``message`` list of a NestJS 400 body, else the body itself as one message."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return [excerpt(text) or "no message"]
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, list) and message:
+        return [str(item) for item in message]
+    if isinstance(message, str) and message:
+        return [message]
+    return [excerpt(text) or "no message"]
+
+
+def reject_duplicate_names(names: Iterable[str], *, request: str) -> None:
+    """Results are matched to queries by name, so one call's query names must be unique."""
+    counts = Counter(names)
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
+    if duplicated:
+        raise DuplicateQueryNameError(
+            f"query names must be unique, repeated: {', '.join(map(repr, duplicated))}. "
+            "Results are matched by name; rename or deduplicate these queries.",
+            request=request,
+        )
