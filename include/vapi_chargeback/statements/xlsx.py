@@ -31,6 +31,7 @@ from vapi_chargeback.statement import (
     CostCenterInfo,
     Statement,
 )
+from vapi_chargeback.statements.charts import finance_chart_sheets, owner_chart_sheets
 from vapi_chargeback.statements.totals import StatementTotals, Subtotal, share, subtotal
 from vapi_chargeback.statements.workbook import (
     CellValue,
@@ -88,6 +89,7 @@ def write_statement_workbook(statement: Statement, totals: StatementTotals, path
         detail_sheet(statement, totals),
         _unallocated(statement, totals.lines_by_center[UNALLOCATED]),
         _reconciliation(statement),
+        *finance_chart_sheets(statement, totals, _component_labels(statement)),
         *_changes_sheets(statement, None),
         Sheet("About", _FIELDS, _about_rows(statement)),
     ]
@@ -104,11 +106,13 @@ def write_cost_center_workbook(
     carried = [line for line in lines if line.is_correction or line.is_adjustment]
     breakdowns = statement.breakdowns.get(center.id, [])
     changes = _changes_sheets(statement, center.id)
+    charts = owner_chart_sheets(statement, center, lines)
     fixed = [
         "Summary",
         "Detail",
         "Shared costs",
         *([CORRECTIONS_SHEET] if carried else []),
+        *(sheet.title for sheet in charts),
         *(sheet.title for sheet in changes),
         "About",
     ]
@@ -126,6 +130,7 @@ def write_cost_center_workbook(
         ),
         _shared_costs(statement, shared, components),
         *([_corrections(statement, carried, components)] if carried else []),
+        *charts,
         *(
             Sheet(title, [Column(name) for name in item.columns], item.rows)
             for title, item in zip(titles[len(fixed) :], breakdowns, strict=True)
@@ -249,6 +254,10 @@ def _component_columns(statement: Statement) -> list[Column]:
         for name in statement.components
     ]
     return [*(Column(f"{label} (USD)") for label in labels), Column("Other (USD)")]
+
+
+def _component_labels(statement: Statement) -> list[str]:
+    return [column.header for column in _component_columns(statement)[:-1]]
 
 
 def _usage_columns() -> list[Column]:

@@ -57,7 +57,15 @@ def owner(statement: Statement, tmp_path: Path) -> openpyxl.Workbook:
 
 
 def test_finance_workbook_sheets(finance: openpyxl.Workbook) -> None:
-    assert finance.sheetnames == ["Summary", "Detail", "Unallocated", "Reconciliation", "About"]
+    assert finance.sheetnames == [
+        "Summary",
+        "Detail",
+        "Unallocated",
+        "Reconciliation",
+        "Cost by component",
+        "Daily cost",
+        "About",
+    ]
     for sheet in finance.worksheets[1:]:
         assert sheet.freeze_panes == "A2", sheet.title
         assert sheet.auto_filter.ref.startswith("A1:"), sheet.title
@@ -262,6 +270,8 @@ def test_owner_workbook_sheets_include_one_per_breakdown(owner: openpyxl.Workboo
         "Summary",
         "Detail",
         "Shared costs",
+        "Daily cost",
+        "Top assistants",
         "Cost by assistant day all",
         "Summary (2)",
         "About",
