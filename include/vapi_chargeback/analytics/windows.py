@@ -1,0 +1,160 @@
+"""Listing everything in a time range from an endpoint that caps pages and has no cursor.
+
+``GET /call`` and ``GET /assistant`` answer at most ``limit`` records for the given
+``createdAt``/``updatedAt`` bounds, in no promised order. A page with fewer than
+``limit`` records is everything in its window; a full page may not be, so its window is
+split and read again (the full page is reported but not kept). Windows are half-open,
+``[ge, lt)`` in whole milliseconds (the API's resolution), so every record falls in
+exactly one of them; the width adapts to the density, aiming at half-full pages.
+
+One millisecond holding ``limit`` records or more (a batch of calls created in one
+transaction) cannot be split by ``createdAt``. It is split by ``updatedAt`` instead,
+walked upwards from the epoch to the moment the walk reached it, then an open tail
+``updatedAt ≥ that moment``: ``updatedAt`` only ever grows, so a record updated while
+the walk runs moves into a window not yet read (or is read twice; callers deduplicate
+by id) and is never skipped. Records both created and updated in one millisecond beyond
+``limit`` cannot be separated by any filter the API has; that raises
+:class:`UnsplittableWindowError` rather than count part of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from vapi_chargeback.analytics.listing import ListPage, instant
+from vapi_chargeback.errors import PermanentError
+
+TARGET_FILL = 0.5
+"""Share of ``limit`` a window aims at: low enough that few pages come back full."""
+MAX_GROWTH = 4
+"""A window grows at most this many times over the previous one."""
+
+
+class UnsplittableWindowError(PermanentError):
+    """More than ``limit`` records share one created millisecond and one updated millisecond."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """``createdAt ∈ [created_ge, created_lt)`` and, when set, ``updatedAt ∈ [updated_ge, updated_lt)``.
+
+    All in epoch milliseconds; ``updated_lt`` None is an open upper bound.
+    """
+
+    created_ge: int
+    created_lt: int
+    updated_ge: int | None = None
+    updated_lt: int | None = None
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query filters, in a fixed order (so the same window is the same request)."""
+        params = [
+            ("createdAtGe", instant(self.created_ge)),
+            ("createdAtLt", instant(self.created_lt)),
+        ]
+        if self.updated_ge is not None:
+            params.append(("updatedAtGe", instant(self.updated_ge)))
+        if self.updated_lt is not None:
+            params.append(("updatedAtLt", instant(self.updated_lt)))
+        return params
+
+    def holds(self, created_ms: int, updated_ms: int | None) -> bool:
+        """Whether a record with these instants belongs in the window (a server is checked)."""
+        if not self.created_ge <= created_ms < self.created_lt:
+            return False
+        if self.updated_ge is None:
+            return True
+        if updated_ms is None or updated_ms < self.updated_ge:
+            return False
+        return self.updated_lt is None or updated_ms < self.updated_lt
+
+
+@dataclass(frozen=True)
+class WindowPage:
+    """A page read for ``window``; ``kept`` False when it came back full and was split instead."""
+
+    window: Window
+    page: ListPage
+    count: int
+    kept: bool
+
+
+Fetch = Callable[[Window], ListPage]
+"""Reads one window; ``page.parsed`` is the sequence of records."""
+
+
+def walk_windows(
+    fetch: Fetch,
+    start_ms: int,
+    end_ms: int,
+    *,
+    limit: int,
+    now_ms: Callable[[], int],
+) -> Iterator[WindowPage]:
+    """Every page read to list ``createdAt ∈ [start_ms, end_ms)`` completely, in time order."""
+    if end_ms <= start_ms:
+        return
+    yield from _walk_axis(
+        lambda low, high: fetch(Window(low, high)),
+        lambda low, high: Window(low, high),
+        start_ms,
+        end_ms,
+        limit,
+        lambda millisecond: _walk_updated(fetch, millisecond, limit, now_ms),
+    )
+
+
+def _walk_updated(
+    fetch: Fetch, created_ms: int, limit: int, now_ms: Callable[[], int]
+) -> Iterator[WindowPage]:
+    """All records created in the millisecond ``created_ms``, windowed by ``updatedAt``."""
+
+    def window(low: int, high: int | None) -> Window:
+        return Window(created_ms, created_ms + 1, low, high)
+
+    def unsplittable(updated_ms: int) -> Iterator[WindowPage]:
+        raise UnsplittableWindowError(
+            f"{limit} or more records were created at {instant(created_ms)} and updated at "
+            f"{instant(updated_ms)}; no filter of the API separates them, so they cannot be "
+            "listed completely. Report this to Vapi support with these instants."
+        )
+
+    low, high = 0, max(now_ms(), created_ms) + 1
+    while True:
+        yield from _walk_axis(
+            lambda a, b: fetch(window(a, b)), window, low, high, limit, unsplittable
+        )
+        tail = window(high, None)
+        page = fetch(tail)
+        full = len(page.parsed) >= limit
+        yield WindowPage(tail, page, len(page.parsed), kept=not full)
+        if not full:
+            return
+        low, high = high, max(now_ms() + 1, high + 1)
+
+
+def _walk_axis(
+    read: Callable[[int, int], ListPage],
+    window: Callable[[int, int], Window],
+    low: int,
+    high: int,
+    limit: int,
+    one_millisecond: Callable[[int], Iterator[WindowPage]],
+) -> Iterator[WindowPage]:
+    """``[low, high)`` in adaptive windows; a full one-millisecond window goes one level down."""
+    cursor, width = low, high - low
+    while cursor < high:
+        upper = min(cursor + width, high)
+        page = read(cursor, upper)
+        count = len(page.parsed)
+        full = count >= limit
+        yield WindowPage(window(cursor, upper), page, count, kept=not full)
+        if full and upper - cursor > 1:
+            width = (upper - cursor) // 2
+            continue
+        if full:
+            yield from one_millisecond(cursor)
+        growth = MAX_GROWTH if count == 0 else min(MAX_GROWTH, limit * TARGET_FILL / count)
+        width = max(1, int((upper - cursor) * growth))
+        cursor = upper
