@@ -51,6 +51,7 @@ from vapi_chargeback.close.ids import DEFAULT_PREFIX, StatementPrefixError, vali
 from vapi_chargeback.close.invoices import INVOICES_NAME
 from vapi_chargeback.close.tieout import DEFAULT_TOLERANCE_PCT
 from vapi_chargeback.config_checks import cross_check_problems
+from vapi_chargeback.exports.accounts import Account, GlSettings
 from vapi_chargeback.inputfiles import InputFileError
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
@@ -205,6 +206,8 @@ class CostCenter(_Strict):
     that the mapping rows of its past months still load; no row may charge it later, and
     from the month after this day on it gets no shared costs, variable-value charges or
     statement (see :meth:`ChargebackConfig.for_period`)."""
+    gl_account: Account | None = None
+    """Expense account its cost is debited to in the journal; none = ``gl.expense_account``."""
 
     _name = field_validator("name")(_printable)
 
@@ -305,6 +308,8 @@ class ChargebackConfig(_Strict):
     invoices: str = Field(default=INVOICES_NAME, min_length=1)
     """Vapi's invoices per month (``period,invoice_id,amount_usd``), relative to this file
     unless absolute; optional: without it no month is tied to an invoice."""
+    gl: GlSettings | None = None
+    """General-ledger accounts of the month's journal entry; without it no journal is written."""
 
     _sha256: str | None = PrivateAttr(default=None)
 

@@ -1,5 +1,6 @@
 """The rules of ``chargeback.yaml`` that span several fields: unique ids and names, one pool
-per source, percentages naming real cost centers and adding up to 100.
+per source, percentages naming real cost centers and adding up to 100, and a GL account for
+every cost center when a ``gl:`` block is set (``exports.accounts``).
 
 They read the raw document, so ``load_config`` reports them together with the per-field
 problems pydantic finds; the config model runs them again when built from Python.
@@ -12,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from vapi_chargeback.analytics.models import field_path
+from vapi_chargeback.exports.accounts import gl_problems
 from vapi_chargeback.money import HUNDRED
 from vapi_chargeback.yamldoc import Loc
 
@@ -61,7 +63,8 @@ def cross_check_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
             total = sum((Decimal(v) for v in values), Decimal(0))
             if total != HUNDRED:
                 problems.append((loc, f"percentages sum to {total}, not 100; adjust them"))
-    return problems
+    names = [pool["name"] for _, pool in pools if isinstance(pool.get("name"), str)]
+    return problems + gl_problems(data.get("gl"), centers, names)
 
 
 def _dicts(value: object) -> list[tuple[int, dict[str, Any]]]:

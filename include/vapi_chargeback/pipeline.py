@@ -44,11 +44,13 @@ from vapi_chargeback.close.store import corrections_into, state_reader
 from vapi_chargeback.close.tieout import TieOut, tie_out
 from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.exports.accounts import journal_accounts
+from vapi_chargeback.fxrates import month_rate
 from vapi_chargeback.mapping import AssistantMapping, load_mapping
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
-from vapi_chargeback.statement import ChargebackLine, Provenance, Statement
+from vapi_chargeback.statement import ChargebackLine, FxRate, Provenance, Statement
 from vapi_chargeback.storage import LOCAL_PROTOCOLS
 from vapi_chargeback.workfolder import (
     PLAN_FILE,
@@ -135,6 +137,8 @@ class RunInfo(BaseModel):
     invoices_path: str | None = None
     invoices_sha256: str | None = None
     """Of ``invoices_path`` when planned; ``None`` when there was no such file."""
+    fx: FxRate | None = None
+    """The reporting currency's rate for the month, chosen when planned (``fxrates``)."""
 
 
 def plan_run(
@@ -157,6 +161,7 @@ def plan_run(
     require_settled(period, config.settlement_delay_hours, now)
     invoices_file = invoices_path(config, config_file)
     invoices = load_invoices(invoices_file)
+    fx = month_rate(config.reporting_currency, config.fx, config_file, period)
     plan = plan_for(config, period, mapping, settings.max_queries_per_request)
     output_url = output_location(settings.output_url, config, settings.default_output_url)
     reason = _restatement(month, settings, open_path(output_url))
@@ -183,6 +188,7 @@ def plan_run(
         reason=reason,
         invoices_path=str(invoices_file),
         invoices_sha256=invoices.sha256,
+        fx=fx,
     )
 
 
@@ -285,6 +291,8 @@ def allocate_run(
         statement,
         lines=[*statement.lines, *carried],
         statement_prefix=config.statement_prefix,
+        fx=run.fx,
+        journal=journal_accounts(config.gl, {c.id: c.gl_account for c in config.cost_centers}),
         provenance=Provenance(
             run_id=run.run_id,
             config_sha256=run.config_sha256,

@@ -1,0 +1,1 @@
+"""Files made from a statement for other tools: FOCUS for FinOps tools, a journal for the ERP."""
