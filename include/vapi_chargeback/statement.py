@@ -81,14 +81,28 @@ class ChargebackLine:
         return self.allocation == INVOICE_ADJUSTMENT
 
 
+BreakdownCell = str | int | Decimal | date | None
+"""A breakdown cell: text, a count, an amount, a bucket's first day, or nothing (an average
+over nothing)."""
+
+
 @dataclass(frozen=True)
 class Breakdown:
-    """One owner-defined query definition, as rows for an extra sheet of their workbook."""
+    """One owner-defined query definition, as rows for an extra sheet of their workbook.
+
+    Its additive columns (calls, minutes, money) are rounded against the cost center's
+    direct lines, so they add up to the statement; ``total`` is that sum row.
+    """
 
     definition_id: str
     title: str
     columns: list[str]
-    rows: list[list[str | int | Decimal | None]]
+    rows: list[list[BreakdownCell]]
+    total: list[BreakdownCell] = field(default_factory=list)
+    """The table's total row, one cell per column: ``Total`` in the first column, the
+    statement's direct-line totals under calls, minutes and money, the average over the
+    whole table under an average, empty text elsewhere; empty for a table written before
+    totals existed."""
 
 
 @dataclass(frozen=True)
@@ -318,6 +332,10 @@ class PreviousMonth:
 
     period: str
     lines: list[ChargebackLine]
+    statement_id: str = ""
+    """Its org statement id (with its version), so the sheet names what it compares with."""
+    status: str = ""
+    """``draft`` or ``final`` as its manifest records it; a draft comparison may still move."""
 
 
 @dataclass(frozen=True)
