@@ -15,13 +15,15 @@ settled month: calls created at or after its end during the run fall outside it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import (
     AwareDatetime,
@@ -33,9 +35,16 @@ from pydantic import (
     model_validator,
 )
 
+from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.errors import DamagedResponseError, UnusableResponseError
-from vapi_chargeback.analytics.listing import MAX_LIMIT, ListPage, VapiListClient, epoch_ms, instant
-from vapi_chargeback.analytics.windows import Window, walk_windows
+from vapi_chargeback.analytics.windows import (
+    MAX_LIMIT,
+    ListPage,
+    Window,
+    epoch_ms,
+    instant,
+    walk_windows,
+)
 
 CALL_PATH = "/call"
 DEFAULT_VARIABLE_KEY = "costCenter"
@@ -179,7 +188,7 @@ def parse_calls(raw: bytes, *, variable_key: str = DEFAULT_VARIABLE_KEY) -> list
 
 
 def list_call_pages(
-    client: VapiListClient,
+    client: VapiAnalyticsClient,
     start: datetime,
     end: datetime,
     *,
@@ -198,16 +207,21 @@ def list_call_pages(
     seen: set[bytes] = set()
 
     def fetch(window: Window) -> ListPage:
-        params = [*window.params(), ("limit", str(limit))]
-        return client.get(
-            CALL_PATH, params, lambda raw: parse_calls(raw, variable_key=variable_key)
+        params = dict([*window.params(), ("limit", str(limit))])
+        parsed: list[list[CallRecord]] = []
+        _, raw, attempts = client.get(
+            CALL_PATH,
+            params,
+            request=f"GET {client.base_url}{CALL_PATH}?{urlencode(params)}",
+            check=lambda body: parsed.append(parse_calls(body, variable_key=variable_key)),
         )
+        return ListPage(parsed[-1], hashlib.sha256(raw).hexdigest(), len(raw), attempts)
 
     def now_ms() -> int:
         return epoch_ms(now()) if now else time.time_ns() // 1_000_000
 
     for read in walk_windows(fetch, epoch_ms(start), epoch_ms(end), limit=limit, now_ms=now_ms):
-        records: list[CallRecord] = read.page.parsed
+        records: Sequence[CallRecord] = read.page.records
         fresh: list[CallRecord] = []
         for record in records:
             _check_in_window(record, read.window, client, read.page)
@@ -228,7 +242,7 @@ def list_call_pages(
 
 
 def iter_calls(
-    client: VapiListClient,
+    client: VapiAnalyticsClient,
     start: datetime,
     end: datetime,
     *,
@@ -248,7 +262,7 @@ def _floor_ms(moment: datetime) -> int:
 
 
 def _check_in_window(
-    record: CallRecord, window: Window, client: VapiListClient, page: ListPage
+    record: CallRecord, window: Window, client: VapiAnalyticsClient, page: ListPage
 ) -> None:
     created = _floor_ms(record.created_at)
     updated_ms = _floor_ms(record.updated_at) if record.updated_at else None

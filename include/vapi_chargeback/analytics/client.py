@@ -84,6 +84,7 @@ SUCCESS_STATUS_CODES = frozenset({200, 201})
 
 _NAMES_IN_DESCRIPTION = 10
 _T = TypeVar("_T")
+_Check = Callable[[bytes], object] | None
 
 
 @dataclass(frozen=True)
@@ -316,16 +317,17 @@ class VapiAnalyticsClient:
         )
 
     def get(
-        self, path: str, params: Mapping[str, str], *, request: str
+        self, path: str, params: Mapping[str, str], *, request: str, check: _Check = None
     ) -> tuple[httpx.Response, bytes, int]:
         """One logical ``GET`` of ``path`` (``/assistant``), retried like :meth:`post_batch`:
-        the success response, its body and the attempts it took; ``request`` labels errors."""
+        the success response, its body and the attempts it took; ``request`` labels errors.
+        ``check(body)`` runs inside the retries: its :class:`DamagedResponseError` is retried."""
         url = self.base_url + path
         return self._with_retries(
             request,
             request,
             lambda remaining: self._attempt(remaining, request, url=url, params=params),
-            lambda reply, attempts: (reply.response, reply.raw, attempts),
+            lambda r, attempts: (r.response, r.raw, attempts, check and check(r.raw))[:3],
         )
 
     def _with_retries(

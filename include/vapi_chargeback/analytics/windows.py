@@ -19,16 +19,47 @@ by id) and is never skipped. Records both created and updated in one millisecond
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from vapi_chargeback.analytics.listing import ListPage, instant
 from vapi_chargeback.errors import PermanentError
+
+MAX_LIMIT = 1000
+"""The largest ``limit`` the list endpoints accept (their default is 100)."""
 
 TARGET_FILL = 0.5
 """Share of ``limit`` a window aims at: low enough that few pages come back full."""
 MAX_GROWTH = 4
 """A window grows at most this many times over the previous one."""
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One answered ``GET`` of a list endpoint: its records (as the caller parsed them), its digest."""
+
+    records: Sequence[Any] = field(repr=False)
+    sha256: str
+    size: int
+    """Bytes of the body as received."""
+    attempts: int
+
+
+def instant(ms: int) -> str:
+    """Epoch milliseconds in the API's ISO-8601 form, ``2026-10-01T00:00:00.000Z``."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def epoch_ms(moment: datetime) -> int:
+    """An aware datetime as epoch milliseconds; a sub-millisecond part is refused, not cut."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no time zone; pass an aware datetime")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    if delta % timedelta(milliseconds=1):
+        raise ValueError(f"{moment.isoformat()} is not a whole millisecond; the API filters by ms")
+    return delta // timedelta(milliseconds=1)
 
 
 class UnsplittableWindowError(PermanentError):
@@ -81,7 +112,7 @@ class WindowPage:
 
 
 Fetch = Callable[[Window], ListPage]
-"""Reads one window; ``page.parsed`` is the sequence of records."""
+"""Reads one window (all of it, or ``limit`` records of it)."""
 
 
 def walk_windows(
@@ -127,8 +158,8 @@ def _walk_updated(
         )
         tail = window(high, None)
         page = fetch(tail)
-        full = len(page.parsed) >= limit
-        yield WindowPage(tail, page, len(page.parsed), kept=not full)
+        full = len(page.records) >= limit
+        yield WindowPage(tail, page, len(page.records), kept=not full)
         if not full:
             return
         low, high = high, max(now_ms() + 1, high + 1)
@@ -147,7 +178,7 @@ def _walk_axis(
     while cursor < high:
         upper = min(cursor + width, high)
         page = read(cursor, upper)
-        count = len(page.parsed)
+        count = len(page.records)
         full = count >= limit
         yield WindowPage(window(cursor, upper), page, count, kept=not full)
         if full and upper - cursor > 1:
