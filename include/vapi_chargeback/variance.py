@@ -43,18 +43,19 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
+from dateutil.relativedelta import relativedelta
+
 from vapi_chargeback.money import round_minutes
+from vapi_chargeback.period import parse_month
 from vapi_chargeback.split import round_to_total
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
+from vapi_chargeback.statements.keyfigures import unit_rate
 
 USAGE_ALLOCATION = "direct"
 """The lines whose usage is decomposed; every other allocation is the other bucket."""
 EFFECTS = ("volume", "duration", "rate", "new", "gone", "other")
 """The parts of Δ, in the order every reader shows them."""
-RATE_PLACES = Decimal("0.000001")
-"""Unit figures (minutes per call, $ per minute) are stored to 6 places; the number
-format rounds them for display."""
 MANIFEST_MOVERS = 10
 """Assistants the manifest's ``variance`` block lists org-wide, largest |Δ| first."""
 CENTER_MOVERS = 3
@@ -82,11 +83,13 @@ class Usage:
 
     @property
     def minutes_per_call(self) -> Decimal | None:
-        return (self.minutes / self.calls).quantize(RATE_PLACES) if self.calls else None
+        """Kept exact to ``keyfigures.RATE_QUANTUM``, like every unit figure."""
+        return unit_rate(self.minutes, self.calls)
 
     @property
     def usd_per_minute(self) -> Decimal | None:
-        return (self.cost_usd / self.minutes).quantize(RATE_PLACES) if self.minutes else None
+        """The same $/minute the Summary's key figures show for the same lines."""
+        return unit_rate(self.cost_usd, self.minutes)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -175,6 +178,11 @@ class Variance:
             if item.delta_usd and center_id in (None, item.cost_center_id)
         ]
         return moved if count is None else moved[:count]
+
+
+def previous_period(period: str) -> str:
+    """The calendar month before ``period`` (``YYYY-MM``): the one a statement compares with."""
+    return (parse_month(period) - relativedelta(months=1)).strftime("%Y-%m")
 
 
 def month_over_month(statement: Statement) -> Variance | None:
