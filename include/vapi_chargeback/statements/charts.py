@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from openpyxl.chart import BarChart, LineChart, Reference
-from openpyxl.chart.axis import ChartLines
+from openpyxl.chart.axis import ChartLines, DateAxis
 from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.utils import get_column_letter, quote_sheetname
 
@@ -44,6 +44,7 @@ CHART_HEIGHT_CM = 12.0
 GAP_COLUMNS = 1
 """Empty columns between a table and its chart."""
 MONEY_AXIS_FORMAT = "#,##0"
+DAY_AXIS_FORMAT = "d mmm"
 NO_ASSISTANT = "(no assistant)"
 
 
@@ -100,7 +101,7 @@ def finance_daily_sheet(statement: Statement) -> Sheet:
     rows: list[list[CellValue]] = []
     for day in days:
         values = [costs.get(day, Decimal(0)) for costs in by_day]
-        rows.append([day.isoformat(), *values, sum(values, Decimal(0))])
+        rows.append([day, *values, sum(values, Decimal(0))])
     footer: list[list[CellValue]] = [
         ["Total", *(sum(costs.values(), Decimal(0)) for costs in by_day), _sum_all(by_day)]
     ]
@@ -117,7 +118,7 @@ def owner_daily_sheet(statement: Statement, center: CostCenterInfo) -> Sheet:
     """The cost center's usage cost for every local day of the month (zero without calls)."""
     costs = _by_day(statement.daily_cost_usd.get(center.id, []))
     rows: list[list[CellValue]] = [
-        [day.isoformat(), costs.get(day, Decimal(0))] for day in month_days(statement)
+        [day, costs.get(day, Decimal(0))] for day in month_days(statement)
     ]
     footer: list[list[CellValue]] = [["Total", sum(costs.values(), Decimal(0))]]
     return Sheet(
@@ -222,15 +223,21 @@ def _stacked_bars(title: str, series: int) -> Any:
 
 
 def _lines(title: str, series: int) -> Any:
-    """A line per column 2..series+1, days (column 1) along the x axis."""
+    """A line per column 2..series+1 over the dates of column 1 (a date axis, so the days
+    are spaced as days and labelled as dates, not as serial numbers)."""
 
     def add(worksheet: Any, sheet: Sheet) -> None:
         table = _Table(worksheet, sheet)
         chart = LineChart()
         chart.add_data(table.columns(2, series + 1, with_header=True), titles_from_data=True)
-        _label_categories(chart, table.columns(1, 1, with_header=False))
+        chart.set_categories(table.columns(1, 1, with_header=False))
         for line in chart.series:
             line.smooth = False
+        chart.x_axis = DateAxis(crossAx=chart.y_axis.axId)
+        chart.y_axis.crossAx = chart.x_axis.axId
+        chart.x_axis.number_format = DAY_AXIS_FORMAT
+        chart.x_axis.majorTimeUnit = "days"
+        chart.x_axis.axPos = "b"
         _finish(chart, title, "USD per day")
         worksheet.add_chart(chart, table.anchor)
 
@@ -256,7 +263,7 @@ def _ranked_bars(title: str) -> Any:
 
 def _label_categories(chart: Any, labels: Reference) -> None:
     """Categories as text references (openpyxl's ``set_categories`` makes them numbers,
-    which dates as text and cost center names are not)."""
+    which cost center and assistant names are not)."""
     for series in chart.series:
         series.cat = AxDataSource(strRef=StrRef(f=str(labels)))
 

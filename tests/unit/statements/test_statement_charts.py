@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from vapi_chargeback.statements.xlsx import write_cost_center_workbook, write_st
 from support.statement_samples import line, sample_statement
 from support.workbook_charts import PlottedChart, chart_parts, plotted_charts
 
-OCTOBER = [(date(2026, 10, 1) + timedelta(days=offset)).isoformat() for offset in range(31)]
+OCTOBER = [datetime(2026, 10, 1) + timedelta(days=offset) for offset in range(31)]
+"""The days as openpyxl reads date cells back."""
 DAILY = {
     "sales": [(date(2026, 10, 1), Decimal("60.00")), (date(2026, 10, 2), Decimal("40.00"))],
     "support": [(date(2026, 10, 31), Decimal("40.00"))],
