@@ -1,4 +1,5 @@
-"""The HTTP face of the emulator: ``POST /analytics`` and ``GET /health``, shaped like Vapi's.
+"""The HTTP face of the emulator: ``POST /analytics``, ``GET /assistant`` (``assistants.py``)
+and ``GET /health``, shaped like Vapi's.
 
 Vapi runs NestJS, so errors look like NestJS's: ``{"statusCode", "error", "message"}``
 with one message per problem on a 400, and the guard (bearer key) runs before body
@@ -10,6 +11,7 @@ injected faults of ``--faults`` and the counters served at ``GET /_stats``.
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vapi_chargeback.analytics.models import AnalyticsQueryDTO, AnalyticsQueryResult, field_path
+from vapi_emulator.assistants import AssistantDirectory, parse_list_query
 from vapi_emulator.engine import Engine, ResultTooLarge
 from vapi_emulator.faults import EmulatorStats, FaultInjector, FaultPlan, RequestStats
 from vapi_emulator.render import response_body
@@ -161,8 +164,12 @@ def create_app(
     numbers_as_strings: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
     faults: FaultPlan | None = None,
+    assistants: AssistantDirectory | None = None,
 ) -> FastAPI:
     """The emulator app over ``engine``; the engine's files are loaded once, at startup.
+
+    ``GET /assistant`` lists ``assistants``, by default those beside the engine's call files
+    (``assistants.AssistantDirectory.beside``).
 
     ``faults`` turns some ``POST /analytics`` attempts into errors (see ``faults.py``);
     ``app.state.stats`` holds the counters ``GET /_stats`` returns, with or without faults.
@@ -204,6 +211,25 @@ def create_app(
         queries = resolve(body, time.time_ns() // 1_000_000 * 1_000)
         results = engine.run(queries)
         return Response(response_body(results, numbers_as_strings), media_type="application/json")
+
+    directory = assistants if assistants is not None else AssistantDirectory.beside(engine.paths)
+
+    @app.get(
+        "/assistant",
+        operation_id="AssistantController_findAll",
+        summary="List Assistants",
+        tags=["Assistants"],
+        dependencies=[Depends(RequireKey(api_key))],
+        responses={
+            200: {"description": "The assistants, newest first (a JSON array)"},
+            400: {"description": "Invalid parameters", "content": _error_content()},
+            401: {"description": "Missing or wrong bearer key", "content": _error_content()},
+        },
+        response_class=Response,
+    )
+    def list_assistants(request: Request) -> Response:
+        chosen = directory.select(parse_list_query(request.query_params.multi_items()))
+        return Response(json.dumps(chosen, ensure_ascii=False), media_type="application/json")
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, object]:

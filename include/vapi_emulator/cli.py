@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vapi_emulator.assistants import AssistantDirectory, AssistantsFileError
 from vapi_emulator.data import generate_calls_file, output_format_for
 from vapi_emulator.engine import Engine, OutputFormat
 from vapi_emulator.faults import FaultPlan, FaultSpecError
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--calls", required=True, action="append", type=Path, help="call records file (repeatable)"
+    )
+    serve.add_argument(
+        "--assistants",
+        type=Path,
+        help="an exported GET /assistant answer (JSON array) to list at GET /assistant "
+        "(default: the calls files' *.assistants.json, written by generate)",
     )
     serve.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})"
@@ -208,17 +215,27 @@ def _serve(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         count = engine.load()
-    except MalformedRecordError as error:
+        assistants = (
+            AssistantDirectory.from_file(args.assistants)
+            if args.assistants
+            else AssistantDirectory.beside(args.calls)
+        )
+    except (MalformedRecordError, AssistantsFileError) as error:
         _say(f"error: {error}")
         return EXIT_BAD_INPUT
     _say(
-        f"loaded {count:,} calls from {len(args.calls)} file(s) in {time.perf_counter() - started:.1f} s; "
+        f"loaded {count:,} calls from {len(args.calls)} file(s) and {len(assistants):,} assistants"
+        f" in {time.perf_counter() - started:.1f} s; "
         f"serving POST http://{args.host}:{args.port}/analytics"
     )
     if faults:
         _say(f"injecting faults: {args.faults} (seed {args.fault_seed}); counters at GET /_stats")
     app = create_app(
-        engine, args.api_key, numbers_as_strings=args.numbers_as_strings, faults=faults
+        engine,
+        args.api_key,
+        numbers_as_strings=args.numbers_as_strings,
+        faults=faults,
+        assistants=assistants,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -82,7 +82,8 @@ WITH coded AS (
         CASE WHEN tier_code >= 0 THEN $tiers[tier_code + 1] END AS tier,
         transport_micro + stt_micro + llm_micro + tts_micro + vapi_micro
             + summary_micro + structured_data_micro + success_evaluation_micro
-            + voicemail_detection_micro + knowledge_base_micro AS total_micro
+            + voicemail_detection_micro + knowledge_base_micro AS total_micro,
+        round((ended_ms - started_ms) / 60000, 4) AS minutes
     FROM generated_calls
 ),
 
@@ -136,8 +137,43 @@ SELECT
     } END AS costBreakdown,
     CASE WHEN has_cost THEN {
         'successEvaluation': CASE success_code WHEN 1 THEN 'true' WHEN 0 THEN 'false' END
-    } END AS analysis
+    } END AS analysis,
+    CASE WHEN has_cost THEN to_json(list_filter([
+        cost_item(transport_micro, json_object(
+            'type', 'transport', 'provider', 'twilio', 'minutes', minutes)),
+        cost_item(stt_micro, json_object(
+            'type', 'transcriber', 'transcriber', json_object('provider', 'deepgram'),
+            'minutes', minutes)),
+        cost_item(llm_micro, json_object(
+            'type', 'model', 'model', json_object('provider', 'openai', 'model', 'gpt-4o'),
+            'promptTokens', prompt_tokens, 'completionTokens', completion_tokens)),
+        cost_item(tts_micro, json_object(
+            'type', 'voice', 'voice', json_object('provider', '11labs'),
+            'characters', tts_characters)),
+        cost_item(vapi_micro, json_object(
+            'type', 'vapi', 'subType', 'normal', 'minutes', minutes)),
+        cost_item(voicemail_detection_micro, json_object(
+            'type', 'voicemail-detection', 'model', json_object('provider', 'openai'),
+            'provider', 'openai', 'promptTextTokens', 0, 'promptAudioTokens', 0,
+            'completionTextTokens', 0, 'completionAudioTokens', 0)),
+        cost_item(summary_micro, analysis_item('summary')),
+        cost_item(structured_data_micro, analysis_item('structuredData')),
+        cost_item(success_evaluation_micro, analysis_item('successEvaluation')),
+        cost_item(knowledge_base_micro, json_object(
+            'type', 'knowledge-base', 'model', json_object('provider', 'openai'),
+            'promptTokens', 0, 'completionTokens', 0))
+    ], lambda item: item IS NOT NULL)) END AS costs
 FROM variables
+"""
+
+_COST_ITEM_MACROS = r"""
+    CREATE OR REPLACE TEMP MACRO cost_item(micro, item) AS
+        CASE WHEN micro > 0 THEN json_merge_patch(item, json_object('cost', json(regexp_replace(
+            CAST(CAST(CAST(micro AS DECIMAL(18, 0)) * 0.000001 AS DECIMAL(18, 6)) AS VARCHAR),
+            '\.?0+$', '')))) END;
+    CREATE OR REPLACE TEMP MACRO analysis_item(kind) AS json_object(
+        'type', 'analysis', 'analysisType', kind, 'model', json_object('provider', 'openai'),
+        'promptTokens', 0, 'completionTokens', 0);
 """
 
 _COPY_OPTIONS = {
@@ -151,12 +187,15 @@ def write_calls(calls: MonthCalls, org: DemoOrg, out: Path, output_format: Outpu
 
     In Parquet, timestamps are ``TIMESTAMP WITH TIME ZONE``, money ``DECIMAL(18,6)`` and
     ``assistantOverrides.variableValues`` a JSON string; JSON Lines carries ISO-8601
-    strings with milliseconds and exact decimal numbers, as ``GET /call`` does. Rows keep
+    strings with milliseconds and exact decimal numbers, as ``GET /call`` does. ``costs``
+    itemises ``costBreakdown`` as Vapi's ``costs[]`` does (one item per non-zero part, the
+    analysis by ``analysisType``; Parquet holds it as a JSON string). Rows keep
     their creation order, so the same input writes the same bytes.
     """
     connection = connect()
     try:
         connection.execute(_WRITE_MACROS[output_format])
+        connection.execute(_COST_ITEM_MACROS)
         connection.register("generated_calls", pd.DataFrame(calls.columns))
         parameters = {
             "org_id": org.org_id,
@@ -200,6 +239,7 @@ MONEY_TYPE = "DECIMAL(38, 12)"
 _COLUMN_TYPES = {
     "text": "VARCHAR",
     "object": "JSON",
+    "array": "JSON",
     "instant": "BIGINT",
     "money": MONEY_TYPE,
     "integer": "BIGINT",
@@ -207,6 +247,7 @@ _COLUMN_TYPES = {
 _PROBLEMS = {
     "text": "is missing",
     "object": "is not a JSON object",
+    "array": "is not a JSON array",
     "instant": "is not an ISO-8601 timestamp",
     "money": "is not a decimal number",
     "integer": "is not an integer",
@@ -222,8 +263,8 @@ def _typed(field: CallField, raw: str, raw_type: str) -> str:
     """SQL turning the staged value ``raw`` (of DuckDB type ``raw_type``) into its stored type."""
     if field.kind == "text":
         return raw if raw_type == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
-    if field.kind == "object":
-        if raw_type.startswith(("STRUCT", "MAP")):
+    if field.kind in ("object", "array"):
+        if raw_type.startswith(("STRUCT", "MAP")) or raw_type.endswith("]"):
             return f"CAST(to_json({raw}) AS JSON)"
         return f"TRY_CAST({raw} AS JSON)"
     if field.kind == "instant":
@@ -239,8 +280,9 @@ def _bad(field: CallField, raw: str, typed: str) -> str:
         condition = f"{typed} IS NULL" + (f" OR {typed} = ''" if field.kind == "text" else "")
     else:
         condition = f"{raw} IS NOT NULL AND {typed} IS NULL"
-    if field.kind == "object":
-        condition += f" OR ({typed} IS NOT NULL AND json_type({typed}) <> 'OBJECT')"
+    if field.kind in ("object", "array"):
+        expected = field.kind.upper()
+        condition += f" OR ({typed} IS NOT NULL AND json_type({typed}) <> '{expected}')"
     if field.kind == "integer":
         condition += f" OR {typed} <> TRY_CAST({raw} AS DECIMAL(38, 6))"
     return condition
@@ -463,6 +505,11 @@ class Engine:
         self._loaded = False
         self.calls = 0
         self._created_range: tuple[int, int] | None = None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The call files served, in the order given."""
+        return self._paths
 
     def load(self) -> int:
         """Load the files once (later calls return at once); raises ``MalformedRecordError``."""

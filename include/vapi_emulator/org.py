@@ -119,8 +119,9 @@ def random_uuid4(rng: np.random.Generator) -> str:
 def demo_org(seed: int = DEFAULT_SEED, assistants: int = DEFAULT_ASSISTANTS) -> DemoOrg:
     """Build the deterministic demo org: same ``seed`` and ``assistants`` → same ids and mapping.
 
-    Mapped assistants are dealt round-robin over the teams; the last two drawn are
-    unmapped; the first assistant of ``tier1-support`` moves to ``lead-qualification``
+    Mapped assistants are dealt round-robin over the teams; names are a team title and a
+    persona, numbered once the personas repeat (``Scheduling – Quinn 2``, under Vapi's 40
+    characters); the last two drawn are unmapped; the first assistant of ``tier1-support`` moves to ``lead-qualification``
     (marketing) on 2026-10-15.
     """
     if assistants < MIN_ASSISTANTS:
@@ -136,6 +137,8 @@ def demo_org(seed: int = DEFAULT_SEED, assistants: int = DEFAULT_ASSISTANTS) -> 
     for index in range(assistants):
         assistant_id = random_uuid4(rng)
         persona = _PERSONAS[int(persona_order[index % len(_PERSONAS)])]
+        if index >= len(_PERSONAS):
+            persona += f" {index // len(_PERSONAS) + 1}"
         if index < mapped_count:
             team = TEAMS[index % len(TEAMS)]
             name = f"{_TEAM_TITLES[team]} – {persona}"
