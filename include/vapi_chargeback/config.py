@@ -52,6 +52,7 @@ from vapi_chargeback.close.invoices import INVOICES_NAME
 from vapi_chargeback.close.tieout import DEFAULT_TOLERANCE_PCT
 from vapi_chargeback.config_checks import cross_check_problems
 from vapi_chargeback.exports.accounts import Account, GlSettings
+from vapi_chargeback.fxrates import FxSettings, check_currency
 from vapi_chargeback.inputfiles import InputFileError
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
@@ -308,6 +309,11 @@ class ChargebackConfig(_Strict):
     invoices: str = Field(default=INVOICES_NAME, min_length=1)
     """Vapi's invoices per month (``period,invoice_id,amount_usd``), relative to this file
     unless absolute; optional: without it no month is tied to an invoice."""
+    reporting_currency: str | None = None
+    """ISO 4217 code (``EUR``) the statements also show their money in, at the rate ``fx``
+    picks for the month; none = USD only."""
+    fx: FxSettings = Field(default_factory=FxSettings)
+    """The reporting currency's rates file and which of its rates a month is converted at."""
     gl: GlSettings | None = None
     """General-ledger accounts of the month's journal entry; without it no journal is written."""
 
@@ -327,6 +333,11 @@ class ChargebackConfig(_Strict):
         except StatementPrefixError as error:
             # The path names the field already: "statement_prefix: 'X' cannot start …".
             raise ValueError(str(error).removeprefix("statement_prefix ")) from None
+
+    @field_validator("reporting_currency")
+    @classmethod
+    def _iso_currency(cls, value: str | None) -> str | None:
+        return None if value is None else check_currency(value)
 
     @field_validator("invoice_tolerance_pct")
     @classmethod

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.money import from_units
@@ -118,3 +119,34 @@ def allocate_converted(amounts: Sequence[Decimal], fx: FxRate) -> list[Decimal]:
     """
     rate = Fraction(fx.rate)
     return round_to_total([Fraction(amount) * rate for amount in amounts], quantum(fx.minor_units))
+
+
+def rate_sentence(fx: FxRate) -> str:
+    """The rate as every file states it: value, date (or dates averaged), rule and source,
+    e.g. ``1 USD = 0.9234 EUR, rate of 2026-10-30 (month_end), fx_rates.csv sha256:…``."""
+    dates = f"{fx.first_date} to {fx.rate_date}" if fx.first_date else f"{fx.rate_date}"
+    kind = "average of the rates dated" if fx.rule == "month_average" else "rate of"
+    return f"1 USD = {fx.rate} {fx.currency}, {kind} {dates} ({fx.rule}), {fx.source}"
+
+
+def manifest_block(statement: Statement) -> dict[str, Any] | None:
+    """The manifest's ``fx`` block; ``None`` (left out of the manifest) without a rate."""
+    fx, converted = statement.fx, convert(statement)
+    if fx is None or converted is None:
+        return None
+    block: dict[str, Any] = {
+        "currency": fx.currency,
+        "rate": str(fx.rate),
+        "rate_date": fx.rate_date.isoformat(),
+        "rule": fx.rule,
+        "source": fx.source,
+        "minor_units": fx.minor_units,
+        "total": amount_text(converted.total, fx.minor_units),
+        "cost_by_cost_center": {
+            center: amount_text(amount, fx.minor_units)
+            for center, amount in converted.by_cost_center.items()
+        },
+    }
+    if fx.first_date is not None:
+        block["first_date"] = fx.first_date.isoformat()
+    return block

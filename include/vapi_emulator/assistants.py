@@ -120,7 +120,7 @@ class AssistantDirectory:
 
     def select(self, query: ListQuery) -> list[dict[str, Any]]:
         """At most ``query.limit`` assistants inside every bound, newest first."""
-        chosen = []
+        chosen: list[dict[str, Any]] = []
         for item in self._listed:
             if len(chosen) >= query.limit:
                 break

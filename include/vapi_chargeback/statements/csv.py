@@ -12,7 +12,10 @@ Byte format, fixed so reruns are byte-identical and any tool can read it:
   statement's order, then ``other_usd``, then the columns appended since (DESIGN §3:
   existing columns never move): ``assistant_name``, ``statement_id`` (the statement the
   line belongs to: its cost center's, the org's for ``UNALLOCATED``) and ``corrects``
-  (the statement id a ``correction:{YYYY-MM}`` line corrects; empty on other lines).
+  (the statement id a ``correction:{YYYY-MM}`` line corrects; empty on other lines)
+  and, when the statement has a reporting currency, ``cost_<currency>`` (lower-case ISO
+  code, ``cost_eur``): ``cost_usd`` converted by ``fx.convert``, in the currency's minor
+  unit (no decimals for JPY), adding up exactly to the converted total.
 - Money and minutes as plain decimals with exactly two places (``1234.50``), no
   symbols, no thousands separators; calls as integers. Lines in the Statement's order.
 - Text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
@@ -21,7 +24,8 @@ Byte format, fixed so reruns are byte-identical and any tool can read it:
 
 :func:`read_csv` reads such a file back into lines (a booked month's lines, to compute its
 corrections or a restatement's changes), including files written before the appended
-columns existed.
+columns existed, with or without a ``cost_<currency>`` column (which it does not read back:
+converted amounts are recomputed from the USD lines, never taken from a file).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.fx import MINOR_UNITS, amount_text, convert
 from vapi_chargeback.statement import ChargebackLine, Statement
 from vapi_chargeback.statements.formatting import looks_like_formula, minutes_text, money_text
 
@@ -53,6 +58,8 @@ APPENDED_COLUMNS = ("assistant_name", "statement_id", "corrects")
 LINE_TERMINATOR = "\n"
 NEEDS_QUOTES = re.compile('[,"\r\n]')
 COMPONENT_SUFFIX = "_usd"
+CONVERTED_PREFIX = "cost_"
+"""``cost_<currency>``, after the appended columns, when a reporting currency is set."""
 
 
 class StatementCsvError(PermanentError, ValueError):
@@ -63,23 +70,34 @@ def csv_name(period: str) -> str:
     return f"chargeback-{period}.csv"
 
 
-def header(components: list[str]) -> list[str]:
+def header(components: list[str], currency: str | None = None) -> list[str]:
+    """The columns; ``currency`` (a reporting currency) appends its ``cost_<currency>``."""
     return [
         *LEADING_COLUMNS,
         *(f"{name}{COMPONENT_SUFFIX}" for name in components),
         "other_usd",
         *APPENDED_COLUMNS,
+        *([converted_column(currency)] if currency else []),
     ]
+
+
+def converted_column(currency: str) -> str:
+    return f"{CONVERTED_PREFIX}{currency.lower()}"
 
 
 def write_csv(statement: Statement, path: Path) -> int:
     """Write the statement CSV to ``path``; return the number of data rows (lines)."""
     ids = statement.statement_ids
+    converted = convert(statement)
+    places = statement.fx.minor_units if statement.fx else 0
     with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(record(header(statement.components)))
-        for line in statement.lines:
-            statement_id = ids.for_cost_center(line.cost_center_id)
-            handle.write(record(_row(statement.period, line, statement_id)))
+        currency = converted.currency if converted else None
+        handle.write(record(header(statement.components, currency)))
+        for index, line in enumerate(statement.lines):
+            row = _row(statement.period, line, ids.for_cost_center(line.cost_center_id))
+            if converted is not None:
+                row.append(amount_text(converted.lines[index], places))
+            handle.write(record(row))
     return len(statement.lines)
 
 
@@ -175,12 +193,20 @@ def _components(columns: list[str], source: str) -> list[str]:
     if bad:
         raise StatementCsvError(f"{source} line 1: columns {bad} are not <component>_usd")
     extra = columns[other + 1 :]
-    if extra and tuple(extra[: len(APPENDED_COLUMNS)]) != APPENDED_COLUMNS[: len(extra)]:
+    appended, converted = extra[: len(APPENDED_COLUMNS)], extra[len(APPENDED_COLUMNS) :]
+    if tuple(appended) != APPENDED_COLUMNS[: len(appended)] or not (
+        not converted or (len(converted) == 1 and _is_converted_column(converted[0]))
+    ):
         raise StatementCsvError(
             f"{source} line 1: columns after other_usd are {extra}; expected"
-            f" {list(APPENDED_COLUMNS)} (in that order) or none"
+            f" {list(APPENDED_COLUMNS)} (in that order) or none, then cost_<currency> or none"
         )
     return [name.removesuffix(COMPONENT_SUFFIX) for name in names]
+
+
+def _is_converted_column(name: str) -> bool:
+    code = name.removeprefix(CONVERTED_PREFIX)
+    return name.startswith(CONVERTED_PREFIX) and code.islower() and code.upper() in MINOR_UNITS
 
 
 def _line(values: dict[str, str], components: list[str], where: str) -> ChargebackLine:

@@ -8,7 +8,10 @@ matches its hash (``storage.read_published``).
 It also records where the month stands in its close (DESIGN §3): ``status`` (draft or
 final), ``version``, the ``statement_ids`` (org and per cost center), the approval
 (``approved_by``, ``approved_at``, ``approved_run_id``), a restatement's reason and the
-``invoice`` tie-out (``null``: not tied to an invoice). Its ``key_figures`` (``statements.keyfigures``: the
+``invoice`` tie-out (``null``: not tied to an invoice). With a reporting currency, an ``fx``
+block states the rate (value, date, rule, source) and the converted total and cost
+centers (``fx.manifest_block``); without one the key is left out, so the manifests of
+USD-only configs keep their bytes. Its ``key_figures`` (``statements.keyfigures``: the
 org's and each cost center's total, % allocated, change vs the previous month and unit
 costs) are what the Summary sheets show, for ``make demo`` and the mails to quote. ``close.lifecycle.MonthState``
 reads these fields back; they were added without a new ``format_version`` because a
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vapi_chargeback.fx import manifest_block as fx_manifest_block
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
 from vapi_chargeback.statements.keyfigures import manifest_key_figures
@@ -124,5 +128,8 @@ def build_manifest(
     }
     if check is not None and check.empty_month_expected:
         document["reconciliation"]["empty_month_expected"] = True
+    fx = fx_manifest_block(statement)
+    if fx is not None:
+        document["fx"] = fx
     text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")
