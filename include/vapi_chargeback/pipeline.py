@@ -33,6 +33,7 @@ from vapi_chargeback.analytics.models import DEFAULT_MAX_QUERIES_PER_REQUEST
 from vapi_chargeback.close import lifecycle
 from vapi_chargeback.close.invoices import load_invoices
 from vapi_chargeback.close.lifecycle import require_reason
+from vapi_chargeback.close.previous import previous_month
 from vapi_chargeback.close.publish import (
     approve_month,
     publish_month,
@@ -286,11 +287,13 @@ def allocate_run(
     config, mapping, plan = _load_inputs(run, work)
     results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
     statement = allocate(config, mapping, plan, results)
-    carried = _carried_into(statement, open_path(run.output_url))
+    output = open_path(run.output_url)
+    carried = _carried_into(statement, output)
     statement = replace(
         statement,
         lines=[*statement.lines, *carried],
         statement_prefix=config.statement_prefix,
+        previous=previous_month(output, statement.period, config.statement_prefix),
         fx=run.fx,
         journal=journal_accounts(config.gl, {c.id: c.gl_account for c in config.cost_centers}),
         provenance=Provenance(
