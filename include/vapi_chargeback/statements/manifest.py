@@ -13,7 +13,10 @@ block states the rate (value, date, rule, source) and the converted total and co
 centers (``fx.manifest_block``); without one the key is left out, so the manifests of
 USD-only configs keep their bytes. Its ``key_figures`` (``statements.keyfigures``: the
 org's and each cost center's total, % allocated, change vs the previous month and unit
-costs) are what the Summary sheets show, for ``make demo`` and the mails to quote. ``close.lifecycle.MonthState``
+costs) are what the Summary sheets show, for ``make demo`` and the mails to quote. Its
+``variance`` block (``variance.manifest_block``; ``null`` without a previous published month)
+holds the month-over-month drivers: each cost center's and the org's effects and the largest
+movers, for the same readers. ``close.lifecycle.MonthState``
 reads these fields back; they were added without a new ``format_version`` because a
 manifest without them reads as what it was, a draft version 1 not tied to an invoice.
 
@@ -36,6 +39,8 @@ from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
 from vapi_chargeback.statements.keyfigures import manifest_key_figures
 from vapi_chargeback.statements.totals import StatementTotals
+from vapi_chargeback.variance import manifest_block as variance_block
+from vapi_chargeback.variance import month_over_month
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -112,6 +117,7 @@ def build_manifest(
             },
         },
         "key_figures": manifest_key_figures(statement),
+        "variance": variance_block(month_over_month(statement)),
         "reconciliation": None
         if check is None
         else {
