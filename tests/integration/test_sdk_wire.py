@@ -1,4 +1,5 @@
-"""Our client sends, byte for byte, what the official ``vapi-server-sdk`` sends for the same query.
+"""Our client sends, byte for byte, what the official ``vapi-server-sdk`` sends for the same query;
+and the SDK's ``assistants.list()`` works against the emulator's ``GET /assistant``.
 
 Both talk to the same loopback server, which records the two request bodies. If the
 SDK (generated from Vapi's own API definition) ever serialises differently — a renamed
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,10 +24,15 @@ from vapi_chargeback.analytics.models import (
     TimeRange,
     VariableValueGroupBy,
 )
+from vapi_emulator.app import create_app
+from vapi_emulator.assistants import AssistantDirectory
+from vapi_emulator.engine import Engine
+from vapi_emulator.server import run_app
 
 from support.scripted_server import ScriptedServer, echo
 
 API_KEY = "sk-wire-test"
+CALLS = Path(__file__).resolve().parents[1] / "fixtures" / "calls_edge_cases.jsonl"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 QUERIES: dict[str, dict[str, Any]] = {
@@ -138,3 +145,31 @@ def test_request_json_equals_the_official_sdk(server: ScriptedServer, case: list
     assert ours_sent.headers["authorization"] == sdk_sent.headers["authorization"]
     assert ours_sent.json() == sdk_sent.json()
     assert ours_sent.body == sdk_sent.body
+
+
+def test_the_sdk_lists_the_emulators_assistants_with_vapis_parameters() -> None:
+    """``assistants.list()`` of the official SDK against ``GET /assistant`` of the emulator:
+    its parameters (a float ``limit``, ISO instants) are accepted and its models read back."""
+    exported = [
+        {
+            "id": f"00000000-0000-4000-8000-{number:012d}",
+            "orgId": "org-1",
+            "name": f"Support – Line {number}",
+            "createdAt": f"2026-0{number}-01T08:00:00.000Z",
+            "updatedAt": f"2026-0{number}-02T08:00:00.000Z",
+        }
+        for number in range(1, 6)
+    ]
+    app = create_app(Engine([CALLS]), API_KEY, assistants=AssistantDirectory(exported))
+    with run_app(app) as url:
+        sdk = vapi.Vapi(token=API_KEY, base_url=url)
+        everything = sdk.assistants.list()
+        window = sdk.assistants.list(limit=2, created_at_lt=datetime(2026, 5, 1, 8, tzinfo=UTC))
+        updated = sdk.assistants.list(updated_at_ge=datetime(2026, 4, 2, 8, tzinfo=UTC))
+        with pytest.raises(vapi.core.api_error.ApiError) as refused:
+            vapi.Vapi(token="wrong", base_url=url).assistants.list()
+    assert [item.name for item in everything] == [item["name"] for item in reversed(exported)]
+    assert everything[0].created_at == datetime(2026, 5, 1, 8, tzinfo=UTC)
+    assert [item.name for item in window] == ["Support – Line 4", "Support – Line 3"]
+    assert [item.id for item in updated] == [exported[4]["id"], exported[3]["id"]]
+    assert refused.value.status_code == 401
