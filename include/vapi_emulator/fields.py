@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["text", "object", "instant", "money", "integer"]
+Kind = Literal["text", "object", "array", "instant", "money", "integer"]
 
 
 @dataclass(frozen=True)
@@ -49,4 +49,22 @@ CALL_FIELDS: tuple[CallField, ...] = (
     CallField("llm_completion_tokens", ("costBreakdown", "llmCompletionTokens"), "integer"),
     CallField("llm_cached_prompt_tokens", ("costBreakdown", "llmCachedPromptTokens"), "integer"),
     CallField("tts_characters", ("costBreakdown", "ttsCharacters"), "integer"),
+    # Read for GET /call only (``calls.py``): the analytics columns above never change with them.
+    CallField("org_id", ("orgId",), "text"),
+    CallField("phone_number_id", ("phoneNumberId",), "text"),
+    CallField("updated_at", ("updatedAt",), "instant"),
+    CallField("total", ("costBreakdown", "total"), "money"),
+    CallField(
+        "analysis_structured_data",
+        ("costBreakdown", "analysisCostBreakdown", "structuredData"),
+        "money",
+    ),
+    CallField(
+        "analysis_success_evaluation",
+        ("costBreakdown", "analysisCostBreakdown", "successEvaluation"),
+        "money",
+    ),
+    CallField("voicemail_detection_cost", ("costBreakdown", "voicemailDetectionCost"), "money"),
+    CallField("knowledge_base_cost", ("costBreakdown", "knowledgeBaseCost"), "money"),
+    CallField("costs", ("costs",), "array"),
 )
