@@ -152,3 +152,42 @@ def test_three_months_give_three_correct_folders(
         assert {row["period"] for row in rows} == {month}
         total = sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
         assert total == org_total(emulator, month) + fixed_shared_total(), month
+
+
+def test_every_workbook_opens_in_libreoffice_with_its_charts(
+    emulator: Emulator, airflow: dict[str, str], tmp_path: Path
+) -> None:
+    """Every workbook the runs wrote, opened by a real spreadsheet program (issue 18): one
+    soffice call converts them all to PDF; page 1 is landscape with the Summary one page
+    wide, and is kept as test-artifacts/libreoffice/*.png; the charts plot the CSV's figures."""
+    from support.libreoffice import (
+        convert_to_pdf,
+        keep_first_page,
+        page_size,
+        page_text,
+        require_tools,
+        summary_row,
+    )
+    from support.workbook_charts import assert_charts_plot_the_published_csv
+
+    tools = require_tools()
+    for month in MONTHS:
+        if not (output_dir(airflow) / month / "manifest.json").exists():
+            run_month(airflow, month)
+    workbooks = sorted(output_dir(airflow).rglob("*.xlsx"))
+    assert len(workbooks) > len(MONTHS), "a finance workbook and owners' workbooks per month"
+
+    conversion = convert_to_pdf(tools, workbooks, tmp_path / "pdf")
+    print(f"LibreOffice converted {len(workbooks)} workbooks in {conversion.seconds:.1f} s")
+    for workbook, pdf in conversion.pdfs.items():
+        name = workbook.relative_to(output_dir(airflow)).with_suffix("").as_posix()
+        width, height = page_size(tools, pdf)
+        assert width > height, f"{name}: page 1 is {width} x {height} pt, not landscape"
+        row = summary_row(workbook)
+        first_page = page_text(tools, pdf, 1)
+        assert any(row.first in line and row.last in line for line in first_page.splitlines()), (
+            f"{name}: Summary row {row.first!r} … {row.last_header} {row.last!r} is not on one "
+            f"line of page 1: the Summary is wider than a page"
+        )
+        keep_first_page(tools, pdf, f"e2e-{name.replace('/', '--')}")
+        assert_charts_plot_the_published_csv(workbook)

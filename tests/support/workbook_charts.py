@@ -8,15 +8,22 @@ what a chart would draw with the figures it is meant to show.
 
 from __future__ import annotations
 
+import calendar
 import posixpath
 import re
 import zipfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import openpyxl
+
+from support.statement_checks import csv_rows
+
+TOP_ASSISTANTS = 10
+"""As ``statements.charts.TOP_ASSISTANTS`` promises owners (restated: the check is independent)."""
 
 CHART = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -161,3 +168,117 @@ def _chart(archive: zipfile.ZipFile, workbook: Any, sheet: str, part: str) -> Pl
         None if direction is None else direction.attrib["val"],
         series,
     )
+
+
+CENT = Decimal("0.01")
+
+
+def assert_charts_plot_the_published_csv(workbook: Path) -> None:
+    """A published workbook's charts hold the figures of the statement CSV beside it.
+
+    Finance: each cost center's stack adds up to its lines' cost, each component and Shared
+    to their sums, and each daily line to its usage lines (direct, or unallocated); an
+    owner's daily line to their direct lines and their top assistants to those lines summed
+    per assistant, largest first."""
+    found = re.search(r"(\d{4}-\d{2})\.xlsx$", workbook.name)
+    assert found, f"{workbook}: not a statement workbook name"
+    month = found.group(1)
+    folder = workbook.parent.parent if workbook.parent.name == "cost-centers" else workbook.parent
+    rows = csv_rows(folder, month)
+    assert chart_parts(workbook), f"{workbook}: no xl/charts/chart*.xml"
+    charts = {chart.sheet: chart for chart in plotted_charts(workbook)}
+    for chart in charts.values():
+        for item in chart.series:
+            assert all(ref.startswith(f"'{chart.sheet}'!") for ref in chart.references), (
+                f"{workbook} {chart.part}: plots cells outside its sheet {chart.sheet!r}"
+            )
+            assert len(item.categories) == len(item.values), f"{workbook} {chart.part}"
+    if workbook.name == f"chargeback-{month}.xlsx":
+        _assert_finance_charts(workbook, charts, rows, month)
+    else:
+        center = workbook.name.removesuffix(f"-{month}.xlsx")
+        direct = [
+            row for row in rows if row["cost_center_id"] == center and row["allocation"] == "direct"
+        ]
+        _assert_owner_charts(workbook, charts, direct, month)
+
+
+def _money(values: list[Any]) -> list[Decimal]:
+    assert all(isinstance(value, int | float) for value in values), f"not all numbers: {values}"
+    return [Decimal(str(value)).quantize(CENT) for value in values]
+
+
+def _sum(rows: list[dict[str, str]], column: str = "cost_usd") -> Decimal:
+    return sum((Decimal(row[column]) for row in rows), Decimal(0))
+
+
+def _days(month: str) -> int:
+    year, number = map(int, month.split("-"))
+    return calendar.monthrange(year, number)[1]
+
+
+def _assert_finance_charts(
+    workbook: Path, charts: dict[str, PlottedChart], rows: list[dict[str, str]], month: str
+) -> None:
+    by_name: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_name.setdefault(row["cost_center_name"], []).append(row)
+    stacked = charts["Cost by component"]
+    assert (stacked.grouping, stacked.bar_direction) == ("stacked", "col"), workbook
+    names = stacked.series[0].categories
+    assert set(by_name) <= set(names), f"{workbook}: cost centers with lines but no bar"
+    columns = [_money(item.values) for item in stacked.series]
+    for index, name in enumerate(names):
+        lines = by_name.get(name, [])
+        assert sum((values[index] for values in columns), Decimal(0)) == _sum(lines), (
+            f"{workbook}: the {name!r} stack does not add up to its lines' cost"
+        )
+        for item, values in zip(stacked.series, columns, strict=True):
+            if item.title == "Shared (USD)":
+                expected = _sum([row for row in lines if row["allocation"].startswith("shared:")])
+            elif item.title == "Other (USD)":
+                continue
+            else:
+                expected = _sum(lines, f"{str(item.title).removesuffix(' (USD)').lower()}_usd")
+            assert values[index] == expected, f"{workbook}: {name!r} {item.title}"
+    daily = charts["Daily cost"]
+    assert daily.series, f"{workbook}: a daily chart without lines"
+    for item in daily.series:
+        name = str(item.title).removesuffix(" (USD)")
+        usage = [
+            row
+            for row in by_name.get(name, [])
+            if row["allocation"] == "direct" or row["allocation"].startswith("unallocated:")
+        ]
+        assert len(item.values) == _days(month), f"{workbook}: {name!r} is not one value per day"
+        assert sum(_money(item.values), Decimal(0)) == _sum(usage), (
+            f"{workbook}: {name!r}'s days do not add up to its usage lines"
+        )
+
+
+def _assert_owner_charts(
+    workbook: Path, charts: dict[str, PlottedChart], direct: list[dict[str, str]], month: str
+) -> None:
+    (daily,) = charts["Daily cost"].series
+    assert len(daily.values) == _days(month), workbook
+    assert sum(_money(daily.values), Decimal(0)) == _sum(direct), (
+        f"{workbook}: the days do not add up to the direct lines"
+    )
+    if not direct:
+        assert "Top assistants" not in charts, workbook
+        return
+    cost: dict[str, Decimal] = {}
+    names: dict[str, str] = {}
+    for row in direct:
+        cost[row["assistant_id"]] = cost.get(row["assistant_id"], Decimal(0)) + Decimal(
+            row["cost_usd"]
+        )
+        names.setdefault(row["assistant_id"], row.get("assistant_name", ""))
+    ranked = sorted(cost, key=lambda assistant: (-cost[assistant], assistant))
+    (bars,) = charts["Top assistants"].series
+    count = len(bars.values)
+    assert count == min(len(ranked), TOP_ASSISTANTS), workbook
+    assert _money(bars.values) == [cost[assistant] for assistant in ranked[:count]], workbook
+    assert bars.categories == [
+        names[assistant] or assistant or "(no assistant)" for assistant in ranked[:count]
+    ], workbook
