@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from vapi_chargeback import cli
 from vapi_chargeback.config import ConfigError, load_config
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.fx import rate_sentence
@@ -322,3 +323,49 @@ def test_ecb_conversion_keeps_only_the_currencies_asked_for() -> None:
 def test_a_bad_ecb_file_is_refused(raw: str, message: str) -> None:
     with pytest.raises(FxRatesError, match=message):
         from_ecb(raw.encode(), "eurofxref-hist.csv")
+
+
+def test_the_cli_writes_the_rates_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ecb = tmp_path / "eurofxref-hist.csv"
+    ecb.write_text(ECB)
+    out = tmp_path / "fx_rates.csv"
+
+    status = cli.main(["fx-rates", "--from-ecb", str(ecb), "--out", str(out), "--currency", "EUR"])
+
+    assert status == 0
+    assert capsys.readouterr() == ("", "")
+    assert out.read_bytes() == from_ecb(ECB.encode(), str(ecb), {"EUR"})
+    assert [path.name for path in tmp_path.iterdir()] == sorted(
+        ["eurofxref-hist.csv", "fx_rates.csv"]
+    )
+
+
+def test_the_cli_names_a_bad_ecb_cell_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ecb = tmp_path / "eurofxref-hist.csv"
+    ecb.write_text("Date,USD\n2026-10-30,1.08x\n")
+    out = tmp_path / "fx_rates.csv"
+
+    status = cli.main(["fx-rates", "--from-ecb", str(ecb), "--out", str(out)])
+
+    assert status == 1
+    assert f"{ecb}:2: USD: not a date or a rate" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_cli_refuses_an_unknown_currency(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["fx-rates", "--from-ecb", "x.csv", "--out", "y.csv", "--currency", "EURO"])
+
+    assert raised.value.code == 2
+
+
+def test_the_cli_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["fx-rates", "--help"])
+
+    text = capsys.readouterr().out
+    for flag in ("--from-ecb", "--out", "--currency", "--verbose"):
+        assert flag in text
+    assert "units per 1 USD (EUR = 1/USD, X = X/USD)" in " ".join(text.split())
