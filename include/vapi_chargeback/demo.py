@@ -8,6 +8,12 @@ The shipped config says ``approval: auto``, so the run approves its own draft an
 month ends final and mailed; the demo says so, and where a person approves in the UI
 when a config says ``approval: manual`` (the run then waits in its review task until
 someone answers on the Required Actions page of ``make ui``).
+
+The month before is published first, by the DAG's own steps in this process
+(``runner.run_month``, a few seconds; approved too under ``approval: auto``), so the
+statement has a previous month to explain its change against. The printout quotes the
+published manifest only: its key figures and the three largest movers of its
+``variance`` block.
 """
 
 from __future__ import annotations
@@ -19,21 +25,25 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback import localrun
 from vapi_chargeback.config import load_config
 from vapi_chargeback.period import last_complete_month
+from vapi_chargeback.variance import EFFECTS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
 DEMO_MONTHS = 3
 UI_URL = "http://127.0.0.1:8080/plugin/chargeback-statements"
 REQUIRED_ACTIONS_URL = "http://127.0.0.1:8080/required_actions"
+DEMO_APPROVER = "make demo (approval: auto in chargeback.yaml)"
+"""Who approves the month before, which the demo publishes in-process, not through the DAG."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = PROJECT_DIR / "data" / "demo" / f"calls-{data_start:%Y-%m}-{DEMO_MONTHS}m.parquet"
     output_dir = PROJECT_DIR / "output"
 
-    _step(f"1/4 demo org: {DEMO_MONTHS} months of calls from {data_start:%Y-%m}")
+    _step(f"1/5 demo org: {DEMO_MONTHS} months of calls from {data_start:%Y-%m}")
     if calls.exists():
         print(f"    reusing {calls.relative_to(PROJECT_DIR)}")
     else:
@@ -57,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         localrun.generate_calls(calls, month=f"{data_start:%Y-%m}", months=DEMO_MONTHS, quiet=False)
 
     api_key = secrets.token_urlsafe(24)
-    _step("2/4 starting vapi-emulator and a debugging mail server on loopback")
+    _step("2/5 starting vapi-emulator and a debugging mail server on loopback")
     emulator_log = PROJECT_DIR / ".airflow" / "demo-emulator.log"
     emulator_log.parent.mkdir(parents=True, exist_ok=True)
     mail_dir = output_dir / "_mail"
@@ -79,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"    mail: smtp://127.0.0.1:{smtp_port} keeps every message in {_rel(mail_dir)}/"
             )
             env["AIRFLOW_CONN_SMTP_DEFAULT"] = _smtp_connection(smtp_port)
-        _step("3/4 preparing Airflow (SQLite in .airflow/)")
+        _step("3/5 preparing Airflow (SQLite in .airflow/)")
         localrun.migrate(env)
+        previous = f"{first - relativedelta(months=1):%Y-%m}"
+        _step(f"4/5 {previous}, the month to compare with, by the DAG's steps in this process")
+        _publish_previous(previous, args.config, output_dir, base_url, api_key, config.approval)
         logical_date = first + relativedelta(months=1)
-        _step(f"4/4 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
+        _step(f"5/5 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
         if config.approval == "manual":
             print(
                 f"    approval: manual in {_rel(args.config)}: the run waits in its review task"
@@ -97,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     _summary(output_dir / month)
+    _key_figures(output_dir / month)
+    _movers(output_dir / month)
     _approval(config.approval, args.config)
     _delivery(output_dir, month, mail_dir, mailed=not args.no_mail)
     print(
@@ -228,6 +243,119 @@ def _summary(folder: Path) -> None:
         f" + fixed shared {reconciliation['shared_total_usd']}"
         f" = lines {reconciliation['lines_total_usd']}"
     )
+
+
+def _publish_previous(
+    month: str, config: Path, output_dir: Path, base_url: str, api_key: str, approval: str
+) -> None:
+    """Publish ``month`` unless it is published already, approved under ``approval: auto``
+    as the DAG would approve it: the statement after it compares with it."""
+    from vapi_chargeback.analytics.client import VapiAnalyticsClient
+    from vapi_chargeback.pipeline import RunSettings, finalize_run
+    from vapi_chargeback.published import read_published
+    from vapi_chargeback.runner import run_month
+
+    published = read_published(output_dir, month)
+    if published is not None:
+        print(f"    already published ({published.get('status', 'draft')}), kept")
+        return
+    settings = RunSettings(
+        config_path=str(config),
+        output_url=output_dir.as_uri(),
+        default_output_url=output_dir.as_uri(),
+        month=month,
+        run_id=f"demo-previous-{month}",
+    )
+    started = time.monotonic()
+    with VapiAnalyticsClient(base_url, api_key) as client:
+        run = run_month(settings, client)
+    if approval == "auto" and run.published is not None and run.published["status"] == "draft":
+        finalize_run(
+            run.run,
+            approved_by=DEMO_APPROVER,
+            approved_at=datetime.now(UTC),
+            reviewed=run.published,
+        )
+    status = (read_published(output_dir, month) or {}).get("status", "draft")
+    print(f"    published {month} ({status}) in {time.monotonic() - started:.1f} s")
+
+
+def _key_figures(folder: Path) -> None:
+    """The Summary's key figures as the manifest's ``key_figures`` block records them."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    figures = (manifest.get("key_figures") or {}).get("org")
+    if not figures:
+        print(
+            "\n  Key figures: this manifest has no key_figures block (published before it existed)"
+        )
+        return
+    print("\n  Key figures (manifest.json key_figures):")
+    for label, value in _key_figure_rows(figures):
+        print(f"    {label:<24} {value}")
+
+
+def _key_figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    def share(value: str | None, sign: str = "") -> str:
+        return "n/a" if value is None else f"{Decimal(value) * 100:{sign}.2f} %"
+
+    def rate(value: str | None) -> str:
+        return "n/a" if value is None else f"{Decimal(value):,.4f} USD"
+
+    change = figures.get("change_usd")
+    previous = figures.get("previous_period")
+    rows = [
+        ("total", f"{Decimal(figures['total_usd']):,.2f} USD"),
+        (
+            "% allocated",
+            f"{share(figures.get('allocated_share_of_usage'))} of usage,"
+            f" {share(figures.get('allocated_share_of_total'))} incl. pools",
+        ),
+        (
+            f"change vs {previous}" if previous else "change",
+            "no previous month published"
+            if change is None
+            else f"{Decimal(change):+,.2f} USD ({share(figures.get('change_share'), '+')})",
+        ),
+        ("$/minute", rate(figures.get("usd_per_minute"))),
+        ("$/call", rate(figures.get("usd_per_call"))),
+    ]
+    if figures.get("usd_per_successful_call") is not None:
+        rows.append(("$/successful call", rate(figures["usd_per_successful_call"])))
+    return rows
+
+
+def _movers(folder: Path, count: int = 3) -> None:
+    """The largest movers against the previous month, from the manifest's ``variance`` block."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if "variance" not in manifest:
+        print("\n  Movers: this manifest has no variance block (published before it existed)")
+        return
+    block = manifest["variance"]
+    if block is None:
+        print("\n  Movers: no previous month was published to compare with")
+        return
+    org = block["org"]
+    print(
+        f"\n  Largest movers vs {block['previous_period']}"
+        f" ({block.get('previous_statement_id') or 'as published'}):"
+        f" total {Decimal(org['delta_usd']):+,.2f} USD = {_effects_text(org)}"
+    )
+    for rank, mover in enumerate(block["top_movers"][:count], start=1):
+        name = mover.get("assistant_name") or mover["assistant_id"] or "(no assistant)"
+        print(
+            f"    {rank}. {mover['cost_center_id']} / {name}:"
+            f" {Decimal(mover['delta_usd']):+,.2f} USD = {_effects_text(mover)}"
+        )
+
+
+def _effects_text(figures: dict[str, Any]) -> str:
+    """The effects that are not zero, in the sheet's order: ``volume +1.00, rate −0.20``."""
+    parts = [
+        f"{name} {Decimal(figures[f'{name}_usd']):+,.2f}"
+        for name in EFFECTS
+        if Decimal(figures[f"{name}_usd"])
+    ]
+    return ", ".join(parts) or "no change"
 
 
 def _step(message: str) -> None:

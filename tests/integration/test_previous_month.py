@@ -16,6 +16,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from vapi_chargeback import demo
 from vapi_chargeback.close.previous import previous_month
 from vapi_chargeback.money import round_minutes
 from vapi_chargeback.statements.csv import read_csv
@@ -113,3 +114,39 @@ def test_october_against_september_publishes_drivers_and_keeps_the_csv_bytes(
     again = tmp_path / "again"
     publish_statement(with_previous, again)
     assert snapshot(again / PERIOD) == snapshot(compared / PERIOD), "a rerun gives the same bytes"
+
+
+def test_make_demo_prints_key_figures_and_the_three_largest_movers_from_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_month(tmp_path, PREVIOUS)
+    october = month_statement(PERIOD, scale=3)
+    publish_statement(replace(october, previous=previous_month(tmp_path, PERIOD, "VAPI")), tmp_path)
+
+    demo._key_figures(tmp_path / PERIOD)
+    demo._movers(tmp_path / PERIOD)
+
+    printed = capsys.readouterr().out
+    assert "Key figures (manifest.json key_figures):" in printed
+    assert f"change vs {PREVIOUS}" in printed
+    movers = [
+        line.strip()
+        for line in printed.splitlines()
+        if line.strip()[:2] in ("1.", "2.", "3.", "4.")
+    ]
+    assert movers == [
+        "1. sales / asst-s2: +100.00 USD = rate +100.00",
+        "2. sales / asst-s1: +60.00 USD = rate +60.00",
+        "3. support / asst-p1: +25.00 USD = rate +25.00",
+    ]
+    assert f"Largest movers vs {PREVIOUS} (VAPI-2026-09-ORG-v1): total +" in printed
+
+
+def test_make_demo_says_when_there_is_nothing_to_compare_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_statement(month_statement(PERIOD), tmp_path)
+
+    demo._movers(tmp_path / PERIOD)
+
+    assert "no previous month was published to compare with" in capsys.readouterr().out
