@@ -26,11 +26,12 @@ class InputFileError(PermanentError):
 
 
 def csv_rows(
-    raw: bytes, source: str, header: tuple[str, ...]
+    raw: bytes, source: str, header: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> tuple[list[tuple[int, list[str]]], list[str]]:
     """The non-blank data rows with their line numbers, or the problem with the file itself.
 
-    The header must be exactly ``header``; a byte-order mark (as Excel writes it) is fine.
+    The header must be exactly ``header``, or ``header`` followed by the first of the
+    ``optional`` columns (in that order); a byte-order mark (as Excel writes it) is fine.
     """
     try:
         text = raw.decode("utf-8-sig")
@@ -38,9 +39,11 @@ def csv_rows(
         return [], [f"{source}: not UTF-8 ({error}); save it as UTF-8"]
     rows = csv.reader(io.StringIO(text, newline=""))
     found = next(rows, None)
-    if found is None or tuple(cell.strip() for cell in found) != header:
+    allowed = [header + optional[:count] for count in range(len(optional) + 1)]
+    if found is None or tuple(cell.strip() for cell in found) not in allowed:
         shown = ",".join(found) if found else "an empty file"
-        return [], [f"{source}:1: header is {shown!r}; it must be exactly {','.join(header)!r}"]
+        wanted = " or ".join(repr(",".join(columns)) for columns in allowed)
+        return [], [f"{source}:1: header is {shown!r}; it must be exactly {wanted}"]
     return [
         (line_no, row)
         for line_no, row in enumerate(rows, start=2)

@@ -6,6 +6,9 @@ reported at once, each as ``file:line: what; the fix``, raised as the config's
 wrong path fails at once. Team names and assistant ids reach spreadsheet cells and must
 be printable; a team may begin with ``=`` or ``+`` (the writers store it as text).
 
+An optional sixth column ``assistant_name`` names the assistant on statements, first in
+their precedence (``names``): deleted assistants are not listed by the API.
+
 Assistant ids are UUIDs, which compare case-blind: SQL Server and .NET exports write them
 in upper case, the API in lower case, so the mapping keeps them in canonical lower case.
 A row may not charge a retired cost center after its ``valid_to`` in ``chargeback.yaml``.
@@ -13,7 +16,9 @@ A row may not charge a retired cost center after its ``valid_to`` in ``chargebac
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,6 +29,8 @@ from vapi_chargeback.config import ISO_DATE, ChargebackConfig, ConfigError, read
 from vapi_chargeback.inputfiles import csv_rows
 
 MAPPING_HEADER = ("assistant_id", "team", "cost_center_id", "valid_from", "valid_to")
+MAPPING_OPTIONAL = ("assistant_name",)
+"""The optional sixth column (DESIGN §3): the name statements show, before the API's."""
 MAX_MAPPING_BYTES = 32 << 20
 """32 MiB: three hundred thousand mapping rows."""
 MAX_MAPPING_TEXT = 200
@@ -46,6 +53,8 @@ class MappingEntry:
     valid_to: date | None
     """Inclusive; none = until further notice."""
     line: int
+    assistant_name: str = ""
+    """The row's ``assistant_name`` (trimmed); empty when not given."""
 
     def covers(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (
@@ -76,6 +85,23 @@ class AssistantMapping:
     def entries(self) -> list[MappingEntry]:
         return [entry for entries in self._by_assistant.values() for entry in entries]
 
+    def names(self, on: date) -> dict[str, str]:
+        """Assistant id → the name its rows give, as of ``on`` (a statement's last day).
+
+        Of an assistant's rows that name it, the one starting last on or before ``on``
+        wins (a rename is a new row), else the earliest one starting after it.
+        """
+        names = {}
+        for assistant_id, entries in self._by_assistant.items():
+            named = sorted(
+                (entry for entry in entries if entry.assistant_name),
+                key=lambda entry: entry.valid_from or date.min,
+            )
+            started = [entry for entry in named if (entry.valid_from or date.min) <= on]
+            if named:
+                names[assistant_id] = (started or named[:1])[-1].assistant_name
+        return names
+
 
 def load_mapping(path: str | Path, config: ChargebackConfig) -> AssistantMapping:
     """Read and validate the mapping CSV; raise ``ConfigError`` listing every problem."""
@@ -105,13 +131,14 @@ def parse_mapping(
 
     ``ends``: the last day of each retired cost center, which no row may charge after.
     """
-    rows, file_problems = csv_rows(raw, source, MAPPING_HEADER)
+    rows, file_problems = csv_rows(raw, source, MAPPING_HEADER, MAPPING_OPTIONAL)
     if file_problems:
         return [], file_problems
+    header = next(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
     entries: list[MappingEntry] = []
     problems: list[tuple[int, str]] = []
     for line_no, row in rows:
-        entry, row_problems = _parse_row(row, line_no, cost_center_ids, ends or {})
+        entry, row_problems = _parse_row(row, line_no, cost_center_ids, ends or {}, len(header))
         problems += [(line_no, message) for message in row_problems]
         if entry is not None:
             entries.append(entry)
@@ -120,24 +147,30 @@ def parse_mapping(
 
 
 def _parse_row(
-    row: list[str], line_no: int, cost_center_ids: Collection[str], ends: Mapping[str, date]
+    row: list[str],
+    line_no: int,
+    cost_center_ids: Collection[str],
+    ends: Mapping[str, date],
+    width: int,
 ) -> tuple[MappingEntry | None, list[str]]:
-    if len(row) not in (3, 4, 5):
+    """``width``: the header's columns, 5 or 6 (with ``assistant_name``)."""
+    if not 3 <= len(row) <= width:
+        columns = ",".join((MAPPING_HEADER + MAPPING_OPTIONAL)[:width])
         return None, [
-            f"{len(row)} fields; expected {len(MAPPING_HEADER)} ({','.join(MAPPING_HEADER)});"
-            " leave optional dates empty, not out"
+            f"{len(row)} fields; expected {width} ({columns}); leave optional values empty, not out"
         ]
-    assistant_id, team, center, *dates = (cell.strip() for cell in row)
-    valid_from_text, valid_to_text = (*dates, "", "")[:2]
+    assistant_id, team, center, *rest = (cell.strip() for cell in row)
+    valid_from_text, valid_to_text, name = (*rest, "", "", "")[:3]
     blanks = (("assistant_id", assistant_id), ("team", team), ("cost_center_id", center))
     problems = [f"{name} is blank; fill it in" for name, value in blanks if not value]
-    for name, value in (("assistant_id", assistant_id), ("team", team)):
+    texts = (("assistant_id", assistant_id), ("team", team), ("assistant_name", name))
+    for field, value in texts:
         if len(value) > MAX_MAPPING_TEXT:
             problems.append(
-                f"{name} is {len(value)} characters, over {MAX_MAPPING_TEXT}; shorten it"
+                f"{field} is {len(value)} characters, over {MAX_MAPPING_TEXT}; shorten it"
             )
         elif not value.isprintable():
-            problems.append(f"{name} {value!r} contains a control character; remove it")
+            problems.append(f"{field} {value!r} contains a control character; remove it")
     if assistant_id and any(character.isspace() for character in assistant_id):
         problems.append(f"assistant_id {assistant_id!r} contains a space; ids have none")
     if center and center not in cost_center_ids:
@@ -164,7 +197,7 @@ def _parse_row(
     if problems:
         return None, problems
     entry = MappingEntry(
-        canonical_assistant_id(assistant_id), team, center, valid_from, valid_to, line_no
+        canonical_assistant_id(assistant_id), team, center, valid_from, valid_to, line_no, name
     )
     return entry, []
 

@@ -250,6 +250,8 @@ class ChangesVs:
         Lines are matched by :attr:`ChargebackLine.key` and compared as their files show
         them: minutes to the hundredth, a component missing on one side as zero. So old
         lines read back from a published CSV compare equal to unchanged recomputed ones.
+        Assistant names are not compared: a name learnt or changed since is no change of
+        figures (the new version shows it anyway).
         Changed and removed lines keep the old order, added lines follow in the new order.
         """
         before = {line.key: line for line in old}
@@ -267,7 +269,6 @@ def _shown(line: ChargebackLine) -> tuple[object, ...]:
     components = {name: amount for name, amount in line.components_usd.items() if amount}
     return (
         line.cost_center_name,
-        line.assistant_name,
         line.corrects,
         line.calls,
         round_minutes(line.minutes),
@@ -319,10 +320,14 @@ class NamesSnapshot:
     """The assistant names a run used, and where each came from; hashed into the manifest."""
 
     names: dict[str, str]
-    """Assistant id → name shown."""
+    """Assistant id → name shown (the id itself where no source names it)."""
     sources: dict[str, str]
-    """Assistant id → ``mapping``, ``api`` or ``earlier:{YYYY-MM}``."""
+    """Assistant id → ``mapping``, ``api``, ``earlier:{YYYY-MM}`` or ``id``."""
     sha256: str
+    """Of the canonical JSON of names, sources and ``api_error`` (``names.snapshot_sha256``)."""
+    api_error: str | None = None
+    """Why ``GET /assistant`` could not be read, when it could not: the names then come
+    from the mapping and earlier months only."""
 
 
 @dataclass(frozen=True)

@@ -60,3 +60,17 @@ def test_line_kinds_and_statuses_are_the_close_modules_own() -> None:
     assert CORRECTION_PREFIX == corrections.CORRECTION_PREFIX
     assert typing.get_args(Status) == typing.get_args(lifecycle.Status)
     assert (DRAFT, FINAL) == (lifecycle.DRAFT, lifecycle.FINAL)
+
+
+def test_a_name_learnt_or_changed_is_no_change_of_figures(tmp_path: Path) -> None:
+    """Booked lines read back from a CSV written before names existed, or under an older
+    name, compare equal to recomputed lines that now carry a name."""
+    v1 = sample_statement()
+    path = tmp_path / "v1.csv"
+    write_csv(replace(v1, lines=[replace(line, assistant_name="") for line in v1.lines]), path)
+    booked = read_csv(path.read_bytes()).lines
+    named = [replace(line, assistant_name=f"Renamed {line.assistant_id}") for line in v1.lines]
+
+    assert ChangesVs.between(1, booked, named).lines == []
+    recosted = replace(named[0], cost_usd=named[0].cost_usd + Decimal("0.01"))
+    assert [item.key for item in ChangesVs.between(1, booked, [recosted]).lines][0] == named[0].key
