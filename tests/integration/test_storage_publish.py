@@ -45,6 +45,7 @@ def test_publish_writes_the_set_and_a_reader_trusts_it(
         "chargeback-2026-10.xlsx",
         "cost-centers/sales-2026-10.xlsx",
         "cost-centers/support-2026-10.xlsx",
+        "focus-2026-10.csv",
         "manifest.json",
     ]
     assert result.folder == month.as_uri()

@@ -1,8 +1,8 @@
 """Render a month's whole statement set into one local directory.
 
 Storage publishes only what was rendered here completely: validation runs first, then
-the CSV, the finance workbook, one workbook per cost center and finally the manifest
-that hashes them. If anything raises, the caller discards the directory and nothing
+the CSV, the FOCUS file, the journal (when the config has a ``gl:`` block), the finance
+workbook, one workbook per cost center and finally the manifest that hashes them. If anything raises, the caller discards the directory and nothing
 reaches the output.
 """
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from vapi_chargeback.exports.focus import focus_name, write_focus
+from vapi_chargeback.exports.journal import journal_name, write_journal
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.csv import csv_name, write_csv
 from vapi_chargeback.statements.manifest import (
@@ -59,6 +61,9 @@ def render_statement(statement: Statement, directory: Path) -> RenderedSet:
         entries.append(file_entry(directory, relative, write(path)))
 
     emit(csv_name(period), lambda path: write_csv(statement, path))
+    emit(focus_name(period), lambda path: write_focus(statement, path))
+    if statement.journal is not None:
+        emit(journal_name(period), lambda path: write_journal(statement, path))
     emit(
         statement_workbook_name(period),
         lambda path: write_statement_workbook(statement, totals, path),

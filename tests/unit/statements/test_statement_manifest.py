@@ -32,6 +32,7 @@ def test_render_writes_the_whole_set_and_a_manifest_hashing_it(
         "chargeback-2026-10.xlsx",
         "cost-centers/sales-2026-10.xlsx",
         "cost-centers/support-2026-10.xlsx",
+        "focus-2026-10.csv",
     ]
     for relative, entry in manifest["files"].items():
         data = (tmp_path / relative).read_bytes()
@@ -42,6 +43,7 @@ def test_render_writes_the_whole_set_and_a_manifest_hashing_it(
         "chargeback-2026-10.xlsx": 6,
         "cost-centers/sales-2026-10.xlsx": 2,
         "cost-centers/support-2026-10.xlsx": 2,
+        "focus-2026-10.csv": 6,
     }
     assert rendered.manifest_sha256 == hashlib.sha256(rendered.manifest.read_bytes()).hexdigest()
 
