@@ -1,5 +1,5 @@
-"""The HTTP face of the emulator: ``POST /analytics``, ``GET /assistant`` (``assistants.py``)
-and ``GET /health``, shaped like Vapi's.
+"""The HTTP face of the emulator: ``POST /analytics``, ``GET /assistant`` (``assistants.py``),
+``GET /call`` (``calls.py``) and ``GET /health``, shaped like Vapi's.
 
 Vapi runs NestJS, so errors look like NestJS's: ``{"statusCode", "error", "message"}``
 with one message per problem on a 400, and the guard (bearer key) runs before body
@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vapi_chargeback.analytics.models import AnalyticsQueryDTO, AnalyticsQueryResult, field_path
 from vapi_emulator.assistants import AssistantDirectory, parse_list_query
+from vapi_emulator.calls import add_call_routes
 from vapi_emulator.engine import Engine, ResultTooLarge
 from vapi_emulator.faults import EmulatorStats, FaultInjector, FaultPlan, RequestStats
 from vapi_emulator.render import response_body
@@ -230,6 +231,8 @@ def create_app(
     def list_assistants(request: Request) -> Response:
         chosen = directory.select(parse_list_query(request.query_params.multi_items()))
         return Response(json.dumps(chosen, ensure_ascii=False), media_type="application/json")
+
+    add_call_routes(app, engine, RequireKey(api_key))
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, object]:
