@@ -12,6 +12,7 @@ from typing import get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vapi_emulator.assistants import AssistantDirectory, AssistantsFileError
+from vapi_emulator.calls import DriftedEngine, DriftPlan
 from vapi_emulator.data import generate_calls_file, output_format_for
 from vapi_emulator.engine import Engine, OutputFormat
 from vapi_emulator.faults import FaultPlan, FaultSpecError
@@ -126,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--faults",
         metavar="SPEC",
-        help="inject faults into POST /analytics, e.g. "
+        help="inject faults into POST /analytics and GET /call, e.g. "
         "'rate=0.3,kinds=429,503,timeout,reset,slow,garbage' (optional hang=S, delay=S, "
         "retry_after=S, max_streak=N); counters at GET /_stats",
     )
@@ -135,6 +136,25 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="seed of the fault decisions: same seed and requests, same faults (default 0)",
+    )
+    serve.add_argument(
+        "--drift-drop",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="drop this percentage of the calls from POST /analytics answers only; GET /call "
+        "still lists them and GET /_drift names them (for tests of verification; default 0)",
+    )
+    serve.add_argument(
+        "--drift-recost",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="raise the cost (and llm) of this percentage of the calls by a quarter in "
+        "POST /analytics answers only (default 0)",
+    )
+    serve.add_argument(
+        "--drift-seed", type=int, default=0, help="which calls drift: same seed, same calls"
     )
     serve.add_argument(
         "--max-calls-file-bytes",
@@ -211,7 +231,12 @@ def _serve(args: argparse.Namespace) -> int:
                 f"{args.max_calls_file_bytes:,}; check the path or raise the limit"
             )
             return EXIT_BAD_INPUT
-    engine = Engine(args.calls)
+    try:
+        drift = DriftPlan(args.drift_drop, args.drift_recost, args.drift_seed)
+    except ValueError as error:
+        _say(f"error: {error}")
+        return EXIT_BAD_INPUT
+    engine = DriftedEngine(args.calls, drift) if drift.active else Engine(args.calls)
     started = time.perf_counter()
     try:
         count = engine.load()
@@ -228,6 +253,11 @@ def _serve(args: argparse.Namespace) -> int:
         f" in {time.perf_counter() - started:.1f} s; "
         f"serving POST http://{args.host}:{args.port}/analytics"
     )
+    if drift.active:
+        _say(
+            f"drift: {drift.drop_percent} % of calls dropped and {drift.recost_percent} % re-costed "
+            f"in POST /analytics only (seed {drift.seed}); the calls at GET /_drift"
+        )
     if faults:
         _say(f"injecting faults: {args.faults} (seed {args.fault_seed}); counters at GET /_stats")
     app = create_app(

@@ -21,7 +21,8 @@ every run, however its requests interleave.
 
 After ``max_streak`` faults in a row on the same body the next attempt passes, so a
 client with at least that many retries always finishes: these runs test recovery, not luck.
-Only ``POST /analytics`` is affected. Every request is counted; ``GET /_stats`` returns
+Only ``POST /analytics`` and ``GET /call`` are affected (a ``GET`` is told apart by its
+query string where a ``POST`` is by its body). Every request is counted; ``GET /_stats`` returns
 the counters (requests by route, responses by status, faults by kind) as JSON and needs
 no key, since it carries no data.
 """
@@ -45,9 +46,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FAULT_KINDS = ("429", "503", "timeout", "reset", "slow", "garbage")
-FAULTED_ROUTE = ("POST", "/analytics")
+FAULTED_ROUTES = frozenset({("POST", "/analytics"), ("GET", "/call")})
 STATS_PATH = "/_stats"
-KNOWN_PATHS = frozenset({"/analytics", "/health", STATS_PATH, "/openapi.json"})
+KNOWN_PATHS = frozenset(
+    {"/analytics", "/call", "/assistant", "/_drift", "/health", STATS_PATH, "/openapi.json"}
+)
 """Paths counted under their own name; anything else is counted as ``(other)`` so that
 random URLs cannot grow the counters without bound."""
 DROPPED = "dropped"
@@ -243,7 +246,7 @@ class RequestStats:
 
 
 class FaultInjector:
-    """Middleware that turns some ``POST /analytics`` attempts into the plan's faults."""
+    """Middleware that turns some ``POST /analytics`` and ``GET /call`` attempts into faults."""
 
     def __init__(self, app: ASGIApp, stats: EmulatorStats) -> None:
         self.app = app
@@ -251,22 +254,20 @@ class FaultInjector:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         plan = self.stats.plan
-        if (
-            plan is None
-            or scope["type"] != "http"
-            or (scope.get("method"), scope.get("path")) != FAULTED_ROUTE
-        ):
+        route = (scope.get("method"), scope.get("path"))
+        if plan is None or scope["type"] != "http" or route not in FAULTED_ROUTES:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
             return
         replay = _replayer(body, receive)
-        kind = self.stats.fault_for(body)
+        query = scope.get("query_string", b"")
+        kind = self.stats.fault_for(body + b"?" + query if query else body)
         if kind is None:
             await self.app(scope, replay, send)
             return
-        log.info("injecting %s into POST /analytics (body %s)", kind, _short_digest(body))
+        log.info("injecting %s into %s %s (body %s)", kind, *route, _short_digest(body + query))
         if kind in _ERROR_BODIES:
             headers = [(b"retry-after", str(plan.retry_after).encode())] if kind == "429" else []
             await _send_json(send, int(kind), _ERROR_BODIES[kind], headers)
