@@ -8,6 +8,13 @@ so a total equals the sum of the rows a reader sees.
 Corrections of earlier months and the invoice adjustment are part of a cost center's
 cost (they are charged like any line; calls and minutes of a correction are deltas), and
 are also totalled apart, so a reader sees how much of a cost is not this month's usage.
+
+Pools show only as Shared: a shared pool's line usually has no components, so its whole
+cost would otherwise count once as Other and again as Shared. Components and Other here
+are those of the other lines (``shown_other``), so cost = components + Other + Shared, and
+Other is only what no analytics column covers. The CSV's ``other_usd`` keeps its
+documented meaning (cost − Σ components on every line); only what the workbooks show
+changes.
 """
 
 from __future__ import annotations
@@ -29,14 +36,24 @@ class Subtotal:
     minutes: Decimal
     cost_usd: Decimal
     components_usd: tuple[Decimal, ...]
-    """In the statement's component order."""
+    """In the statement's component order; pools excluded (they are ``shared_usd``)."""
     other_usd: Decimal
+    """Σ ``shown_other``: pools excluded."""
     shared_usd: Decimal
     """Part of ``cost_usd`` that comes from shared-cost pools."""
     corrections_usd: Decimal
     """Part of ``cost_usd`` that corrects earlier, final months (``correction:`` lines)."""
     adjustments_usd: Decimal
     """Part of ``cost_usd`` that ties the month to its invoice (``adjustment:invoice``)."""
+
+
+def is_pool(line: ChargebackLine) -> bool:
+    return line.allocation.startswith("shared:")
+
+
+def shown_other(line: ChargebackLine) -> Decimal | None:
+    """A line's Other as the workbooks show it; ``None`` (blank) on a shared pool's line."""
+    return None if is_pool(line) else line.other_usd
 
 
 def subtotal(lines: Iterable[ChargebackLine], components: Sequence[str]) -> Subtotal:
@@ -47,10 +64,11 @@ def subtotal(lines: Iterable[ChargebackLine], components: Sequence[str]) -> Subt
         calls += line.calls
         minutes += round_minutes(line.minutes)
         cost += line.cost_usd
-        other += line.other_usd
-        if line.allocation.startswith("shared:"):
+        if is_pool(line):
             shared += line.cost_usd
-        elif line.is_correction:
+            continue
+        other += line.other_usd
+        if line.is_correction:
             corrections += line.cost_usd
         elif line.is_adjustment:
             adjustments += line.cost_usd

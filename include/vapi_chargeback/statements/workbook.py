@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -90,6 +90,18 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """A number in a title block that is a share (shown as a percentage) or a unit rate
+    (shown to four places); plain money and counts go in as they are."""
+
+    value: Decimal | None
+    kind: Literal["share", "rate"]
+
+
+TitleValue = CellValue | Figure
+
+
+@dataclass(frozen=True)
 class Sheet:
     title: str
     """Must already be Excel-safe and unique: see ``safe_sheet_titles``."""
@@ -98,7 +110,7 @@ class Sheet:
     """The table body; header, frozen pane and autofilter cover exactly these rows."""
     footer: Sequence[Sequence[CellValue]] = ()
     """Bold rows below the table (totals), outside the autofilter so sorting leaves them."""
-    title_block: Sequence[Sequence[CellValue]] = ()
+    title_block: Sequence[Sequence[TitleValue]] = ()
     """Rows above the table: the first row holds the title, each other row a bold label and
     its values. Labels count for the first column's width; the title and values overflow
     into the empty cells beside them."""
@@ -295,8 +307,24 @@ def _widths(sheet: Sheet) -> list[int]:
             shown.append(len(DATE_FORMAT))
         if numbers:
             shown += [_shown_length(max(numbers), column), _shown_length(min(numbers), column)]
+        if index:
+            shown += _title_numbers(sheet, index)
         widths.append(min(max(max(shown) + 1, MIN_WIDTH), MAX_WIDTH))
     return widths
+
+
+def _title_numbers(sheet: Sheet, index: int) -> list[int]:
+    """Shown lengths of the title block's numbers in column ``index``: a number does not
+    overflow into the next cell as text does, so its column must fit it."""
+    lengths = []
+    for row in sheet.title_block[1:]:
+        value = row[index] if index < len(row) else None
+        kind = value.kind if isinstance(value, Figure) else ""
+        number = value.value if isinstance(value, Figure) else value
+        if isinstance(number, int | Decimal):
+            column = Column("", percent=kind == "share", rate=kind == "rate")
+            lengths.append(_shown_length(number, column))
+    return lengths
 
 
 def _shown_length(value: int | Decimal, column: Column) -> int:
@@ -355,8 +383,9 @@ def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
             [] if not isinstance(lead, str) or not lead else [_text_cell(f"A{number}", lead, style)]
         )
         letters = [get_column_letter(index) for index in range(2, len(rest) + 2)]
-        kinds = [_kind(Column(""))] * len(rest)
-        cells += _cells(number, rest, letters, kinds, styles.body, sheet.title)
+        kinds = [value.kind if isinstance(value, Figure) else "" for value in rest]
+        plain = [value.value if isinstance(value, Figure) else value for value in rest]
+        cells += _cells(number, plain, letters, kinds, styles.body, sheet.title)
         yield f'<row r="{number}">{"".join(cells)}</row>'
 
 

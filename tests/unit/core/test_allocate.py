@@ -476,7 +476,7 @@ def test_a_zero_driver_note_reaches_the_shared_costs_sheet(
 
     rows = [[c.value for c in row] for row in openpyxl.load_workbook(path)["Shared costs"].rows]
     assert rows[0][0] == "Pool" and rows[0][-1] == "Note"
-    assert [(row[0], row[5], row[-1]) for row in rows[1:]] == [
+    assert [(row[0], row[6], row[-1]) for row in rows[1:]] == [
         ("fee", 1, None),
         ("sip-trunks", 10, statement.pool_notes["sip-trunks"]),
         ("Total", 11, None),

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
 import pytest
 
-from vapi_chargeback.statement import UNALLOCATED, Statement
+from vapi_chargeback.statement import UNALLOCATED, PreviousMonth, Statement
 from vapi_chargeback.statements.totals import summarize
 from vapi_chargeback.statements.xlsx import (
     cost_center_workbook_name,
@@ -17,26 +18,40 @@ from vapi_chargeback.statements.xlsx import (
     write_statement_workbook,
 )
 
-from support.statement_samples import closed_statement, final_statement, restated_statement
-
-TITLE_ROWS = 5
-"""The draft title block (title, status, version, statement id) and a blank row."""
+from support.statement_samples import (
+    closed_statement,
+    final_statement,
+    restated_statement,
+    sample_statement,
+)
 
 
 def _values(sheet: openpyxl.worksheet.worksheet.Worksheet) -> list[list[object]]:
     return [[cell.value for cell in row] for row in sheet.iter_rows()]
 
 
+def _header_row(sheet: openpyxl.worksheet.worksheet.Worksheet) -> int:
+    """The table header's row number: where the autofilter starts."""
+    return int(sheet.auto_filter.ref.split(":")[0][1:])
+
+
 def _table(sheet: openpyxl.worksheet.worksheet.Worksheet) -> list[list[object]]:
-    """The rows from the table header on, below the title block."""
-    rows = _values(sheet)
-    return rows[TITLE_ROWS:] if sheet.title == "Summary" else rows
+    """The rows from the table header on, below any title block."""
+    return _values(sheet)[_header_row(sheet) - 1 :]
 
 
 def _title_block(sheet: openpyxl.worksheet.worksheet.Worksheet) -> dict[object, object]:
-    rows = _values(sheet)
-    header = next(index for index, row in enumerate(rows) if row[0] in ("Cost center ID", "Team"))
-    return {row[0]: row[1] for row in rows[1 : header - 1]}
+    """The identity rows below the title, up to the first blank row (the key figures follow)."""
+    rows = _values(sheet)[1:]
+    end = next(index for index, row in enumerate(rows) if row[0] is None)
+    return {row[0]: row[1] for row in rows[:end]}
+
+
+def _key_figures(sheet: openpyxl.worksheet.worksheet.Worksheet) -> dict[object, list[object]]:
+    """Label → the values beside it, from the Key figures row to the table."""
+    rows = _values(sheet)[: _header_row(sheet) - 2]
+    start = next(index for index, row in enumerate(rows) if row[0] == "Key figures")
+    return {row[0]: [value for value in row[1:] if value is not None] for row in rows[start + 1 :]}
 
 
 @pytest.fixture
@@ -60,37 +75,57 @@ def test_finance_workbook_sheets(finance: openpyxl.Workbook) -> None:
     assert finance.sheetnames == [
         "Summary",
         "Detail",
+        "Assistants",
         "Unallocated",
         "Reconciliation",
         "Cost by component",
         "Daily cost",
+        "Variance",
         "About",
     ]
     for sheet in finance.worksheets[1:]:
-        assert sheet.freeze_panes == "A2", sheet.title
-        assert sheet.auto_filter.ref.startswith("A1:"), sheet.title
-        assert sheet["A1"].style == "Header", sheet.title
+        if sheet.title != "Variance":
+            assert sheet.freeze_panes == "A2", sheet.title
+            assert sheet.auto_filter.ref.startswith("A1:"), sheet.title
     summary = finance["Summary"]
-    assert summary.freeze_panes == "A7", "the title block and the header stay in view"
-    assert summary["A6"].style == "Header"
+    header = _header_row(summary)
+    assert summary.freeze_panes == f"A{header + 1}", "the title block and the header stay in view"
     assert summary["A1"].style == "Statement Title"
     assert summary["A2"].style == "Statement Label"
+
+
+def test_every_sheet_of_both_workbooks_has_one_header_style_with_titles(
+    finance: openpyxl.Workbook, owner: openpyxl.Workbook
+) -> None:
+    """Query sheets included: every header cell in the Header style, no snake_case title."""
+    for workbook in (finance, owner):
+        for sheet in workbook.worksheets:
+            header = [cell for cell in sheet[_header_row(sheet)] if cell.value is not None]
+            assert header, sheet.title
+            assert {cell.style for cell in header} == {"Header"}, sheet.title
+            assert all("_" not in str(cell.value) for cell in header), sheet.title
+            assert not any(str(cell.value)[0].islower() for cell in header), sheet.title
 
 
 def test_draft_says_so_in_its_title_block_and_document_properties(
     finance: openpyxl.Workbook, owner: openpyxl.Workbook
 ) -> None:
-    assert _values(finance["Summary"])[:TITLE_ROWS] == [
-        ["Chargeback statement 2026-10", *[None] * 11],
-        ["Status", "DRAFT: not approved, the figures may still change", *[None] * 10],
-        ["Version", 1, *[None] * 10],
-        ["Statement ID", "VAPI-2026-10-ORG-v1", *[None] * 10],
-        [None] * 12,
-    ]
+    inputs = sample_statement().provenance
+    assert inputs is not None
+    assert finance["Summary"]["A1"].value == "Chargeback statement 2026-10"
+    assert _title_block(finance["Summary"]) == {
+        "Period": "2026-10: 2026-10-01 to 2026-10-31, Europe/Berlin time",
+        "Status": "DRAFT: not approved, the figures may still change",
+        "Version": 1,
+        "Statement ID": "VAPI-2026-10-ORG-v1",
+        "Inputs sha256": inputs.inputs_sha256,
+    }
     assert _title_block(owner["Summary"]) == {
+        "Period": "2026-10: 2026-10-01 to 2026-10-31, Europe/Berlin time",
         "Status": "DRAFT: not approved, the figures may still change",
         "Version": 1,
         "Statement ID": "VAPI-2026-10-sales-v1",
+        "Inputs sha256": inputs.inputs_sha256,
     }
     assert owner["Summary"]["A1"].value == "Chargeback statement 2026-10: Sales"
     for workbook, statement_id in ((finance, "ORG"), (owner, "sales")):
@@ -112,7 +147,8 @@ def test_final_says_who_approved_it_when_and_nothing_says_draft(tmp_path: Path) 
 
     for workbook_path, statement_id in ((path, "ORG"), (owner_path, "support")):
         workbook = openpyxl.load_workbook(workbook_path)
-        assert _title_block(workbook["Summary"]) == {
+        block = _title_block(workbook["Summary"])
+        assert {key: block[key] for key in list(block)[1:6]} == {
             "Status": "FINAL: approved and booked",
             "Version": 1,
             "Statement ID": f"VAPI-2026-10-{statement_id}-v1",
@@ -141,13 +177,17 @@ def test_a_restatement_names_the_version_it_replaces_and_why(tmp_path: Path) -> 
     )
 
 
-def test_summary_by_cost_center_with_totals_and_share_allocated(finance: openpyxl.Workbook) -> None:
+def test_summary_by_cost_center_with_totals_shares_and_unit_costs(
+    finance: openpyxl.Workbook,
+) -> None:
     summary = finance["Summary"]
     rows = _table(summary)
+    header = _header_row(summary)
 
     assert rows[0] == [
         "Cost center ID", "Cost center", "Owner", "Calls", "Minutes", "Cost (USD)",
         "LLM (USD)", "STT (USD)", "TTS (USD)", "Other (USD)", "Shared (USD)", "% of total",
+        "$ per call", "$ per minute", "$ per successful call",
     ]  # fmt: skip
     assert rows[1] == [
         "sales",
@@ -159,22 +199,74 @@ def test_summary_by_cost_center_with_totals_and_share_allocated(finance: openpyx
         40,
         10,
         20,
-        37,
+        30,
         7,
         0.586301,
+        0.8333333333,
+        0.3327787022,
+        None,
     ]
     assert rows[2][:6] == ["support", "Support, 1st level", "support@example.com", 30, 61.33, 45]
     assert rows[3][:6] == [UNALLOCATED, "Unallocated", None, 13, 30, 30.5]
     assert rows[4][:6] == ["Total", None, None, 163, 391.83, 182.5]
-    assert rows[4][-1] == 1
-    assert rows[5][0] == "Allocated to cost centers (% allocated)"
-    assert (rows[5][5], rows[5][-1]) == (152, 0.832877)
-    assert (rows[6][0], rows[6][5], rows[6][-1]) == ("Unallocated", 30.5, 0.167123)
-    assert summary.auto_filter.ref == "A6:L9"
-    assert summary["F7"].number_format == "#,##0.00"
-    assert summary["D7"].number_format == "#,##0"
-    assert summary["L7"].number_format == "0.00%"
-    assert summary["F10"].font.b
+    assert rows[4][11] == 1
+    assert len(rows) == 5, "the allocated shares are key figures above the table"
+    assert summary.auto_filter.ref == f"A{header}:O{header + 3}"
+    assert summary[f"F{header + 1}"].number_format == "#,##0.00"
+    assert summary[f"D{header + 1}"].number_format == "#,##0"
+    assert summary[f"L{header + 1}"].number_format == "0.00%"
+    assert summary[f"N{header + 1}"].number_format == "#,##0.0000"
+    assert summary[f"F{header + 4}"].font.b
+
+
+def test_summary_other_leaves_out_the_pools_so_a_row_adds_up_to_its_cost(
+    finance: openpyxl.Workbook,
+) -> None:
+    """Issue 18: Other counted the pools a second time beside Shared."""
+    rows = _table(finance["Summary"])
+    header = rows[0]
+    other, shared, cost = (
+        header.index(name) for name in ("Other (USD)", "Shared (USD)", "Cost (USD)")
+    )
+    llm, tts = header.index("LLM (USD)"), header.index("TTS (USD)")
+
+    by_center = {row[0]: row for row in rows[1:]}
+    assert (by_center["sales"][other], by_center["sales"][shared]) == (30, 7)
+    assert (by_center["Total"][other], by_center["Total"][shared]) == (61.5, 12)
+    for row in rows[1:]:
+        assert sum(row[llm : tts + 1]) + row[other] + row[shared] == pytest.approx(row[cost])
+
+
+def test_summary_key_figures_stand_alone(
+    finance: openpyxl.Workbook, owner: openpyxl.Workbook
+) -> None:
+    figures = _key_figures(finance["Summary"])
+
+    assert figures["Total (USD)"] == [182.5]
+    assert figures["Usage (USD)"][0] == 170.5
+    assert figures["% allocated (of usage)"][0] == 0.821114
+    assert figures["% allocated (incl. shared pools)"][0] == 0.832877
+    assert figures["Change vs previous month"] == ["no previous month published"]
+    assert figures["$ per minute"] == [0.4351376873]
+    assert figures["$ per call"] == [1.0460122699]
+    assert figures["$ per successful call"] == ["not known"]
+    summary = finance["Summary"]
+    labels = {row[0].value: row[1] for row in summary.iter_rows(max_row=_header_row(summary))}
+    assert labels["% allocated (of usage)"].number_format == "0.00%"
+    assert labels["$ per minute"].number_format == "#,##0.0000"
+    owned = _key_figures(owner["Summary"])
+    assert owned["Total (USD)"] == [107]
+    assert owned["Shared pools (USD)"] == [7]
+    assert "% allocated (of usage)" not in owned
+
+
+def test_summary_change_vs_the_previous_month(tmp_path: Path) -> None:
+    previous = PreviousMonth("2026-09", sample_statement().lines[:2])
+    statement = sample_statement(previous=previous)
+
+    figures = _key_figures(_finance(statement, tmp_path)["Summary"])
+
+    assert figures["Change vs 2026-09 (USD)"] == [75.5, 0.705607]  # 182.50 − 107.00
 
 
 def test_detail_lists_every_line_with_money_as_numbers(
@@ -184,12 +276,18 @@ def test_detail_lists_every_line_with_money_as_numbers(
     rows = _values(detail)
 
     assert len(rows) == 1 + len(statement.lines) + 1
+    assert rows[0][:7] == [
+        "Cost center ID", "Cost center", "Team", "Assistant ID", "Assistant", "Allocation",
+        "Charged by",
+    ]  # fmt: skip
     assert rows[1] == [
         "sales",
         "Sales",
         "emea",
         "asst-1",
+        None,
         "direct",
+        None,
         120,
         300.5,
         100,
@@ -198,16 +296,20 @@ def test_detail_lists_every_line_with_money_as_numbers(
         20,
         30,
     ]
+    assert rows[2][5:] == ["shared:platform", None, 0, 0, 7, None, None, None, None], (
+        "a pool's line shows its cost only: no Other"
+    )
     assert rows[3][2] == "=cmd"
     assert detail["C4"].data_type == "s"
     assert detail["C4"].quotePrefix
-    assert detail["G4"].value == 61.33
+    assert detail["I4"].value == 61.33
     assert all(
-        cell.data_type == "n" and cell.number_format == "#,##0.00" for cell in detail["H"][1:]
+        cell.data_type == "n" and cell.number_format == "#,##0.00" for cell in detail["J"][1:]
     )
     assert rows[-1][0] == "Total"
-    assert rows[-1][7] == 182.5
-    assert detail.auto_filter.ref == f"A1:L{len(statement.lines) + 1}"
+    assert rows[-1][9] == 182.5
+    assert rows[-1][-1] == 61.5, "Other without the pools"
+    assert detail.auto_filter.ref == f"A1:N{len(statement.lines) + 1}"
 
 
 def test_unallocated_lines_carry_their_reason_explained(finance: openpyxl.Workbook) -> None:
@@ -218,7 +320,7 @@ def test_unallocated_lines_carry_their_reason_explained(finance: openpyxl.Workbo
     assert "no team mapping" in str(rows[2][1])
     assert rows[2][2] == "asst-9"
     assert rows[3][0] == "Total"
-    assert rows[3][5] == 30.5
+    assert rows[3][6] == 30.5
 
 
 def test_reconciliation_sheet(finance: openpyxl.Workbook) -> None:
@@ -272,6 +374,7 @@ def test_owner_workbook_sheets_include_one_per_breakdown(owner: openpyxl.Workboo
         "Shared costs",
         "Daily cost",
         "Top assistants",
+        "Variance",
         "Cost by assistant day all",
         "Summary (2)",
         "About",
@@ -281,19 +384,26 @@ def test_owner_workbook_sheets_include_one_per_breakdown(owner: openpyxl.Workboo
 
 def test_owner_workbook_contents(owner: openpyxl.Workbook) -> None:
     summary = _table(owner["Summary"])
-    assert summary[1] == ["emea", "direct", 120, 300.5, 100, 40, 10, 20, 30]
-    assert summary[2][:5] == [None, "shared:platform", 0, 0, 7]
-    assert summary[3][:5] == ["Total", None, 120, 300.5, 107]
-    assert _values(owner["Detail"])[1] == ["emea", "asst-1", 120, 300.5, 100, 40, 10, 20, 30]
-    assert _values(owner["Shared costs"])[1][:6] == ["platform", None, None, 0, 0, 7]
+    assert summary[1] == [
+        "emea", "direct", None, 120, 300.5, 100, 40, 10, 20, 30, 0.8333333333, 0.3327787022, None,
+    ]  # fmt: skip
+    assert summary[2] == [None, "shared:platform", None, 0, 0, 7, *[None] * 7]
+    assert summary[3][:10] == ["Total", None, None, 120, 300.5, 107, 40, 10, 20, 30]
+    assert _values(owner["Detail"])[1] == [
+        "emea", "asst-1", None, None, 120, 300.5, 100, 40, 10, 20, 30, None,
+        0.8333333333, 0.3327787022, None,
+    ]  # fmt: skip
+    assert _values(owner["Shared costs"])[1] == ["platform", None, None, None, 0, 0, 7]
     by_day = owner["Cost by assistant day all"]
     assert _values(by_day) == [
-        ["day", "assistant", "cost_usd"],
-        ["2026-10-01", "asst-1", 60],
-        ["2026-10-02", "asst-1", 40],
+        ["Day", "Assistant ID", "Assistant", "Cost (USD)"],
+        [datetime(2026, 10, 1), "asst-1", None, 60],
+        [datetime(2026, 10, 2), "asst-1", None, 40],
     ]
-    assert by_day["C2"].number_format == "#,##0.00"
+    assert by_day["A2"].number_format == "yyyy-mm-dd"
+    assert by_day["D2"].number_format == "#,##0.00"
     reasons = owner["Summary (2)"]
+    assert reasons["A1"].value == "Ended reason"
     assert reasons["B2"].number_format == "#,##0"
     assert reasons["A3"].value == "-1"
     assert reasons["A3"].data_type == "s"
@@ -336,7 +446,7 @@ def test_large_amounts_keep_their_cents(
     path = tmp_path / "x.xlsx"
     write_statement_workbook(statement, summarize(statement), path)
 
-    assert openpyxl.load_workbook(path)["Detail"]["H2"].value == 9999999999999.99
+    assert openpyxl.load_workbook(path)["Detail"]["J2"].value == 9999999999999.99
 
 
 def test_shared_costs_sheet_has_no_note_column_when_no_pool_has_a_note(
@@ -344,8 +454,7 @@ def test_shared_costs_sheet_has_no_note_column_when_no_pool_has_a_note(
 ) -> None:
     header = _values(owner["Shared costs"])[0]
 
-    assert header[0] == "Pool"
-    assert header[-1] == "Other (USD)"
+    assert header == ["Pool", "Team", "Assistant ID", "Assistant", "Calls", "Minutes", "Cost (USD)"]
 
 
 def _owner_workbook(statement: Statement, tmp_path: Path) -> openpyxl.Workbook:
@@ -371,7 +480,7 @@ def test_a_pool_note_sits_on_that_pools_rows_and_in_about(
 
     rows = _values(owner["Shared costs"])
     assert rows[0][-1] == "Note"
-    assert [(row[0], row[5], row[-1]) for row in rows[1:]] == [
+    assert [(row[0], row[6], row[-1]) for row in rows[1:]] == [
         ("platform", 7, note),
         ("licences", 2, None),
         ("Total", 9, None),
@@ -389,7 +498,7 @@ def test_a_note_of_a_pool_the_owner_has_no_share_of_adds_no_column(
 
     owner = _owner_workbook(statement, tmp_path)
 
-    assert _values(owner["Shared costs"])[0][-1] == "Other (USD)"
+    assert _values(owner["Shared costs"])[0][-1] == "Cost (USD)"
 
 
 def _finance(statement: Statement, tmp_path: Path) -> openpyxl.Workbook:
@@ -402,7 +511,7 @@ def test_summary_shows_corrections_and_the_invoice_adjustment_apart(tmp_path: Pa
     summary = _table(_finance(closed_statement(), tmp_path)["Summary"])
     header = summary[0]
 
-    assert header[-4:] == [
+    assert header[-7:-3] == [
         "Shared (USD)",
         "Corrections (USD)",
         "Invoice adjustment (USD)",
@@ -417,21 +526,18 @@ def test_summary_shows_corrections_and_the_invoice_adjustment_apart(tmp_path: Pa
     assert by_center["support"] == (45.91, 0, 0.91)
     assert by_center[UNALLOCATED] == (31.3, 0.8, 0)
     assert by_center["Total"] == (185.27, -0.4, 3.17)
-    assert summary[-2][0] == "Allocated to cost centers (% allocated)"
-    assert len(summary[-2]) == len(header), "padding follows the extra columns"
-    assert (summary[-2][cost], summary[-1][cost]) == (153.97, 31.3)
 
 
 def test_detail_names_what_each_correction_corrects(tmp_path: Path) -> None:
     detail = _values(_finance(closed_statement(), tmp_path)["Detail"])
 
     assert detail[0][-1] == "Corrects"
-    corrects = {(row[0], row[4]): row[-1] for row in detail[1:-1]}
+    corrects = {(row[0], row[5]): row[-1] for row in detail[1:-1]}
     assert corrects[("sales", "correction:2026-09")] == "VAPI-2026-09-sales-v1"
     assert corrects[(UNALLOCATED, "correction:2026-09")] == "VAPI-2026-09-ORG-v1"
     assert corrects[("sales", "direct")] is None
-    negative = next(row for row in detail if row[4] == "correction:2026-09")
-    assert negative[5:8] == [-2, -3.25, -1.2], "calls, minutes and cost are deltas"
+    negative = next(row for row in detail if row[5] == "correction:2026-09")
+    assert negative[7:10] == [-2, -3.25, -1.2], "calls, minutes and cost are deltas"
     without = [line for line in closed_statement().lines if not line.is_correction]
     plain = _finance(closed_statement(lines=without, reconciliation=None), tmp_path)
     assert "Corrects" not in _values(plain["Detail"])[0], "only a month with corrections"
@@ -508,13 +614,13 @@ def test_owner_workbook_lists_corrections_and_adjustment_on_their_own_sheet(
         ["Total", None],
     ]
     sheet = _values(owner["Corrections and adjustments"])
-    assert sheet[0][:4] == ["Item", "Corrects", "Team", "Assistant ID"]
-    assert [row[:7] for row in sheet[1:]] == [
-        ["Correction of 2026-09", "VAPI-2026-09-sales-v1", "emea", "asst-1", -2, -3.25, -1.2],
-        ["Invoice adjustment", None, None, None, 0, 0, 2.26],
-        ["Total", None, None, None, -2, -3.25, 1.06],
+    assert sheet[0][:5] == ["Item", "Corrects", "Team", "Assistant ID", "Assistant"]
+    assert [row[:8] for row in sheet[1:]] == [
+        ["Correction of 2026-09", "VAPI-2026-09-sales-v1", "emea", "asst-1", None, -2, -3.25, -1.2],
+        ["Invoice adjustment", None, None, None, None, 0, 0, 2.26],
+        ["Total", None, None, None, None, -2, -3.25, 1.06],
     ]
-    summary = {(row[0], row[1]): row[4] for row in _table(owner["Summary"])[1:]}
+    summary = {(row[0], row[1]): row[5] for row in _table(owner["Summary"])[1:]}
     assert summary[("emea", "correction:2026-09")] == -1.2
     assert summary[(None, "adjustment:invoice")] == 2.26
     assert summary[("Total", None)] == 108.06
@@ -527,13 +633,13 @@ def test_changes_sheet_lists_exactly_the_changed_lines(tmp_path: Path) -> None:
     assert finance.sheetnames[-2:] == ["Changes vs v1", "About"]
     rows = _values(finance["Changes vs v1"])
     header = rows[0]
-    assert header[:9] == [
-        "Change", "Cost center ID", "Team", "Assistant ID", "Allocation",
+    assert header[:10] == [
+        "Change", "Cost center ID", "Team", "Assistant ID", "Assistant", "Allocation",
         "Calls v1", "Calls v2", "Minutes v1", "Minutes v2",
     ]  # fmt: skip
     assert header[-1] == "Cost change (USD)"
     cost = header.index("Cost (USD) v1")
-    assert [(row[0], row[1], row[4], row[cost], row[cost + 1], row[-1]) for row in rows[1:]] == [
+    assert [(row[0], row[1], row[5], row[cost], row[cost + 1], row[-1]) for row in rows[1:]] == [
         ("changed", "sales", "direct", 100, 101, 1),
         ("removed", "support", "shared:platform", 5, None, -5),
         ("added", UNALLOCATED, "unallocated:unmapped-assistant", None, 1, 1),
@@ -541,7 +647,7 @@ def test_changes_sheet_lists_exactly_the_changed_lines(tmp_path: Path) -> None:
     ]
     llm = header.index("LLM (USD) v1")
     assert rows[1][llm : llm + 2] == [40, 41]
-    assert rows[-1][5:7] == [120, 122], "calls totals of each version's listed lines"
+    assert rows[-1][6:8] == [120, 122], "calls totals of each version's listed lines"
 
     center = statement.cost_centers[1]
     owner_path = tmp_path / "support.xlsx"
@@ -549,7 +655,7 @@ def test_changes_sheet_lists_exactly_the_changed_lines(tmp_path: Path) -> None:
         statement, center, summarize(statement).lines_by_center[center.id], owner_path
     )
     owner = _values(openpyxl.load_workbook(owner_path)["Changes vs v1"])
-    assert [(row[0], row[1], row[4]) for row in owner[1:]] == [
+    assert [(row[0], row[1], row[5]) for row in owner[1:]] == [
         ("removed", "support", "shared:platform"),
         ("Total", None, None),
     ], "an owner sees the changes of their own lines only"
