@@ -9,7 +9,8 @@ exactly one of them; the width adapts to the density, aiming at half-full pages.
 
 One millisecond holding ``limit`` records or more (a batch of calls created in one
 transaction) cannot be split by ``createdAt``. It is split by ``updatedAt`` instead,
-walked upwards from the epoch to the moment the walk reached it, then an open tail
+walked upwards (``updatedAt`` before ``createdAt`` in one window, then from ``createdAt``
+to the moment the walk reached it), then an open tail
 ``updatedAt ≥ that moment``: ``updatedAt`` only ever grows, so a record updated while
 the walk runs moves into a window not yet read (or is read twice; callers deduplicate
 by id) and is never skipped. Records both created and updated in one millisecond beyond
@@ -33,6 +34,9 @@ TARGET_FILL = 0.5
 """Share of ``limit`` a window aims at: low enough that few pages come back full."""
 MAX_GROWTH = 4
 """A window grows at most this many times over the previous one."""
+UPDATED_FIRST_WIDTH = 60_000
+"""Milliseconds: the first ``updatedAt`` window after a batch's creation (a batch's calls end
+within minutes to hours of it; the windows grow from there)."""
 
 
 @dataclass(frozen=True)
@@ -151,11 +155,13 @@ def _walk_updated(
             "listed completely. Report this to Vapi support with these instants."
         )
 
-    low, high = 0, max(now_ms(), created_ms) + 1
+    def read(low: int, high: int) -> ListPage:
+        return fetch(window(low, high))
+
+    yield from _walk_axis(read, window, 0, created_ms, limit, unsplittable)
+    low, high = created_ms, max(now_ms(), created_ms) + 1
     while True:
-        yield from _walk_axis(
-            lambda a, b: fetch(window(a, b)), window, low, high, limit, unsplittable
-        )
+        yield from _walk_axis(read, window, low, high, limit, unsplittable, UPDATED_FIRST_WIDTH)
         tail = window(high, None)
         page = fetch(tail)
         full = len(page.records) >= limit
@@ -172,9 +178,10 @@ def _walk_axis(
     high: int,
     limit: int,
     one_millisecond: Callable[[int], Iterator[WindowPage]],
+    first_width: int | None = None,
 ) -> Iterator[WindowPage]:
     """``[low, high)`` in adaptive windows; a full one-millisecond window goes one level down."""
-    cursor, width = low, high - low
+    cursor, width = low, first_width or high - low
     while cursor < high:
         upper = min(cursor + width, high)
         page = read(cursor, upper)
