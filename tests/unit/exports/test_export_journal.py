@@ -182,7 +182,8 @@ def statements(draw: st.DrawFn, *, with_fx: bool) -> Statement:
 
 
 def booked(statement: Statement, tmp_path: Path) -> tuple[dict[str, Decimal], Decimal, Decimal]:
-    """(cost center → debits − credits, Σ debit, Σ credit) as the file shows them."""
+    """(cost center → debits − credits where not zero, Σ debit, Σ credit) as the file shows
+    them; a cost center can net to zero over two accounts."""
     path = tmp_path / "journal.csv"
     write_journal(statement, path)
     by_center: dict[str, Decimal] = defaultdict(Decimal)
@@ -192,7 +193,7 @@ def booked(statement: Statement, tmp_path: Path) -> tuple[dict[str, Decimal], De
         debits, credits = debits + debit, credits + credit
         if row["cost_center_id"]:
             by_center[row["cost_center_id"]] += debit - credit
-    return dict(by_center), debits, credits
+    return {center: net for center, net in by_center.items() if net}, debits, credits
 
 
 def statement_totals(statement: Statement) -> dict[str, Decimal]:
