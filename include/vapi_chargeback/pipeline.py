@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.exports.accounts import journal_accounts
 from vapi_chargeback.fxrates import month_rate
 from vapi_chargeback.mapping import AssistantMapping, load_mapping
+from vapi_chargeback.names import fetch_assistants, named_lines, run_names
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
@@ -250,8 +251,12 @@ def fetch_batch(
     A response whose rows break what the plan asked (a missing group key, a negative cost)
     raises here and is not kept: later steps only ever see batches that passed. The body is
     checked one result at a time and not kept as objects: this task only stores it.
+    Batch 0 also lists the org's assistants once per run, for their names
+    (``names.fetch_assistants``: a failure there is recorded, not raised).
     """
     work = open_path(run.work_url)
+    if index == 0:
+        fetch_assistants(client, work)
     plan = load_plan(work)
     queries = [plan.query(name) for name in plan.batches[index]]
     response = client.post_batch(queries, batch_index=index, keep_results=False, check=True)
@@ -288,10 +293,13 @@ def allocate_run(
     results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
     statement = allocate(config, mapping, plan, results)
     output = open_path(run.output_url)
-    carried = _carried_into(statement, output)
+    lines = [*statement.lines, *_carried_into(statement, output)]
+    last_day = (statement.period_end - timedelta(days=1)).date()
+    names = run_names(work, output, statement.period, last_day, lines, mapping)
     statement = replace(
         statement,
-        lines=[*statement.lines, *carried],
+        lines=named_lines(lines, names),
+        names=names,
         statement_prefix=config.statement_prefix,
         previous=previous_month(output, statement.period, config.statement_prefix),
         fx=run.fx,

@@ -132,13 +132,14 @@ class _Comparison:
     @property
     def changed(self) -> bool:
         """Whether the pending corrections are not already exactly what is needed, where
-        they are needed: a second rerun over the same late calls writes nothing."""
+        they are needed: a second rerun over the same late calls writes nothing. Compared
+        as carried (``_as_carried``), so an assistant name learnt since changes nothing."""
         pending = self.corrections.pending
         if not self.needed:
             return bool(pending)
-        return [item.line for item in self.needed] != [
-            line for item in pending for line in item.lines
-        ] or any(item.carried_to != self.target for item in pending)
+        return _as_carried([item.line for item in self.needed]) != _as_carried(
+            [line for item in pending for line in item.lines]
+        ) or any(item.carried_to != self.target for item in pending)
 
 
 def _compare_with_booked(

@@ -16,7 +16,9 @@ org's and each cost center's total, % allocated, change vs the previous month an
 costs) are what the Summary sheets show, for ``make demo`` and the mails to quote. Its
 ``variance`` block (``variance.manifest_block``; ``null`` without a previous published month)
 holds the month-over-month drivers: each cost center's and the org's effects and the largest
-movers, for the same readers. ``close.lifecycle.MonthState``
+movers, for the same readers. Its ``names`` block (:func:`names_block`) holds the sha256 of
+the run's assistant names snapshot, how many names each source gave and, if
+``GET /assistant`` failed, why. ``close.lifecycle.MonthState``
 reads these fields back; they were added without a new ``format_version`` because a
 manifest without them reads as what it was, a draft version 1 not tied to an invoice.
 
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vapi_chargeback.fx import manifest_block as fx_manifest_block
-from vapi_chargeback.statement import Statement
+from vapi_chargeback.statement import NamesSnapshot, Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
 from vapi_chargeback.statements.keyfigures import manifest_key_figures
 from vapi_chargeback.statements.totals import StatementTotals
@@ -137,5 +139,21 @@ def build_manifest(
     fx = fx_manifest_block(statement)
     if fx is not None:
         document["fx"] = fx
+    if statement.names is not None:
+        document["names"] = names_block(statement.names)
     text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")
+
+
+def names_block(snapshot: NamesSnapshot) -> dict[str, Any]:
+    """The snapshot's sha256, its names counted by source (``mapping``, ``api``,
+    ``earlier``, ``id``) and the listing's error (``null`` when it worked)."""
+    counts: dict[str, int] = {}
+    for source in snapshot.sources.values():
+        kind = source.split(":", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return {
+        "sha256": snapshot.sha256,
+        "by_source": dict(sorted(counts.items())),
+        "api_error": snapshot.api_error,
+    }
