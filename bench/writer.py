@@ -1,11 +1,13 @@
 """Workbook writer benchmark: our Detail sheet against xlsxwriter ``constant_memory``.
 
-Both writers get the same synthetic statement lines and write the same sheet: a styled
-header row, frozen and filtered, column widths fitted to the data, text as text (quoted
-when it looks like a formula), calls as ``#,##0``, money and minutes as ``#,##0.00``
-numbers, and a bold totals row. Each is timed from the list of ``ChargebackLine``
-objects to the closed file, best of ``--repeat`` runs, in one process. The target
-(issue 5) is ours ≤ 1.3× xlsxwriter.
+Both writers get the same synthetic statement lines and write the same sheets: Detail
+(a styled header row, frozen and filtered, column widths fitted to the data, text as text,
+quoted when it looks like a formula, calls as ``#,##0``, money and minutes as ``#,##0.00``
+numbers, and a bold totals row) and the finance workbook's two chart sheets with their
+native charts (issue 18): "Cost by component" with a stacked column chart and "Daily
+cost" (a date per row) with a line per cost center over a date axis. Each is timed from
+the list of ``ChargebackLine`` objects to the closed file, best of ``--repeat`` runs, in
+one process. The target (issues 5 and 18) is ours ≤ 1.3× xlsxwriter, charts included.
 
     python bench/writer.py                 # 100k lines
     python bench/writer.py --lines 20000 --repeat 3
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
@@ -38,13 +40,16 @@ from openpyxl.styles import Font, NamedStyle
 from openpyxl.utils import get_column_letter
 
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, CostCenterInfo, Statement
+from vapi_chargeback.statements.charts import finance_chart_sheets, month_days
 from vapi_chargeback.statements.formatting import FORMULA_TRIGGERS
 from vapi_chargeback.statements.totals import StatementTotals, summarize
-from vapi_chargeback.statements.workbook import DocumentInfo, write_workbook
+from vapi_chargeback.statements.workbook import DocumentInfo, Sheet, write_workbook
 from vapi_chargeback.statements.xlsx import detail_sheet, write_statement_workbook
 
 TARGET_RATIO = 1.3
 COMPONENTS = ["llm", "stt", "tts", "vapi", "transport"]
+COMPONENT_LABELS = ["LLM (USD)", "STT (USD)", "TTS (USD)", "Vapi (USD)", "Transport (USD)"]
+DAYS = 31
 RESULTS = Path(__file__).parent / "results" / "writer.json"
 ZONE = ZoneInfo("Europe/Berlin")
 
@@ -57,6 +62,8 @@ def synthetic_statement(lines: int, cost_centers: int, seed: int) -> Statement:
         for index in range(cost_centers)
     ]
     items = []
+    daily: dict[str, dict[date, Decimal]] = {}
+    first = date(2026, 10, 1)
     for index in range(lines):
         parts = {name: Decimal(rng.randrange(0, 5_000)) / 100 for name in COMPONENTS}
         cost = sum(parts.values(), Decimal(0)) + Decimal(rng.randrange(0, 300)) / 100
@@ -88,6 +95,10 @@ def synthetic_statement(lines: int, cost_centers: int, seed: int) -> Statement:
                 components_usd=parts,
             )
         )
+        if allocation == "direct":
+            day = first + timedelta(days=index % DAYS)
+            costs = daily.setdefault(center_id, {})
+            costs[day] = costs.get(day, Decimal(0)) + cost
     return Statement(
         period="2026-10",
         timezone="Europe/Berlin",
@@ -97,32 +108,54 @@ def synthetic_statement(lines: int, cost_centers: int, seed: int) -> Statement:
         components=list(COMPONENTS),
         cost_centers=centers,
         lines=items,
+        daily_cost_usd={center.id: sorted(daily.get(center.id, {}).items()) for center in centers},
     )
+
+
+def bench_sheets(statement: Statement, totals: StatementTotals) -> list[Sheet]:
+    """Detail and the finance chart sheets (their charts attached), as the workbook has them."""
+    return [
+        detail_sheet(statement, totals),
+        *finance_chart_sheets(statement, totals, COMPONENT_LABELS),
+    ]
 
 
 def ours(statement: Statement, totals: StatementTotals, path: Path) -> None:
     info = DocumentInfo("bench", "bench", "vapi-chargeback", statement.period_end)
-    write_workbook(path, [detail_sheet(statement, totals)], info)
+    write_workbook(path, bench_sheets(statement, totals), info)
 
 
 def theirs(statement: Statement, totals: StatementTotals, path: Path) -> None:
-    """The same sheet with xlsxwriter in constant-memory mode (rows stream in order)."""
-    sheet = detail_sheet(statement, totals)
+    """The same sheets and charts with xlsxwriter in constant-memory mode (rows stream in order)."""
+    detail, components, daily = bench_sheets(statement, totals)
     workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
-    header = workbook.add_format(
-        {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True, "valign": "top"}
-    )
-    text = workbook.add_format()
-    quoted = workbook.add_format({"quote_prefix": True})
-    integer = workbook.add_format({"num_format": "#,##0"})
-    money = workbook.add_format({"num_format": "#,##0.00"})
+    formats = _formats(workbook)
+    for sheet in (detail, components, daily):
+        _write_sheet(workbook, formats, sheet)
+    _stacked_chart(workbook, components)
+    _line_chart(workbook, daily, len(month_days(statement)))
+    workbook.close()
+
+
+def _formats(workbook: Any) -> dict[str, Any]:
     bold = {"bold": True, "top": 1}
-    total = {
-        "text": workbook.add_format(bold),
-        "integer": workbook.add_format({**bold, "num_format": "#,##0"}),
-        "money": workbook.add_format({**bold, "num_format": "#,##0.00"}),
+    return {
+        "header": workbook.add_format(
+            {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True, "valign": "top"}
+        ),
+        "text": workbook.add_format(),
+        "quoted": workbook.add_format({"quote_prefix": True}),
+        "integer": workbook.add_format({"num_format": "#,##0"}),
+        "money": workbook.add_format({"num_format": "#,##0.00"}),
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        "total text": workbook.add_format(bold),
+        "total integer": workbook.add_format({**bold, "num_format": "#,##0"}),
+        "total money": workbook.add_format({**bold, "num_format": "#,##0.00"}),
     }
-    worksheet = workbook.add_worksheet("Detail")
+
+
+def _write_sheet(workbook: Any, formats: dict[str, Any], sheet: Sheet) -> None:
+    worksheet = workbook.add_worksheet(sheet.title)
     rows = [*sheet.rows, *sheet.footer]
     for index, column in enumerate(sheet.columns):
         values = [row[index] for row in rows]
@@ -134,27 +167,59 @@ def theirs(statement: Statement, totals: StatementTotals, path: Path) -> None:
     worksheet.freeze_panes(1, 0)
     worksheet.autofilter(0, 0, len(sheet.rows), len(sheet.columns) - 1)
     for index, column in enumerate(sheet.columns):
-        worksheet.write_string(0, index, column.header, header)
+        worksheet.write_string(0, index, column.header, formats["header"])
     for number, row in enumerate(rows, start=1):
-        in_footer = number > len(sheet.rows)
+        total = "total " if number > len(sheet.rows) else ""
         for index, value in enumerate(row):
             if isinstance(value, str):
                 if value:
-                    style = (
-                        total["text"]
-                        if in_footer
-                        else quoted
-                        if value.startswith(FORMULA_TRIGGERS)
-                        else text
-                    )
+                    quoted = not total and value.startswith(FORMULA_TRIGGERS)
+                    style = formats["quoted" if quoted else f"{total}text"]
                     worksheet.write_string(number, index, value, style)
             elif isinstance(value, Decimal):
-                worksheet.write_number(number, index, value, total["money"] if in_footer else money)
+                worksheet.write_number(number, index, value, formats[f"{total}money"])
+            elif isinstance(value, date):
+                worksheet.write_datetime(number, index, value, formats["date"])
             elif isinstance(value, int):
-                worksheet.write_number(
-                    number, index, value, total["integer"] if in_footer else integer
-                )
-    workbook.close()
+                worksheet.write_number(number, index, value, formats[f"{total}integer"])
+
+
+def _stacked_chart(workbook: Any, sheet: Sheet) -> None:
+    """Components, Other and Shared stacked per cost center, as ``charts`` draws them."""
+    chart = workbook.add_chart({"type": "column", "subtype": "stacked"})
+    last = len(sheet.rows)
+    for column in range(1, len(sheet.columns) - 1):
+        chart.add_series(
+            {
+                "name": [sheet.title, 0, column],
+                "categories": [sheet.title, 1, 0, last, 0],
+                "values": [sheet.title, 1, column, last, column],
+            }
+        )
+    chart.set_title({"name": "Cost by cost center and component"})
+    chart.set_y_axis({"name": "USD", "num_format": "#,##0", "major_gridlines": {"visible": True}})
+    chart.set_size({"x_scale": 2.6, "y_scale": 1.6})
+    workbook.get_worksheet_by_name(sheet.title).insert_chart(0, len(sheet.columns) + 1, chart)
+
+
+def _line_chart(workbook: Any, sheet: Sheet, days: int) -> None:
+    """A line per cost center over a date axis."""
+    chart = workbook.add_chart({"type": "line"})
+    for column in range(1, len(sheet.columns) - 1):
+        chart.add_series(
+            {
+                "name": [sheet.title, 0, column],
+                "categories": [sheet.title, 1, 0, days, 0],
+                "values": [sheet.title, 1, column, days, column],
+            }
+        )
+    chart.set_title({"name": "Daily cost by cost center"})
+    chart.set_x_axis({"date_axis": True, "num_format": "d mmm", "major_unit_type": "days"})
+    chart.set_y_axis(
+        {"name": "USD per day", "num_format": "#,##0", "major_gridlines": {"visible": True}}
+    )
+    chart.set_size({"x_scale": 2.6, "y_scale": 1.6})
+    workbook.get_worksheet_by_name(sheet.title).insert_chart(0, len(sheet.columns) + 1, chart)
 
 
 def openpyxl_cells(statement: Statement, totals: StatementTotals, path: Path) -> None:
@@ -249,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "lines": args.lines,
         "columns": 5 + 3 + len(COMPONENTS) + 1,
+        "sheets": [sheet.title for sheet in bench_sheets(statement, totals)],
+        "charts": 2,
         "repeat": args.repeat,
         "target_ratio": TARGET_RATIO,
         "python": platform.python_version(),
@@ -287,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"{args.lines:,} lines × {results['columns']} columns, best of {args.repeat}")
+    print(
+        f"{args.lines:,} lines × {results['columns']} columns and {results['charts']} charts"
+        f" ({', '.join(results['sheets'])}), best of {args.repeat}"
+    )
     print(
         f"  ours (openpyxl package + streamed rows): {results['ours_seconds']:.3f} s, {results['ours_bytes']:,} bytes"
     )
