@@ -30,6 +30,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+from vapi_chargeback.delivery.figures import drivers_table, key_facts, published_previous
 from vapi_chargeback.money import percent_of
 from vapi_chargeback.statement import FINAL, UNALLOCATED
 from vapi_chargeback.statements.formatting import looks_like_formula
@@ -105,6 +106,10 @@ class MonthSummary:
     approved_by: str | None = None
     approved_at: str | None = None
     """As the manifest records it (ISO 8601)."""
+    key_figures: Mapping[str, Any] = field(default_factory=dict)
+    """The manifest's ``key_figures`` block (empty for a manifest written before it)."""
+    variance: Mapping[str, Any] | None = None
+    """The manifest's ``variance`` block: the drivers against the previous month."""
 
     @property
     def allocated_pct(self) -> Decimal | None:
@@ -131,6 +136,7 @@ def summarize(
     by_center = {key: Decimal(value) for key, value in totals["cost_by_cost_center_usd"].items()}
     previous = (previous_manifest or {}).get("totals", {}).get("cost_by_cost_center_usd", {})
     lines = _csv_lines(csv_data)
+    figures = manifest.get("key_figures") or {}
     centers: dict[str, CenterSummary] = {}
     for center_id, cost in by_center.items():
         if center_id == UNALLOCATED:
@@ -140,7 +146,9 @@ def summarize(
             id=center_id,
             name=names.get(center_id) or _first(own, "cost_center_name") or center_id,
             cost_usd=cost,
-            previous_usd=Decimal(previous[center_id]) if center_id in previous else None,
+            previous_usd=published_previous(
+                figures.get("cost_centers", {}).get(center_id), previous.get(center_id)
+            ),
             calls=sum(int(line["calls"]) for line in own),
             minutes=sum((Decimal(line["minutes"]) for line in own), ZERO),
             shared_usd=_shared(own),
@@ -158,7 +166,7 @@ def summarize(
         unallocated_usd=Decimal(totals["unallocated_usd"]),
         reconciliation_ok=reconciliation.get("ok"),
         previous_period=previous_month(period),
-        previous_total_usd=Decimal(previous_total) if previous_total is not None else None,
+        previous_total_usd=published_previous(figures.get("org"), previous_total),
         centers=centers,
         # A manifest from before the close lifecycle has no status: a draft, never approved.
         final=manifest.get("status") == FINAL,
@@ -167,6 +175,8 @@ def summarize(
         statement_ids=dict(ids.get("cost_centers") or {}),
         approved_by=manifest.get("approved_by"),
         approved_at=manifest.get("approved_at"),
+        key_figures=figures,
+        variance=manifest.get("variance"),
     )
 
 
@@ -207,12 +217,14 @@ def owner_message(
         f"{center.name}: {summary.period} statement{_cited(statement_id)},"
         f" {money(center.cost_usd)} {currency}",
     )
+    figures = summary.key_figures.get("cost_centers", {}).get(center_id)
     facts = [
         *_identity(summary, statement_id),
         ("Total", f"{money(center.cost_usd)} {currency}"),
         ("Change", change_text(center.cost_usd, center.previous_usd, summary.previous_period)),
         ("Calls", f"{center.calls:,}"),
         ("Minutes", f"{center.minutes:,.2f}"),
+        *key_facts(figures, currency),
     ]
     for pool, amount in sorted(center.shared_usd.items()):
         facts.append((f"Shared cost {pool}", f"{money(amount)} {currency}"))
@@ -232,7 +244,7 @@ def owner_message(
         f"Attached is the Vapi voice-assistant chargeback statement of {center.name}"
         f" for {month_name(summary.period)} ({summary.timezone}).",
     )
-    sections: list[Section] = [Section(None, facts=facts)]
+    sections: list[Section] = [Section(None, facts=facts), *_drivers(summary, center_id)]
     if shown:
         sections.append(
             Section(
@@ -297,10 +309,12 @@ def finance_message(
         ]
     )
     allocated = summary.allocated_pct
+    figures = summary.key_figures.get("org")
+    published = key_facts(figures, currency)
     facts = [
         *_identity(summary, summary.org_statement_id),
         ("Total", f"{money(summary.total_usd)} {currency}"),
-        ("Allocated", "—" if allocated is None else f"{allocated:.1f} %"),
+        *(published or [("Allocated", "—" if allocated is None else f"{allocated:.1f} %")]),
         ("Reconciliation", verdict),
         ("Attached", ", ".join(item.name for item in attachments)),
     ]
@@ -323,11 +337,21 @@ def finance_message(
                 header=["Cost center", "Id", f"Cost {currency}", "Change"],
                 rows=rows,
             ),
+            *_drivers(summary, None),
         ],
         footer=f"Published by run {envelope.run_id}.",
         attachments=list(attachments),
         period=summary.period,
     )
+
+
+def _drivers(summary: MonthSummary, center_id: str | None) -> list[Section]:
+    """The Variance sheet's figures for the mail, from the manifest's ``variance`` block."""
+    table = drivers_table(summary.variance, center_id)
+    if table is None:
+        return []
+    title, header, rows = table
+    return [Section(title, header=header, rows=rows)]
 
 
 def money(amount: Decimal) -> str:
