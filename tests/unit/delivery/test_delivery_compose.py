@@ -186,7 +186,15 @@ def test_finance_mail_lists_every_cost_center_and_the_reconciliation(output: Pat
     text_body = message.get_body(("plain",))
     assert text_body is not None
     text = text_body.get_content()
-    for expected in ("166.00", "50.50", "UNALLOCATED", "3.30", "219.80", "98.43 % of usage (98.50 % incl. pools)", "reconciled"):
+    for expected in (
+        "166.00",
+        "50.50",
+        "UNALLOCATED",
+        "3.30",
+        "219.80",
+        "98.43 % of usage (98.50 % incl. pools)",
+        "reconciled",
+    ):
         assert expected in text
     assert [(p.get_filename(), p.get_content_type()) for p in message.iter_attachments()] == [
         (
