@@ -40,7 +40,7 @@ from openpyxl.styles import Font, NamedStyle
 from openpyxl.utils import get_column_letter
 
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, CostCenterInfo, Statement
-from vapi_chargeback.statements.charts import finance_chart_sheets, month_days
+from vapi_chargeback.statements.charts import finance_chart_sheets
 from vapi_chargeback.statements.formatting import FORMULA_TRIGGERS
 from vapi_chargeback.statements.totals import StatementTotals, summarize
 from vapi_chargeback.statements.workbook import DocumentInfo, Sheet, write_workbook
@@ -48,7 +48,6 @@ from vapi_chargeback.statements.xlsx import detail_sheet, write_statement_workbo
 
 TARGET_RATIO = 1.3
 COMPONENTS = ["llm", "stt", "tts", "vapi", "transport"]
-COMPONENT_LABELS = ["LLM (USD)", "STT (USD)", "TTS (USD)", "Vapi (USD)", "Transport (USD)"]
 DAYS = 31
 RESULTS = Path(__file__).parent / "results" / "writer.json"
 ZONE = ZoneInfo("Europe/Berlin")
@@ -116,7 +115,9 @@ def bench_sheets(statement: Statement, totals: StatementTotals) -> list[Sheet]:
     """Detail and the finance chart sheets (their charts attached), as the workbook has them."""
     return [
         detail_sheet(statement, totals),
-        *finance_chart_sheets(statement, totals, COMPONENT_LABELS),
+        *finance_chart_sheets(
+            statement, totals, [f"{name} (USD)" for name in statement.components]
+        ),
     ]
 
 
@@ -133,7 +134,8 @@ def theirs(statement: Statement, totals: StatementTotals, path: Path) -> None:
     for sheet in (detail, components, daily):
         _write_sheet(workbook, formats, sheet)
     _stacked_chart(workbook, components)
-    _line_chart(workbook, daily, len(month_days(statement)))
+    if daily.charts:
+        _line_chart(workbook, daily)
     workbook.close()
 
 
@@ -202,15 +204,15 @@ def _stacked_chart(workbook: Any, sheet: Sheet) -> None:
     workbook.get_worksheet_by_name(sheet.title).insert_chart(0, len(sheet.columns) + 1, chart)
 
 
-def _line_chart(workbook: Any, sheet: Sheet, days: int) -> None:
+def _line_chart(workbook: Any, sheet: Sheet) -> None:
     """A line per cost center over a date axis."""
     chart = workbook.add_chart({"type": "line"})
     for column in range(1, len(sheet.columns) - 1):
         chart.add_series(
             {
                 "name": [sheet.title, 0, column],
-                "categories": [sheet.title, 1, 0, days, 0],
-                "values": [sheet.title, 1, column, days, column],
+                "categories": [sheet.title, 1, 0, len(sheet.rows), 0],
+                "values": [sheet.title, 1, column, len(sheet.rows), column],
             }
         )
     chart.set_title({"name": "Daily cost by cost center"})
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "lines": args.lines,
         "columns": 5 + 3 + len(COMPONENTS) + 1,
         "sheets": [sheet.title for sheet in bench_sheets(statement, totals)],
-        "charts": 2,
+        "charts": sum(len(sheet.charts) for sheet in bench_sheets(statement, totals)),
         "repeat": args.repeat,
         "target_ratio": TARGET_RATIO,
         "python": platform.python_version(),
