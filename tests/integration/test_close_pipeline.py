@@ -29,9 +29,10 @@ from vapi_chargeback.close.invoices import InvoicesError
 from vapi_chargeback.close.lifecycle import LifecycleError
 from vapi_chargeback.close.publish import PUBLISHED_FILE
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.names import NAMES_FILE
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.storage import read_published
-from vapi_emulator.data import generate_calls_file
+from vapi_emulator.data import demo_org, generate_calls_file
 
 from support.close_run import (
     APPROVED_AT,
@@ -48,10 +49,11 @@ from support.close_run import (
     run,
     write_late_calls,
 )
-from support.reliability import Emulator, emulator, snapshot
+from support.reliability import DEMO_MAPPING, Emulator, emulator, snapshot
 from support.statement_checks import org_total
 
 pytestmark = pytest.mark.slow
+LATE_ASSISTANT = LATE_CALLS[0][1]
 REASON = "late calls of the 2026-10-30 outage were costed after the close"
 
 
@@ -111,6 +113,18 @@ def closed(apis: Apis, tmp_path_factory: pytest.TempPathFactory) -> Closed:
     )
 
 
+def named_mapping(config: Path, folder: Path, assistant: str | None, name: str) -> Path:
+    """A copy of ``config`` whose mapping has the ``assistant_name`` column, naming
+    ``assistant`` ``name`` and leaving the others empty."""
+    shutil.copytree(config.parent, folder)
+    mapping = folder / DEMO_MAPPING.name
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    named = [lines[0] + ",assistant_name"]
+    named += [f"{line},{name if line.startswith(str(assistant)) else ''}" for line in lines[1:]]
+    mapping.write_text("\n".join(named) + "\n", encoding="utf-8")
+    return folder / config.name
+
+
 def copy_of(closed: Closed, tmp_path: Path) -> Path:
     output = tmp_path / "output"
     shutil.copytree(closed.output, output)
@@ -158,6 +172,31 @@ def test_an_approved_month_is_final_with_its_approval_and_audit_trail(closed: Cl
     } | {"manifest.json": events[1].files["manifest.json"]}
 
 
+def test_every_assistant_line_is_named_from_the_api_and_a_deleted_one_by_its_id(
+    closed: Closed,
+) -> None:
+    """The emulator lists the generated org but its deleted pilot, which still has calls."""
+    org = demo_org()
+    deleted = org.assistants[-1].id
+    rows = csv_lines((closed.output / OCTOBER / f"chargeback-{OCTOBER}.csv").read_bytes())
+    named = {key[2]: row["assistant_name"] for key, row in rows.items() if key[2]}
+    assert deleted in named and len(named) > 20
+    assert named == {
+        assistant.id: deleted if assistant.id == deleted else assistant.name
+        for assistant in org.assistants
+        if assistant.id in named
+    }
+    assert all(row["assistant_name"] == "" for key, row in rows.items() if not key[2])
+    work = pipeline.default_open_path(closed.run.work_url)
+    snapshot = json.loads((work / NAMES_FILE).read_bytes())
+    assert closed.manifest["names"] == {
+        "sha256": snapshot["sha256"],
+        "by_source": {"api": len(named) - 1, "id": 1},
+        "api_error": None,
+    }
+    assert snapshot["sources"][deleted] == "id"
+
+
 def test_late_calls_of_a_final_month_become_corrections_in_the_next_open_month(
     apis: Apis, closed: Closed, tmp_path: Path
 ) -> None:
@@ -173,16 +212,23 @@ def test_late_calls_of_a_final_month_become_corrections_in_the_next_open_month(
     assert read_published(output, OCTOBER) == closed.manifest
     pending = output / "_corrections" / NOVEMBER / f"{OCTOBER}.json"
     assert pending.is_file()
+    carried_file = json.loads(pending.read_bytes())
 
-    again = run(apis.late_api, closed.config, output, OCTOBER, "oct-late-again")
-    assert again.published is not None and again.published["action"] == "unchanged"
+    renamed = named_mapping(closed.config, tmp_path / "renamed", LATE_ASSISTANT, "Front Desk")
+    again = run(apis.late_api, renamed, output, OCTOBER, "oct-late-again")
+    assert again.published is not None and again.published["action"] == "unchanged", (
+        "a name the mapping now gives an assistant with pending corrections changes no figure"
+    )
     assert snapshot(output / OCTOBER) == closed.files
+    assert json.loads(pending.read_bytes()) == carried_file
 
     november = run(apis.late_api, closed.config, output, NOVEMBER, "nov-draft")
     assert november.published is not None and november.published["status"] == "draft"
     rows = csv_lines((output / NOVEMBER / f"chargeback-{NOVEMBER}.csv").read_bytes())
     corrections = {key: row for key, row in rows.items() if key[3] == f"correction:{OCTOBER}"}
     assert cost_sum(corrections) == LATE_COST
+    names = {key[2]: row["assistant_name"] for key, row in corrections.items() if key[2]}
+    assert names[LATE_ASSISTANT] == "Inbound Sales – Reese", "named in November from the API"
     assert sum(int(row["calls"]) for row in corrections.values()) == len(LATE_CALLS)
     assert sum(Decimal(row["minutes"]) for row in corrections.values()) == LATE_MINUTES
     october_ids = closed.manifest["statement_ids"]
@@ -190,6 +236,18 @@ def test_late_calls_of_a_final_month_become_corrections_in_the_next_open_month(
         assert row["corrects"] == october_ids["cost_centers"].get(center, october_ids["org"])
     check = json.loads((output / NOVEMBER / "manifest.json").read_bytes())["reconciliation"]
     assert Decimal(check["corrections_usd"]) == LATE_COST
+    compared = published_statement(november).previous
+    assert compared is not None, "allocate read the month before as published"
+    assert (compared.period, compared.statement_id, compared.status) == (
+        OCTOBER,
+        "VAPI-2026-10-ORG-v1",
+        "final",
+    )
+    booked = csv_lines((output / OCTOBER / f"chargeback-{OCTOBER}.csv").read_bytes())
+    assert {line.key for line in compared.lines} == set(booked)
+    drivers = json.loads((output / NOVEMBER / "manifest.json").read_bytes())["variance"]
+    assert drivers["previous_statement_id"] == "VAPI-2026-10-ORG-v1"
+    assert Decimal(drivers["org"]["delta_usd"]) == cost_sum(rows) - cost_sum(booked)
     assert Decimal(check["lines_total_usd"]) == (
         Decimal(check["org_total_usd"]) + SHARED_FIXED + LATE_COST
     )
