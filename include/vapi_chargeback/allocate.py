@@ -7,6 +7,10 @@ team, assistant, allocation). Only then is anything rounded: each column once, o
 lines together, with largest remainder, so the lines add up to the rounded column total
 to the cent. Shared pools are split the same way. The breakdowns of ``breakdowns.py``
 read the same attributed rows as they stream by.
+
+Two more figures come from the same pass: each usage line's successful calls (from the
+plan's success query) and each cost center's daily cost (from its day rows of the core
+shape), rounded against the cost center's direct lines so the days add up to them.
 """
 
 from __future__ import annotations
@@ -14,25 +18,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.attribution import (
     DIRECT,
+    MAPPING_RULE,
     REASONS,
+    VARIABLE_RULE,
     AnalyticsResultError,
     Attributor,
+    ChargedBy,
     attributed_rows,
 )
-from vapi_chargeback.breakdowns import BreakdownBuilder
+from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.money import MINUTES_QUANTUM
-from vapi_chargeback.plan import Plan
+from vapi_chargeback.plan import SUCCESS_KEY, Plan
 from vapi_chargeback.split import CALL_QUANTUM, exact_context, round_to_total, split_exact
 from vapi_chargeback.statement import ChargebackLine, CostCenterInfo, Statement
 
+LineKey = tuple[str, str, str, str]
+"""(cost center, team, assistant, allocation): what one line sums."""
+ZERO = Decimal(0)
 UNALLOCATED_NAME = "Unallocated"
 SECONDS_PER_MINUTE = 60
 NO_ASSISTANT_LINE = "unallocated:no-assistant"
@@ -65,22 +76,30 @@ def allocate(
     needed: dict[str, set[str]] = {plan.core_query: set(core_measures)}
     for definition in plan.definitions:
         needed.setdefault(definition.query, set()).update(definition.aliases)
+    needed.setdefault(plan.success_query, set()).add("calls")
+    needed.setdefault(plan.daily_cost_query, set()).add("cost")
     measures = {name: sorted(wanted) for name, wanted in needed.items()}
     builder = BreakdownBuilder(plan, config.cost_center_ids, measures)
     attributor = Attributor(config, mapping)
     core = [measures[plan.core_query].index(m) for m in core_measures]
-    sums: dict[tuple[str, str, str, str], list[Decimal]] = {}
+    success_calls = measures[plan.success_query].index("calls")
+    daily_cost = measures[plan.daily_cost_query].index("cost")
+    sums: dict[LineKey, list[Decimal]] = {}
+    successes: dict[LineKey, Decimal] = {}
+    days: dict[str, dict[date, Decimal]] = {}
     with exact_context():
         for name, wanted in measures.items():
             is_core = name == plan.core_query
+            is_success = name == plan.success_query
+            is_daily = name == plan.daily_cost_query
             for part in plan.parts(name):
                 rows = attributed_rows(
                     config, mapping, plan, results, part, wanted, attributor=attributor
                 )
                 for item in rows:
                     builder.add(name, item)
+                    a = item.attribution
                     if is_core:
-                        a = item.attribution
                         key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
                         line = sums.get(key)
                         if line is None:
@@ -88,10 +107,17 @@ def allocate(
                         values = item.values
                         for position, index in enumerate(core):
                             line[position] += values[index]
+                    if is_success and _succeeded(item.row.get(SUCCESS_KEY)):
+                        key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
+                        successes[key] = successes.get(key, ZERO) + item.values[success_calls]
+                    if is_daily and a.allocation == DIRECT:
+                        center = days.setdefault(a.cost_center_id, {})
+                        center[item.day] = center.get(item.day, ZERO) + item.values[daily_cost]
     order = _LineOrder(config)
     keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
     totals = [dict(zip(core_measures, sums[k], strict=True)) for k in keys]
-    lines = _rounded_lines(config, plan, keys, totals)
+    lines = _rounded_lines(config, plan, keys, totals, successes)
+    direct = _direct_totals(lines, plan.components)
     lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
     return Statement(
@@ -104,18 +130,63 @@ def allocate(
         cost_centers=[CostCenterInfo(c.id, c.name, c.owner_email) for c in config.cost_centers],
         lines=lines,
         org_name=config.org.name,
-        breakdowns=builder.tables(),
+        breakdowns=builder.tables(direct),
         pool_notes=notes,
+        daily_cost_usd=_daily_cost(days, direct),
     )
+
+
+def _succeeded(value: object) -> bool:
+    """``analysis.successEvaluation`` as the API answers a pass: the text ``"true"`` (a JSON
+    ``true`` from a replayed record means the same)."""
+    return value is True or value == "true"
+
+
+def _direct_totals(
+    lines: Sequence[ChargebackLine], components: Sequence[str]
+) -> dict[str, dict[str, Decimal]]:
+    """Cost center → its direct lines' columns summed (``calls``, ``minutes``, ``cost`` and
+    each component): the totals its breakdowns and daily cost are rounded against."""
+    totals: dict[str, dict[str, Decimal]] = {}
+    for line in lines:
+        if line.allocation != DIRECT:
+            continue
+        center = totals.setdefault(
+            line.cost_center_id, dict.fromkeys(["calls", "minutes", "cost", *components], ZERO)
+        )
+        center["calls"] += line.calls
+        center["minutes"] += line.minutes
+        center["cost"] += line.cost_usd
+        for component in components:
+            center[component] += line.components_usd[component]
+    return totals
+
+
+def _daily_cost(
+    days: Mapping[str, Mapping[date, Decimal]], direct: Mapping[str, Mapping[str, Decimal]]
+) -> dict[str, list[tuple[date, Decimal]]]:
+    """Cost center → (local day, cost) in day order, rounded against its direct lines' cost
+    (largest remainder), so a chart's days add up to the statement to the cent."""
+    daily: dict[str, list[tuple[date, Decimal]]] = {}
+    for center, totals in direct.items():
+        exact = sorted(days.get(center, {}).items())
+        rounded = round_to_statement([cost for _, cost in exact], totals["cost"])
+        daily[center] = [(day, cost) for (day, _), cost in zip(exact, rounded, strict=True)]
+    return daily
 
 
 def _rounded_lines(
     config: ChargebackConfig,
     plan: Plan,
-    keys: list[tuple[str, str, str, str]],
+    keys: list[LineKey],
     sums: list[dict[str, Decimal]],
+    successes: Mapping[LineKey, Decimal],
 ) -> list[ChargebackLine]:
-    """Round each column over all lines at once, so the lines add up to its rounded total."""
+    """Round each column over all lines at once, so the lines add up to its rounded total.
+
+    A direct line's rule is read off its team: the mapping's teams are never blank, and a
+    line charged by the variable alone has none (:attr:`Attribution.charged_by`).
+    """
     cost = round_to_total([s["cost"] for s in sums])
     minutes = round_to_total(
         [Fraction(s["seconds"]) / SECONDS_PER_MINUTE for s in sums], MINUTES_QUANTUM
@@ -133,9 +204,17 @@ def _rounded_lines(
             minutes=minutes[i],
             cost_usd=cost[i],
             components_usd={c: components[c][i] for c in plan.components},
+            charged_by=_charged_by(allocation, team),
+            successful_calls=_whole(successes.get((center, team, assistant, allocation), ZERO)),
         )
         for i, ((center, team, assistant, allocation), s) in enumerate(zip(keys, sums, strict=True))
     ]
+
+
+def _charged_by(allocation: str, team: str) -> ChargedBy:
+    if allocation != DIRECT:
+        return ""
+    return MAPPING_RULE if team else VARIABLE_RULE
 
 
 def _with_shared_pools(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from vapi_chargeback.analytics.models import DATE_KEY, AnalyticsQuery, AnalyticsQueryResult
@@ -32,6 +32,9 @@ NO_ASSISTANT_ID = "00000000-0000-0000-0000-000000000000"
 DIRECT = "direct"
 REASONS = ("no-assistant", "unknown-cost-center", "unmapped-assistant")
 """Why a line is unallocated, in order of precedence."""
+ChargedBy = Literal["mapping", "variable", ""]
+MAPPING_RULE: ChargedBy = "mapping"
+VARIABLE_RULE: ChargedBy = "variable"
 
 
 class AnalyticsResultError(PermanentError, ValueError):
@@ -46,6 +49,12 @@ class Attribution:
     """Empty when the call had no assistant (none, empty or the all-zero id)."""
     allocation: str
     """``direct`` or ``unallocated:<reason>``."""
+    charged_by: ChargedBy = ""
+    """On a direct row, why this cost center pays: ``variable`` when the call's variable
+    names a cost center the assistant's mapping does not give that day (none, or another),
+    ``mapping`` when the mapping gives it (whether or not the variable names it too); empty
+    on unallocated rows. So a line's rule is one: its team is empty exactly when it is
+    ``variable`` (the mapping's teams are never blank)."""
 
 
 def attribute(
@@ -69,10 +78,11 @@ def attribute(
     has_value = variable_value is not None and variable_value != ""
     named = _charged_center(variable_value, cost_center_ends, day)
     if named is not None:
-        team = mapped.team if mapped and mapped.cost_center_id == named else ""
-        return Attribution(named, team, assistant, DIRECT)
+        if mapped is not None and mapped.cost_center_id == named:
+            return Attribution(named, mapped.team, assistant, DIRECT, MAPPING_RULE)
+        return Attribution(named, "", assistant, DIRECT, VARIABLE_RULE)
     if mapped is not None:
-        return Attribution(mapped.cost_center_id, mapped.team, assistant, DIRECT)
+        return Attribution(mapped.cost_center_id, mapped.team, assistant, DIRECT, MAPPING_RULE)
     if not assistant:
         reason = "no-assistant"
     elif has_value:

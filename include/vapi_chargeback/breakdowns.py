@@ -4,22 +4,31 @@ The compiled queries are org-wide by day, assistant and variable value (the API 
 filter), so a definition's table is made here: keep the rows attributed to the owner's
 cost center by the allocation rules, roll the days up to the definition's step (weeks
 start on Monday, in the org calendar), group by its dimensions, and derive averages
-from the summed measures. Additive columns are rounded together with largest remainder,
-so a table adds up to its own rounded total; averages are rounded per cell.
+from the summed measures.
+
+What a reader checks first is that a table adds up to their statement, so additive
+columns are rounded together with largest remainder *against the cost center's direct
+lines* (:func:`round_to_statement`), and the table carries that total row. Averages are
+unit rates: kept to ``RATE_QUANTUM`` and rounded only by the workbook's number format.
+Buckets are real dates (their first day); a week cut by the month's start or end says so
+in a ``week_coverage`` column; a group with no value of a dimension (a queued call has
+no ended reason yet) is named, never left blank.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from vapi_chargeback.attribution import AttributedRow
 from vapi_chargeback.money import CENT, MINUTES_QUANTUM, round_money
-from vapi_chargeback.plan import ASSISTANT_KEY, DefinitionPlan, Plan
-from vapi_chargeback.split import round_to_total
-from vapi_chargeback.statement import Breakdown
+from vapi_chargeback.period import StatementPeriod
+from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, DefinitionPlan, Plan
+from vapi_chargeback.split import round_to_total, split_exact
+from vapi_chargeback.statement import Breakdown, BreakdownCell
+from vapi_chargeback.statements.keyfigures import RATE_QUANTUM
 
 _DIMENSION_COLUMNS = {
     "assistantId": "assistant_id",
@@ -42,9 +51,21 @@ _METRIC_COLUMNS = {
     "avg_cost_per_minute": "avg_cost_per_minute_usd",
 }
 _MONEY_METRICS = frozenset({"cost", "transport", "stt", "llm", "tts", "vapi"})
+_AVERAGES = frozenset({"avg_cost_per_call", "avg_minutes_per_call", "avg_cost_per_minute"})
+NO_VALUE = "(none)"
+"""What a group without a value of a dimension is called (a queued call has no ended reason)."""
+NO_VALUES: dict[str, str] = {
+    ASSISTANT_KEY: "(no assistant)",
+    SUCCESS_KEY: "(not evaluated)",
+}
+"""Dimensions whose missing value has a more telling name than :data:`NO_VALUE`."""
+SECONDS_PER_MINUTE = 60
+TOTAL_LABEL = "Total"
+COVERAGE_COLUMN = "week_coverage"
+FULL_WEEK = "Full week"
 
-Cell = str | int | Decimal | None
-GroupKey = tuple[str | None, ...]
+Cell = BreakdownCell
+GroupKey = tuple[date | str | None, ...]
 
 
 class BreakdownBuilder:
@@ -62,6 +83,7 @@ class BreakdownBuilder:
     ) -> None:
         """``measures``: query name → the measures its rows' ``values`` hold, in that order."""
         self._cost_center_ids = list(cost_center_ids)
+        self._period = plan.period
         self._definitions = [
             _Definition(definition, measures[definition.query]) for definition in plan.definitions
         ]
@@ -75,11 +97,20 @@ class BreakdownBuilder:
         for definition in self._readers.get((query, item.attribution.cost_center_id), ()):
             definition.add(item)
 
-    def tables(self) -> dict[str, list[Breakdown]]:
-        """Cost center id → its definitions' tables, in config order (empty list when none)."""
+    def tables(
+        self, statement_totals: Mapping[str, Mapping[str, Decimal]]
+    ) -> dict[str, list[Breakdown]]:
+        """Cost center id → its definitions' tables, in config order (empty list when none).
+
+        ``statement_totals``: cost center → its direct lines' ``calls``, ``minutes``,
+        ``cost`` and components, which each table's additive columns add up to (a cost
+        center without direct lines adds up to zero).
+        """
         tables: dict[str, list[Breakdown]] = {center: [] for center in self._cost_center_ids}
         for definition in self._definitions:
-            tables.setdefault(definition.plan.cost_center_id, []).append(definition.table())
+            center = definition.plan.cost_center_id
+            totals = statement_totals.get(center, {})
+            tables.setdefault(center, []).append(definition.table(self._period, totals))
         return tables
 
 
@@ -92,7 +123,7 @@ class _Definition:
         self._positions = [order.index(measure) for measure in self._measures]
         self._step = plan.step
         self._dimensions = list(plan.dimensions)
-        self._buckets: dict[date, str] = {}
+        self._buckets: dict[date, date] = {}
         self._groups: dict[GroupKey, list[Decimal]] = {}
 
     def add(self, item: AttributedRow) -> None:
@@ -104,39 +135,111 @@ class _Definition:
         for slot, position in enumerate(self._positions):
             sums[slot] += values[position]
 
-    def table(self) -> Breakdown:
+    def table(self, period: StatementPeriod, totals: Mapping[str, Decimal]) -> Breakdown:
         groups = {
             key: dict(zip(self._measures, sums, strict=True)) for key, sums in self._groups.items()
         }
-        return _table(self.plan, groups)
+        return _table(self.plan, groups, period, totals)
 
     def _key(self, item: AttributedRow) -> GroupKey:
-        parts: list[str | None] = []
+        parts: list[date | str | None] = []
         if self._step is not None:
             bucket = self._buckets.get(item.day)
             if bucket is None:
-                bucket = self._buckets[item.day] = _bucket(item.day, self._step).isoformat()
+                bucket = self._buckets[item.day] = _bucket(item.day, self._step)
             parts.append(bucket)
         for dimension in self._dimensions:
             if dimension == ASSISTANT_KEY:
-                parts.append(item.attribution.assistant_id)
+                parts.append(item.attribution.assistant_id or None)
             else:
-                parts.append(_display(item.row.get(dimension)))
+                parts.append(_display(item.row.get(dimension)) or None)
         return tuple(parts)
 
 
-def _table(definition: DefinitionPlan, groups: Mapping[GroupKey, dict[str, Decimal]]) -> Breakdown:
+def _table(
+    definition: DefinitionPlan,
+    groups: Mapping[GroupKey, dict[str, Decimal]],
+    period: StatementPeriod,
+    totals: Mapping[str, Decimal],
+) -> Breakdown:
     keys = sorted(groups, key=lambda key: tuple((part is None, part or "") for part in key))
+    week = definition.step == "week"
     columns: list[str] = [] if definition.step is None else [definition.step]
+    columns += [COVERAGE_COLUMN] if week else []
     columns += [_DIMENSION_COLUMNS[d] for d in definition.dimensions]
+    labels = len(columns)
     columns += [_METRIC_COLUMNS[m] for m in definition.metrics]
-    metric_columns = [
-        _metric(metric, [groups[key] for key in keys]) for metric in definition.metrics
-    ]
-    rows: list[list[Cell]] = [
-        [*key, *(values[i] for values in metric_columns)] for i, key in enumerate(keys)
-    ]
-    return Breakdown(definition.definition_id, definition.title, columns, rows)
+    sums = [groups[key] for key in keys]
+    whole = _whole_table(definition.aliases, sums, totals)
+    metric_columns = [_metric(metric, sums, whole) for metric in definition.metrics]
+    rows: list[list[Cell]] = []
+    for i, key in enumerate(keys):
+        cells: list[Cell] = []
+        parts = list(key)
+        if definition.step is not None:
+            bucket = parts.pop(0)
+            cells.append(bucket)
+            if week:
+                cells.append(_coverage(bucket, period))
+        cells += [_named(d, part) for d, part in zip(definition.dimensions, parts, strict=True)]
+        rows.append([*cells, *(values[i] for values in metric_columns)])
+    total: list[Cell] = [TOTAL_LABEL, *[""] * (labels - 1)] if labels else []
+    total += [_metric(metric, [whole], whole)[0] for metric in definition.metrics]
+    return Breakdown(definition.definition_id, definition.title, columns, rows, total)
+
+
+def round_to_statement(
+    exact: Sequence[Decimal | Fraction], total: Decimal, quantum: Decimal = CENT
+) -> list[Decimal]:
+    """``exact`` rounded to ``quantum`` so that the parts add up to ``total``, a statement
+    figure (a whole number of quanta).
+
+    The statement rounds its lines once, over all of them, so a cost center's lines may
+    differ from its own exact sum by a few quanta; a table of its calls rounded to its own
+    sum would then miss the statement by a cent. Here each part is its share of ``total``
+    in proportion to its exact value, rounded by largest remainder (``round_to_total``):
+    within one quantum of that share, and equal to plain rounding whenever ``total`` is
+    the rounded exact sum. Exact values adding up to zero (refunds) spread ``total`` evenly.
+    """
+    if not exact:
+        return []
+    whole = sum((Fraction(value) for value in exact), Fraction(0))
+    if not whole:
+        return split_exact(total, [1] * len(exact), quantum)
+    return round_to_total([Fraction(value) * Fraction(total) / whole for value in exact], quantum)
+
+
+def _whole_table(
+    measures: Iterable[str], sums: Sequence[Mapping[str, Decimal]], totals: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """The table's measures summed exactly, then replaced by the statement's direct-line
+    totals where it has them (calls, money; minutes as seconds): the total row's figures."""
+    names = set(measures)
+    whole = {name: sum((group[name] for group in sums), Decimal(0)) for name in names}
+    for name in names & set(totals):
+        whole[name] = totals[name]
+    if "seconds" in names and "minutes" in totals:
+        whole["seconds"] = totals["minutes"] * SECONDS_PER_MINUTE
+    return whole
+
+
+def _coverage(bucket: object, period: StatementPeriod) -> str:
+    """Whether a week lies wholly in the month; a cut one names the days it covers."""
+    assert isinstance(bucket, date)
+    first = max(bucket, period.first_day)
+    last = min(bucket + timedelta(days=6), period.last_day)
+    if (first, last) == (bucket, bucket + timedelta(days=6)):
+        return FULL_WEEK
+    return f"Partial: {first.isoformat()} to {last.isoformat()}"
+
+
+def _named(dimension: str, value: object) -> Cell:
+    """A group key as shown: a missing value (null or empty, one group) named
+    (:data:`NO_VALUES`)."""
+    if value is None:
+        return NO_VALUES.get(dimension, NO_VALUE)
+    assert isinstance(value, str)
+    return value
 
 
 def _bucket(day: date, step: str) -> date:
@@ -155,29 +258,34 @@ def _display(value: object) -> str | None:
     return str(value)
 
 
-def _metric(metric: str, sums: list[dict[str, Decimal]]) -> list[Cell]:
-    """One metric's column; additive ones rounded together, averages per cell."""
+def _metric(
+    metric: str, sums: Sequence[Mapping[str, Decimal]], whole: Mapping[str, Decimal]
+) -> list[Cell]:
+    """One metric's column: additive ones rounded together against ``whole`` (the totals
+    the table adds up to), averages per cell to :data:`RATE_QUANTUM`."""
     if metric == "calls":
         return [int(s["calls"]) for s in sums]
     if metric == "minutes":
-        return [value for value in round_to_total([_minutes(s) for s in sums], MINUTES_QUANTUM)]
+        target = round_money(_minutes(whole), MINUTES_QUANTUM)
+        return list(round_to_statement([_minutes(s) for s in sums], target, MINUTES_QUANTUM))
     if metric in _MONEY_METRICS:
-        return [value for value in round_to_total([s[metric] for s in sums], CENT)]
+        return list(round_to_statement([s[metric] for s in sums], round_money(whole[metric])))
+    assert metric in _AVERAGES, metric
     cells: list[Cell] = []
     for s in sums:
         if metric == "avg_cost_per_call":
-            cells.append(_ratio(Fraction(s["cost"]), Fraction(s["calls"]), CENT))
+            cells.append(_ratio(Fraction(s["cost"]), Fraction(s["calls"])))
         elif metric == "avg_minutes_per_call":
-            cells.append(_ratio(_minutes(s), Fraction(s["calls"]), MINUTES_QUANTUM))
+            cells.append(_ratio(_minutes(s), Fraction(s["calls"])))
         else:
-            cells.append(_ratio(Fraction(s["cost"]), _minutes(s), CENT))
+            cells.append(_ratio(Fraction(s["cost"]), _minutes(s)))
     return cells
 
 
 def _minutes(sums: Mapping[str, Decimal]) -> Fraction:
-    return Fraction(sums["seconds"]) / 60
+    return Fraction(sums["seconds"]) / SECONDS_PER_MINUTE
 
 
-def _ratio(numerator: Fraction, denominator: Fraction, quantum: Decimal) -> Decimal | None:
-    """An average rounded for display; none when there is nothing to average over."""
-    return round_money(numerator / denominator, quantum) if denominator else None
+def _ratio(numerator: Fraction, denominator: Fraction) -> Decimal | None:
+    """A unit rate kept to :data:`RATE_QUANTUM`; none when there is nothing to average over."""
+    return round_money(numerator / denominator, RATE_QUANTUM) if denominator else None

@@ -28,6 +28,14 @@ changes on too many days, the plan falls back to day rows. With ``window_days``,
 and week queries are further split at Mondays into windows of at most that many days,
 which bounds each answer (the API caps rows per query) without adding a row. Each such
 family of queries keeps one logical name, which definitions refer to.
+
+Two figures of the statement itself need rows no definition may ask for. Successful
+calls (``analysis.successEvaluation`` is ``"true"``) are counted by the shape grouped by
+that dimension, which the plan always has: an owner's definition of that shape gains a
+count if it lacks one, else the shape is asked at the coarsest grain the mapping allows.
+The daily cost behind the statement's charts reads day rows of the core shape: the core
+query itself when it is by day, else one more query of that shape, by day, summing cost
+only. Both are attributed with the same rules as the money.
 """
 
 from __future__ import annotations
@@ -67,7 +75,11 @@ from vapi_chargeback.period import StatementPeriod
 
 CORE_QUERY = "core-allocation"
 ORG_TOTAL_QUERY = "org-total"
+DAILY_COST_QUERY = "daily-cost"
+"""Day rows of the core shape, asked only when the core query itself is not by day."""
 ASSISTANT_KEY: Final = "assistantId"
+SUCCESS_KEY: Final = "analysis.successEvaluation"
+SUCCESS_SHAPE: tuple[Dimension, ...] = (SUCCESS_KEY,)
 DEFAULT_WINDOW_DAYS = 14
 """What ``plan_run`` passes as ``window_days``: two weeks of 2,000 assistants' day rows are
 ~70k, inside the emulator's 100k-row cap, and a month is still only three windows."""
@@ -158,6 +170,12 @@ class Plan(BaseModel):
     max_queries_per_request: int = Field(ge=1)
     core_query: str
     org_total_query: str
+    success_query: str
+    """Logical query grouped by ``analysis.successEvaluation`` whose ``calls`` count the
+    successful calls of each line."""
+    daily_cost_query: str
+    """Logical query by day of the core shape whose ``cost`` gives the daily cost: the core
+    query when it is by day, else :data:`DAILY_COST_QUERY`."""
     fixed_shared_usd: dict[str, Decimal]
     """Fixed-amount shared pools by name: reconciliation adds them to the org total."""
     queries: list[AnalyticsQuery]
@@ -232,24 +250,26 @@ def build_plan(
             else:
                 grains.setdefault(shape, grain)
             definitions.append((center.id, definition, shape))
+    needs.setdefault(SUCCESS_SHAPE, set()).add("calls")
+    grains.setdefault(SUCCESS_SHAPE, _grain(None, segments))
     names = {shape: _query_name(shape) for shape in needs}
-    whole: Window = (period.first_day, period.last_day)
     families: dict[str, list[AnalyticsQuery]] = {}
     for shape in needs:
-        windows = _windows(whole, grains[shape], segments, window_days)
-        family = names[shape]
-        families[family] = [
-            _grouped_query(
-                family if windows == [whole] else f"{family}-{window[0].day:02d}",
-                shape,
-                needs[shape],
-                config.variable_key,
-                period,
-                grains[shape],
-                None if window == whole else window,
-            )
-            for window in windows
-        ]
+        families[names[shape]] = _family(
+            names[shape],
+            shape,
+            needs[shape],
+            config.variable_key,
+            period,
+            grains[shape],
+            segments,
+            window_days,
+        )
+    daily_cost = CORE_QUERY if grains[()] == "day" else DAILY_COST_QUERY
+    if daily_cost == DAILY_COST_QUERY:
+        families[daily_cost] = _family(
+            daily_cost, (), {"cost"}, config.variable_key, period, "day", segments, window_days
+        )
     core, *others = families
     queries = [
         *families[core],
@@ -264,6 +284,8 @@ def build_plan(
         max_queries_per_request=size,
         core_query=CORE_QUERY,
         org_total_query=ORG_TOTAL_QUERY,
+        success_query=names[SUCCESS_SHAPE],
+        daily_cost_query=daily_cost,
         fixed_shared_usd={
             pool.name: pool.amount for pool in config.shared_costs if pool.amount is not None
         },
@@ -294,6 +316,33 @@ def build_plan(
             if [query.name for query in parts] != [family]
         },
     )
+
+
+def _family(
+    family: str,
+    shape: tuple[Dimension, ...],
+    measures: set[str],
+    variable_key: str,
+    period: StatementPeriod,
+    grain: Grain,
+    segments: list[Window] | None,
+    window_days: int | None,
+) -> list[AnalyticsQuery]:
+    """The queries answering one logical query, one per time window, in day order."""
+    whole: Window = (period.first_day, period.last_day)
+    windows = _windows(whole, grain, segments, window_days)
+    return [
+        _grouped_query(
+            family if windows == [whole] else f"{family}-{window[0].day:02d}",
+            shape,
+            measures,
+            variable_key,
+            period,
+            grain,
+            None if window == whole else window,
+        )
+        for window in windows
+    ]
 
 
 def _grain(step: DefinitionStep | None, segments: list[Window] | None) -> Grain:

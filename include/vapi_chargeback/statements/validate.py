@@ -27,6 +27,7 @@ from vapi_chargeback.statement import (
     FINAL,
     UNALLOCATED,
     Breakdown,
+    BreakdownCell,
     ChargebackLine,
     Statement,
 )
@@ -252,17 +253,23 @@ def _one_breakdown_problems(where: str, breakdown: Breakdown) -> Iterable[str]:
     for index, column in enumerate(breakdown.columns):
         yield from _text_problems(f"{where}.columns[{index}]", column, required=True)
     width = len(breakdown.columns)
-    for row_index, row in enumerate(breakdown.rows):
+    rows = [(f"{where}.rows[{index}]", row) for index, row in enumerate(breakdown.rows)]
+    if breakdown.total:
+        rows.append((f"{where}.total", breakdown.total))
+    for row_where, row in rows:
         if len(row) != width:
-            yield f"{where}.rows[{row_index}]: {len(row)} values for {width} columns"
+            yield f"{row_where}: {len(row)} values for {width} columns"
         for column_index, value in enumerate(row):
-            cell = f"{where}.rows[{row_index}][{column_index}]"
-            if isinstance(value, str):
-                yield from _text_problems(cell, value)
-            elif isinstance(value, Decimal) and not _finite(value):
-                yield f"{cell}: {value!r} is not a finite number"
-            elif isinstance(value, bool) or not isinstance(value, str | int | Decimal | None):
-                yield f"{cell}: {type(value).__name__} is not str, int, Decimal or None"
+            yield from _cell_problems(f"{row_where}[{column_index}]", value)
+
+
+def _cell_problems(cell: str, value: object) -> Iterable[str]:
+    if isinstance(value, str):
+        yield from _text_problems(cell, value)
+    elif isinstance(value, Decimal) and not _finite(value):
+        yield f"{cell}: {value!r} is not a finite number"
+    elif isinstance(value, bool | datetime) or not isinstance(value, BreakdownCell):
+        yield f"{cell}: {type(value).__name__} is not str, int, Decimal, date or None"
 
 
 def _reconciliation_problems(statement: Statement) -> Iterable[str]:

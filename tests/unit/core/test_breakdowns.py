@@ -92,16 +92,17 @@ def _breakdowns(
 
 
 @pytest.mark.parametrize(
-    ("definition", "columns", "rows"),
+    ("definition", "columns", "rows", "total"),
     [
         pytest.param(
             _definition("by-assistant-day", ["assistantId"], ["calls", "minutes", "cost"], "day"),
             ["day", "assistant_id", "calls", "minutes", "cost_usd"],
             [
-                ["2026-10-01", "asst-sales", 2, D("2.00"), D("2.01")],
-                ["2026-10-04", "asst-sales", 1, D("1.00"), D("1.00")],
-                ["2026-10-05", "asst-sales", 1, D("0.00"), D("2.50")],
+                [date(2026, 10, 1), "asst-sales", 2, D("2.00"), D("2.01")],
+                [date(2026, 10, 4), "asst-sales", 1, D("1.00"), D("1.00")],
+                [date(2026, 10, 5), "asst-sales", 1, D("0.00"), D("2.50")],
             ],
+            ["Total", "", 4, D("3.00"), D("5.51")],
             id="assistant-by-day",
         ),
         pytest.param(
@@ -111,13 +112,14 @@ def _breakdowns(
                 ["calls", "avg_cost_per_call"],
                 "week",
             ),
-            ["week", "success_evaluation", "calls", "avg_cost_per_call_usd"],
+            ["week", "week_coverage", "success_evaluation", "calls", "avg_cost_per_call_usd"],
             [
-                ["2026-09-28", "false", 1, D("1.00")],
-                ["2026-09-28", "true", 2, D("1.00")],
-                ["2026-10-05", None, 1, D("2.50")],
+                [date(2026, 9, 28), "Partial: 2026-10-01 to 2026-10-04", "false", 1, D("1.004")],
+                [date(2026, 9, 28), "Partial: 2026-10-01 to 2026-10-04", "true", 2, D("1.004")],
+                [date(2026, 10, 5), "Full week", "(not evaluated)", 1, D("2.50")],
             ],
-            id="weeks-start-monday",
+            ["Total", "", "", 4, D("1.3775")],
+            id="weeks-start-monday-partial-marked",
         ),
         pytest.param(
             _definition(
@@ -128,17 +130,26 @@ def _breakdowns(
             ),
             ["ended_reason", "minutes", "avg_minutes_per_call", "avg_cost_per_minute_usd"],
             [
-                ["error", D("0.00"), D("0.00"), None],
-                ["hangup", D("2.00"), D("1.00"), D("1.00")],
-                ["voicemail", D("1.00"), D("1.00"), D("1.00")],
+                ["error", D("0.00"), D("0"), None],
+                ["hangup", D("2.00"), D("1"), D("1.004")],
+                ["voicemail", D("1.00"), D("1"), D("1.004")],
             ],
-            id="whole-month-with-averages",
+            ["Total", D("3.00"), D("0.75"), D("1.8366666667")],
+            id="whole-month-with-averages-kept-exact",
         ),
         pytest.param(
             _definition("monthly", [], ["calls", "cost", "llm"], "month"),
             ["month", "calls", "cost_usd", "llm_usd"],
-            [["2026-10-01", 4, D("5.51"), D("0.00")]],
+            [[date(2026, 10, 1), 4, D("5.51"), D("0.00")]],
+            ["Total", 4, D("5.51"), D("0.00")],
             id="month-total",
+        ),
+        pytest.param(
+            _definition("no-labels", [], ["calls", "cost"], None),
+            ["calls", "cost_usd"],
+            [[4, D("5.51")]],
+            [4, D("5.51")],
+            id="no-label-column-no-label",
         ),
     ],
 )
@@ -146,6 +157,7 @@ def test_breakdown_tables(
     definition: dict[str, Any],
     columns: list[str],
     rows: list[list[object]],
+    total: list[object],
     config_from: Callable[[dict[str, Any]], ChargebackConfig],
 ) -> None:
     (table,) = _breakdowns(config_from, [definition])["sales"]
@@ -153,6 +165,8 @@ def test_breakdown_tables(
     assert (table.definition_id, table.title) == (definition["id"], definition["title"])
     assert table.columns == columns
     assert table.rows == rows
+    assert table.total == total
+    assert [type(cell) for cell in table.total] == [type(cell) for cell in total]
 
 
 def test_rows_follow_the_allocation_rules(

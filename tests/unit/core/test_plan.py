@@ -10,8 +10,15 @@ import pytest
 
 from vapi_chargeback.analytics.models import NAME_MAX_LENGTH, AnalyticsQuery, AnalyticsQueryDTO
 from vapi_chargeback.config import ChargebackConfig, load_config
+from vapi_chargeback.mapping import AssistantMapping, parse_mapping
 from vapi_chargeback.period import StatementPeriod
-from vapi_chargeback.plan import CORE_QUERY, ORG_TOTAL_QUERY, Plan, build_plan
+from vapi_chargeback.plan import (
+    CORE_QUERY,
+    DAILY_COST_QUERY,
+    ORG_TOTAL_QUERY,
+    Plan,
+    build_plan,
+)
 
 from support.core_fixtures import DEMO_CONFIG, base_config
 
@@ -58,7 +65,7 @@ def test_identical_definitions_of_different_owners_cost_one_query(
 
     plan = build_plan(config_from(doc), OCTOBER)
 
-    assert plan.query_names == [CORE_QUERY, ORG_TOTAL_QUERY, "by-reason"]
+    assert plan.query_names == [CORE_QUERY, ORG_TOTAL_QUERY, "by-reason", "by-success"]
     assert {d.query for d in plan.definitions} == {"by-reason"}
     assert [op.alias for op in plan.query("by-reason").operations] == ["count_id", "sum_duration"]
 
@@ -76,7 +83,7 @@ def test_same_shape_definitions_merge_their_operations(
 
     plan = build_plan(config_from(doc), OCTOBER)
 
-    assert plan.query_names == [CORE_QUERY, ORG_TOTAL_QUERY, "by-status"]
+    assert plan.query_names == [CORE_QUERY, ORG_TOTAL_QUERY, "by-status", "by-success"]
     by_status = plan.query("by-status")
     assert [op.alias for op in by_status.operations] == ["count_id", "sum_tts"]
     assert by_status.group_by == ["assistantId", "status"]
@@ -203,4 +210,69 @@ def test_a_cost_center_ended_before_the_month_asks_nothing(
 
     assert [(d.cost_center_id, d.query) for d in october.definitions] == [("support", "by-type")]
     assert november.definitions == []
-    assert november.query_names == [CORE_QUERY, ORG_TOTAL_QUERY]
+    assert november.query_names == [CORE_QUERY, ORG_TOTAL_QUERY, "by-success"]
+
+
+def _mapping(config: ChargebackConfig) -> AssistantMapping:
+    rows = "assistant_id,team,cost_center_id,valid_from,valid_to\nasst-a,t,sales,,\n"
+    entries, _ = parse_mapping(rows.encode(), "teams.csv", set(config.cost_center_ids))
+    return AssistantMapping(entries)
+
+
+def test_the_demo_plan_reads_successes_and_daily_cost_from_queries_it_already_has() -> None:
+    plan = _demo_plan()
+
+    assert plan.success_query == "by-success"
+    assert plan.daily_cost_query == CORE_QUERY
+    assert "count_id" in [op.alias for op in plan.query("by-success").operations]
+    assert len(plan.queries) == 6, "no query added for successful calls or daily cost"
+
+
+def test_successes_get_the_coarsest_query_the_mapping_allows(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = config_from(base_config())
+
+    coarse = build_plan(config, OCTOBER, mapping=_mapping(config), window_days=14)
+    daily = build_plan(config, OCTOBER)
+
+    success = coarse.query("by-success")
+    assert success.group_by == ["assistantId", "analysis.successEvaluation"]
+    assert [v.key for v in success.group_by_variable_value or []] == ["costCenter"]
+    assert [op.alias for op in success.operations] == ["count_id"]
+    assert success.time_range is not None and success.time_range.step is None
+    assert daily.query("by-success").time_range.step == "day"  # type: ignore[union-attr]
+
+
+def test_a_definition_of_the_success_shape_gains_a_count_without_a_second_query(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = base_config()
+    doc["cost_centers"][0]["queries"] = [
+        _definition("s", ["analysis.successEvaluation"], ["cost"], step="week")
+    ]
+
+    plan = build_plan(config_from(doc), OCTOBER)
+
+    assert plan.query_names.count("by-success") == 1
+    assert plan.success_query == plan.definitions[0].query == "by-success"
+    assert [op.alias for op in plan.query("by-success").operations] == ["count_id", "sum_cost"]
+
+
+def test_a_coarse_core_gets_a_day_query_of_its_shape_for_daily_cost(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = config_from(base_config())
+
+    plan = build_plan(config, OCTOBER, 2, mapping=_mapping(config), window_days=14)
+
+    assert plan.daily_cost_query == DAILY_COST_QUERY
+    parts = [plan.query(name) for name in plan.parts(DAILY_COST_QUERY)]
+    assert len(parts) == 3, "windowed like every day query (14 days, cut at Mondays)"
+    for query in parts:
+        assert query.group_by == ["assistantId"]
+        assert [v.key for v in query.group_by_variable_value or []] == ["costCenter"]
+        assert [op.alias for op in query.operations] == ["sum_cost"]
+        assert query.time_range is not None and query.time_range.step == "day"
+    assert plan.query(CORE_QUERY).time_range.step is None  # type: ignore[union-attr]
+    assert len(plan.batches) == math.ceil(len(plan.queries) / 2)

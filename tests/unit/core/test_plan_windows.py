@@ -27,6 +27,7 @@ from vapi_chargeback.mapping import AssistantMapping, parse_mapping
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import (
     CORE_QUERY,
+    DAILY_COST_QUERY,
     DEFAULT_WINDOW_DAYS,
     MAX_MAPPING_SEGMENTS,
     ORG_TOTAL_QUERY,
@@ -199,10 +200,34 @@ def test_windowed_plan_gives_the_same_statement_as_the_daily_plan(
     statement = allocate(config, mapping, windowed, results)
 
     assert statement == expected
+    assert any(line.successful_calls for line in statement.lines)
+    assert {line.charged_by for line in statement.lines} == {"mapping", "variable", ""}
+    assert set(statement.daily_cost_usd) == {"sales", "support"}
     assert reconcile(statement, windowed, results).ok
     assert sum(len(r.result) for r in results.values()) < sum(
         len(r.result) for r in answer(daily, calls).values()
     )
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_coarse_core_with_its_day_query_gives_the_same_statement_as_the_daily_plan(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig], seed: int
+) -> None:
+    doc = base_config()
+    doc["cost_centers"][0]["queries"] = [MENU[1], MENU[3]]
+    config = config_from(doc)
+    mapping = _mapping(config)
+    daily, windowed = _plans(config, mapping)
+    calls = _calls(seed)
+
+    statement = allocate(config, mapping, windowed, answer(windowed, calls))
+
+    for part in windowed.parts(windowed.core_query):
+        assert windowed.query(part).time_range.step is None  # type: ignore[union-attr]
+    assert windowed.daily_cost_query == DAILY_COST_QUERY
+    assert statement == allocate(config, mapping, daily, answer(daily, calls))
+    assert len(statement.daily_cost_usd["sales"]) > 20
+    assert any(line.successful_calls for line in statement.lines)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -118,7 +118,10 @@ CASES = [
     pytest.param(_provenance(responses_sha256={"r.json": "0" * 63}), "provenance.responses_sha256['r.json']", id="bad-response-hash"),
     pytest.param(_breakdown("marketing", Breakdown("x", "X", ["a"], [])), "breakdowns['marketing']: not a configured cost center", id="breakdown-unknown-center"),
     pytest.param(_breakdown("sales", Breakdown("x", "X", ["a", "b"], [["1"]])), "breakdowns['sales'][0].rows[0]: 1 values for 2 columns", id="ragged-breakdown"),
-    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [[1.5]])), "float is not str, int, Decimal or None", id="float-in-breakdown"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [[1.5]])), "float is not str, int, Decimal, date or None", id="float-in-breakdown"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [[datetime(2026, 10, 1, tzinfo=UTC)]])), "rows[0][0]: datetime is not str", id="datetime-in-breakdown"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [], ["Total", 1])), "breakdowns['sales'][0].total: 2 values for 1 columns", id="ragged-total-row"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [], [1.5])), "total[0]: float is not", id="float-in-total-row"),
     pytest.param(_breakdown("sales", Breakdown("../x", "X", ["a"], [])), "definition_id: '../x' is not a slug", id="breakdown-id-traversal"),
 ]  # fmt: skip
 
