@@ -38,7 +38,8 @@ _TIME_COLUMNS = {"createdAt": "created_us", "updatedAt": "updated_us"}
 RECOST_SHARE = "0.25"
 """A re-costed call's cost (and llm component) rises by this share of its cost."""
 
-_MONEY = r"json(regexp_replace(CAST({0} AS VARCHAR), '\.?0+$', ''))"
+_MONEY = "json(rtrim(rtrim(CAST({0} AS VARCHAR), '0'), '.'))"
+"""Money as its exact decimal without trailing zeros (a DECIMAL's text always has a point)."""
 _INSTANT = "strftime(make_timestamp({0}), '%Y-%m-%dT%H:%M:%S.%gZ')"
 
 _CALL_JSON = f"""
