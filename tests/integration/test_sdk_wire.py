@@ -1,5 +1,5 @@
 """Our client sends, byte for byte, what the official ``vapi-server-sdk`` sends for the same query;
-and the SDK's ``assistants.list()`` works against the emulator's ``GET /assistant``.
+and the SDK's ``assistants.list()`` and ``calls.list()`` work against the emulator.
 
 Both talk to the same loopback server, which records the two request bodies. If the
 SDK (generated from Vapi's own API definition) ever serialises differently — a renamed
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import vapi
 
+from vapi_chargeback.analytics.calls import iter_calls
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.models import (
     AnalyticsOperation,
@@ -26,6 +27,7 @@ from vapi_chargeback.analytics.models import (
 )
 from vapi_emulator.app import create_app
 from vapi_emulator.assistants import AssistantDirectory
+from vapi_emulator.data import generate_calls_file
 from vapi_emulator.engine import Engine
 from vapi_emulator.server import run_app
 
@@ -173,3 +175,19 @@ def test_the_sdk_lists_the_emulators_assistants_with_vapis_parameters() -> None:
     assert [item.name for item in window] == ["Support – Line 4", "Support – Line 3"]
     assert [item.id for item in updated] == [exported[4]["id"], exported[3]["id"]]
     assert refused.value.status_code == 401
+
+
+def test_the_sdks_calls_list_reads_the_emulators_get_call(tmp_path: Path) -> None:
+    """``vapi.calls.list()`` parses the emulator's Calls (typed cost items included) and its
+    filters select the calls our listing finds."""
+    calls = tmp_path / "calls.jsonl"
+    generate_calls_file(calls, "2026-10", calls_per_month=300)
+    since = datetime(2026, 10, 15, tzinfo=UTC)
+    with run_app(create_app(Engine([calls]), API_KEY)) as url:
+        listed = vapi.Vapi(token=API_KEY, base_url=url).calls.list(limit=1000, created_at_ge=since)
+        with VapiAnalyticsClient(url, API_KEY) as client:
+            ours = list(iter_calls(client, since, datetime(2026, 11, 1, tzinfo=UTC)))
+    assert sorted(call.id for call in listed) == sorted(call.id for call in ours)
+    costed = next(call for call in listed if call.costs)
+    assert any(isinstance(item, vapi.ModelCost) for item in costed.costs or [])
+    assert costed.cost == pytest.approx(sum(item.cost for item in costed.costs or []))
