@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from vapi_chargeback.fx import convert
-from vapi_chargeback.money import round_minutes
 from vapi_chargeback.statement import ChargebackLine, Statement
 from vapi_chargeback.statements.keyfigures import UnitCosts
-from vapi_chargeback.statements.totals import Subtotal, is_pool, shown_other
+from vapi_chargeback.statements.totals import Subtotal, is_pool, shown_minutes, shown_other
 from vapi_chargeback.statements.workbook import CellValue, Column
 
 COMPONENT_LABELS = {
@@ -111,10 +110,10 @@ def usage_cells(line: ChargebackLine) -> list[CellValue]:
     (its components and Other blank), as it counts only as Shared."""
     if is_pool(line):
         blank: list[CellValue] = [None] * (len(line.components_usd) + 1)
-        return [line.calls, round_minutes(line.minutes), line.cost_usd, *blank]
+        return [line.calls, shown_minutes(line.minutes), line.cost_usd, *blank]
     return [
         line.calls,
-        round_minutes(line.minutes),
+        shown_minutes(line.minutes),
         line.cost_usd,
         *line.components_usd.values(),
         shown_other(line),

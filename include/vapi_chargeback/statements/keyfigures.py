@@ -23,16 +23,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
-from vapi_chargeback.money import round_minutes, round_money
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
-from vapi_chargeback.statements.totals import share
+from vapi_chargeback.statements.totals import share, shown_minutes
 
-RATE_QUANTUM = Decimal("0.0000000001")
+RATE_PLACES = 10
+RATE_QUANTUM = Decimal(1).scaleb(-RATE_PLACES)
 """Unit costs are kept to 10⁻¹⁰ $: exact for any rate a price list states, far below display."""
+RATE_SCALE = 10**RATE_PLACES
 
 
 def is_usage(line: ChargebackLine) -> bool:
@@ -40,12 +40,24 @@ def is_usage(line: ChargebackLine) -> bool:
 
 
 def unit_rate(amount: Decimal, units: Decimal | int | None) -> Decimal | None:
-    """``amount / units`` kept to :data:`RATE_QUANTUM` (trailing zeros dropped); ``None``
-    where there are no units to divide by."""
+    """``amount / units`` rounded half away from zero (as ``money.round_money``) to
+    :data:`RATE_QUANTUM`, trailing zeros dropped; ``None`` where there are no units.
+
+    Exact: the quotient is taken on the integer ratios of both numbers, so no digit is
+    lost before the one rounding (and it is quick enough for a row per assistant)."""
     if not units:
         return None
-    rate = round_money(Fraction(amount) / Fraction(units), RATE_QUANTUM)
-    return rate.normalize() if rate else Decimal(0)
+    top, bottom = amount.as_integer_ratio()
+    per, unit = units.as_integer_ratio()
+    numerator, denominator = top * unit * RATE_SCALE, bottom * per
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if 2 * remainder >= denominator:
+        quotient += 1
+    if not quotient:
+        return Decimal(0)
+    return Decimal(quotient if numerator >= 0 else -quotient).scaleb(-RATE_PLACES).normalize()
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ def unit_costs(lines: Iterable[ChargebackLine]) -> UnitCosts:
         if not is_usage(line):
             continue
         calls += line.calls
-        minutes += round_minutes(line.minutes)
+        minutes += shown_minutes(line.minutes)
         cost += line.cost_usd
         successful = (
             None

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from vapi_chargeback.money import round_minutes
 from vapi_chargeback.statement import ChargebackLine, CostCenterInfo, Statement
 from vapi_chargeback.statements.cells import (
     VARIABLE_NOTE,
@@ -28,7 +27,7 @@ from vapi_chargeback.statements.cells import (
     usage_columns,
 )
 from vapi_chargeback.statements.keyfigures import is_usage, unit_costs
-from vapi_chargeback.statements.totals import StatementTotals, is_pool, subtotal
+from vapi_chargeback.statements.totals import StatementTotals, is_pool, shown_minutes, subtotal
 from vapi_chargeback.statements.workbook import CellValue, Column, Sheet, TitleValue
 
 CORRECTIONS_SHEET = "Corrections and adjustments"
@@ -254,7 +253,7 @@ def shared_costs_sheet(
             line.assistant_id,
             names.of(line),
             line.calls,
-            round_minutes(line.minutes),
+            shown_minutes(line.minutes),
             line.cost_usd,
             *currency_cells(money, [line]),
             *([note] if noted else []),
@@ -381,13 +380,13 @@ def _measures(line: ChargebackLine | None, components: Sequence[str]) -> list[Ce
     if is_pool(line):
         return [
             line.calls,
-            round_minutes(line.minutes),
+            shown_minutes(line.minutes),
             line.cost_usd,
             *[None] * (len(components) + 1),
         ]
     parts = [line.components_usd.get(name, Decimal(0)) for name in components]
     other = line.cost_usd - sum(parts, Decimal(0))
-    return [line.calls, round_minutes(line.minutes), line.cost_usd, *parts, other]
+    return [line.calls, shown_minutes(line.minutes), line.cost_usd, *parts, other]
 
 
 def _measures_total(
@@ -395,7 +394,7 @@ def _measures_total(
 ) -> list[CellValue]:
     present = [line for line in lines if line is not None]
     usage = [line for line in present if not is_pool(line)]
-    minutes = sum((round_minutes(line.minutes) for line in present), Decimal(0))
+    minutes = sum((shown_minutes(line.minutes) for line in present), Decimal(0))
     cost = sum((line.cost_usd for line in present), Decimal(0))
     parts = [
         sum((line.components_usd.get(name, Decimal(0)) for line in usage), Decimal(0))

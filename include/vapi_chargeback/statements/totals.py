@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from vapi_chargeback.money import HUNDRED, percent_of, round_minutes
+from vapi_chargeback.money import HUNDRED, MINUTES_QUANTUM, percent_of, round_minutes
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
 
 SHARE_PLACES = Decimal("0.000001")
@@ -47,6 +47,18 @@ class Subtotal:
     """Part of ``cost_usd`` that ties the month to its invoice (``adjustment:invoice``)."""
 
 
+MINUTES_EXPONENT = int(MINUTES_QUANTUM.as_tuple().exponent)
+
+
+def shown_minutes(minutes: Decimal) -> Decimal:
+    """Minutes as shown, to the hundredth (``round_minutes``). Allocation already rounds
+    them, so a value on the quantum is passed through without the exact (slow) rounding."""
+    exponent = minutes.as_tuple().exponent
+    if minutes and isinstance(exponent, int) and exponent >= MINUTES_EXPONENT:
+        return minutes
+    return round_minutes(minutes)
+
+
 def is_pool(line: ChargebackLine) -> bool:
     return line.allocation.startswith("shared:")
 
@@ -62,7 +74,7 @@ def subtotal(lines: Iterable[ChargebackLine], components: Sequence[str]) -> Subt
     parts = [Decimal(0)] * len(components)
     for line in lines:
         calls += line.calls
-        minutes += round_minutes(line.minutes)
+        minutes += shown_minutes(line.minutes)
         cost += line.cost_usd
         if is_pool(line):
             shared += line.cost_usd

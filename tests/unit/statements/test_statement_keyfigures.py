@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vapi_chargeback.money import round_money
 from vapi_chargeback.statement import PreviousMonth
-from vapi_chargeback.statements.keyfigures import key_figures, unit_costs, unit_rate
+from vapi_chargeback.statements.keyfigures import RATE_QUANTUM, key_figures, unit_costs, unit_rate
 from vapi_chargeback.statements.manifest import build_manifest
 from vapi_chargeback.statements.totals import summarize
 
@@ -76,17 +78,18 @@ def test_successful_call_cost_is_blank_where_unknown_or_zero() -> None:
 
 
 @given(
-    cents=st.integers(min_value=0, max_value=10**9),
-    units=st.integers(min_value=1, max_value=10**6),
+    cents=st.integers(min_value=-(10**12), max_value=10**12),
+    units=st.integers(min_value=-(10**8), max_value=10**8).filter(bool),
+    places=st.sampled_from([0, 2, 3]),
 )
-def test_a_rate_times_its_units_gives_back_the_amount_to_far_below_a_cent(
-    cents: int, units: int
+def test_a_rate_is_the_exact_quotient_rounded_once_half_away_from_zero(
+    cents: int, units: int, places: int
 ) -> None:
-    amount = D(cents) / 100
-    rate = unit_rate(amount, units)
+    amount = D(cents).scaleb(-2)
+    divisor = D(units).scaleb(-places) if places else units
 
-    assert rate is not None
-    assert abs(rate * units - amount) <= D("0.0000000001") * units / 2
+    expected = round_money(Fraction(amount) / Fraction(divisor), RATE_QUANTUM)
+    assert unit_rate(amount, divisor) == expected
 
 
 def test_the_manifest_carries_the_same_key_figures_for_the_org_and_each_cost_center() -> None:
