@@ -88,24 +88,22 @@ def validate(path: Path) -> Verdict:
         timeout=TIMEOUT_SECONDS,
         check=False,
     )
-    seconds = time.monotonic() - started
     output = completed.stdout + completed.stderr
-    summary = SUMMARY.search(output)
-    if completed.returncode != 0 or summary is None:
+    if completed.returncode != 0:
         raise AssertionError(
-            f"focus-validator on {path} exited {completed.returncode} without a summary line:\n"
-            f"{output[-4000:]}"
+            f"focus-validator on {path} exited {completed.returncode}:\n{output[-4000:]}"
         )
+    return read_verdict(output, time.monotonic() - started)
+
+
+def read_verdict(output: str, seconds: float) -> Verdict:
+    """The verdict in the validator's console output; an output without one is an error."""
+    summary = SUMMARY.search(output)
+    if summary is None:
+        raise AssertionError(f"focus-validator printed no summary line:\n{output[-4000:]}")
     total, passed, failed, skipped = map(int, summary.groups())
-    return Verdict(
-        total,
-        passed,
-        failed,
-        skipped,
-        frozenset(FAILED_RULE.findall(output)),
-        seconds,
-        output,
-    )
+    rules = frozenset(FAILED_RULE.findall(output))
+    return Verdict(total, passed, failed, skipped, rules, seconds, output)
 
 
 def assert_valid(path: Path) -> Verdict:
