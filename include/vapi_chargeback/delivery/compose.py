@@ -67,6 +67,8 @@ class AssistantCost:
     calls: int
     minutes: Decimal
     cost_usd: Decimal
+    name: str = ""
+    """The CSV's ``assistant_name``: the id itself where no name is known."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,8 @@ def owner_message(
     shown = center.assistants[:top]
     table = [
         [
-            a.assistant_id or "(no assistant)",
+            _assistant_label(a),
+            a.assistant_id,
             a.team,
             f"{a.calls:,}",
             f"{a.minutes:,.2f}",
@@ -249,7 +252,7 @@ def owner_message(
         sections.append(
             Section(
                 f"Top {len(shown)} of {len(center.assistants)} assistants by cost",
-                header=["Assistant", "Team", "Calls", "Minutes", f"Cost {currency}"],
+                header=["Assistant", "Id", "Team", "Calls", "Minutes", f"Cost {currency}"],
                 rows=table,
             )
         )
@@ -540,12 +543,23 @@ def _assistants(lines: list[dict[str, str]]) -> list[AssistantCost]:
     for line in lines:
         if line["allocation"].startswith(SHARED_PREFIX):
             continue
-        entry = sums.setdefault((line["assistant_id"], line["team"]), [0, ZERO, ZERO])
+        key = (line["assistant_id"], line["team"])
+        entry = sums.setdefault(key, [0, ZERO, ZERO, line.get("assistant_name", "")])
         entry[0] += int(line["calls"])
         entry[1] += Decimal(line["minutes"])
         entry[2] += Decimal(line["cost_usd"])
     items = [
-        AssistantCost(assistant, team, calls, minutes, cost)
-        for (assistant, team), (calls, minutes, cost) in sums.items()
+        AssistantCost(assistant, team, calls, minutes, cost, name)
+        for (assistant, team), (calls, minutes, cost, name) in sums.items()
     ]
     return sorted(items, key=lambda a: (-a.cost_usd, a.assistant_id, a.team))
+
+
+def _assistant_label(assistant: AssistantCost) -> str:
+    """The name the statement shows, beside the id in its own column; a name that is only
+    the id (none was known) is not repeated."""
+    if not assistant.assistant_id:
+        return "(no assistant)"
+    if assistant.name and assistant.name != assistant.assistant_id:
+        return assistant.name
+    return "(no name)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from email import policy
@@ -22,7 +23,7 @@ from vapi_chargeback.delivery.compose import (
     previous_month,
     summarize,
 )
-from vapi_chargeback.storage import read_published
+from vapi_chargeback.storage import publish_statement, read_published
 
 from support.delivery_samples import (
     APPROVER,
@@ -30,6 +31,7 @@ from support.delivery_samples import (
     PERIOD,
     PREVIOUS,
     UNALLOCATED_COST,
+    month_statement,
     owner_total,
     publish_month,
 )
@@ -265,3 +267,34 @@ def test_a_draft_says_draft_in_subject_heading_and_first_sentence(tmp_path: Path
         for body in (html, text):
             assert "This is a DRAFT for review: finance has not approved it" in body
             assert "DRAFT v1, not approved" in body
+
+
+def test_the_owner_mail_shows_each_assistants_name_beside_its_id(tmp_path: Path) -> None:
+    """Names come from the published CSV; an id standing in for a name is not repeated."""
+    names = {"asst-p1": "Tier-1 Line", "asst-p3": "asst-p3"}
+    statement = month_statement(PERIOD)
+    lines = [
+        replace(line, assistant_name=names.get(line.assistant_id, "")) for line in statement.lines
+    ]
+    publish_statement(replace(statement, lines=lines), tmp_path)
+    manifest = read_published(tmp_path, PERIOD)
+    assert manifest is not None
+    csv_data = (tmp_path / PERIOD / f"chargeback-{PERIOD}.csv").read_bytes()
+    summary = summarize(manifest, csv_data, None, NAMES)
+
+    message = owner_message(
+        summary,
+        "support",
+        recipient="support-owner@example.com",
+        workbook=Attachment("cost-centers/support-2026-10.xlsx", b"x", "d" * 64),
+        top=3,
+        envelope=ENVELOPE,
+        message_id="<id-names@example.com>",
+    )
+
+    text_body = message.get_body(("plain",))
+    assert text_body is not None
+    rows = [" ".join(row.split()) for row in text_body.get_content().splitlines()]
+    assert any(row.startswith("Assistant Id Team") for row in rows)
+    assert any(row.startswith("Tier-1 Line asst-p1 tier-1") for row in rows)
+    assert any(row.startswith("(no name) asst-p3") for row in rows)
