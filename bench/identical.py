@@ -125,6 +125,7 @@ def make_inputs(folder: Path, data_dir: Path) -> list[Inputs]:
     demo.mkdir(parents=True)
     shutil.copy(DEMO_CONFIG, demo / DEMO_CONFIG.name)
     shutil.copy(DEMO_CONFIG.parent / "assistant_teams.csv", demo / "assistant_teams.csv")
+    shutil.copy(DEMO_CONFIG.parent / "fx_rates.csv", demo / "fx_rates.csv")
     say(f"inputs: demo calls, {len(DEMO_MONTHS)} months × {DEMO_CALLS_PER_MONTH:,}")
     demo_calls = localrun.generate_calls(
         demo / "calls.parquet",

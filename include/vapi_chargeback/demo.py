@@ -13,7 +13,9 @@ The month before is published first, by the DAG's own steps in this process
 (``runner.run_month``, a few seconds; approved too under ``approval: auto``), so the
 statement has a previous month to explain its change against. The printout quotes the
 published manifest only: its key figures and the three largest movers of its
-``variance`` block.
+``variance`` block, and the totals in the demo org's reporting currency (EUR) from its
+``fx`` block. The demo's EUR rates are synthetic (``demo_rates``): the shipped file is
+used while it reaches the month, and extended into ``data/demo/config/`` once it does not.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback import localrun
 from vapi_chargeback.config import load_config
-from vapi_chargeback.period import last_complete_month
+from vapi_chargeback.demo_rates import config_with_rates_through
+from vapi_chargeback.period import StatementPeriod, last_complete_month
 from vapi_chargeback.variance import EFFECTS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
 DEMO_MONTHS = 3
+DEMO_DATA = PROJECT_DIR / "data" / "demo"
 UI_URL = "http://127.0.0.1:8080/plugin/chargeback-statements"
 REQUIRED_ACTIONS_URL = "http://127.0.0.1:8080/required_actions"
 DEMO_APPROVER = "make demo (approval: auto in chargeback.yaml)"
@@ -60,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = PROJECT_DIR / "output"
 
     _step(f"1/5 demo org: {DEMO_MONTHS} months of calls from {data_start:%Y-%m}")
+    run_config = _with_rates(args.config, month, config.timezone)
     if calls.exists():
         print(f"    reusing {calls.relative_to(PROJECT_DIR)}")
     else:
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             api_base_url=base_url,
             api_key=api_key,
             output_url=output_dir.as_uri(),
-            config_path=args.config,
+            config_path=run_config,
         )
         if smtp_port is not None:
             print(
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         localrun.migrate(env)
         previous = f"{first - relativedelta(months=1):%Y-%m}"
         _step(f"4/5 {previous}, the month to compare with, by the DAG's steps in this process")
-        _publish_previous(previous, args.config, output_dir, base_url, api_key, config.approval)
+        _publish_previous(previous, run_config, output_dir, base_url, api_key, config.approval)
         logical_date = first + relativedelta(months=1)
         _step(f"5/5 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
         if config.approval == "manual":
@@ -230,12 +235,22 @@ def _summary(folder: Path) -> None:
     print(f"  {status}; statement {ids.get('org', '(no id)')}")
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            print(f"  {path.relative_to(PROJECT_DIR)}")
+            print(f"  {_rel(path)}")
     totals = manifest["totals"]
-    print(f"\n  {'cost center':<28} {'cost USD':>12}")
+    fx = manifest.get("fx")
+    converted = fx["cost_by_cost_center"] if fx else {}
+    currency = f"{'cost ' + fx['currency']:>14}" if fx else ""
+    print(f"\n  {'cost center':<28} {'cost USD':>12}{currency}")
     for cost_center, amount in totals["cost_by_cost_center_usd"].items():
-        print(f"  {cost_center:<28} {Decimal(amount):>12,.2f}")
-    print(f"  {'total':<28} {Decimal(totals['cost_usd']):>12,.2f}")
+        other = f" {_amount(converted.get(cost_center, '0'), fx):>13}" if fx else ""
+        print(f"  {cost_center:<28} {Decimal(amount):>12,.2f}{other}")
+    other = f" {_amount(fx['total'], fx):>13}" if fx else ""
+    print(f"  {'total':<28} {Decimal(totals['cost_usd']):>12,.2f}{other}")
+    if fx:
+        dates = (
+            f"{fx['first_date']} to {fx['rate_date']}" if "first_date" in fx else fx["rate_date"]
+        )
+        print(f"  at 1 USD = {fx['rate']} {fx['currency']} ({fx['rule']}, {dates}, {fx['source']})")
     reconciliation = manifest["reconciliation"]
     verdict = "OK" if reconciliation["ok"] else "MISMATCH"
     print(
@@ -243,6 +258,23 @@ def _summary(folder: Path) -> None:
         f" + fixed shared {reconciliation['shared_total_usd']}"
         f" = lines {reconciliation['lines_total_usd']}"
     )
+
+
+def _amount(text: str, fx: dict[str, Any]) -> str:
+    return f"{Decimal(text):,.{fx['minor_units']}f}"
+
+
+def _with_rates(config: Path, month: str, timezone: str) -> Path:
+    """The config to run: the shipped one while its rates reach the month's last day, else a
+    copy in data/demo/config/ with the demo's rates for the days after (``demo_rates``)."""
+    last_day = StatementPeriod.for_month(month, timezone).last_day
+    run_config = config_with_rates_through(config, DEMO_DATA / "config", last_day)
+    if run_config != config:
+        print(
+            f"    fx: {_rel(config.parent)}/ has no rates up to {last_day}; running"
+            f" {_rel(run_config)} with synthetic demo rates added"
+        )
+    return run_config
 
 
 def _publish_previous(

@@ -106,6 +106,7 @@ def manual_config(folder: Path) -> Path:
     config = folder / CONFIG.name
     config.write_text(text.replace("\napproval: auto", "\napproval: manual"))
     shutil.copy(CONFIG.parent / load_config(CONFIG).mapping, folder)
+    shutil.copy(CONFIG.parent / load_config(CONFIG).fx.rates, folder)
     return config
 
 

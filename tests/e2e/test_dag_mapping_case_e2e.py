@@ -72,6 +72,7 @@ def upper_case_ids(mapping: str) -> str:
 def config_folder(folder: Path, mapping: str) -> Path:
     folder.mkdir()
     shutil.copy(CONFIG, folder / CONFIG.name)
+    shutil.copy(CONFIG.with_name("fx_rates.csv"), folder)
     (folder / MAPPING.name).write_text(mapping, encoding="utf-8")
     return folder / CONFIG.name
 

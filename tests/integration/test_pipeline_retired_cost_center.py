@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -71,6 +72,7 @@ def config_folder(folder: Path, *, retired: bool) -> Path:
         mapping = retire_marketing(mapping)
     (folder / CONFIG.name).write_text(config, encoding="utf-8")
     (folder / MAPPING.name).write_text(mapping, encoding="utf-8")
+    shutil.copy(CONFIG.with_name("fx_rates.csv"), folder)
     return folder / CONFIG.name
 
 

@@ -790,6 +790,7 @@ def _config_dir(tmp_path: Path, case: Case) -> Path:
     config, mapping = folder / DEMO_CONFIG.name, folder / DEMO_MAPPING.name
     shutil.copy(DEMO_CONFIG, config)
     shutil.copy(DEMO_MAPPING, mapping)
+    shutil.copy(DEMO_CONFIG.with_name("fx_rates.csv"), folder)
     target = {"config": config, "mapping": mapping}.get(case.kind)
     if target is not None:
         edited = case.make(target.read_text(encoding="utf-8"))

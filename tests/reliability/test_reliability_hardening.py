@@ -91,6 +91,7 @@ def hostile_mapping_config(folder: Path) -> Path:
         rows[index] = _csv_line([assistant, team, center, start, end])
     (folder / DEMO_MAPPING.name).write_text("\n".join(rows) + "\n", encoding="utf-8")
     (folder / DEMO_CONFIG.name).write_bytes(DEMO_CONFIG.read_bytes())
+    (folder / "fx_rates.csv").write_bytes(DEMO_CONFIG.with_name("fx_rates.csv").read_bytes())
     return folder / DEMO_CONFIG.name
 
 

@@ -66,6 +66,7 @@ from airflow_stack import (
 from dateutil.relativedelta import relativedelta
 
 from vapi_chargeback.config import load_config
+from vapi_chargeback.demo_rates import add_rates
 from vapi_chargeback.period import StatementPeriod
 
 from support.statement_checks import org_total
@@ -248,6 +249,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config.parent.mkdir()
     shutil.copy(CONFIG, config)
     shutil.copy(CONFIG.parent / load_config(CONFIG).mapping, config.parent)
+    # The shipped EUR rates end; today's months get the demo's synthetic rates, as make demo.
+    shutil.copy(CONFIG.parent / load_config(CONFIG).fx.rates, config.parent)
+    add_rates(config, StatementPeriod.for_month(recent[-1], load_config(CONFIG).timezone).last_day)
 
     airflow: AirflowStack | None = None
     proxy: HoldingProxy | None = None

@@ -38,10 +38,12 @@ class Api:
 
 
 def config_folder(folder: Path, invoices: str | None = None) -> Path:
-    """The demo config and mapping in ``folder``, with ``invoices.csv`` holding ``invoices``."""
+    """The demo config, mapping and rates in ``folder``, with ``invoices.csv`` holding
+    ``invoices``."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_CONFIG, folder / DEMO_CONFIG.name)
     shutil.copy(DEMO_MAPPING, folder / DEMO_MAPPING.name)
+    shutil.copy(DEMO_CONFIG.with_name("fx_rates.csv"), folder)
     if invoices is not None:
         (folder / "invoices.csv").write_text(invoices, encoding="utf-8")
     return folder / DEMO_CONFIG.name

@@ -83,9 +83,10 @@ def _settings(output: Path, run_id: str, config: Path, month: str) -> RunSetting
 
 
 def edited_config(folder: Path, old: str, new: str) -> Path:
-    """A copy of the demo config (with its mapping) in ``folder``, one text replaced."""
+    """A copy of the demo config (with its mapping and rates) in ``folder``, one text replaced."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_MAPPING, folder / DEMO_MAPPING.name)
+    shutil.copy(DEMO_CONFIG.with_name("fx_rates.csv"), folder)
     text = DEMO_CONFIG.read_text(encoding="utf-8")
     assert old in text, f"{old!r} is not in the demo config any more; update the test"
     (folder / DEMO_CONFIG.name).write_text(text.replace(old, new, 1), encoding="utf-8")

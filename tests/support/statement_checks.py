@@ -15,11 +15,12 @@ import json
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery, TimeRange
 from vapi_chargeback.config import load_config
+from vapi_chargeback.money import round_money
 from vapi_chargeback.period import StatementPeriod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +131,25 @@ def assert_month_statements(folder: Path, month: str, api: Api) -> None:
         carried = [Decimal(row["cost_usd"]) for row in rows if row["allocation"].startswith(prefix)]
         assert Decimal(check[term]) == sum(carried, Decimal(0)), term
     assert_statement_ids(manifest, rows, month)
+    assert_converted(config.reporting_currency, header, rows, manifest)
+
+
+def assert_converted(
+    currency: str | None, header: list[str], rows: list[dict[str, str]], manifest: dict[str, Any]
+) -> None:
+    """With a reporting currency the CSV ends with ``cost_<currency>``, whose lines add up
+    exactly to the manifest's converted total: Σ ``cost_usd`` × rate, rounded once to the
+    currency's minor unit. Without one the manifest has no ``fx`` block."""
+    if currency is None:
+        assert "fx" not in manifest
+        return
+    fx, column = manifest["fx"], f"cost_{currency.lower()}"
+    assert header[-1] == column and fx["currency"] == currency
+    quantum = Decimal(1).scaleb(-fx["minor_units"])
+    usd = sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0))
+    converted = sum((Decimal(row[column]) for row in rows), Decimal(0))
+    assert converted == Decimal(fx["total"]) == round_money(usd * Decimal(fx["rate"]), quantum)
+    assert all(Decimal(row[column]) == Decimal(row[column]).quantize(quantum) for row in rows)
 
 
 def assert_statement_ids(

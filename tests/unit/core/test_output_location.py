@@ -24,9 +24,8 @@ NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
 def _config_with_output(folder: Path, output: str | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "assistant_teams.csv").write_bytes(
-        (CONFIG.parent / "assistant_teams.csv").read_bytes()
-    )
+    for name in ("assistant_teams.csv", "fx_rates.csv"):
+        (folder / name).write_bytes((CONFIG.parent / name).read_bytes())
     text = CONFIG.read_text(encoding="utf-8")
     if output is not None:
         text += f"\noutput: {output}\n"
