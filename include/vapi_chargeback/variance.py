@@ -37,6 +37,7 @@ to another cost center is gone from one and new in the other.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,7 +46,7 @@ from typing import Any, Literal
 
 from dateutil.relativedelta import relativedelta
 
-from vapi_chargeback.money import round_minutes
+from vapi_chargeback.money import CENT, HUNDRED, MINUTES_QUANTUM, round_minutes
 from vapi_chargeback.period import parse_month
 from vapi_chargeback.split import round_to_total
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
@@ -68,6 +69,7 @@ METHOD = (
     " the cent by largest remainder so they add up to its Δ; a cost center adds its"
     " assistants and Other, the org its cost centers."
 )
+CENTS_PER_USD = int(HUNDRED)
 Level = Literal["org", "cost_center", "assistant"]
 ZERO = Decimal("0.00")
 
@@ -186,7 +188,27 @@ def previous_period(period: str) -> str:
 
 
 def month_over_month(statement: Statement) -> Variance | None:
-    """The drivers of ``statement`` against ``statement.previous``; ``None`` without one."""
+    """The drivers of ``statement`` against ``statement.previous``; ``None`` without one.
+
+    Rendering a month asks once for the manifest and once per workbook (the finance one and
+    every owner's), always with the same statement object: the last answer is kept for it
+    (by identity, as a statement holds lists and is not hashable), so a large org's drivers
+    are computed once per render, not once per cost center.
+    """
+    with _LAST_LOCK:
+        if _LAST and _LAST[0][0] is statement:
+            return _LAST[0][1]
+    variance = _month_over_month(statement)
+    with _LAST_LOCK:
+        _LAST[:] = [(statement, variance)]
+    return variance
+
+
+_LAST: list[tuple[Statement, Variance | None]] = []
+_LAST_LOCK = threading.Lock()
+
+
+def _month_over_month(statement: Statement) -> Variance | None:
     before = statement.previous
     if before is None:
         return None
@@ -287,34 +309,50 @@ def unit_effects(before: Usage | None, after: Usage | None) -> Effects:
 def exact_effects(before: Usage, after: Usage) -> tuple[Fraction, Fraction, Fraction]:
     """Volume, duration and rate effects of an assistant present in both months, exact;
     they add up to ``after.cost_usd − before.cost_usd`` (see the module docstring)."""
-    n0, n1 = Fraction(before.calls), Fraction(after.calls)
-    m0, m1 = Fraction(before.minutes), Fraction(after.minutes)
-    c0, c1 = Fraction(before.cost_usd), Fraction(after.cost_usd)
+    n0, n1 = before.calls, after.calls
+    m0, m1 = _units(before.minutes, MINUTES_QUANTUM), _units(after.minutes, MINUTES_QUANTUM)
+    c0, c1 = _units(before.cost_usd, CENT), _units(after.cost_usd, CENT)
     if n0 and n1 and m0 and m1:
-        return _shapley3((n0, n1), (m0 / n0, m1 / n1), (c0 / m0, c1 / m1))
+        denominator = 6 * n0 * n1 * m0 * m1 * CENTS_PER_USD
+        volume, duration, rate = _shapley3(n0, n1, m0, m1, c0, c1)
+        return (
+            Fraction(volume, denominator),
+            Fraction(duration, denominator),
+            Fraction(rate, denominator),
+        )
     if n0 and n1:
-        p0, p1 = c0 / n0, c1 / n1
+        p0, p1 = Fraction(c0, n0 * CENTS_PER_USD), Fraction(c1, n1 * CENTS_PER_USD)
         return (n1 - n0) * (p0 + p1) / 2, Fraction(0), (p1 - p0) * (n0 + n1) / 2
+    delta = Fraction(c1 - c0, CENTS_PER_USD)
     if n0 or n1:
-        return c1 - c0, Fraction(0), Fraction(0)
-    return Fraction(0), Fraction(0), c1 - c0
+        return delta, Fraction(0), Fraction(0)
+    return Fraction(0), Fraction(0), delta
 
 
-def _shapley3(
-    a: tuple[Fraction, Fraction], b: tuple[Fraction, Fraction], c: tuple[Fraction, Fraction]
-) -> tuple[Fraction, Fraction, Fraction]:
-    """Shapley effects of ``a × b × c`` changing from the first to the second values: a
-    factor's change times the others' products, 1/3 each for both from the same month and
-    1/6 each for one from each month (the average over the six orders of change)."""
+def _shapley3(n0: int, n1: int, m0: int, m1: int, c0: int, c1: int) -> tuple[int, int, int]:
+    """Shapley effects of ``calls × minutes per call × cost per minute`` changing from the
+    first month's values to the second's, as whole-number numerators over the common
+    denominator ``6·n0·n1·m0·m1`` (minutes in hundredths, cost in cents).
 
-    def weight(x: tuple[Fraction, Fraction], y: tuple[Fraction, Fraction]) -> Fraction:
-        return (x[0] * y[0] + x[1] * y[1]) / 3 + (x[0] * y[1] + x[1] * y[0]) / 6
-
-    return (
-        (a[1] - a[0]) * weight(b, c),
-        (b[1] - b[0]) * weight(a, c),
-        (c[1] - c[0]) * weight(a, b),
+    A factor's effect is its change times the other two factors' products, 1/3 each for
+    both taken from the same month and 1/6 each for one from each month: the average over
+    the six orders of changing them. Integers because ``Fraction`` arithmetic per
+    assistant is what a large org's statement would otherwise wait for.
+    """
+    volume = (n1 - n0) * (2 * m0 * m1 * (c0 * n1 + c1 * n0) + n1 * m0 * m0 * c1 + n0 * m1 * m1 * c0)
+    duration = (m1 * n0 - m0 * n1) * (
+        2 * (n0 * c0 * m1 + n1 * c1 * m0) + n0 * c1 * m0 + n1 * c0 * m1
     )
+    rate = (c1 * m0 - c0 * m1) * (2 * n0 * n1 * (m0 + m1) + n0 * n0 * m1 + n1 * n1 * m0)
+    return volume, duration, rate
+
+
+def _units(value: Decimal, quantum: Decimal) -> int:
+    """``value`` as a whole number of ``quantum`` (cents, hundredths of a minute)."""
+    units = value / quantum
+    if units != units.to_integral_value():
+        raise ValueError(f"{value} is not a whole number of {quantum}")
+    return int(units)
 
 
 def _require(usage: Usage | None) -> Usage:

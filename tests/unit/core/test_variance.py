@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vapi_chargeback.statement import UNALLOCATED, ChargebackLine
+from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, PreviousMonth
 from vapi_chargeback.variance import (
     Effects,
     Usage,
@@ -17,8 +17,11 @@ from vapi_chargeback.variance import (
     drivers,
     exact_effects,
     manifest_block,
+    month_over_month,
     unit_effects,
 )
+
+from support.statement_samples import sample_statement
 
 D = Decimal
 CENTERS = {"sales": "Sales", "support": "Support"}
@@ -254,3 +257,43 @@ def test_effects_add_up_to_delta_to_the_cent_for_every_row(
     assert variance.org.effects == sum((row.effects for row in variance.cost_centers), Effects())
     for row in variance.assistants:
         assert row.effects.gone_usd <= 0 and row.effects.other_usd == 0
+
+
+def textbook_shapley(before: Usage, after: Usage) -> tuple[Fraction, Fraction, Fraction]:
+    """The three-factor Shapley effects written out over ``Fraction``s, factor by factor."""
+    a = (Fraction(before.calls), Fraction(after.calls))
+    b = (Fraction(before.minutes) / a[0], Fraction(after.minutes) / a[1])
+    c = (
+        Fraction(before.cost_usd) / Fraction(before.minutes),
+        Fraction(after.cost_usd) / Fraction(after.minutes),
+    )
+
+    def weight(x: tuple[Fraction, Fraction], y: tuple[Fraction, Fraction]) -> Fraction:
+        return (x[0] * y[0] + x[1] * y[1]) / 3 + (x[0] * y[1] + x[1] * y[0]) / 6
+
+    return (a[1] - a[0]) * weight(b, c), (b[1] - b[0]) * weight(a, c), (c[1] - c[0]) * weight(a, b)
+
+
+usages = st.builds(
+    Usage,
+    st.integers(min_value=1, max_value=10_000),
+    st.integers(min_value=1, max_value=900_000).map(lambda units: D(units) / 100),
+    cents,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=usages, after=usages)
+def test_the_integer_shapley_effects_are_the_textbook_ones(before: Usage, after: Usage) -> None:
+    assert exact_effects(before, after) == textbook_shapley(before, after)
+
+
+def test_a_render_computes_the_drivers_once_per_statement() -> None:
+    september = [usage_line("sales", "a1", 1, "1", "1.00")]
+    statement = sample_statement(previous=PreviousMonth("2026-09", september))
+
+    first = month_over_month(statement)
+
+    assert first is not None and month_over_month(statement) is first
+    assert month_over_month(sample_statement(previous=PreviousMonth("2026-09", september))) == first
+    assert month_over_month(sample_statement()) is None
