@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from vapi_chargeback.money import HUNDRED, MINUTES_QUANTUM, percent_of, round_minutes
+from vapi_chargeback.money import HUNDRED, MINUTES_QUANTUM, percent_of
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
 
 SHARE_PLACES = Decimal("0.000001")
@@ -47,16 +47,12 @@ class Subtotal:
     """Part of ``cost_usd`` that ties the month to its invoice (``adjustment:invoice``)."""
 
 
-MINUTES_EXPONENT = int(MINUTES_QUANTUM.as_tuple().exponent)
-
-
 def shown_minutes(minutes: Decimal) -> Decimal:
-    """Minutes as shown, to the hundredth (``round_minutes``). Allocation already rounds
-    them, so a value on the quantum is passed through without the exact (slow) rounding."""
-    exponent = minutes.as_tuple().exponent
-    if minutes and isinstance(exponent, int) and exponent >= MINUTES_EXPONENT:
-        return minutes
-    return round_minutes(minutes)
+    """Minutes as shown, to the hundredth: ``money.round_minutes``'s result (half away from
+    zero, zero positive) by Decimal's own exact ``quantize``, which rounds the exact value
+    once, as fast as the writers need it on every line."""
+    rounded = minutes.quantize(MINUTES_QUANTUM, rounding=ROUND_HALF_UP)
+    return rounded if rounded else abs(rounded)
 
 
 def is_pool(line: ChargebackLine) -> bool:

@@ -10,11 +10,11 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vapi_chargeback.money import round_money
+from vapi_chargeback.money import round_minutes, round_money
 from vapi_chargeback.statement import PreviousMonth
 from vapi_chargeback.statements.keyfigures import RATE_QUANTUM, key_figures, unit_costs, unit_rate
 from vapi_chargeback.statements.manifest import build_manifest
-from vapi_chargeback.statements.totals import summarize
+from vapi_chargeback.statements.totals import shown_minutes, summarize
 
 from support.statement_samples import line, sample_statement
 
@@ -105,3 +105,15 @@ def test_the_manifest_carries_the_same_key_figures_for_the_org_and_each_cost_cen
     assert sales["usd_per_minute"] == "0.3327787022"
     assert sales["allocated_share_of_usage"] is None
     assert set(document["key_figures"]["cost_centers"]) == {"sales", "support"}
+
+
+@given(
+    st.decimals(
+        min_value=-(10**12), max_value=10**12, allow_nan=False, allow_infinity=False, places=6
+    )
+)
+def test_minutes_are_shown_as_round_minutes_rounds_them(minutes: Decimal) -> None:
+    shown = shown_minutes(minutes)
+
+    assert shown == round_minutes(minutes)
+    assert str(shown) == str(round_minutes(minutes)), "same digits, zero never negative"
