@@ -332,8 +332,8 @@ def test_restating_a_final_month_publishes_v2_and_keeps_v1_verified(
 
     workbook = openpyxl.load_workbook(output / OCTOBER / f"chargeback-{OCTOBER}.xlsx")
     sheet = workbook["Changes vs v1"]
-    listed = {
-        tuple(cell or "" for cell in row[1:5])
+    listed = {  # cost center, team, assistant id, allocation (the name sits before it)
+        tuple(cell or "" for cell in (*row[1:4], row[5]))
         for row in sheet.iter_rows(values_only=True)
         if row and row[0] in ("added", "removed", "changed")
     }
