@@ -215,7 +215,9 @@ def list_call_pages(
             request=f"GET {client.base_url}{CALL_PATH}?{urlencode(params)}",
             check=lambda body: parsed.append(parse_calls(body, variable_key=variable_key)),
         )
-        return ListPage(parsed[-1], hashlib.sha256(raw).hexdigest(), len(raw), attempts)
+        records = parsed[-1]
+        earliest = min((_floor_ms(r.created_at) for r in records), default=None)
+        return ListPage(records, hashlib.sha256(raw).hexdigest(), len(raw), attempts, earliest)
 
     def now_ms() -> int:
         return epoch_ms(now()) if now else time.time_ns() // 1_000_000

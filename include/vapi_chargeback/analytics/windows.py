@@ -32,11 +32,12 @@ MAX_LIMIT = 1000
 
 TARGET_FILL = 0.5
 """Share of ``limit`` a window aims at: low enough that few pages come back full."""
-MAX_GROWTH = 4
-"""A window grows at most this many times over the previous one."""
-UPDATED_FIRST_WIDTH = 60_000
-"""Milliseconds: the first ``updatedAt`` window after a batch's creation (a batch's calls end
-within minutes to hours of it; the windows grow from there)."""
+MAX_GROWTH = 2
+"""A window grows at most this many times over the previous one: calls follow office hours,
+and a window grown past the night into the morning comes back full (read for nothing)."""
+FIRST_WIDTH = 60_000
+"""Milliseconds: the first window of a walk; it grows from there to the density found, so a
+dense month costs no full pages of halving from a month-wide window."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class ListPage:
     size: int
     """Bytes of the body as received."""
     attempts: int
+    earliest_ms: int | None = None
+    """The earliest ``createdAt`` among the records: where a full page's records begin. Only
+    a hint for the next window's width (the API sends the newest first, though it does
+    not promise to), never for what is counted."""
 
 
 def instant(ms: int) -> str:
@@ -137,6 +142,7 @@ def walk_windows(
         end_ms,
         limit,
         lambda millisecond: _walk_updated(fetch, millisecond, limit, now_ms),
+        FIRST_WIDTH,
     )
 
 
@@ -161,7 +167,7 @@ def _walk_updated(
     yield from _walk_axis(read, window, 0, created_ms, limit, unsplittable)
     low, high = created_ms, max(now_ms(), created_ms) + 1
     while True:
-        yield from _walk_axis(read, window, low, high, limit, unsplittable, UPDATED_FIRST_WIDTH)
+        yield from _walk_axis(read, window, low, high, limit, unsplittable, FIRST_WIDTH)
         tail = window(high, None)
         page = fetch(tail)
         full = len(page.records) >= limit
@@ -190,6 +196,8 @@ def _walk_axis(
         yield WindowPage(window(cursor, upper), page, count, kept=not full)
         if full and upper - cursor > 1:
             width = (upper - cursor) // 2
+            if page.earliest_ms is not None and cursor <= page.earliest_ms < upper:
+                width = max(1, min(width, int((upper - page.earliest_ms) * TARGET_FILL)))
             continue
         if full:
             yield from one_millisecond(cursor)

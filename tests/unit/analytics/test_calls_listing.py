@@ -76,7 +76,7 @@ def test_same_millisecond_calls_of_one_assistant_in_one_updated_millisecond_are_
 
 
 def test_a_full_page_is_not_kept_and_its_window_is_split() -> None:
-    api = FakeCallsApi([call(n, START_MS + n * 1_000) for n in range(300)])
+    api = FakeCallsApi([call(n, START_MS + n * 100) for n in range(300)])
     with client(api.transport()) as vapi:
         pages = list(list_call_pages(vapi, START, END, limit=100, now=lambda: NOW))
 
@@ -84,10 +84,8 @@ def test_a_full_page_is_not_kept_and_its_window_is_split() -> None:
     assert not first.kept and first.count == 100 and first.calls == []
     following = pages[1].window
     assert following.created_ge == first.window.created_ge
-    assert (
-        following.created_lt - following.created_ge
-        == (first.window.created_lt - first.window.created_ge) // 2
-    )
+    width = first.window.created_lt - first.window.created_ge
+    assert 0 < following.created_lt - following.created_ge <= width // 2
     assert sum(len(page.calls) for page in pages) == 300
     kept = [page for page in pages if page.kept]
     assert all(page.count < 100 for page in kept)
@@ -174,7 +172,7 @@ def test_a_page_cut_short_is_retried_and_its_digest_is_of_the_whole_body() -> No
         assert len(list(iter_calls(vapi, START, END, digests=digests))) == 5
     assert pages[0].attempts == 2 and pages[0].kept
     assert pages[0].sha256 == hashlib.sha256(bodies[1]).hexdigest()
-    assert len(digests) == 1
+    assert len(digests) == len(pages)
 
 
 def test_a_body_that_is_not_calls_is_unusable_and_a_cut_one_damaged() -> None:
