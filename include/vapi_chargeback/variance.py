@@ -46,12 +46,13 @@ from typing import Any, Literal
 
 from dateutil.relativedelta import relativedelta
 
-from vapi_chargeback.money import CENT, HUNDRED, MINUTES_QUANTUM, round_minutes
+from vapi_chargeback.money import CENT, HUNDRED, MINUTES_QUANTUM
 from vapi_chargeback.period import parse_month
 from vapi_chargeback.split import round_to_total
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
 from vapi_chargeback.statements.formatting import minutes_text, money_text
 from vapi_chargeback.statements.keyfigures import unit_rate
+from vapi_chargeback.statements.totals import shown_minutes
 
 USAGE_ALLOCATION = "direct"
 """The lines whose usage is decomposed; every other allocation is the other bucket."""
@@ -391,7 +392,7 @@ class _Month:
             if line.allocation != USAGE_ALLOCATION:
                 other[center] = other.get(center, ZERO) + line.cost_usd
                 continue
-            item = Usage(line.calls, round_minutes(line.minutes), line.cost_usd)
+            item = Usage(line.calls, shown_minutes(line.minutes), line.cost_usd)
             key = (center, line.assistant_id)
             usage[key] = usage.get(key, NO_USAGE) + item
             center_usage[center] = center_usage.get(center, NO_USAGE) + item
