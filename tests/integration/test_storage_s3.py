@@ -182,7 +182,7 @@ def test_a_rerun_over_unchanged_inputs_stays_readable_throughout(
     rerun = replace(first, provenance=replace(first.provenance, run_id="run-2"))
     publish_statement(rerun, root)
 
-    assert seen == ["23.00"] * 5
+    assert seen == ["23.00"] * 6
     manifest = read_published(reader, PERIOD)
     assert manifest is not None
     assert manifest["run_id"] == "run-2"
@@ -243,7 +243,7 @@ def test_a_long_lived_reader_reads_a_republished_month(s3: LocalS3, prefix: str)
     root = airflow_root(s3, prefix)
     publish_statement(small_statement(), root)
     reader = outside_reader(s3, prefix)
-    assert len(reader.fs.find(reader.path)) == 5
+    assert len(reader.fs.find(reader.path)) == 6
     assert observe(reader) == "23.00"
 
     publish_statement(small_statement(base="50.00"), root)

@@ -97,6 +97,7 @@ def test_every_link_downloads_the_published_bytes(output: Path) -> None:
             f"chargeback-{period}.xlsx",
             f"cost-centers/sales-{period}.xlsx",
             f"cost-centers/support-{period}.xlsx",
+            f"focus-{period}.csv",
             "manifest.json",
         )
     }
