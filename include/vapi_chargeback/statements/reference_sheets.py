@@ -160,7 +160,7 @@ def query_sheets(
 
 def query_sheet(title: str, breakdown: Breakdown, names: Names) -> Sheet:
     """A breakdown as a sheet: title headers, an Assistant (name) column after each
-    assistant id column, ISO days as dates, and a last row named Total kept as the footer."""
+    assistant id column, ISO days as dates, and its total row as the bold footer."""
     assistant = [name in ASSISTANT_COLUMNS for name in breakdown.columns]
     dated = [name in DATE_COLUMNS for name in breakdown.columns]
     columns: list[Column] = []
@@ -168,16 +168,17 @@ def query_sheet(title: str, breakdown: Breakdown, names: Names) -> Sheet:
         columns.append(Column(header_title(name), rate=name.startswith("avg_cost")))
         if is_assistant:
             columns.append(Column("Assistant"))
-    rows: list[list[CellValue]] = []
-    for row in breakdown.rows:
-        cells: list[CellValue] = []
+
+    def cells(row: Sequence[CellValue]) -> list[CellValue]:
+        shown: list[CellValue] = []
         for value, is_assistant, is_date in zip(row, assistant, dated, strict=True):
-            cells.append(_as_date(value) if is_date else value)
+            shown.append(_as_date(value) if is_date else value)
             if is_assistant:
-                cells.append(names.get(value) if isinstance(value, str) else None)
-        rows.append(cells)
-    footer = rows[-1:] if rows and rows[-1][0] == "Total" else []
-    return Sheet(title, columns, rows[: len(rows) - len(footer)], footer)
+                shown.append(names.get(value) if isinstance(value, str) else None)
+        return shown
+
+    footer = [cells(breakdown.total)] if breakdown.total else []
+    return Sheet(title, columns, [cells(row) for row in breakdown.rows], footer)
 
 
 def _as_date(value: CellValue) -> CellValue:

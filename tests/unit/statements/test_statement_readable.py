@@ -196,8 +196,8 @@ def test_a_query_sheets_total_row_is_its_footer(tmp_path: Path) -> None:
         [
             [date(2026, 9, 28), "true", D("60.00")],
             ["2026-10-05", "(none)", D("40.00")],
-            ["Total", None, D("100.00")],
         ],
+        total=["Total", "", D("100.00")],
     )
     path = _write(sample_statement(breakdowns={"sales": [breakdown]}), tmp_path, center=0)
 
