@@ -231,7 +231,7 @@ def as_lines(rows: list[tuple[str, str, str, int, Decimal, Decimal]]) -> list[Ch
     ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(now=lines, then=lines)
 def test_effects_add_up_to_delta_to_the_cent_for_every_row(
     now: list[tuple[str, str, str, int, Decimal, Decimal]],
