@@ -138,13 +138,19 @@ def _key_figure_rows(
                 Figure(figures.change_share, "share"),
             ]
         )
-    unknown = "no usage" if not figures.usage.calls else "not known"
-    for label, rate in (
-        ("$ per minute", figures.usage.per_minute),
-        ("$ per call", figures.usage.per_call),
-        ("$ per successful call", figures.usage.per_successful_call),
+    usage = figures.usage
+    no_usage = "no usage" if not usage.calls else ""
+    successes = usage.successful_calls
+    for label, rate, why in (
+        ("$ per minute", usage.per_minute, no_usage or "no minutes"),
+        ("$ per call", usage.per_call, no_usage),
+        (
+            "$ per successful call",
+            usage.per_successful_call,
+            "successful calls not known" if successes is None else "no successful calls",
+        ),
     ):
-        rows.append([label, Figure(rate, "rate") if rate is not None else unknown])
+        rows.append([label, Figure(rate, "rate") if rate is not None else why])
     return rows
 
 

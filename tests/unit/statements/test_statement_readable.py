@@ -127,6 +127,8 @@ def test_unit_costs_per_cost_center_and_assistant_with_successful_calls(tmp_path
     assistants = _table(finance, "Assistants")
     assert assistants[1][:4] == ["sales", "Sales", "asst-1", "Sales bot"]
     assert assistants[1][7] == 96
+    support = _write(statement, tmp_path, center=1)
+    assert _labelled(support, "Summary")["$ per successful call"][0] == "no successful calls"
 
 
 def test_unit_rates_are_stored_exact_and_rounded_only_by_the_format(tmp_path: Path) -> None:

@@ -249,7 +249,7 @@ def test_summary_key_figures_stand_alone(
     assert figures["Change vs previous month"] == ["no previous month published"]
     assert figures["$ per minute"] == [0.4351376873]
     assert figures["$ per call"] == [1.0460122699]
-    assert figures["$ per successful call"] == ["not known"]
+    assert figures["$ per successful call"] == ["successful calls not known"]
     summary = finance["Summary"]
     labels = {row[0].value: row[1] for row in summary.iter_rows(max_row=_header_row(summary))}
     assert labels["% allocated (of usage)"].number_format == "0.00%"
