@@ -227,7 +227,8 @@ def test_missing_or_wrong_key_is_401_even_with_a_bad_body(
     ("method", "path", "status", "error"),
     [
         pytest.param("GET", "/analytics", 405, "Method Not Allowed", id="get-analytics"),
-        pytest.param("POST", "/call", 404, "Not Found", id="unknown-path"),
+        pytest.param("POST", "/call", 405, "Method Not Allowed", id="post-call"),
+        pytest.param("POST", "/phone-number", 404, "Not Found", id="unknown-path"),
     ],
 )
 def test_routing_errors_share_the_shape(
