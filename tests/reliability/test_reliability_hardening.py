@@ -129,6 +129,8 @@ def test_nothing_is_written_outside_the_output_folder(published: tuple[Path, Pat
     assert {path.relative_to(month).as_posix() for path in month.rglob("*") if path.is_file()} == {
         f"chargeback-{MONTH}.csv",
         f"chargeback-{MONTH}.xlsx",
+        f"focus-{MONTH}.csv",
+        f"journal-{MONTH}.csv",
         "manifest.json",
         *(
             f"cost-centers/{center}-{MONTH}.xlsx"
@@ -149,6 +151,22 @@ def test_formula_text_is_written_as_text_in_the_csv(published: tuple[Path, Path]
     for assistant in CANONICAL_FORMULA_ASSISTANTS:
         assert f"'{assistant}" in assistants and assistant not in assistants
     assert PATH_ASSISTANT in assistants, "a path-like id is data: kept as it is, used in no path"
+
+
+def test_formula_text_is_written_as_text_in_the_focus_file(published: tuple[Path, Path]) -> None:
+    """FOCUS keeps names and ids as text, guarded like the CSV; its descriptions stay ASCII and
+    the raw values only inside the JSON Tags, which begin with a brace."""
+    _, output = published
+    with (output / MONTH / f"focus-{MONTH}.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    teams = {row["x_Team"] for row in rows}
+    assistants = {row["x_AssistantId"] for row in rows} | {row["ResourceId"] for row in rows}
+    for team in FORMULA_TEAMS:
+        assert f"'{team}" in teams and team not in teams
+    for assistant in CANONICAL_FORMULA_ASSISTANTS:
+        assert f"'{assistant}" in assistants and assistant not in assistants
+    assert all(row["ChargeDescription"].isascii() for row in rows)
+    assert FORMULA_TEAMS[0] in {json.loads(row["Tags"]).get("team") for row in rows}
 
 
 def test_formula_text_is_a_quoted_string_cell_in_every_workbook(
