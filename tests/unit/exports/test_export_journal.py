@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vapi_chargeback import fx
+from vapi_chargeback import fx, statement_json
 from vapi_chargeback.exports.journal import COLUMNS, JournalError, write_journal
 from vapi_chargeback.statement import (
     UNALLOCATED,
@@ -227,3 +227,11 @@ def test_converted_journal_balances_and_matches_the_converted_cost_centers(
     assert debits == credits
     assert by_center == {c: v for c, v in converted.by_cost_center.items() if v}
     assert sum(by_center.values(), Decimal(0)) == converted.total
+
+
+def test_the_accounts_survive_the_hand_over_between_tasks() -> None:
+    """Approval re-renders the statement from its JSON in the work folder: the journal must
+    come out the same."""
+    statement = closed_statement(journal=ACCOUNTS, fx=EUR)
+
+    assert statement_json.loads(statement_json.dumps(statement)).journal == ACCOUNTS
