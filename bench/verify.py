@@ -174,7 +174,8 @@ def main() -> int:
     api_key = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="vapi-verify-") as scratch:
         started = time.perf_counter()
-        with localrun.emulator_process([path], api_key, log=Path(scratch) / "emulator.log") as emu:
+        log = Path(scratch) / "emulator.log"
+        with localrun.emulator_process([path], api_key, log=log, start_timeout=900) as emu:
             if httpx.URL(emu.url).host != localrun.LOOPBACK:
                 raise SystemExit(f"refusing to benchmark {emu.url}: not loopback")
             startup_s = round(time.perf_counter() - started, 1)

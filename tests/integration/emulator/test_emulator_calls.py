@@ -17,6 +17,7 @@ from vapi_chargeback.analytics.calls import list_call_pages
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_emulator.app import create_app
 from vapi_emulator.calls import DriftedEngine, DriftPlan
+from vapi_emulator.cli import main
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.engine import Engine
 from vapi_emulator.faults import FaultPlan
@@ -251,3 +252,12 @@ def test_drift_percentages_are_checked() -> None:
     for drop, recost in ((-1, 0), (101, 0), (60, 50)):
         with pytest.raises(ValueError, match="drift"):
             DriftPlan(drop, recost)
+
+
+def test_serve_refuses_drift_over_100_percent_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "never-read.parquet"
+    code = main(["serve", "--calls", str(missing), "--drift-drop", "60", "--drift-recost", "50"])
+    assert code == 2
+    assert "--drift-drop and --drift-recost together exceed 100 %" in capsys.readouterr().err
