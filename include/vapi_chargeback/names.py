@@ -16,7 +16,8 @@ deleted since, so names come from several places, in this precedence:
 A failed listing does not lose the month: names then come from the mapping and earlier
 months, the log warns and the snapshot records ``api_error``. The listing is stored in
 the run's work folder, and so is the snapshot the first allocate builds from it, so a
-retried allocate shows the same names even if a month was published in between.
+retried allocate shows the same names even if a month was published in between; planning
+the run again (a cleared run) drops both (:func:`forget_names`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ def fetch_assistants(client: VapiAnalyticsClient, work: StoragePath) -> StoredAs
         )
     path.write_bytes(stored.model_dump_json(indent=1).encode())
     return stored
+
+
+def forget_names(work: StoragePath) -> None:
+    """Drop a listing and snapshot left by an earlier attempt of a run planned again (a
+    cleared Airflow run keeps its id, so its work folder): the new attempt lists and names
+    afresh, with the mapping as it is now."""
+    for name in (ASSISTANTS_FILE, NAMES_FILE):
+        if (work / name).exists():
+            (work / name).unlink()
 
 
 def _stored(listing: AssistantListing) -> StoredAssistants:

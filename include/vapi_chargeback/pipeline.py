@@ -48,7 +48,7 @@ from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.exports.accounts import journal_accounts
 from vapi_chargeback.fxrates import month_rate
 from vapi_chargeback.mapping import AssistantMapping, load_mapping
-from vapi_chargeback.names import fetch_assistants, named_lines, run_names
+from vapi_chargeback.names import fetch_assistants, forget_names, named_lines, run_names
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
@@ -169,6 +169,7 @@ def plan_run(
     reason = _restatement(month, settings, open_path(output_url))
     work = open_path(output_url) / RUNS_DIR / month / safe_name(settings.run_id)
     make_folder(work)
+    forget_names(work)
     (work / PLAN_FILE).write_bytes(plan.model_dump_json(indent=2).encode())
     return RunInfo(
         month=month,

@@ -20,6 +20,7 @@ from vapi_chargeback.names import (
     NAMES_FILE,
     StoredAssistants,
     fetch_assistants,
+    forget_names,
     named_lines,
     read_snapshot,
     resolve,
@@ -248,3 +249,24 @@ def test_a_failed_listing_keeps_the_month_and_says_why(
     assert snapshot.sources == {"asst-1": "mapping", "asst-2": "id", "asst-9": "id"}
     assert snapshot.api_error == stored.error
     assert names_block(snapshot)["api_error"] == stored.error
+
+
+def test_planning_the_run_again_names_it_afresh(tmp_path: Path) -> None:
+    """A cleared Airflow run keeps its id and work folder: its new plan drops the old
+    listing and snapshot, so a name finance added to the mapping meanwhile shows."""
+    output, work = UPath(tmp_path / "out"), UPath(tmp_path / "work")
+    work.mkdir()
+    (work / ASSISTANTS_FILE).write_bytes(api(asst_2="Listed").model_dump_json().encode())
+    lines = sample_statement().lines
+    assert (
+        run_names(work, output, "2026-10", LAST_DAY, lines, mapping("")).names["asst-2"] == "Listed"
+    )
+
+    forget_names(work)
+
+    assert not (work / ASSISTANTS_FILE).exists() and not (work / NAMES_FILE).exists()
+    renamed = mapping("asst-2,t,support,,,Support Desk\n")
+    assert (
+        run_names(work, output, "2026-10", LAST_DAY, lines, renamed).names["asst-2"]
+        == "Support Desk"
+    )
