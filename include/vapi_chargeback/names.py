@@ -76,11 +76,13 @@ def fetch_assistants(client: VapiAnalyticsClient, work: StoragePath) -> StoredAs
 
     A listing already stored is kept (a retried task names lines as the first did). Any
     client error — after its own retries — is recorded instead of raised: the month's
-    figures do not depend on names.
+    figures do not depend on names. A recorded failure is tried again by a retried task.
     """
     path = work / ASSISTANTS_FILE
     if path.exists():
-        return StoredAssistants.model_validate_json(path.read_bytes())
+        kept = StoredAssistants.model_validate_json(path.read_bytes())
+        if kept.names is not None:
+            return kept
     try:
         stored = _stored(list_assistants(client))
         log.info("GET /assistant listed %d named assistants", len(stored.names or {}))

@@ -250,6 +250,11 @@ def test_a_failed_listing_keeps_the_month_and_says_why(
     assert snapshot.api_error == stored.error
     assert names_block(snapshot)["api_error"] == stored.error
 
+    (work / NAMES_FILE).unlink()
+    listed = httpx.MockTransport(lambda request: httpx.Response(200, json=[]))
+    with client_for(listed) as client:
+        assert fetch_assistants(client, work) == StoredAssistants(names={}, requests=1)
+
 
 def test_planning_the_run_again_names_it_afresh(tmp_path: Path) -> None:
     """A cleared Airflow run keeps its id and work folder: its new plan drops the old
