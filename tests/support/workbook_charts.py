@@ -176,8 +176,10 @@ CENT = Decimal("0.01")
 def assert_charts_plot_the_published_csv(workbook: Path) -> None:
     """A published workbook's charts hold the figures of the statement CSV beside it.
 
-    Finance: each cost center's stack adds up to its lines' cost, each component and Shared
-    to their sums, and each daily line to its usage lines (direct, or unallocated); an
+    Finance: each cost center's stack adds up to its lines' cost, Shared to its pool lines,
+    each component and Other to the other lines (pools show only as Shared, whatever
+    components a pool line carries in the CSV), and each daily line to its usage lines
+    (direct, or unallocated); an
     owner's daily line to their direct lines and their top assistants to those lines summed
     per assistant, largest first."""
     found = re.search(r"(\d{4}-\d{2})\.xlsx$", workbook.name)
@@ -233,14 +235,18 @@ def _assert_finance_charts(
         assert sum((values[index] for values in columns), Decimal(0)) == _sum(lines), (
             f"{workbook}: the {name!r} stack does not add up to its lines' cost"
         )
+        pools = [row for row in lines if row["allocation"].startswith("shared:")]
+        rest = [row for row in lines if not row["allocation"].startswith("shared:")]
         for item, values in zip(stacked.series, columns, strict=True):
             if item.title == "Shared (USD)":
-                expected = _sum([row for row in lines if row["allocation"].startswith("shared:")])
+                expected = _sum(pools)
             elif item.title == "Other (USD)":
-                continue
+                expected = _sum(rest, "other_usd")
             else:
-                expected = _sum(lines, f"{str(item.title).removesuffix(' (USD)').lower()}_usd")
-            assert values[index] == expected, f"{workbook}: {name!r} {item.title}"
+                expected = _sum(rest, f"{str(item.title).removesuffix(' (USD)').lower()}_usd")
+            assert values[index] == expected, (
+                f"{workbook}: {name!r} {item.title} plots {values[index]}, its lines hold {expected}"
+            )
     daily = charts["Daily cost"]
     assert daily.series, f"{workbook}: a daily chart without lines"
     for item in daily.series:
