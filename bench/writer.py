@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = summarize(statement)
     results: dict[str, Any] = {
         "lines": args.lines,
-        "columns": 5 + 3 + len(COMPONENTS) + 1,
+        "columns": len(detail_sheet(statement, totals).columns),
         "sheets": [sheet.title for sheet in bench_sheets(statement, totals)],
         "charts": sum(len(sheet.charts) for sheet in bench_sheets(statement, totals)),
         "repeat": args.repeat,
