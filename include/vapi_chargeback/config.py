@@ -47,6 +47,7 @@ from vapi_chargeback.analytics.models import (
     VARIABLE_KEY_MAX_LENGTH,
     field_path,
 )
+from vapi_chargeback.budgets.settings import Budget, DailySettings
 from vapi_chargeback.close.ids import DEFAULT_PREFIX, StatementPrefixError, validate_prefix
 from vapi_chargeback.close.invoices import INVOICES_NAME
 from vapi_chargeback.close.tieout import DEFAULT_TOLERANCE_PCT
@@ -316,6 +317,10 @@ class ChargebackConfig(_Strict):
     """The reporting currency's rates file and which of its rates a month is converted at."""
     gl: GlSettings | None = None
     """General-ledger accounts of the month's journal entry; without it no journal is written."""
+    budgets: dict[str, Budget] = Field(default_factory=dict)
+    """Cost center id → its monthly budget and alert thresholds (``budgets.settings``)."""
+    daily: DailySettings = Field(default_factory=DailySettings)
+    """The daily month-to-date run: its local start time and how many assistants it lists."""
 
     _sha256: str | None = PrivateAttr(default=None)
 

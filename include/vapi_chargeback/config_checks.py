@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from vapi_chargeback.analytics.models import field_path
+from vapi_chargeback.budgets.settings import budget_problems
 from vapi_chargeback.exports.accounts import gl_problems
 from vapi_chargeback.money import HUNDRED
 from vapi_chargeback.yamldoc import Loc
@@ -64,6 +65,7 @@ def cross_check_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
             if total != HUNDRED:
                 problems.append((loc, f"percentages sum to {total}, not 100; adjust them"))
     names = [pool["name"] for _, pool in pools if isinstance(pool.get("name"), str)]
+    problems += budget_problems(data)
     return problems + gl_problems(data.get("gl"), centers, names)
 
 
