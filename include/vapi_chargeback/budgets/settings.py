@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import time
+from datetime import time as Clock
 from decimal import Decimal
 from itertools import pairwise
 from typing import Annotated, Any
@@ -143,9 +143,9 @@ class DailySettings(_Strict):
     """How many assistants the month-to-date figures list per cost center, costliest first."""
 
     @property
-    def local_time(self) -> time:
+    def local_time(self) -> Clock:
         hours, minutes = self.time.split(":")
-        return time(int(hours), int(minutes))
+        return Clock(int(hours), int(minutes))
 
 
 def budget_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
