@@ -10,6 +10,7 @@ cost-center variable), because both kinds of line otherwise look alike.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -62,22 +63,38 @@ class InCurrency:
 
     @classmethod
     def of(cls, statement: Statement) -> InCurrency | None:
+        """Converted once per statement: the finance workbook and every owner's workbook of
+        one render ask for the same statement, and a conversion rounds all its lines."""
+        last = _CONVERTED[0] if _CONVERTED else None
+        if last is not None and last[0]() is statement:
+            return last[1]
         converted = convert(statement)
-        if converted is None:
-            return None
-        keys = [line.key for line in statement.lines]
-        return cls(
-            converted.currency,
-            dict(zip(keys, converted.lines, strict=True)),
-            converted.total,
-            dict(converted.by_cost_center),
+        money = (
+            None
+            if converted is None
+            else cls(
+                converted.currency,
+                dict(zip([line.key for line in statement.lines], converted.lines, strict=True)),
+                converted.total,
+                dict(converted.by_cost_center),
+            )
         )
+        _CONVERTED[:] = [(weakref.ref(statement, _forget_converted), money)]
+        return money
 
     def column(self) -> Column:
         return Column(f"Cost ({self.currency})")
 
     def sum(self, lines: Iterable[ChargebackLine]) -> Decimal:
         return sum((self.by_line[line.key] for line in lines), Decimal(0))
+
+
+_CONVERTED: list[tuple[weakref.ref[Statement], InCurrency | None]] = []
+"""The last statement converted and its conversion, forgotten with the statement."""
+
+
+def _forget_converted(_: object) -> None:
+    _CONVERTED.clear()
 
 
 def currency_columns(money: InCurrency | None) -> list[Column]:
@@ -145,10 +162,7 @@ class Names:
     snapshot; blank where neither knows one (the id beside it says which assistant)."""
 
     def __init__(self, statement: Statement) -> None:
-        self._names = dict(statement.names.names) if statement.names else {}
-        for line in statement.lines:
-            if line.assistant_name and line.assistant_id:
-                self._names.setdefault(line.assistant_id, line.assistant_name)
+        self._names = statement.names.names if statement.names else {}
 
     def of(self, line: ChargebackLine) -> str:
         return line.assistant_name or self.get(line.assistant_id)

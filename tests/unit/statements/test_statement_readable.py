@@ -3,6 +3,7 @@ reporting currency, print settings and query sheets, on hand-made statements."""
 
 from __future__ import annotations
 
+import weakref
 import zipfile
 from dataclasses import replace
 from datetime import date
@@ -222,3 +223,26 @@ def test_workbooks_with_names_rates_and_a_previous_month_rewrite_byte_identical(
             _write(statement, first, center).read_bytes()
             == _write(statement, second, center).read_bytes()
         )
+
+
+def test_a_statement_is_converted_once_for_all_its_workbooks_and_then_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vapi_chargeback.statements import cells
+
+    calls: list[Statement] = []
+    original = cells.convert
+
+    def counting(statement: Statement) -> object:
+        calls.append(statement)
+        return original(statement)
+
+    monkeypatch.setattr(cells, "convert", counting)
+    statement = sample_statement(fx=EUR)
+    for center in (None, 0, 1):
+        _write(statement, tmp_path, center)
+    assert len(calls) == 1
+    other = sample_statement(fx=EUR)
+    _write(other, tmp_path)
+    assert len(calls) == 2, "an equal but different statement is converted anew"
+    assert isinstance(cells._CONVERTED[0][0], weakref.ref), "the cache keeps no statement alive"
