@@ -198,15 +198,20 @@ def round_to_statement(
     differ from its own exact sum by a few quanta; a table of its calls rounded to its own
     sum would then miss the statement by a cent. Here each part is its share of ``total``
     in proportion to its exact value, rounded by largest remainder (``round_to_total``):
-    within one quantum of that share, and equal to plain rounding whenever ``total`` is
-    the rounded exact sum. Exact values adding up to zero (refunds) spread ``total`` evenly.
+    within one quantum of that share. When ``total`` is the rounded exact sum (most
+    tables), that is plain rounding of the exact values. Exact values adding up to zero
+    (refunds) spread ``total`` evenly.
     """
     if not exact:
         return []
-    whole = sum((Fraction(value) for value in exact), Fraction(0))
+    fractions = [Fraction(value) for value in exact]
+    whole = sum(fractions, Fraction(0))
+    if round_money(whole, quantum) == total:
+        return round_to_total(fractions, quantum)
     if not whole:
         return split_exact(total, [1] * len(exact), quantum)
-    return round_to_total([Fraction(value) * Fraction(total) / whole for value in exact], quantum)
+    scale = Fraction(total) / whole
+    return round_to_total([value * scale for value in fractions], quantum)
 
 
 def _whole_table(
