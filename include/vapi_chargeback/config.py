@@ -56,6 +56,7 @@ from vapi_chargeback.exports.accounts import Account, GlSettings
 from vapi_chargeback.fxrates import FxSettings, check_currency
 from vapi_chargeback.inputfiles import InputFileError
 from vapi_chargeback.money import CENT, HUNDRED
+from vapi_chargeback.verify.settings import VerificationSettings
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
 from vapi_chargeback.zones import timezone_problem
 
@@ -321,6 +322,8 @@ class ChargebackConfig(_Strict):
     """Cost center id → its monthly budget and alert thresholds (``budgets.settings``)."""
     daily: DailySettings = Field(default_factory=DailySettings)
     """The daily month-to-date run: its local start time and how many assistants it lists."""
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    """Recounting the month from call records (``verify``) and its tolerances."""
 
     _sha256: str | None = PrivateAttr(default=None)
 

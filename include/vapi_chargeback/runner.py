@@ -23,6 +23,7 @@ from vapi_chargeback.pipeline import (
     publish_run,
     reconcile_run,
 )
+from vapi_chargeback.verify.step import verification_enabled, verify_run
 
 if TYPE_CHECKING:
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
@@ -64,8 +65,10 @@ def run_month(
     publish: bool = True,
     fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
     around_step: StepHook | None = None,
+    verify: bool | None = None,
 ) -> MonthRun:
-    """plan → fetch every batch → allocate → reconcile → publish, as the DAG's tasks run them.
+    """plan → fetch every batch → allocate → reconcile → verify → publish, as the DAG's tasks
+    run them. ``verify`` is the DAG param ``verify_calls``: ``None`` follows the config.
 
     The same step functions, the same work folder, the same hand-overs (serialized as the
     DAG's XComs are): a statement published here has the bytes the DAG would publish. The
@@ -96,6 +99,12 @@ def run_month(
     fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run))
     allocated = step("allocate", lambda: allocate_run(run, fetched, open_path=open_path))
     reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
+    if verification_enabled(run, verify):
+        checked = reconciled
+        reconciled = step(
+            "verify",
+            lambda: verify_run(run, allocated, checked, client, open_path=open_path),
+        )
     published = (
         step("publish", lambda: publish_run(run, reconciled, open_path=open_path))
         if publish

@@ -278,6 +278,71 @@ def _shown(line: ChargebackLine) -> tuple[object, ...]:
 
 
 @dataclass(frozen=True)
+class VerificationDifference:
+    """One figure the recount from ``GET /call`` found different from the analytics-based
+    statement: on a statement line (``day`` None) or on one local day of an assistant."""
+
+    cost_center_id: str
+    team: str
+    assistant_id: str
+    allocation: str
+    day: date | None
+    column: str
+    """``calls``, ``minutes``, ``cost`` or a component (``llm`` …), as the CSV names them."""
+    statement: Decimal
+    recount: Decimal
+    over_tolerance: bool
+
+    @property
+    def difference(self) -> Decimal:
+        """Recount minus statement: positive when the analytics missed something."""
+        return self.recount - self.statement
+
+
+@dataclass(frozen=True)
+class OtherByType:
+    """One cost center's Other column (cost beyond the reported components) split by the
+    ``costs[]`` item types of its calls; the parts add up to ``other_usd`` exactly."""
+
+    cost_center_id: str
+    other_usd: Decimal
+    """The statement's Other for the cost center's direct (or unallocated) lines."""
+    by_type: dict[str, Decimal]
+    """``analysis``, ``voicemail-detection``, ``knowledge-base`` …, plus ``unitemised`` (cost
+    no item explains) and ``rounding`` (cents of line rounding) where not zero."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The month recounted from call records (``verify``): what was compared, what differed."""
+
+    calls: int
+    pages: int
+    """``GET /call`` bodies read (full pages that were split included)."""
+    requests: int
+    lines_compared: int
+    lines_matched: int
+    days_compared: int
+    days_matched: int
+    day_columns: list[str]
+    """What the day comparison covers: every column when the analytics have day rows of
+    the core query, else cost alone (a large org's windowed plan)."""
+    tolerance_usd: Decimal
+    tolerance_pct: Decimal
+    passed: bool
+    differences: list[VerificationDifference]
+    """Largest first; at most ``MAX_LISTED`` (the run folder's drift report has them all)."""
+    differences_total: int
+    other_by_type: list[OtherByType]
+    recount_file: str
+    recount_sha256: str
+    report_file: str
+    report_sha256: str
+    pages_sha256: list[str]
+    """Every page body the recount read, in reading order."""
+
+
+@dataclass(frozen=True)
 class FxRate:
     """The reporting-currency rate a month is converted at (config ``reporting_currency``);
     stated with its date and source wherever converted money is shown."""
@@ -392,6 +457,8 @@ class Statement:
     daily_cost_usd: dict[str, list[tuple[date, Decimal]]] = field(default_factory=dict)
     """Cost center id → (local day, usage cost) for the days with calls, in day order; the
     days add up to the cost center's usage lines. For the daily-cost charts."""
+    verification: Verification | None = None
+    """The recount from call records, where the ``verify`` step ran; ``None`` elsewhere."""
 
     @property
     def statement_ids(self) -> StatementIds:
