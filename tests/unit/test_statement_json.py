@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -68,6 +68,37 @@ def test_round_trip_is_exact_and_keeps_cell_types() -> None:
     assert isinstance(cells[0], str) and isinstance(cells[1], Decimal)
     assert again.lines[0].other_usd == Decimal("0.40")
     assert again.period_start.utcoffset() == original.period_start.utcoffset()
+
+
+def test_round_trip_keeps_dates_totals_daily_cost_and_the_line_rule() -> None:
+    """A day bucket comes back a ``date`` while text that reads like one stays text; the
+    total row, the daily cost and each line's rule and successful calls survive too."""
+    original = sample()
+    table = Breakdown(
+        "daily",
+        "Daily",
+        ["week", "week_coverage", "reason", "cost_usd"],
+        [[date(2026, 9, 28), "Partial: 2026-10-01 to 2026-10-04", "2026-10-05", Decimal("1.10")]],
+        ["Total", "", "", Decimal("1.10")],
+    )
+    line = replace(original.lines[0], charged_by="variable", successful_calls=3)
+    original = replace(
+        original,
+        lines=[line, *original.lines[1:]],
+        breakdowns={"sales": [table]},
+        daily_cost_usd={
+            "sales": [(date(2026, 10, 1), Decimal("0.60")), (date(2026, 10, 2), Decimal("0.50"))]
+        },
+    )
+
+    again = statement_json.loads(statement_json.dumps(original))
+
+    assert again == original
+    cells = again.breakdowns["sales"][0].rows[0]
+    assert [type(cell) for cell in cells] == [date, str, str, Decimal]
+    assert [type(cell) for cell in again.breakdowns["sales"][0].total] == [str, str, str, Decimal]
+    assert [type(day) for day, _ in again.daily_cost_usd["sales"]] == [date, date]
+    assert (again.lines[0].charged_by, again.lines[0].successful_calls) == ("variable", 3)
 
 
 def test_round_trip_keeps_the_close_of_the_month() -> None:
