@@ -18,7 +18,10 @@ costs) are what the Summary sheets show, for ``make demo`` and the mails to quot
 holds the month-over-month drivers: each cost center's and the org's effects and the largest
 movers, for the same readers. Its ``names`` block (:func:`names_block`) holds the sha256 of
 the run's assistant names snapshot, how many names each source gave and, if
-``GET /assistant`` failed, why. ``close.lifecycle.MonthState``
+``GET /assistant`` failed, why. Where the ``verify`` step ran, a ``verification`` block
+(``verify.summary.manifest_block``) holds its verdict, what matched, the recount's file and
+sha256, Other by type per cost center and the sha256 of every ``GET /call`` page read;
+elsewhere the key is left out. ``close.lifecycle.MonthState``
 reads these fields back; they were added without a new ``format_version`` because a
 manifest without them reads as what it was, a draft version 1 not tied to an invoice.
 
@@ -43,6 +46,7 @@ from vapi_chargeback.statements.keyfigures import manifest_key_figures
 from vapi_chargeback.statements.totals import StatementTotals
 from vapi_chargeback.variance import manifest_block as variance_block
 from vapi_chargeback.variance import month_over_month
+from vapi_chargeback.verify.summary import manifest_block as verification_block
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -141,6 +145,8 @@ def build_manifest(
         document["fx"] = fx
     if statement.names is not None:
         document["names"] = names_block(statement.names)
+    if statement.verification is not None:
+        document["verification"] = verification_block(statement.verification)
     text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")
 

@@ -7,6 +7,8 @@ Reconciliation, the chart sheets, Variance (month-over-month drivers) and About.
 ``cost-centers/{id}-{YYYY-MM}.xlsx`` is what one owner receives: their Summary, Detail,
 Shared costs, corrections where they have any, their chart sheets, Variance, one sheet
 per query definition they configured, and About. A restatement adds "Changes vs v{N}".
+Where the month was verified against call records, finance's workbook gains
+"Verification" and "Other by type" after Reconciliation, an owner's "Other by type".
 
 The sheets themselves live in ``summary_sheet``, ``sheets``, ``reference_sheets``,
 ``charts`` and ``variance_sheet``; layout and printing rules in ``workbook``. The
@@ -43,6 +45,7 @@ from vapi_chargeback.statements.summary_sheet import (
 )
 from vapi_chargeback.statements.totals import StatementTotals
 from vapi_chargeback.statements.variance_sheet import variance_sheet
+from vapi_chargeback.statements.verification_sheet import verification_sheets
 from vapi_chargeback.statements.workbook import (
     DocumentInfo,
     safe_sheet_titles,
@@ -72,6 +75,7 @@ def write_statement_workbook(statement: Statement, totals: StatementTotals, path
         assistants_sheet(statement),
         unallocated_sheet(statement, totals.lines_by_center[UNALLOCATED]),
         reconciliation_sheet(statement),
+        *verification_sheets(statement),
         *finance_chart_sheets(statement, totals, component_labels(statement)),
         variance_sheet(statement, None),
         *changes_sheets(statement, None),
@@ -97,6 +101,7 @@ def write_cost_center_workbook(
         owner_detail(statement, center, direct, money),
         shared_costs_sheet(statement, shared, money),
         *([corrections_sheet(statement, carried)] if carried else []),
+        *verification_sheets(statement, center.id),
         *owner_chart_sheets(statement, center, lines),
         variance_sheet(statement, center.id),
     ]

@@ -163,7 +163,7 @@ def recount_plan(config: ChargebackConfig, period: StatementPeriod) -> Plan:
     return build_plan(bare, period)
 
 
-def other_types(sums: Iterable[Mapping[str, Decimal]]) -> list[str]:
+def other_types(sums: Iterable[Mapping[str, object]]) -> list[str]:
     """Every type seen, in a stable order: by name, :data:`UNITEMISED` last."""
     names = {name for types in sums for name in types}
     return sorted(names - {UNITEMISED}) + ([UNITEMISED] if UNITEMISED in names else [])

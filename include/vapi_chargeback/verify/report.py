@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from vapi_chargeback.allocate import NO_ASSISTANT_LINE
 from vapi_chargeback.attribution import DIRECT, Attributor
-from vapi_chargeback.split import round_to_total
+from vapi_chargeback.split import exact_context, round_to_total
 from vapi_chargeback.statement import (
     UNALLOCATED,
     ChargebackLine,
@@ -96,48 +95,33 @@ def other_by_type(
     lines: Sequence[ChargebackLine],
     respread_pool: str | None = None,
 ) -> list[OtherByType]:
-    """Each cost center's Other, as its lines show it, split by ``costs[]`` type and rounded
+    """Each cost center's Other as the workbooks show it for the month's usage — its direct
+    lines' (``UNALLOCATED``: its unallocated lines') — split by ``costs[]`` type and rounded
     so the parts add up to it to the cent (:data:`ROUNDING` holds what line rounding adds).
 
-    A cost center's lines here are its direct ones (or, for ``UNALLOCATED``, the unallocated
-    ones) and, when ``respread_pool`` (a ``calls-without-assistant`` pool) moved the calls
-    without an assistant onto cost centers, its share of that pool: those calls' types go
-    with the pool line's cost, as the pool moved every column with the same shares.
+    Pools show no Other in the workbooks (their cost is all Shared), so when
+    ``respread_pool`` (a ``calls-without-assistant`` pool) moved the calls without an
+    assistant into a pool, their types are left out with them.
     """
-    exact: dict[str, dict[str, Fraction]] = {}
-    moved: dict[str, Fraction] = {}
-    for (day, assistant, value), types in recount.other.items():
-        a = attributor(assistant, value, day)
-        sums = moved if respread_pool and a.allocation == NO_ASSISTANT_LINE else None
-        if sums is None:
+    exact: dict[str, dict[str, Decimal]] = {}
+    with exact_context():
+        for (day, assistant, value), types in recount.other.items():
+            a = attributor(assistant, value, day)
+            if respread_pool and a.allocation == NO_ASSISTANT_LINE:
+                continue
             sums = exact.setdefault(a.cost_center_id, {})
-        for name, amount in types.items():
-            sums[name] = sums.get(name, Fraction(0)) + Fraction(amount)
+            for name, amount in types.items():
+                sums[name] = sums.get(name, ZERO) + amount
     shown: dict[str, Decimal] = {}
-    pool_cost: dict[str, Decimal] = {}
-    pool = f"shared:{respread_pool}"
     for line in lines:
-        counts = line.allocation == DIRECT or line.allocation.startswith(UNALLOCATED_PREFIX)
-        if counts or line.allocation == pool:
+        if line.allocation == DIRECT or line.allocation.startswith(UNALLOCATED_PREFIX):
             shown[line.cost_center_id] = shown.get(line.cost_center_id, ZERO) + line.other_usd
-        if line.allocation == pool:
-            pool_cost[line.cost_center_id] = (
-                pool_cost.get(line.cost_center_id, ZERO) + line.cost_usd
-            )
-    pool_total = sum(pool_cost.values(), ZERO)
-    if moved and pool_total:
-        for center, cost in pool_cost.items():
-            sums = exact.setdefault(center, {})
-            for name, amount in moved.items():
-                sums[name] = sums.get(name, Fraction(0)) + amount * Fraction(cost) / Fraction(
-                    pool_total
-                )
     names = other_types(exact.values())
     result = []
     for center in sorted(shown.keys() | exact.keys(), key=_center_order):
-        sums = exact.get(center, {})
-        present = [name for name in names if sums.get(name)]
-        rounded = round_to_total([sums[name] for name in present]) if present else []
+        parts = exact.get(center, {})
+        present = [name for name in names if parts.get(name)]
+        rounded = round_to_total([parts[name] for name in present]) if present else []
         by_type = dict(zip(present, rounded, strict=True))
         target = shown.get(center, Decimal("0.00"))
         rest = target - sum(rounded, Decimal("0.00"))
@@ -213,46 +197,4 @@ def difference_json(d: VerificationDifference) -> dict[str, Any]:
         "recount": str(d.recount),
         "difference": str(d.difference),
         "over_tolerance": d.over_tolerance,
-    }
-
-
-def manifest_block(verification: Verification) -> dict[str, Any]:
-    """The manifest's ``verification`` block: the verdict, what it compared, where the
-    recount and report are, and the sha256 of every page the recount read."""
-    return {
-        "source": "GET /call",
-        "passed": verification.passed,
-        "calls": verification.calls,
-        "pages": verification.pages,
-        "requests": verification.requests,
-        "tolerance_usd": str(verification.tolerance_usd),
-        "tolerance_pct": str(verification.tolerance_pct),
-        "lines": {"compared": verification.lines_compared, "matched": verification.lines_matched},
-        "days": {
-            "compared": verification.days_compared,
-            "matched": verification.days_matched,
-            "columns": verification.day_columns,
-        },
-        "differences": verification.differences_total,
-        "other_by_type_usd": {
-            item.cost_center_id: {name: str(value) for name, value in item.by_type.items()}
-            for item in verification.other_by_type
-        },
-        "recount": {"file": verification.recount_file, "sha256": verification.recount_sha256},
-        "report": {"file": verification.report_file, "sha256": verification.report_sha256},
-        "pages_sha256": list(verification.pages_sha256),
-    }
-
-
-def as_mapping(verification: Verification) -> Mapping[str, Any]:
-    """The small summary a task hands on (XCom): never the page digests."""
-    return {
-        "passed": verification.passed,
-        "calls": verification.calls,
-        "pages": verification.pages,
-        "lines_matched": verification.lines_matched,
-        "lines_compared": verification.lines_compared,
-        "days_matched": verification.days_matched,
-        "days_compared": verification.days_compared,
-        "differences": verification.differences_total,
     }

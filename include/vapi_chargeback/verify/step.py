@@ -38,12 +38,8 @@ from vapi_chargeback.verify.compare import (
     largest_first,
 )
 from vapi_chargeback.verify.recount import Recount, recount_plan
-from vapi_chargeback.verify.report import (
-    as_mapping,
-    drift_report,
-    other_by_type,
-    recount_csv,
-)
+from vapi_chargeback.verify.report import drift_report, other_by_type, recount_csv
+from vapi_chargeback.verify.summary import as_mapping
 from vapi_chargeback.workfolder import (
     FetchedBatch,
     RunStateError,
