@@ -260,7 +260,7 @@ def owner_message(
         "Every figure reconciles to the org's total for the month to the cent."
         " Reply to this mail with questions."
     )
-    return _message(
+    return compose_message(
         subject=subject,
         recipient=recipient,
         envelope=envelope,
@@ -321,7 +321,7 @@ def finance_message(
         ("Reconciliation", verdict),
         ("Attached", ", ".join(item.name for item in attachments)),
     ]
-    return _message(
+    return compose_message(
         subject=subject,
         recipient=recipient,
         envelope=envelope,
@@ -409,7 +409,7 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
 
 
-def _message(
+def compose_message(
     *,
     subject: str,
     recipient: str,
@@ -422,6 +422,8 @@ def _message(
     attachments: Iterable[Attachment],
     period: str,
 ) -> EmailMessage:
+    """Every mail of the project is built here (statements and budget alerts), so all carry
+    the same headers, an HTML and a plain-text part with the same content."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = envelope.from_address

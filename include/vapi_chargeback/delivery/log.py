@@ -135,9 +135,9 @@ def write_log(root: Any, log: DeliveryLog, *, month_copy: bool = False) -> None:
     data = (log.model_dump_json(indent=2) + "\n").encode()
     ledger = ledger_path(root, log.period)
     ledger.parent.mkdir(parents=True, exist_ok=True)
-    _replace(ledger, data)
+    replace_file(ledger, data)
     if month_copy:
-        _replace(month_copy_path(root, log.period), data)
+        replace_file(month_copy_path(root, log.period), data)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -148,7 +148,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _replace(target: Any, data: bytes) -> None:
+def replace_file(target: Any, data: bytes) -> None:
     """A reader sees the old file or the new one, never half of one.
 
     Local files: a temporary sibling, fsynced, renamed over the target. Object storage
