@@ -54,6 +54,8 @@ FETCH_RETRIES = 1
 """The client already retried for up to its deadline; one more try after a pause is enough."""
 PLAN_TIMEOUT = timedelta(minutes=10)
 ALLOCATE_TIMEOUT = timedelta(minutes=60)
+VERIFY_TIMEOUT = timedelta(minutes=60)
+"""Listing a month of 1.5M calls through GET /call takes minutes (README "Benchmarks")."""
 
 
 @dag(
@@ -96,6 +98,15 @@ ALLOCATE_TIMEOUT = timedelta(minutes=60)
                 " booked version stays readable under _versions/). Needs a reason."
             ),
         ),
+        "verify_calls": Param(
+            None,
+            type=["null", "boolean"],
+            description=(
+                "Recount the month from call records (GET /call) and compare it with the"
+                " statement; beyond tolerance nothing is published. Empty = chargeback.yaml's"
+                " verification.enabled."
+            ),
+        ),
         "reason": Param(
             None,
             type=["null", "string"],
@@ -134,6 +145,13 @@ def vapi_chargeback_monthly() -> None:
         """Fail the run, publishing nothing, unless the lines add up to the org total."""
         return steps.reconcile(run, allocated)
 
+    @task(execution_timeout=VERIFY_TIMEOUT)
+    def verify(
+        run: dict[str, Any], allocated: dict[str, Any], reconciled: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Recount from call records (verify_calls); beyond tolerance, stop before publishing."""
+        return steps.verify(get_current_context(), run, allocated, reconciled)
+
     @task(outlets=[STATEMENTS])
     def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
         """Publish a draft (a final month: unchanged, or its differences carried onwards)."""
@@ -155,7 +173,7 @@ def vapi_chargeback_monthly() -> None:
     settled >> run
     fetched = fetch.partial(run=run).expand(batch=batches(run))
     allocated = allocate(run, fetched)
-    published = publish(run, reconcile(run, allocated))
+    published = publish(run, verify(run, allocated, reconcile(run, allocated)))
     review = StatementReview(task_id="review", run=run, published=published)
     finalize(run, review.output) >> deliver(run)
 

@@ -107,6 +107,25 @@ def reconcile(run: dict[str, Any], allocated: dict[str, Any]) -> dict[str, Any]:
 
 
 @failure_policy
+def verify(
+    context: Any, run: dict[str, Any], allocated: dict[str, Any], reconciled: dict[str, Any]
+) -> dict[str, Any]:
+    """Recount the month from ``GET /call`` when the param ``verify_calls`` (else the config's
+    ``verification.enabled``) asks for it; hand publish reconcile's result, or the verified
+    statement. Beyond tolerance ``VerificationError`` (permanent) stops the run before publish."""
+    from vapi_chargeback.airflow.hook import VapiAnalyticsHook
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo
+    from vapi_chargeback.verify.step import verification_enabled, verify_run
+
+    info = RunInfo.model_validate(run)
+    if not verification_enabled(info, context["params"].get("verify_calls")):
+        return dict(reconciled)
+    with VapiAnalyticsHook().get_conn() as client:
+        return verify_run(info, allocated, reconciled, client, open_path=storage_path)
+
+
+@failure_policy
 def publish(run: dict[str, Any], reconciled: dict[str, Any]) -> dict[str, Any]:
     from vapi_chargeback.airflow.settings import storage_path
     from vapi_chargeback.pipeline import RunInfo, publish_run

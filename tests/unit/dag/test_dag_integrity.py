@@ -45,6 +45,7 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
         "fetch",
         "allocate",
         "reconcile",
+        "verify",
         "publish",
         "review",
         "finalize",
@@ -53,6 +54,17 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
     assert dag.get_task("publish").outlets, "publish must emit the statements Asset"
     for task in dag.tasks:
         assert task.retries >= 1, f"task {task.task_id} has no retries"
+
+
+def test_verification_stands_between_reconcile_and_publish(dagbag: DagBag) -> None:
+    """``verify_calls`` defaults to the config (``None``); a failed verify leaves publish
+    (and so review, finalize, deliver) unrun, because publish reads verify's result."""
+    dag = dagbag.dags[DAG_ID]
+    param = dag.params.get_param("verify_calls")
+    assert param.value is None and param.schema["type"] == ["null", "boolean"]
+    assert dag.get_task("verify").upstream_task_ids == {"plan", "allocate", "reconcile"}
+    assert dag.get_task("publish").upstream_task_ids == {"plan", "verify"}
+    assert dag.get_task("publish").trigger_rule == "all_success"
 
 
 def test_every_run_passes_the_settlement_sensor_first(dagbag: DagBag) -> None:

@@ -243,11 +243,11 @@ def test_storage_errors_are_left_for_airflow_to_retry(tmp_path: Path) -> None:
 
 
 def test_every_task_of_the_dag_goes_through_the_policy() -> None:
-    for name in ("plan", "fetch", "allocate", "reconcile", "publish", "deliver"):
+    for name in ("plan", "fetch", "allocate", "reconcile", "verify", "publish", "deliver"):
         function = getattr(steps, name)
         assert function.__wrapped__, f"steps.{name} is not wrapped by failure_policy"
     source = (ROOT / "dags" / "vapi_chargeback_monthly.py").read_text()
-    for name in ("plan", "fetch", "allocate", "reconcile", "publish", "deliver"):
+    for name in ("plan", "fetch", "allocate", "reconcile", "verify", "publish", "deliver"):
         assert f"return steps.{name}(" in source, f"task {name} bypasses steps.{name}"
 
 
