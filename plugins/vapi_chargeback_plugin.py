@@ -1,7 +1,7 @@
 """Registers vapi-chargeback's Airflow extensions; the logic lives in ``vapi_chargeback.airflow``.
 
-- The statement-month timetable: the scheduler only deserializes timetables that a plugin
-  registers, so it must be listed here even though the DAG imports it from the package.
+- The statement-month and daily timetables: the scheduler only deserializes timetables that
+  a plugin registers, so they must be listed here even though the DAGs import them.
 - The "Chargeback statements" page (Browse menu): a FastAPI app mounted on the api-server
   at ``/chargeback/`` and shown inside the Airflow UI as an external view. Every process
   loads plugins — schedulers and workers too, for the timetable — so the app is built
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
+from vapi_chargeback.airflow.daily_timetable import DailyTimetable
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ def _base_path() -> str:
 
 class VapiChargebackPlugin(AirflowPlugin):
     name = "vapi_chargeback"
-    timetables = [StatementMonthTimetable]
+    timetables = [StatementMonthTimetable, DailyTimetable]
 
     @cached_property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]

@@ -80,6 +80,9 @@ class MtdSettings(BaseModel):
     run_day: date | None = None
     """The local day the run stands on: the figures cover the month's days before it (on
     the 1st, the whole previous month). ``None`` = today in the org zone."""
+    clamp_to_today: bool = False
+    """Take a ``run_day`` after today in the org zone as today (a day derived from a UTC
+    date, in a zone behind UTC); else such a day is refused."""
     run_id: str
     max_queries_per_request: int = Field(default=DEFAULT_MAX_QUERIES_PER_REQUEST, ge=1)
     api_base_url: str = "the configured API"
@@ -112,7 +115,10 @@ def plan_mtd(
     config = load_config(config_file)
     mapping_file = mapping_path(config, config_file)
     mapping = load_mapping(mapping_file, config)
-    run_day = settings.run_day or local_today(now, config.timezone)
+    today = local_today(now, config.timezone)
+    run_day = settings.run_day or today
+    if settings.clamp_to_today:
+        run_day = min(run_day, today)
     window = mtd_window(run_day, config.timezone, now=now)
     cut_config, pools_note = prorated_config(config, window)
     plan = plan_for(cut_config, window.period, mapping, settings.max_queries_per_request)
