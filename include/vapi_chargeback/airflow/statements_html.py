@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from vapi_chargeback.airflow.mtd_html import STYLE as MTD_STYLE
+from vapi_chargeback.airflow.mtd_html import MtdView, mtd_section
 from vapi_chargeback.close.audit import AuditEvent
 from vapi_chargeback.close.lifecycle import FINAL, ManifestStateError, MonthState
 from vapi_chargeback.close.tieout import NOT_TIED
@@ -69,17 +71,25 @@ code{font-size:12px;color:#4a5568}
 """
 
 
-def render_page(views: list[MonthView], output_url: str, names: dict[str, str]) -> str:
+def render_page(
+    views: list[MonthView],
+    output_url: str,
+    names: dict[str, str],
+    mtd: MtdView | None = None,
+) -> str:
+    """The whole page: the month to date first (where the month stands now), then the months."""
     e = html.escape
     head = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>Chargeback statements</title>"
-        f'<meta name="viewport" content="width=device-width"><style>{STYLE}</style></head><body>'
+        f'<meta name="viewport" content="width=device-width"><style>{STYLE}{MTD_STYLE}</style>'
+        "</head><body>"
         "<h1>Chargeback statements</h1>"
         f'<p class="sub">{len(views)} month{"s" if len(views) != 1 else ""} in'
         f" <code>{e(output_url)}</code>. Only complete sets whose files match their manifest"
         " are offered for download. A draft may still change; a final month is booked.</p>"
     )
+    head += mtd_section(mtd) + "<h2>Statements</h2>"
     if not views:
         return head + "<p>No statements published yet.</p></body></html>"
     rows = "".join(_month_row(view) for view in views)

@@ -18,6 +18,9 @@ markup is ``statements_html``.
   and the delivery log), and each file's bytes are checked against its sha256 again when
   served, so a link can never hand out another path or a half-replaced file. The same
   holds for an earlier version's files, against that version's manifest.
+- **Month to date** (``mtd_html``): above the months, the latest figures the daily DAG
+  published under ``_mtd/`` with a budget bar per cost center and the month's budget
+  alerts from their ledger; the day's JSON and CSV download by their exact names only.
 - **Who may see it** is decided by Airflow's own auth manager, with the same rule as the
   DAG's run history: read access to the DAG ``vapi_chargeback_monthly`` (statements are
   that DAG's output). A browser without a session is sent to Airflow's login page.
@@ -42,7 +45,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vapi_chargeback.airflow.mtd_html import MtdView
 from vapi_chargeback.airflow.statements_html import MonthView, VersionView, render_page
+from vapi_chargeback.budgets.alert_log import read_alert_log
+from vapi_chargeback.budgets.mtd import MTD_DIR, MtdReport
 from vapi_chargeback.close.audit import AuditRecordError, read_events
 from vapi_chargeback.close.lifecycle import (
     VERSIONS_DIR,
@@ -62,6 +68,8 @@ log = logging.getLogger(__name__)
 DAG_ID = "vapi_chargeback_monthly"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 VERSION = re.compile(r"^v([1-9][0-9]{0,5})$")
+MTD_FILE = re.compile(r"^mtd-(\d{4}-\d{2}-\d{2})\.(json|csv)$")
+"""A month-to-date file's name, as ``budgets.mtd.mtd_name`` writes it."""
 """A version folder's name, ``v{N}``, as ``close.lifecycle.version_folder`` writes it."""
 MEDIA_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -197,13 +205,20 @@ def create_app(
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         found = find()
-        page = render_page(months(found.output_url), found.output_url, found.names)
+        page = render_page(
+            months(found.output_url), found.output_url, found.names, latest_mtd(found.output_url)
+        )
         return HTMLResponse(page, headers=SECURITY_HEADERS)
 
     @app.get("/files/{period}/{relative:path}")
     def download(period: str, relative: str) -> Response:
         found = find()
         return _attachment(verified_file(found.output_url, period, relative), relative)
+
+    @app.get("/_mtd/{period}/{name}")
+    def download_mtd(period: str, name: str) -> Response:
+        found = find()
+        return _attachment(mtd_file(found.output_url, period, name), name)
 
     @app.get("/versions/{period}/{version}/{relative:path}")
     def download_version(period: str, version: str, relative: str) -> Response:
@@ -278,6 +293,51 @@ def verified_version_file(output_url: str, period: str, version: str, relative: 
     if entry is not None and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise HTTPException(409, f"{period} {version}: {relative} does not match its manifest")
     return data
+
+
+def latest_mtd(output_url: str) -> MtdView | None:
+    """The newest month-to-date figures (last month folder, last day in it), with the
+    month's alert ledger; ``None`` when the daily run has published none.
+
+    The JSON is written after the CSV, each whole: a day with its JSON is complete.
+    """
+    root = location(output_url)
+    try:
+        periods = sorted(
+            (e.name for e in (root / MTD_DIR).iterdir() if MONTH.match(e.name) and e.is_dir()),
+            reverse=True,
+        )
+    except FileNotFoundError:
+        return None
+    for period in periods:
+        folder = root / MTD_DIR / period
+        days = sorted(
+            found.group(1)
+            for entry in folder.iterdir()
+            if (found := MTD_FILE.match(entry.name)) and found.group(2) == "json"
+        )
+        if not days:
+            continue
+        relative = f"{MTD_DIR}/{period}/mtd-{days[-1]}.json"
+        csv_present = (folder / f"mtd-{days[-1]}.csv").exists()
+        try:
+            report = MtdReport.from_json((root / relative).read_bytes())
+            alerts = read_alert_log(root, period)
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("statements page: %s unreadable: %s", relative, error)
+            return MtdView(None, relative, csv_present, problem=f"{type(error).__name__}: {error}")
+        return MtdView(report, relative, csv_present, alerts)
+    return None
+
+
+def mtd_file(output_url: str, period: str, name: str) -> bytes:
+    """A month-to-date JSON or CSV by its exact name; nothing else under ``_mtd/`` (else 404)."""
+    if not MONTH.match(period) or not MTD_FILE.match(name):
+        raise HTTPException(404, f"{period}/{name} is not a month-to-date file")
+    try:
+        return bytes((location(output_url) / MTD_DIR / period / name).read_bytes())
+    except FileNotFoundError:
+        raise HTTPException(404, f"no month-to-date file {period}/{name}") from None
 
 
 def _safe_relative(relative: str) -> bool:
