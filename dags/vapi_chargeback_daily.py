@@ -13,6 +13,8 @@ run time) on the run's day; manual runs start at once. ``airflow dags test
 vapi_chargeback_daily 2026-11-13`` is the run of 13 November (figures through the 12th);
 the ``day`` param names any other day.
 
+``alerts`` then mails each budget threshold crossed for the first time this month
+(``budgets.alerts``: once per cost center, month and threshold, ledger ``_alerts/``).
 Downstream tasks read the publish task's result (``report_url``, ``through_day``, and per
 cost center ``thresholds_crossed`` and ``forecast_alert``), or the JSON it names through
 ``budgets.outputs.read_mtd``.
@@ -27,6 +29,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from vapi_chargeback.airflow import alerts as budget_alerts
 from vapi_chargeback.airflow import daily_steps
 from vapi_chargeback.airflow.daily_steps import DailyDueSensor
 from vapi_chargeback.airflow.daily_timetable import DailyTimetable
@@ -99,10 +102,16 @@ def vapi_chargeback_daily() -> None:
         """Write the day's month-to-date JSON and CSV under _mtd/, each whole."""
         return daily_steps.publish(run, allocated)
 
+    @task
+    def alerts(run: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
+        """Mail owners (finance copied) each budget threshold crossed for the first time this
+        month, once; skipped without budgets or without the SMTP connection."""
+        return budget_alerts.alerts(run, published)
+
     run = plan()
     due >> run
     fetched = fetch.partial(run=run).expand(batch=batches(run))
-    publish(run, allocate(run, fetched))
+    alerts(run, publish(run, allocate(run, fetched)))
 
 
 vapi_chargeback_daily()

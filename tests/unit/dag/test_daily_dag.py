@@ -47,12 +47,14 @@ def test_the_daily_dag_is_plan_fetch_allocate_publish_after_the_due_sensor(dag) 
         "fetch",
         "allocate",
         "publish",
+        "alerts",
     }
     due = dag.get_task("due")
     assert isinstance(due, BaseSensorOperator) and due.mode == "reschedule"
     assert dag.get_task("plan").upstream_task_ids == {"due"}
     assert dag.get_task("allocate").upstream_task_ids == {"plan", "fetch"}
     assert dag.get_task("publish").upstream_task_ids == {"plan", "allocate"}
+    assert dag.get_task("alerts").upstream_task_ids == {"plan", "publish"}
     for task in dag.tasks:
         assert task.retries >= 1, f"task {task.task_id} has no retries"
 
