@@ -6,8 +6,11 @@ most 1000), filtered by ``createdAt``/``updatedAt`` ``Gt/Ge/Lt/Le``, ``id``,
 ``assistantId`` and ``phoneNumberId``; no cursor. Parameters are checked like
 ``GET /assistant`` (``assistants.parse_list_query``): every problem one message of a 400.
 A call is rendered from the fields the emulator loads (``fields.CALL_FIELDS``), so an
-absent field is ``null`` and fields the emulator does not read are not echoed. The query
-is SQL, below, over the sorted table (its zone maps make a time window a short scan).
+absent field is ``null`` and fields the emulator does not read are not echoed. ``costs[]``
+is rendered from ``costBreakdown``, one item per non-zero part exactly as ``generate``
+writes it: a record's own ``costs`` is not loaded, since 1.5M calls' arrays as JSON
+tripled the emulator's memory (1.2 → 3.8 GiB peak). The query is SQL, below, over the
+sorted table (its zone maps make a time window a short scan).
 
 The drift (``serve --drift-drop PCT --drift-recost PCT --drift-seed N``) exists for tests
 of the verification: from the analytics answers only, it drops a share of the calls and
@@ -41,6 +44,33 @@ RECOST_SHARE = "0.25"
 _MONEY = "json(rtrim(rtrim(CAST({0} AS VARCHAR), '0'), '.'))"
 """Money as its exact decimal without trailing zeros (a DECIMAL's text always has a point)."""
 _INSTANT = "strftime(make_timestamp({0}), '%Y-%m-%dT%H:%M:%S.%gZ')"
+
+
+def _item(column: str, fields: str) -> str:
+    return (
+        f"CASE WHEN {column} > 0 THEN json_merge_patch(json_object({fields}), "
+        f"json_object('cost', {_MONEY.format(column)})) END"
+    )
+
+
+_ANALYSIS = (
+    "'type', 'analysis', 'analysisType', '{0}', 'model', json_object('provider', 'openai'), "
+    "'promptTokens', 0, 'completionTokens', 0"
+)
+_MINUTES = "round((ended_us - started_us) / 60000000, 4)"
+_COSTS = f"""to_json(list_filter([
+    {_item("transport", f"'type', 'transport', 'provider', 'twilio', 'minutes', {_MINUTES}")},
+    {_item("stt", f"'type', 'transcriber', 'transcriber', json_object('provider', 'deepgram'), 'minutes', {_MINUTES}")},
+    {_item("llm", "'type', 'model', 'model', json_object('provider', 'openai', 'model', 'gpt-4o'), 'promptTokens', llm_prompt_tokens, 'completionTokens', llm_completion_tokens")},
+    {_item("tts", "'type', 'voice', 'voice', json_object('provider', '11labs'), 'characters', tts_characters")},
+    {_item("vapi", f"'type', 'vapi', 'subType', 'normal', 'minutes', {_MINUTES}")},
+    {_item("voicemail_detection_cost", "'type', 'voicemail-detection', 'model', json_object('provider', 'openai'), 'provider', 'openai', 'promptTextTokens', 0, 'promptAudioTokens', 0, 'completionTextTokens', 0, 'completionAudioTokens', 0")},
+    {_item("analysis_summary", _ANALYSIS.format("summary"))},
+    {_item("analysis_structured_data", _ANALYSIS.format("structuredData"))},
+    {_item("analysis_success_evaluation", _ANALYSIS.format("successEvaluation"))},
+    {_item("knowledge_base_cost", "'type', 'knowledge-base', 'model', json_object('provider', 'openai'), 'promptTokens', 0, 'completionTokens', 0")}
+], lambda item: item IS NOT NULL))"""
+"""``costs[]`` from the loaded ``costBreakdown``, item for item as ``generate`` writes it."""
 
 _CALL_JSON = f"""
 json_object(
@@ -78,13 +108,14 @@ json_object(
             'knowledgeBaseCost', {_MONEY.format("knowledge_base_cost")}) END,
     'analysis', CASE WHEN success_evaluation IS NOT NULL
         THEN json_object('successEvaluation', success_evaluation) END,
-    'costs', costs
+    'costs', CASE WHEN cost IS NOT NULL THEN {_COSTS} END
 )"""
 
 _LIST_CALLS = """
 WITH chosen AS (
     SELECT *
     FROM store.calls
+    INNER JOIN store.call_details USING (created_us, id)
     WHERE {where}
     ORDER BY created_us DESC, id DESC
     LIMIT $limit

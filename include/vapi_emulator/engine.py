@@ -239,7 +239,6 @@ MONEY_TYPE = "DECIMAL(38, 12)"
 _COLUMN_TYPES = {
     "text": "VARCHAR",
     "object": "JSON",
-    "array": "JSON",
     "instant": "BIGINT",
     "money": MONEY_TYPE,
     "integer": "BIGINT",
@@ -247,7 +246,6 @@ _COLUMN_TYPES = {
 _PROBLEMS = {
     "text": "is missing",
     "object": "is not a JSON object",
-    "array": "is not a JSON array",
     "instant": "is not an ISO-8601 timestamp",
     "money": "is not a decimal number",
     "integer": "is not an integer",
@@ -263,8 +261,8 @@ def _typed(field: CallField, raw: str, raw_type: str) -> str:
     """SQL turning the staged value ``raw`` (of DuckDB type ``raw_type``) into its stored type."""
     if field.kind == "text":
         return raw if raw_type == "VARCHAR" else f"CAST({raw} AS VARCHAR)"
-    if field.kind in ("object", "array"):
-        if raw_type.startswith(("STRUCT", "MAP")) or raw_type.endswith("]"):
+    if field.kind == "object":
+        if raw_type.startswith(("STRUCT", "MAP")):
             return f"CAST(to_json({raw}) AS JSON)"
         return f"TRY_CAST({raw} AS JSON)"
     if field.kind == "instant":
@@ -280,15 +278,22 @@ def _bad(field: CallField, raw: str, typed: str) -> str:
         condition = f"{typed} IS NULL" + (f" OR {typed} = ''" if field.kind == "text" else "")
     else:
         condition = f"{raw} IS NOT NULL AND {typed} IS NULL"
-    if field.kind in ("object", "array"):
-        expected = field.kind.upper()
-        condition += f" OR ({typed} IS NOT NULL AND json_type({typed}) <> '{expected}')"
+    if field.kind == "object":
+        condition += f" OR ({typed} IS NOT NULL AND json_type({typed}) <> 'OBJECT')"
     if field.kind == "integer":
         condition += f" OR {typed} <> TRY_CAST({raw} AS DECIMAL(38, 6))"
     return condition
 
 
-_STORED_COLUMNS = ", ".join(_stored_name(f) for f in CALL_FIELDS)
+_STORED_COLUMNS = ", ".join(_stored_name(f) for f in CALL_FIELDS if not f.served_only)
+_DETAIL_COLUMNS = ", ".join(_stored_name(f) for f in CALL_FIELDS if f.served_only)
+
+_CREATE_DETAILS = """
+CREATE OR REPLACE TABLE store.call_details AS
+SELECT created_us, id, {columns}
+FROM ({typed_sources})
+ORDER BY created_us, id
+"""
 
 _CREATE_CALLS = """
 CREATE OR REPLACE TABLE store.calls AS
@@ -354,6 +359,11 @@ def load_calls(connection: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> 
     connection.execute(
         _CREATE_CALLS.format(
             columns=_STORED_COLUMNS, typed_sources="\nUNION ALL\n".join(typed_sources)
+        )
+    )
+    connection.execute(
+        _CREATE_DETAILS.format(
+            columns=_DETAIL_COLUMNS, typed_sources="\nUNION ALL\n".join(typed_sources)
         )
     )
     connection.execute("CHECKPOINT store")
