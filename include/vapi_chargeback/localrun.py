@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 DAG_ID = "vapi_chargeback_monthly"
+DAILY_DAG_ID = "vapi_chargeback_daily"
 BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"
 EMULATOR_START_TIMEOUT_S = 60.0
@@ -181,10 +182,16 @@ clean ones), which an approval time in the final files would make differ."""
 
 
 def dags_test(
-    logical_date: date, env: dict[str, str], *, log_name: str, extra_args: Sequence[str] = ()
+    logical_date: date,
+    env: dict[str, str],
+    *,
+    log_name: str,
+    extra_args: Sequence[str] = (),
+    dag_id: str = DAG_ID,
 ) -> Path:
-    """Run the DAG for ``logical_date`` — the month before it — and return the log file."""
-    command = ["dags", "test", DAG_ID, logical_date.isoformat(), *extra_args]
+    """Run the DAG for ``logical_date`` — for the monthly DAG the month before it, for
+    ``vapi_chargeback_daily`` the run of that day — and return the log file."""
+    command = ["dags", "test", dag_id, logical_date.isoformat(), *extra_args]
     return _airflow(command, env, log_name=log_name)
 
 
