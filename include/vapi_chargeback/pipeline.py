@@ -305,6 +305,7 @@ def allocate_run(
         previous=previous_month(output, statement.period, config.statement_prefix),
         fx=run.fx,
         journal=journal_accounts(config.gl, {c.id: c.gl_account for c in config.cost_centers}),
+        budgets_usd={center: budget.amount_usd for center, budget in config.budgets.items()},
         provenance=Provenance(
             run_id=run.run_id,
             config_sha256=run.config_sha256,

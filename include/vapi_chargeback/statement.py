@@ -459,6 +459,9 @@ class Statement:
     days add up to the cost center's usage lines. For the daily-cost charts."""
     verification: Verification | None = None
     """The recount from call records, where the ``verify`` step ran; ``None`` elsewhere."""
+    budgets_usd: dict[str, Decimal] = field(default_factory=dict)
+    """Cost center id → its monthly budget (config ``budgets``), for the Summary's budget and
+    % of budget; empty when no budget is configured (the Summary then has no such columns)."""
 
     @property
     def statement_ids(self) -> StatementIds:

@@ -101,12 +101,25 @@ def fx_text(fx: FxRate) -> str:
 
 
 def _key_figure_rows(
-    figures: KeyFigures, converted: tuple[str, Decimal] | None, owner: bool
+    figures: KeyFigures,
+    converted: tuple[str, Decimal] | None,
+    owner: bool,
+    budget: Decimal | None = None,
 ) -> list[list[TitleValue]]:
-    """``converted``: the reporting currency and the total in it."""
+    """``converted``: the reporting currency and the total in it; ``budget``: the owner's
+    monthly budget, when one is configured."""
     rows: list[list[TitleValue]] = [[], ["Key figures"], ["Total (USD)", figures.total_usd]]
     if converted is not None:
         rows.append([f"Total ({converted[0]})", converted[1]])
+    if budget is not None:
+        rows += [
+            ["Budget (USD)", budget, "the cost center's monthly budget (chargeback.yaml)"],
+            [
+                "% of budget",
+                Figure(share(figures.total_usd, budget), "share"),
+                "total ÷ budget",
+            ],
+        ]
     rows.append(
         ["Usage (USD)", figures.usage.cost_usd, "this month's calls: direct and unallocated lines"]
     )
@@ -161,7 +174,8 @@ def finance_summary(
     money: InCurrency | None,
 ) -> Sheet:
     """By cost center, with unit costs of its usage; Corrections and Invoice adjustment
-    columns beside Shared only in a month that has such lines."""
+    columns beside Shared only in a month that has such lines, Budget and % of budget
+    beside % of total only when budgets are configured."""
     names = {center.id: (center.name, center.owner_email) for center in statement.cost_centers}
     names[UNALLOCATED] = ("Unallocated", "")
     corrections = any(line.is_correction for line in statement.lines)
@@ -181,6 +195,18 @@ def finance_summary(
             return [money.total]
         return [money.by_cost_center.get(center_id, Decimal(0))]
 
+    budgets = statement.budgets_usd
+
+    def budget(center_id: str | None, cost: Decimal) -> list[CellValue]:
+        """Budget and % of budget; blank for a cost center without one (and Unallocated),
+        the budgets' sum and no percentage on the total row."""
+        if not budgets:
+            return []
+        if center_id is None:
+            return [sum(budgets.values(), Decimal(0)), None]
+        amount = budgets.get(center_id)
+        return [None, None] if amount is None else [amount, share(cost, amount)]
+
     whole = totals.total.cost_usd
     rows: list[list[CellValue]] = [
         [
@@ -189,6 +215,7 @@ def finance_summary(
             *subtotal_cells(item),
             *parts(item),
             share(item.cost_usd, whole),
+            *budget(center_id, item.cost_usd),
             *fx(center_id),
             *unit_cells(unit_costs(totals.lines_by_center[center_id])),
         ]
@@ -202,6 +229,7 @@ def finance_summary(
             *subtotal_cells(totals.total),
             *parts(totals.total),
             share(whole, whole),
+            *budget(None, whole),
             *fx(None),
             *unit_cells(unit_costs(statement.lines)),
         ]
@@ -216,6 +244,7 @@ def finance_summary(
         *([Column("Corrections (USD)")] if corrections else []),
         *([Column("Invoice adjustment (USD)")] if adjustments else []),
         Column("% of total", percent=True),
+        *([Column("Budget (USD)"), Column("% of budget", percent=True)] if budgets else []),
         *currency_columns(money),
         *unit_columns(),
     ]
@@ -272,7 +301,12 @@ def owner_summary(
         *unit_columns(),
     ]
     total = (money.currency, money.sum(lines)) if money else None
-    figures = _key_figure_rows(key_figures(statement, center.id), total, owner=True)
+    figures = _key_figure_rows(
+        key_figures(statement, center.id),
+        total,
+        owner=True,
+        budget=statement.budgets_usd.get(center.id),
+    )
     notes: list[list[TitleValue]] = (
         [["Note", VARIABLE_NOTE]] if any(line.charged_by == "variable" for line in lines) else []
     )
