@@ -79,13 +79,13 @@ class AlertLog(_Record):
     alerts: dict[str, AlertRecord] = Field(default_factory=dict)
 
     def sent(self, cost_center_id: str) -> list[AlertRecord]:
-        """The cost center's alerts already delivered this month, in the order they went."""
+        """The cost center's alerts already delivered this month: by day, thresholds first."""
         records = [
             record
             for record in self.alerts.values()
             if record.cost_center_id == cost_center_id and record.status == "sent"
         ]
-        return sorted(records, key=lambda r: (r.sent_at or r.due_on.isoformat(), r.key))
+        return sorted(records, key=lambda r: (r.due_on, r.kind != "threshold", r.pct))
 
 
 def alert_key(cost_center_id: str, kind: Kind, pct: Decimal) -> str:
