@@ -198,3 +198,14 @@ def test_the_files_are_published_whole_and_read_back(tmp_path: Path) -> None:
         "mtd-2026-10-04.csv",
         "mtd-2026-10-04.json",
     ]
+
+
+def test_the_files_go_to_object_storage_too() -> None:
+    from upath import UPath
+
+    root = UPath("memory://mtd-test/output")
+    report, raw = report_of()
+    publish_mtd_files("memory://mtd-test/output", report, raw)
+    assert (root / report.relative_csv).read_bytes() == raw
+    assert read_mtd("memory://mtd-test/output", report.through_day) == report
+    assert read_mtd(root, date(2026, 10, 1)) is None
