@@ -209,3 +209,33 @@ def test_the_files_go_to_object_storage_too() -> None:
     assert (root / report.relative_csv).read_bytes() == raw
     assert read_mtd("memory://mtd-test/output", report.through_day) == report
     assert read_mtd(root, date(2026, 10, 1)) is None
+
+
+def test_a_run_day_past_the_org_today_is_today_when_derived_and_refused_when_asked(
+    tmp_path: Path,
+) -> None:
+    from vapi_chargeback.budgets.run import MtdSettings, plan_mtd
+
+    # 20:00 on 12 November in Los Angeles is already the 13th in UTC; the org is in Berlin
+    # here, where it is 05:00 on the 13th: the 13th has begun, the 14th has not.
+    now = datetime(2026, 11, 13, 4, tzinfo=UTC)
+    config = Path(__file__).resolve().parents[3] / "include" / "config" / "chargeback.yaml"
+
+    def settings(day: date, clamp: bool) -> MtdSettings:
+        return MtdSettings(
+            config_path=str(config),
+            output_url=tmp_path.as_uri(),
+            default_output_url=tmp_path.as_uri(),
+            run_day=day,
+            clamp_to_today=clamp,
+            run_id=f"r-{clamp}",
+        )
+
+    run = plan_mtd(settings(date(2026, 11, 14), True), now=now)
+    assert (run.through_day, run.elapsed_days, run.period_end) == (
+        date(2026, 11, 12),
+        12,
+        datetime(2026, 11, 13, tzinfo=UTC) - timedelta(hours=1),
+    )
+    with pytest.raises(DayNotOverError):
+        plan_mtd(settings(date(2026, 11, 14), False), now=now)
