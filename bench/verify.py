@@ -1,18 +1,21 @@
-"""Listing a month of calls through ``GET /call`` on loopback: requests, wall time, peak RSS.
+"""The ``verify`` step over a month of calls through ``GET /call`` on loopback: requests,
+wall time, peak RSS.
 
-The first half of ``verify``'s benchmark (issue 14): starts ``vapi-emulator serve`` as its
-own process over one generated month (``--calls`` calls, 1.5M by default; reused from
-``data/bench/``, generated with ``vapi-emulator generate`` when absent), then lists the
-statement month — October 2026 in Europe/Berlin — with this project's client
-(``analytics.calls.list_call_pages``: time windows shrunk when a page comes back full,
-every call once, a sha256 per page). The listing is checked against ``POST /analytics``
-on the same emulator (count of calls and Σ cost of the month must match exactly), so a
-fast but wrong listing fails.
+Starts ``vapi-emulator serve`` as its own process over one generated month (``--calls``
+calls, 1.5M by default; reused from ``data/bench/``, generated with ``vapi-emulator
+generate`` when absent), then runs the demo org's month — October 2026 in Europe/Berlin —
+through the pipeline's steps as the DAG runs them (``runner.run_month``: plan, fetch,
+allocate, reconcile, then ``verify``, publish left out): the recount lists the month page
+by page (``analytics.calls.list_call_pages``: time windows shrunk when a page comes back
+full, every call once, a sha256 per page), folds each page into day sums as it arrives,
+allocates them with the run's rules and compares them with the analytics-based statement
+line by line and day by day. A recount that does not match to the cent fails the run
+(``VerificationError``), so a fast but wrong listing cannot pass.
 
-Prints the figures and writes them to ``bench/results/verify.json``: pages read (kept
-and split), HTTP requests, calls, bytes, wall time, the client's peak RSS (budget 1 GiB)
-and CPU time, the emulator's CPU time and peak RSS. Exits 1 when the listing disagrees
-with the analytics or the client's peak RSS is over budget.
+Prints the figures and writes them to ``bench/results/verify.json``: pages read, HTTP
+requests, calls, bytes, the verify step's wall time, the client's peak RSS after each step
+(budget 1 GiB) and CPU time, the emulator's CPU time and peak RSS. Exits 1 when the
+verification does not pass or the client's peak RSS is over budget.
 """
 
 from __future__ import annotations
@@ -27,28 +30,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from vapi_chargeback import localrun
-from vapi_chargeback.analytics.calls import list_call_pages
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.analytics.models import AnalyticsOperation, AnalyticsQuery, TimeRange
+from vapi_chargeback.pipeline import RunSettings
+from vapi_chargeback.runner import run_month
+from vapi_chargeback.verify.step import RECOUNT_FILE, REPORT_FILE, VerificationError
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "data" / "bench"
 RESULTS = ROOT / "bench" / "results" / "verify.json"
+CONFIG = ROOT / "include" / "config" / "chargeback.yaml"
+"""The demo org's config: its mapping names the generator's assistants."""
 SEED = 7
 MONTH = "2026-10"
 START = datetime(2026, 9, 30, 22, tzinfo=UTC)
 END = datetime(2026, 10, 31, 23, tzinfo=UTC)
 """October 2026 in Europe/Berlin (the generator's zone), as UTC instants."""
 RSS_BUDGET_BYTES = 1 << 30
-PROGRESS_EVERY_PAGES = 250
 
 
 def _options() -> argparse.Namespace:
@@ -60,9 +66,6 @@ def _options() -> argparse.Namespace:
     )
     parser.add_argument(
         "--data", type=Path, help="calls file to serve (default: generated into data/bench/)"
-    )
-    parser.add_argument(
-        "--limit", type=int, default=1000, help="page size asked for (default 1000, the API's max)"
     )
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="JSON results (default bench/results/verify.json)"
@@ -99,21 +102,6 @@ def calls_file(options: argparse.Namespace) -> tuple[Path, bool]:
     return path, False
 
 
-def analytics_totals(client: VapiAnalyticsClient) -> tuple[int, Decimal]:
-    """Calls and Σ cost of the month from ``POST /analytics``, the figures to match."""
-    query = AnalyticsQuery(
-        table="call",
-        name="month",
-        time_range=TimeRange(start=START, end=END),
-        operations=[
-            AnalyticsOperation(operation="count", column="id", alias="calls"),
-            AnalyticsOperation(operation="sum", column="cost", alias="cost"),
-        ],
-    )
-    row = client.query([query])["month"].result[0]
-    return int(str(row["calls"])), Decimal(str(row["cost"]))
-
-
 def process_figures(pid: int) -> dict[str, float]:
     """CPU seconds and peak RSS of another process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -129,38 +117,55 @@ def process_figures(pid: int) -> dict[str, float]:
     }
 
 
-def list_month(url: str, api_key: str, limit: int) -> dict[str, Any]:
-    pages = kept = full = requests = calls = size = 0
-    cost = Decimal(0)
-    started = time.perf_counter()
+def verify_month(url: str, api_key: str, output: Path) -> dict[str, Any]:
+    """The demo month through plan … reconcile, then ``verify``; its figures (also when the
+    verification refuses the month: the report says where it differs)."""
+    peaks: dict[str, float] = {}
+    walls: dict[str, float] = {}
+
+    @contextmanager
+    def measured(step: str) -> Iterator[None]:
+        _say(f"  {step} …")
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            walls[step] = round(time.perf_counter() - began, 1)
+            peaks[step] = round(peak_rss_bytes() / 2**20, 1)
+
+    run_id = "bench-verify"
+    settings = RunSettings(
+        config_path=str(CONFIG),
+        output_url=output.as_uri(),
+        default_output_url=output.as_uri(),
+        month=MONTH,
+        run_id=run_id,
+    )
     cpu_before = time.process_time()
+    refused = None
     with VapiAnalyticsClient(url, api_key) as client:
-        for page in list_call_pages(client, START, END, limit=limit):
-            pages += 1
-            requests += page.attempts
-            size += page.size
-            kept += page.kept
-            full += not page.kept
-            calls += len(page.calls)
-            cost += sum((call.cost or Decimal(0) for call in page.calls), Decimal(0))
-            if pages % PROGRESS_EVERY_PAGES == 0:
-                _say(
-                    f"  {pages:,} pages, {calls:,} calls, {time.perf_counter() - started:.0f} s, "
-                    f"peak RSS {peak_rss_bytes() / 2**20:.0f} MiB"
-                )
-        wall = time.perf_counter() - started
-        expected_calls, expected_cost = analytics_totals(client)
+        try:
+            run_month(settings, client, publish=False, verify=True, around_step=measured)
+        except VerificationError as error:
+            refused = str(error)
+    work = output / "_runs" / MONTH / run_id
+    report = json.loads((work / REPORT_FILE).read_text())
+    wall = walls["verify"]
     return {
-        "pages": {"read": pages, "kept": kept, "split_full": full},
-        "http_requests": requests,
-        "calls": calls,
-        "cost_usd": str(cost),
-        "body_mb": round(size / 1e6, 1),
-        "wall_s": round(wall, 1),
-        "calls_per_s": round(calls / wall) if wall else None,
+        "pages": report["pages"],
+        "http_requests": report["requests"],
+        "calls": report["calls"],
+        "body_mb": round(report["bytes"] / 1e6, 1),
+        "verify_wall_s": wall,
+        "calls_per_s": round(report["calls"] / wall) if wall else None,
+        "step_wall_s": walls,
         "client_cpu_s": round(time.process_time() - cpu_before, 1),
-        "analytics": {"calls": expected_calls, "cost_usd": str(expected_cost)},
-        "matches_analytics": calls == expected_calls and cost == expected_cost,
+        "client_peak_rss_mib_after_step": peaks,
+        "lines": report["lines"],
+        "days": report["days"],
+        "passed": report["passed"],
+        "refused": refused,
+        "recount_csv_kb": round((work / RECOUNT_FILE).stat().st_size / 1e3, 1),
     }
 
 
@@ -179,38 +184,39 @@ def main() -> int:
             if httpx.URL(emu.url).host != localrun.LOOPBACK:
                 raise SystemExit(f"refusing to benchmark {emu.url}: not loopback")
             startup_s = round(time.perf_counter() - started, 1)
-            _say(f"emulator up on {emu.url} in {startup_s} s over {path.name}; listing {MONTH} …")
+            _say(f"emulator up on {emu.url} in {startup_s} s over {path.name}; verifying {MONTH} …")
             emulator_before = process_figures(emu.pid)
-            result = list_month(emu.url, api_key, options.limit)
+            result = verify_month(emu.url, api_key, Path(scratch) / "output")
             emulator_after = process_figures(emu.pid)
     peak = peak_rss_bytes()
     report = {
-        "benchmark": "verify: GET /call listing of one month",
+        "benchmark": "verify: one month recounted through GET /call and compared",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "data": {"file": path.name, "calls_in_file": options.calls, "reused": cached},
         "month": {"start": START.isoformat(), "end": END.isoformat()},
-        "limit": options.limit,
+        "limit": 1000,
         "emulator_startup_s": startup_s,
         **result,
         "client_peak_rss_mib": round(peak / 2**20, 1),
         "client_rss_budget_mib": RSS_BUDGET_BYTES // 2**20,
         "emulator": {
-            "cpu_s_listing": round(emulator_after["cpu_s"] - emulator_before["cpu_s"], 1),
+            "cpu_s_run": round(emulator_after["cpu_s"] - emulator_before["cpu_s"], 1),
             "peak_rss_mib": emulator_after["peak_rss_mib"],
         },
     }
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"listed {report['calls']:,} calls of {MONTH} in {report['wall_s']} s "
+        f"verified {report['calls']:,} calls of {MONTH} in {report['verify_wall_s']} s "
         f"({report['calls_per_s']:,} calls/s): {report['http_requests']:,} requests, "
-        f"{report['pages']['read']:,} pages ({report['pages']['split_full']} full, split), "
-        f"{report['body_mb']} MB; client peak RSS {report['client_peak_rss_mib']} MiB, "
-        f"CPU {report['client_cpu_s']} s; emulator CPU {report['emulator']['cpu_s_listing']} s; "
-        f"matches analytics: {report['matches_analytics']} -> {options.out}"
+        f"{report['pages']:,} pages, {report['body_mb']} MB; lines matched "
+        f"{report['lines']['matched']}/{report['lines']['compared']}, assistant-days "
+        f"{report['days']['matched']}/{report['days']['compared']}; client peak RSS "
+        f"{report['client_peak_rss_mib']} MiB, CPU {report['client_cpu_s']} s; emulator CPU "
+        f"{report['emulator']['cpu_s_run']} s -> {options.out}"
     )
-    return 0 if report["matches_analytics"] and peak <= RSS_BUDGET_BYTES else 1
+    return 0 if report["passed"] and peak <= RSS_BUDGET_BYTES else 1
 
 
 if __name__ == "__main__":

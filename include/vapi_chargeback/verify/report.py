@@ -148,6 +148,7 @@ def drift_report(
         "calls": verification.calls,
         "pages": verification.pages,
         "requests": verification.requests,
+        "bytes": recount.bytes,
         "tolerance": {
             "usd": str(verification.tolerance_usd),
             "pct": str(verification.tolerance_pct),

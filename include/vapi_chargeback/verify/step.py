@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from vapi_chargeback import statement_json
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.analytics.calls import list_call_pages
 from vapi_chargeback.attribution import Attributor, attributed_rows
 from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.errors import PermanentError
@@ -91,14 +90,13 @@ def verify_run(
     statement = load_statement(work, reconciled)
     period = StatementPeriod.for_month(run.month, run.timezone)
     recount = Recount(period, config.components)
-    recount.add_pages(
-        list_call_pages(client, period.start, period.end, variable_key=config.variable_key)
-    )
+    recount.read_month(client, config.variable_key)
     log.info(
-        "recounted %s: %d calls from %d page(s), %d request(s)",
+        "recounted %s: %d calls from %d page(s) (%d bytes), %d request(s)",
         run.month,
         recount.calls,
         len(recount.pages_sha256),
+        recount.bytes,
         recount.requests,
     )
     plan, bare = load_plan(work), recount_plan(config, period)
