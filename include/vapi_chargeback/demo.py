@@ -16,6 +16,11 @@ published manifest only: its key figures and the three largest movers of its
 ``variance`` block, and the totals in the demo org's reporting currency (EUR) from its
 ``fx`` block. The demo's EUR rates are synthetic (``demo_rates``): the shipped file is
 used while it reaches the month, and extended into ``data/demo/config/`` once it does not.
+
+Last, the daily DAG runs for the 20th of the month (``MTD_RUN_DAY``): the month to date
+through the 19th against the shipped config's budgets, where the demo's Customer Support
+has passed 80 % — so its owner's budget alert (finance copied) lands in ``output/_mail/``
+beside the statements, once (``demo_mtd`` prints both from the published files).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from vapi_chargeback import localrun
+from vapi_chargeback import demo_mtd, localrun
 from vapi_chargeback.config import load_config
 from vapi_chargeback.demo_rates import config_with_rates_through
 from vapi_chargeback.period import StatementPeriod, last_complete_month
@@ -44,6 +49,9 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_DIR / "include" / "config" / "chargeback.yaml"
 DEMO_MONTHS = 3
 DEMO_DATA = PROJECT_DIR / "data" / "demo"
+MTD_RUN_DAY = 20
+"""The demo's daily run stands on the 20th of the statement month: its month to date
+covers the 1st to the 19th, when the demo's Customer Support has passed 80 % of budget."""
 UI_URL = "http://127.0.0.1:8080/plugin/chargeback-statements"
 REQUIRED_ACTIONS_URL = "http://127.0.0.1:8080/required_actions"
 DEMO_APPROVER = "make demo (approval: auto in chargeback.yaml)"
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = PROJECT_DIR / "data" / "demo" / f"calls-{data_start:%Y-%m}-{DEMO_MONTHS}m.parquet"
     output_dir = PROJECT_DIR / "output"
 
-    _step(f"1/5 demo org: {DEMO_MONTHS} months of calls from {data_start:%Y-%m}")
+    _step(f"1/6 demo org: {DEMO_MONTHS} months of calls from {data_start:%Y-%m}")
     run_config = _with_rates(args.config, month, config.timezone)
     if calls.exists():
         print(f"    reusing {calls.relative_to(PROJECT_DIR)}")
@@ -72,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         localrun.generate_calls(calls, month=f"{data_start:%Y-%m}", months=DEMO_MONTHS, quiet=False)
 
     api_key = secrets.token_urlsafe(24)
-    _step("2/5 starting vapi-emulator and a debugging mail server on loopback")
+    _step("2/6 starting vapi-emulator and a debugging mail server on loopback")
     emulator_log = PROJECT_DIR / ".airflow" / "demo-emulator.log"
     emulator_log.parent.mkdir(parents=True, exist_ok=True)
     mail_dir = output_dir / "_mail"
@@ -94,13 +102,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"    mail: smtp://127.0.0.1:{smtp_port} keeps every message in {_rel(mail_dir)}/"
             )
             env["AIRFLOW_CONN_SMTP_DEFAULT"] = _smtp_connection(smtp_port)
-        _step("3/5 preparing Airflow (SQLite in .airflow/)")
+        _step("3/6 preparing Airflow (SQLite in .airflow/)")
         localrun.migrate(env)
         previous = f"{first - relativedelta(months=1):%Y-%m}"
-        _step(f"4/5 {previous}, the month to compare with, by the DAG's steps in this process")
+        _step(f"4/6 {previous}, the month to compare with, by the DAG's steps in this process")
         _publish_previous(previous, run_config, output_dir, base_url, api_key, config.approval)
         logical_date = first + relativedelta(months=1)
-        _step(f"5/5 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
+        _step(f"5/6 airflow dags test {localrun.DAG_ID} {logical_date} → statements for {month}")
         if config.approval == "manual":
             print(
                 f"    approval: manual in {_rel(args.config)}: the run waits in its review task"
@@ -113,12 +121,26 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"    done in {time.monotonic() - started:.1f} s; log: {log.relative_to(PROJECT_DIR)}"
         )
+        run_day = first.replace(day=MTD_RUN_DAY)
+        _step(
+            f"6/6 airflow dags test {localrun.DAILY_DAG_ID} {run_day} → {month} to date"
+            f" (through the {MTD_RUN_DAY - 1}th), budget alerts"
+        )
+        started = time.monotonic()
+        log = localrun.dags_test(
+            run_day, env, log_name=f"demo-daily-{run_day}.log", dag_id=localrun.DAILY_DAG_ID
+        )
+        print(
+            f"    done in {time.monotonic() - started:.1f} s; log: {log.relative_to(PROJECT_DIR)}"
+        )
 
     _summary(output_dir / month)
     _key_figures(output_dir / month)
     _movers(output_dir / month)
     _approval(config.approval, args.config)
     _delivery(output_dir, month, mail_dir, mailed=not args.no_mail)
+    demo_mtd.month_to_date(output_dir, run_day, PROJECT_DIR)
+    demo_mtd.alerts(output_dir, month, mail_dir, PROJECT_DIR, mailed=not args.no_mail)
     print(
         f"\nStatements page: run `make ui`, open {UI_URL} (Browse → Chargeback statements)"
         "\n  and sign in as admin; the password is in"

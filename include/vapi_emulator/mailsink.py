@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 
 LOOPBACK = "127.0.0.1"
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._-]+")
+_NUMBERED = re.compile(r"^(\d{4,})-.*\.eml$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class MailSink:
         self.folder = folder
         self.received: list[ReceivedMail] = []
         self._lock = threading.Lock()
+        # Number after the files an earlier server left: a second ``make demo`` mails only
+        # what is new (a budget alert) and must not overwrite the first run's mails.
+        self._kept = _last_number(folder)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         mail = ReceivedMail(
@@ -50,12 +54,19 @@ class MailSink:
         )
         with self._lock:
             self.received.append(mail)
-            number = len(self.received)
+            number = self._kept + len(self.received)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             name = _UNSAFE.sub("_", ",".join(mail.recipients))[:80]
             (self.folder / f"{number:04d}-{name}.eml").write_bytes(mail.data)
         return "250 OK: kept"
+
+
+def _last_number(folder: Path | None) -> int:
+    if folder is None or not folder.is_dir():
+        return 0
+    numbers = [int(found.group(1)) for p in folder.iterdir() if (found := _NUMBERED.match(p.name))]
+    return max(numbers, default=0)
 
 
 class LoopbackController(Controller):

@@ -87,7 +87,7 @@ def report(*centers: CostCenterMtd, day: int = 10, total_days: int = 31) -> MtdR
         through_day=date(2026, 10, day),
         elapsed_days=day,
         total_days=total_days,
-        forecast_method="each remaining day at the same weekday's cost of the last 7 days.",
+        forecast_method="each remaining day at the same weekday's cost in the last 7 days",
         pools_note="platform-fee 500.00 USD prorated for 10 of 31 days.",
         cost_centers=centers,
         unallocated_usd=Decimal(0),

@@ -80,7 +80,7 @@ def alert_message(
         limit = center.budget.forecast_alert_pct if center.budget else None
         intro_parts.append(
             f"At its current run rate the month ends near {money(center.forecast_usd)} USD,"
-            f" {forecast} of the budget — above the {_pct(limit)} the forecast alert warns at."
+            f" {forecast} of the budget — above the {_level(limit)} the forecast alert warns at."
         )
     elif thresholds:
         intro_parts.append(
@@ -114,9 +114,9 @@ def alert_message(
     if center.daily_usd:
         sections.append(_trend(center))
     footer = (
-        f"Forecast: {report.forecast_method} Shared pools: {report.pools_note} Each"
-        " threshold is mailed once a month, the first time it is crossed. Figures from"
-        f" {report.relative_json}, run {report.run_id}."
+        f"Forecast: {_sentence(report.forecast_method)} Shared pools:"
+        f" {_sentence(report.pools_note)} Each threshold is mailed once a month, the first"
+        f" time it is crossed. Figures from {report.relative_json}, run {report.run_id}."
     )
     message = compose_message(
         subject=subject,
@@ -137,6 +137,16 @@ def alert_message(
 
 def _pct(value: Decimal | None) -> str:
     return "—" if value is None else f"{value:,.1f} %"
+
+
+def _level(pct: Decimal | None) -> str:
+    return "—" if pct is None else f"{format_pct(pct)} %"
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with a full stop, so the next sentence of the footer reads apart."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _crossed_text(thresholds: Sequence[Decimal]) -> str:

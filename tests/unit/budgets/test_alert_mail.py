@@ -118,5 +118,6 @@ def test_over_budget_and_forecast_only_mails() -> None:
         message["Subject"]
     )
     plain, _ = parts(message)
-    assert "above the 100.0 % the forecast alert warns at" in plain
+    assert "above the 100 % the forecast alert warns at" in plain
+    assert "cost in the last 7 days. Shared pools: platform-fee" in plain
     assert "crossed" not in plain.split("\n\n")[1]
