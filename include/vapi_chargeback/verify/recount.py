@@ -48,7 +48,8 @@ UNITEMISED = "unitemised"
 ZERO = Decimal(0)
 LISTINGS = 2
 """Slices of the month listed side by side: while one waits for the API, the other's page is
-parsed (JSON parsing dominates the client's time). Measured in README's benchmarks."""
+parsed. Against the real API a page is mostly network wait, which the two overlap; on a
+loaded 2-core loopback the gain was within noise (README, benchmarks)."""
 PUT_WAIT_S = 0.5
 
 CellKey = tuple[date, str | None, str | None]
