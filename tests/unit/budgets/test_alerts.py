@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import smtplib
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vapi_chargeback.budgets.alert_log import alert_key, read_alert_log
 from vapi_chargeback.budgets.alerts import (
@@ -197,3 +200,34 @@ def test_ledger_is_json_beside_delivery_ledgers(tmp_path: Path) -> None:
     assert record["cc"] == [FINANCE]
     assert (record["spent_usd"], record["budget_usd"]) == ("850.00", "1000.00")
     assert record["run_id"] == "run-2026-10-10"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    daily=st.lists(st.integers(min_value=0, max_value=40_000), min_size=1, max_size=12),
+    rerun=st.sets(st.integers(min_value=0, max_value=11)),
+)
+def test_each_threshold_goes_once_on_the_first_day_spend_reaches_it(
+    daily: list[int], rerun: set[int]
+) -> None:
+    """Any month of spend (cents a day, never refunded) with any days rerun: each threshold
+    is mailed exactly once, on the first day spend reaches it, and never before."""
+    sender = RecordingSender()
+    sent_on: dict[str, int] = {}
+    spent = Decimal(0)
+    with tempfile.TemporaryDirectory() as folder:
+        for day, cents in enumerate(daily, start=1):
+            spent += Decimal(cents) / 100
+            mtd = on_day(report(center("support", str(spent), budget="default")), day)
+            for _ in range(2 if day - 1 in rerun else 1):
+                for key in run(Path(folder), mtd, sender).sent:
+                    assert key not in sent_on, f"{key} sent twice"
+                    sent_on[key] = day
+    cumulative = [sum(daily[:n]) for n in range(1, len(daily) + 1)]
+    for pct in (50, 80, 100):
+        first = next(
+            (day for day, total in enumerate(cumulative, 1) if total * 100 >= pct * 100_000),
+            None,
+        )
+        assert sent_on.get(f"support:threshold:{pct}") == first
+    assert len(sender.accepted) == len(set(sent_on.values()))  # one mail per day with news
