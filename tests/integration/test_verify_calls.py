@@ -22,13 +22,16 @@ import httpx
 import openpyxl
 import pytest
 
-from vapi_chargeback import localrun
+from vapi_chargeback import localrun, pipeline
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.pipeline import RunSettings, default_open_path
 from vapi_chargeback.runner import MonthRun, run_month
 from vapi_chargeback.verify.step import RECOUNT_FILE, REPORT_FILE, VERIFY_DIR, VerificationError
+from vapi_emulator.app import create_app
+from vapi_emulator.calls import DriftedEngine, DriftPlan
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.faults import FaultPlan
+from vapi_emulator.server import run_app
 
 from support.reliability import DEMO_CONFIG, KEY, MONTH, edited_config, emulator, make_client
 
@@ -220,3 +223,59 @@ def test_drift_is_named_assistant_by_day_and_the_month_is_not_published(
     worst = report["differences"][0]
     assert worst["over_tolerance"] and worst["column"] == "cost"
     assert worst["assistant_id"] in message
+
+
+def test_within_tolerance_the_month_is_published_with_its_differences_named(
+    calls_file: Path, tmp_path: Path
+) -> None:
+    """Re-costed calls within a generous tolerance: published, and the Verification sheet
+    names the differences, largest first, as the drift report does."""
+    config = edited_config(
+        tmp_path / "config",
+        "invoice_tolerance_pct: 2\n",
+        ENABLED + "  tolerance_usd: 1000\n  tolerance_pct: 50\n",
+    )
+    engine = DriftedEngine([calls_file], DriftPlan(recost_percent=0.5, seed=4))
+    with run_app(create_app(engine, KEY)) as url:
+        month = run_month(settings(tmp_path / "out", config, "tolerated"), make_client(url))
+    block = json.loads((tmp_path / "out" / MONTH / "manifest.json").read_text())["verification"]
+    assert block["passed"] is True and block["differences"] > 0
+    assert block["lines"]["matched"] < block["lines"]["compared"]
+    report = json.loads((work(month) / REPORT_FILE).read_text())
+    book = openpyxl.load_workbook(tmp_path / "out" / MONTH / f"chargeback-{MONTH}.xlsx")
+    rows = list(book["Verification"].iter_rows(values_only=True))
+    header = next(i for i, row in enumerate(rows) if row[0] == "Grain")
+    listed = rows[header + 1 :]
+    assert len(listed) == min(len(report["differences"]), 200) and report["over_tolerance"] == 0
+    first = report["differences"][0]
+    assert listed[0][2:7] == (
+        first["cost_center_id"],
+        first["team"] or None,
+        first["assistant_id"] or None,
+        first["allocation"],
+        first["column"],
+    )
+    assert all(row[10] == "no" for row in listed)
+    costs = [abs(Decimal(str(row[9]))) for row in listed if row[6] == "cost"]
+    assert costs == sorted(costs, reverse=True) and costs[0] > 0
+    largest = dict((row[0], row[1]) for row in rows[:header])["Largest"]
+    assert first["column"] in largest and first["cost_center_id"] in largest
+
+
+def test_a_large_org_plan_compares_days_by_cost(
+    calls_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The large-org plan without day breakdowns asks the core query by week: days compare
+    by the daily-cost query's cost, lines by every column; a clean month matches to the cent."""
+    config = edited_config(tmp_path / "config", "invoice_tolerance_pct: 2\n", ENABLED)
+    config.write_text(config.read_text().replace("step: day\n", "step: week\n"))
+    monkeypatch.setattr(pipeline, "COARSE_PLAN_MIN_ASSISTANTS", 0)
+    with emulator([calls_file]) as emu:
+        month = run_month(settings(tmp_path, config, "windowed"), make_client(emu.base_url))
+    plan = json.loads((work(month) / "plan.json").read_text())
+    assert plan["daily_cost_query"] != plan["core_query"]
+    block = json.loads((tmp_path / MONTH / "manifest.json").read_text())["verification"]
+    assert block["days"]["columns"] == ["cost"]
+    assert block["passed"] and block["differences"] == 0
+    assert block["days"]["matched"] == block["days"]["compared"] > 500
+    assert block["lines"]["matched"] == block["lines"]["compared"]
