@@ -60,11 +60,10 @@ def mtd_section(view: MtdView | None) -> str:
     if view.csv_present:
         links.append(_link(view.json_path.removesuffix(".json") + ".csv", "CSV"))
     rows = "".join(_row(center, view.alerts) for center in report.cost_centers)
-    spent = sum((center.spent_usd for center in report.cost_centers), Decimal(0))
     rows += (
         f"<tr><td>Unallocated</td><td><code>UNALLOCATED</code></td>"
         f"<td class=n>{_money(report.unallocated_usd)}</td><td colspan=5></td></tr>"
-        f"<tr><th>Total</th><th></th><th class=n>{_money(spent + report.unallocated_usd)}</th>"
+        f"<tr><th>Total</th><th></th><th class=n>{_money(report.total_usd)}</th>"
         "<th colspan=5></th></tr>"
     )
     return (
