@@ -43,7 +43,8 @@ def test_libreoffice_opens_the_workbooks_prints_the_summary_one_page_wide_and_dr
     tmp_path: Path,
 ) -> None:
     tools = require_tools()
-    statement = sample_statement(daily_cost_usd=DAILY)
+    # With budgets: the widest finance Summary (Budget and % of budget columns) still fits.
+    statement = sample_statement(daily_cost_usd=DAILY, budgets_usd={"sales": Decimal("150.00")})
     finance = tmp_path / "chargeback-2026-10.xlsx"
     owner = tmp_path / "sales-2026-10.xlsx"
     write_statement_workbook(statement, summarize(statement), finance)
