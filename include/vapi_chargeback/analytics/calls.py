@@ -26,13 +26,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import (
+    AliasPath,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
@@ -103,27 +105,28 @@ class CallRecord(_Model):
     cost: Decimal | None = None
     cost_breakdown: CostBreakdown | None = Field(default=None, alias="costBreakdown")
     costs: tuple[CostItem, ...] = ()
-    variable_value: str | None = None
-    success_evaluation: str | None = None
+    variable_value: str | None = Field(default=None, validation_alias="assistantOverrides")
+    success_evaluation: str | None = Field(
+        default=None, validation_alias=AliasPath("analysis", "successEvaluation")
+    )
 
-    @model_validator(mode="before")
+    @field_validator("costs", mode="before")
     @classmethod
-    def _pick(cls, data: Any, info: Any) -> Any:
-        """Keep one variable value and the evaluation; the rest of those objects can be large."""
-        if not isinstance(data, dict):
-            return data
+    def _no_costs(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    @field_validator("variable_value", mode="before")
+    @classmethod
+    def _variable(cls, overrides: Any, info: ValidationInfo) -> str | None:
+        """Only the configured key of ``assistantOverrides.variableValues``: the rest can be large."""
         key = (info.context or {}).get("variable_key", DEFAULT_VARIABLE_KEY)
-        overrides = data.get("assistantOverrides")
         variables = overrides.get("variableValues") if isinstance(overrides, dict) else None
-        value = variables.get(key) if isinstance(variables, dict) else None
-        analysis = data.get("analysis")
-        evaluation = analysis.get("successEvaluation") if isinstance(analysis, dict) else None
-        picked = {k: v for k, v in data.items() if k not in ("assistantOverrides", "analysis")}
-        picked["variable_value"] = _text(value)
-        picked["success_evaluation"] = _text(evaluation)
-        if picked.get("costs") is None:
-            picked.pop("costs", None)
-        return picked
+        return _text(variables.get(key) if isinstance(variables, dict) else None)
+
+    @field_validator("success_evaluation", mode="before")
+    @classmethod
+    def _evaluation(cls, value: Any) -> str | None:
+        return _text(value)
 
     @property
     def duration_seconds(self) -> Decimal | None:
