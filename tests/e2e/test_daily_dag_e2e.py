@@ -206,6 +206,7 @@ def test_the_daily_run_publishes_the_month_to_date_of_the_monthly_statement_at_t
     statement = cut_statement(org.calls, report.as_of, MONTH, config, cut, now=NOW)
     assert mtd_csv_lines((output / report.relative_csv).read_bytes()) == statement_lines(statement)
     assert statement.reconciliation is not None
+    assert statement.budgets_usd == {CENTER: org.budget}  # the monthly Summary's budgets
     assert report.total_usd == statement.reconciliation.lines_total_usd
     for center in report.cost_centers:
         assert center.spent_usd == sum(
