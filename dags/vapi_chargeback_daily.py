@@ -58,7 +58,8 @@ ALLOCATE_TIMEOUT = timedelta(minutes=60)
     schedule=DailyTimetable(),
     start_date=datetime(2025, 1, 1),
     catchup=False,
-    max_active_runs=3,
+    # One run at a time: on object storage no lock keeps two alerts steps of a month apart.
+    max_active_runs=1,
     default_args=TASK_DEFAULTS,
     params={
         "day": Param(

@@ -39,6 +39,7 @@ def dag():  # type: ignore[no-untyped-def]
 def test_the_daily_dag_is_plan_fetch_allocate_publish_after_the_due_sensor(dag) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(dag.timetable, DailyTimetable)
     assert dag.catchup is False
+    assert dag.max_active_runs == 1, "alerts on object storage rely on one run at a time"
     assert set(dag.params) == {"day"}
     assert {task.task_id for task in dag.tasks} == {
         "due",
