@@ -73,4 +73,5 @@ def test_a_name_learnt_or_changed_is_no_change_of_figures(tmp_path: Path) -> Non
 
     assert ChangesVs.between(1, booked, named).lines == []
     recosted = replace(named[0], cost_usd=named[0].cost_usd + Decimal("0.01"))
-    assert [item.key for item in ChangesVs.between(1, booked, [recosted]).lines] == [named[0].key]
+    changes = ChangesVs.between(1, booked, [recosted, *named[1:]]).lines
+    assert [(item.kind, item.key) for item in changes] == [("changed", named[0].key)]
