@@ -127,8 +127,9 @@ class Attributor:
 @dataclass(frozen=True, slots=True)
 class AttributedRow:
     day: date
-    """A local day inside both the row's bucket and its query's window, so that the mapping
-    and every coarser bucket (week, month) read the same from it: the bucket's own day for
+    """A local day inside both the row's bucket and its query's window, so that the mapping,
+    the cost centers still charged and every coarser bucket (week, month) read the same from
+    it (the plan cuts coarse windows where either changes): the bucket's own day for
     day rows, the window's first day for rows over a whole window, and for week rows the
     later of the week's Monday and the window's first day."""
     attribution: Attribution

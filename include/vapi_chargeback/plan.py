@@ -23,8 +23,9 @@ is asked at the coarsest grain its definitions need — ``day``, ``week``, or on
 group over the whole window (``period``) — because rows, not requests, are what a large
 org pays for: 2,000 assistants by day and by variable value are ~150k rows a month for
 the core query alone, against ~26k without the day. A week or period row must not span
-a mapping change, so those queries are split at the days the mapping changes; when it
-changes on too many days, the plan falls back to day rows. With ``window_days``, day
+a mapping change, nor the day after a cost center's ``valid_to`` (from which a call's
+variable no longer names it), so those queries are split at both kinds of day; when there
+are too many such days, the plan falls back to day rows. With ``window_days``, day
 and week queries are further split at Mondays into windows of at most that many days,
 which bounds each answer (the API caps rows per query) without adding a row. Each such
 family of queries keeps one logical name, which definitions refer to.
@@ -84,8 +85,8 @@ DEFAULT_WINDOW_DAYS = 14
 """What ``plan_run`` passes as ``window_days``: two weeks of 2,000 assistants' day rows are
 ~70k, inside the emulator's 100k-row cap, and a month is still only three windows."""
 MAX_MAPPING_SEGMENTS = 4
-"""Beyond this many stretches of unchanged mapping in a month, coarse queries would
-multiply by the stretches; the plan then asks for day rows instead."""
+"""Beyond this many stretches of unchanged mapping and cost centers in a month, coarse
+queries would multiply by the stretches; the plan then asks for day rows instead."""
 
 Grain = Literal["day", "week", "period"]
 """How finely a query's rows are cut in time: by local day, by week, or not at all."""
@@ -233,13 +234,14 @@ def build_plan(
             f" {config.timezone}; build the period with StatementPeriod.for_month(label,"
             " config.timezone)"
         )
-    segments = _mapping_segments(period, mapping)
+    month = config.for_period(period)
+    segments = _stable_segments(period, mapping, month)
     needs: dict[tuple[Dimension, ...], set[str]] = {
         (): {"calls", "seconds", "cost", *config.components}
     }
     grains: dict[tuple[Dimension, ...], Grain] = {(): _grain(None, segments)}
     definitions: list[tuple[str, QueryDefinition, tuple[Dimension, ...]]] = []
-    for center in config.for_period(period).cost_centers:
+    for center in month.cost_centers:
         for definition in center.queries:
             shape = _shape(definition.dimensions)
             measures = {m for metric in definition.metrics for m in METRIC_MEASURES[metric]}
@@ -352,13 +354,16 @@ def _grain(step: DefinitionStep | None, segments: list[Window] | None) -> Grain:
     return "week" if step == "week" else "period"
 
 
-def _mapping_segments(
-    period: StatementPeriod, mapping: AssistantMapping | None
+def _stable_segments(
+    period: StatementPeriod, mapping: AssistantMapping | None, config: ChargebackConfig
 ) -> list[Window] | None:
-    """The stretches of the period over which no assistant's mapping changes.
+    """The stretches of the period over which neither an assistant's mapping nor the set of
+    cost centers a call's variable may name changes.
 
-    None when the mapping is unknown or changes on so many days that coarse queries would
-    multiply beyond what day rows cost.
+    A coarse row is attributed as of one day of its window (``attribution.py``), which is
+    exact only when every day of the window would attribute it alike. None when the
+    mapping is unknown or the stretches are so many that coarse queries would multiply
+    beyond what day rows cost.
     """
     if mapping is None:
         return None
@@ -368,6 +373,8 @@ def _mapping_segments(
             changes.add(entry.valid_from)
         if entry.valid_to is not None:
             changes.add(entry.valid_to + timedelta(days=1))
+    for end in config.cost_center_ends.values():
+        changes.add(end + timedelta(days=1))
     cuts = sorted(day for day in changes if period.first_day < day <= period.last_day)
     if len(cuts) >= MAX_MAPPING_SEGMENTS:
         return None

@@ -362,3 +362,79 @@ def test_a_windowed_core_query_is_totalled_over_its_windows_when_reconciliation_
     ) as caught:
         reconcile(statement, plan, results)
     assert "the two queries disagree" in str(caught.value)
+
+
+RETIRING = {"id": "legacy-crm", "name": "Legacy CRM", "owner_email": "l@example.com"}
+"""Named by some calls' variable all month, charged only through its ``valid_to``."""
+
+
+def _retiring_config(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig], valid_to: str, *, coarse_core: bool
+) -> ChargebackConfig:
+    doc = _config(config_from).model_dump(mode="json", exclude_none=True)
+    if coarse_core:
+        doc["cost_centers"][0]["queries"] = [MENU[1], MENU[3]]
+        doc["cost_centers"][1]["queries"] = []
+    doc["cost_centers"].append({**RETIRING, "valid_to": valid_to})
+    return config_from(doc)
+
+
+@pytest.mark.parametrize("coarse_core", [False, True], ids=["week-and-period", "period-core"])
+@pytest.mark.parametrize("valid_to", ["2026-10-20", "2026-10-14", "2026-10-25"])
+@pytest.mark.parametrize("week_label", ["monday", "clipped"])
+def test_a_cost_center_retired_mid_month_gives_the_same_statement_as_the_daily_plan(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    coarse_core: bool,
+    valid_to: str,
+    week_label: str,
+) -> None:
+    config = _retiring_config(config_from, valid_to, coarse_core=coarse_core)
+    mapping = _mapping(config)
+    daily, windowed = _plans(config, mapping)
+    calls = _calls(13)
+    end = date.fromisoformat(valid_to)
+    assert any(c.variable == RETIRING["id"] and c.day > end for c in calls)
+
+    expected = allocate(config, mapping, daily, answer(daily, calls))
+    statement = allocate(config, mapping, windowed, answer(windowed, calls, week_label=week_label))
+
+    assert statement == expected
+    assert any(line.cost_center_id == RETIRING["id"] for line in statement.lines)
+    assert max(day for day, _ in statement.daily_cost_usd[RETIRING["id"]]) <= end
+
+
+def test_coarse_queries_are_cut_the_day_after_a_cost_center_ends(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    config = _retiring_config(config_from, "2026-10-20", coarse_core=False)
+    _, plan = _plans(config, _mapping(config))
+
+    # mapping change on the 15th, legacy-crm's last day the 20th, Mondays past 14 days
+    assert plan.parts("by-reason") == ["by-reason-01", "by-reason-15", "by-reason-21"]
+    assert plan.parts("by-success") == ["by-success-01", "by-success-15", "by-success-21"]
+    # day rows never span a change: only Mondays cut them
+    assert plan.parts(CORE_QUERY) == [
+        "core-allocation-01",
+        "core-allocation-12",
+        "core-allocation-26",
+    ]
+
+
+def test_cost_center_ends_count_towards_the_fall_back_to_day_rows(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = base_config()
+    doc["cost_centers"][0]["queries"] = [MENU[1], MENU[3]]
+    for day in range(MAX_MAPPING_SEGMENTS - 1):
+        doc["cost_centers"].append(
+            {**RETIRING, "id": f"legacy-{day}", "valid_to": f"2026-10-{10 + 3 * day}"}
+        )
+    config = config_from(doc)
+    mapping = _mapping(config)
+    daily, plan = _plans(config, mapping)
+
+    assert {q.time_range.step for q in plan.queries if q.name != ORG_TOTAL_QUERY} == {"day"}  # type: ignore[union-attr]
+    calls = _calls(17)
+    assert allocate(config, mapping, plan, answer(plan, calls)) == allocate(
+        config, mapping, daily, answer(daily, calls)
+    )
