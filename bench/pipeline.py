@@ -12,9 +12,10 @@ steps, plan → fetch every batch (four at a time, as the DAG) → allocate → 
 publish, as plain functions in one fresh process, as the DAG's tasks would on one worker —
 and reports wall time and peak RSS per step. Then, side by side:
 
-1. requests sent (counted by the client's transport and in the emulator's access log)
-   against one request per definition, and against ceil(distinct queries / batch limit),
-   which must equal the plan's batch count;
+1. ``POST /analytics`` requests sent (counted by the client's transport and in the
+   emulator's access log) against one request per definition, and against ceil(distinct
+   queries / batch limit), which must equal the plan's batch count; the ``GET /assistant``
+   pages the names step lists are counted on both sides too, and shown apart;
 2. wall time per step and in total;
 3. peak RSS of the pipeline process, and of the emulator separately;
 4. DAG parse time: best of N ``runpy.run_path`` in fresh processes with ``airflow.sdk``
@@ -456,25 +457,37 @@ def emulator(calls: Path, log: Path, max_rows: int | None) -> Iterator[Emulator]
             running.peak_rss = proc_status(process.pid, "VmHWM")
 
 
-def analytics_requests_logged(log: Path) -> int:
-    """``POST /analytics`` lines in the emulator's access log: the server's own count."""
-    return sum('"POST /analytics ' in line for line in log.read_text(errors="replace").splitlines())
+ANALYTICS_ROUTE = "POST /analytics"
+ASSISTANTS_ROUTE = "GET /assistant"
+ROUTES = (ANALYTICS_ROUTE, ASSISTANTS_ROUTE)
+"""What the pipeline asks the API: the plan's batches, and the assistants' names."""
+
+
+def requests_logged(log: Path) -> dict[str, int]:
+    """Access-log lines per route of :data:`ROUTES`: the server's own counts."""
+    lines = log.read_text(errors="replace").splitlines()
+    return {
+        route: sum(f'"{route} ' in line or f'"{route}?' in line for line in lines)
+        for route in ROUTES
+    }
 
 
 # --------------------------------------------------------------------------- the pipeline
 
 
 class _CountingTransport(httpx.HTTPTransport):
-    """Counts every HTTP attempt the client makes, retries included."""
+    """Counts every HTTP attempt the client makes, retries included, by method and path, so
+    each route is compared with the emulator's count of that route alone."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
+        self.counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        route = f"{request.method} {request.url.path}"
         with self._lock:
-            self.count += 1
+            self.counts[route] = self.counts.get(route, 0) + 1
         return super().handle_request(request)
 
 
@@ -533,7 +546,7 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         "step_peak_rss_bytes": peaks,
         "total_seconds": sum(month.step_seconds.values()),
         "peak_rss_bytes": max((peak or 0) for peak in peaks.values()),
-        "http_attempts": transport.count,
+        "http_attempts": transport.counts,
         "run": month.run.model_dump(mode="json"),
         "fetched": month.fetched,
         "allocated": {key: value for key, value in month.allocated.items() if key != "fetched"},
@@ -693,12 +706,22 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     requests = results["requests"]
     rows: list[tuple[str, str, str, str]] = [
         (
-            "requests sent (client / emulator log)",
+            "POST /analytics sent (client / emulator log)",
             f"{requests['client']} / {requests['server']}",
             f"= ceil({plan['queries']} queries / {plan['batch_limit']}) = {requests['minimal']}",
             verdict(results["targets"]["requests"]),
         ),
         ("  plan's batch count", str(plan["batches"]), "", ""),
+        (
+            "  GET /assistant pages (client / emulator log)",
+            f"{requests['assistants_client']} / {requests['assistants_server']}",
+            "the names step, apart from the plan",
+            "",
+        ),
+        *(
+            (f"  other: {route}", str(count), "none expected", "")
+            for route, count in sorted(requests["other_client"].items())
+        ),
         (
             "  naive: one request per definition",
             f"{requests['naive']}",
@@ -880,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         load_after = os.getloadavg()
-        server_requests = analytics_requests_logged(server.log)
+        server_requests = requests_logged(server.log)
         work = Path(pipeline["run"]["work_url"].removeprefix("file://"))
         plan = plan_facts(work)
         say("responses: counting rows of the stored raw responses")
@@ -891,11 +914,17 @@ def main(argv: list[str] | None = None) -> int:
         writer = writer_comparison(work, args.writer_repeat, scratch)
 
     minimal = math.ceil(plan["queries"] / plan["batch_limit"])
+    client_requests = pipeline["http_attempts"]
     requests = {
-        "client": pipeline["http_attempts"],
-        "server": server_requests,
+        "client": client_requests.get(ANALYTICS_ROUTE, 0),
+        "server": server_requests[ANALYTICS_ROUTE],
         "minimal": minimal,
         "naive": plan["definitions"] + 2,
+        "assistants_client": client_requests.get(ASSISTANTS_ROUTE, 0),
+        "assistants_server": server_requests[ASSISTANTS_ROUTE],
+        "other_client": {
+            route: count for route, count in client_requests.items() if route not in ROUTES
+        },
     }
     results: dict[str, Any] = {
         "parameters": {
