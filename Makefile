@@ -89,6 +89,7 @@ bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/
 	$(BIN)/python bench/writer.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/verify.py
 
 clean: ## remove the venv, Airflow home, outputs and caches
 	rm -rf $(VENV) $(FOCUS_VENV) .airflow output data .pytest_cache .mypy_cache .ruff_cache .hypothesis
