@@ -175,12 +175,21 @@ def test_a_month_without_calls_is_refused_then_published_when_expected(
     assert "expect_empty_month" in refused.log
     assert read_published(output, EMPTY_MONTH) is None
 
-    expected = dags_test(env, next_month(EMPTY_MONTH), {"expect_empty_month": True})
+    # verify_calls through the DAG's param: the verify task recounts the (empty) month from
+    # GET /call with the hook's connection, and publish puts its block in the manifest.
+    expected = dags_test(
+        env, next_month(EMPTY_MONTH), {"expect_empty_month": True, "verify_calls": True}
+    )
     assert expected.returncode == 0, expected.log[-3000:]
+    assert expected.tasks["verify"] == ("success", 1), expected.tasks
     manifest = read_published(output, EMPTY_MONTH)
     assert manifest is not None
     assert manifest["reconciliation"]["empty_month_expected"] is True
     assert manifest["totals"]["calls"] == 0
+    verification = manifest["verification"]
+    assert verification["passed"] is True and verification["calls"] == 0
+    assert verification["lines"]["matched"] == verification["lines"]["compared"]
+    assert len(verification["pages_sha256"]) == verification["pages"] >= 1
 
 
 def test_a_refused_key_fails_fetch_on_the_first_try(home: Path, api: Api, work: Path) -> None:
