@@ -72,12 +72,14 @@ def verification_sheet(statement: Statement) -> Sheet | None:
 
 def _summary(statement: Statement, check: Verification) -> list[list[TitleValue]]:
     listed = len(check.differences)
+    run_id = statement.provenance.run_id if statement.provenance else "{run id}"
+    folder = f"_runs/{statement.period}/{run_id}/"
     shown = (
         "none: the recount matches the statement exactly"
         if not check.differences_total
         else f"{check.differences_total}, largest first"
         + (
-            f" (the first {listed}; all in {check.report_file})"
+            f" (the first {listed}; all in the drift report)"
             if listed < check.differences_total
             else ""
         )
@@ -107,7 +109,10 @@ def _summary(statement: Statement, check: Verification) -> list[list[TitleValue]
                 + f": {largest.column} {largest.difference:+}",
             ]
         )
-    rows.append(["Recount", f"{check.recount_file} (sha256 {check.recount_sha256})"])
+    rows += [
+        ["Recount", f"{folder}{check.recount_file} (sha256 {check.recount_sha256})"],
+        ["Drift report", f"{folder}{check.report_file} (sha256 {check.report_sha256})"],
+    ]
     return rows
 
 
