@@ -13,6 +13,11 @@ chargeback.yaml answers itself) and ``finalize`` make it *final*; only then does
 ``deliver`` mail it (drafts too with ``deliver_drafts: true``, marked DRAFT). A rejection
 or a timeout skips ``finalize``: the month stays a draft and the run ends green.
 
+Verification (param ``verify_calls``, else chargeback.yaml's ``verification.enabled``):
+``verify`` recounts the month from call records (``GET /call``) between reconcile and
+publish; beyond tolerance it fails for good and nothing is published (README
+"Verification against call records").
+
 Time bounds (README "Operations"): every task has an ``execution_timeout``; a retry
 waits ``RETRY_DELAY`` (60 s, or ``VAPI_CHARGEBACK_RETRY_DELAY_SECONDS``), doubling, at
 most 10 minutes.
