@@ -37,31 +37,24 @@ class MtdMissingError(ChargebackError):
 @failure_policy
 def alerts(run: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
     """Mail each cost center's new budget alerts of the day (``budgets.alerts``)."""
-    from vapi_chargeback.airflow.delivery import SmtpHookSender, smtp_from_email
+    from vapi_chargeback.airflow.delivery import SmtpHookSender, smtp_from_address
     from vapi_chargeback.airflow.settings import storage_path
     from vapi_chargeback.budgets.alerts import send_alerts
     from vapi_chargeback.budgets.outputs import read_mtd
     from vapi_chargeback.budgets.run import MtdRun
     from vapi_chargeback.config import load_config
-    from vapi_chargeback.delivery import DeliverySetupError
 
     info = MtdRun.model_validate(run)
     config = load_config(Path(info.config_path))
     if not config.budgets:
         raise AirflowSkipException("no budgets: in chargeback.yaml: nothing to alert on")
     settings = config.delivery
-    connection_from = smtp_from_email(settings.smtp_conn_id)
-    if connection_from is None:
-        raise AirflowSkipException(
-            f"no Airflow connection {settings.smtp_conn_id!r}: month to date published, no"
-            " budget alerts mailed. Define the connection (conn type smtp) to send them."
-        )
-    from_address = settings.from_email or connection_from
-    if not from_address:
-        raise DeliverySetupError(
-            "no from-address for budget alerts: set delivery.from_email in chargeback.yaml or"
-            f" the extra 'from_email' of connection {settings.smtp_conn_id!r}"
-        )
+    from_address = smtp_from_address(
+        settings,
+        unsent="month to date published, no budget alerts mailed",
+        to_send="send them",
+        what="budget alerts",
+    )
     output = storage_path(info.output_url)
     through_day = date.fromisoformat(published["through_day"])
     report = read_mtd(output, through_day)

@@ -29,7 +29,7 @@ from airflow.sdk.exceptions import (
 )
 
 from vapi_chargeback.airflow.settings import storage_path
-from vapi_chargeback.config import load_config
+from vapi_chargeback.config import DeliverySettings, load_config
 from vapi_chargeback.delivery import (
     DeliverySetupError,
     MonthIsDraftError,
@@ -118,6 +118,28 @@ def smtp_from_email(smtp_conn_id: str) -> str | None:
     return str(value) if value else ""
 
 
+def smtp_from_address(settings: DeliverySettings, *, unsent: str, to_send: str, what: str) -> str:
+    """The from-address for ``what``: ``delivery.from_email``, else the connection's extra.
+
+    Skips the task when the connection does not exist (``unsent`` says what happened
+    instead, ``to_send`` what defining it allows); fails for good when it exists but
+    names no from-address.
+    """
+    connection_from = smtp_from_email(settings.smtp_conn_id)
+    if connection_from is None:
+        raise AirflowSkipException(
+            f"no Airflow connection {settings.smtp_conn_id!r}: {unsent}. Define the"
+            f" connection (conn type smtp) to {to_send}."
+        )
+    from_address = settings.from_email or connection_from
+    if not from_address:
+        raise DeliverySetupError(
+            f"no from-address for {what}: set delivery.from_email in chargeback.yaml or the"
+            f" extra 'from_email' of connection {settings.smtp_conn_id!r}"
+        )
+    return from_address
+
+
 def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
     """Body of the DAG's ``deliver`` task: skip when asked, unconfigured or a draft, else deliver.
 
@@ -136,18 +158,12 @@ def deliver_task(context: Any, run: dict[str, Any]) -> dict[str, Any]:
     info = RunInfo.model_validate(run)
     config = load_config(Path(info.config_path))
     settings = config.delivery
-    connection_from = smtp_from_email(settings.smtp_conn_id)
-    if connection_from is None:
-        raise AirflowSkipException(
-            f"no Airflow connection {settings.smtp_conn_id!r}: statements published, not"
-            " e-mailed. Define the connection (conn type smtp) to deliver them."
-        )
-    from_address = settings.from_email or connection_from
-    if not from_address:
-        raise DeliverySetupError(
-            "no from-address for delivery: set delivery.from_email in chargeback.yaml or the"
-            f" extra 'from_email' of connection {settings.smtp_conn_id!r}"
-        )
+    from_address = smtp_from_address(
+        settings,
+        unsent="statements published, not e-mailed",
+        to_send="deliver them",
+        what="delivery",
+    )
     with SmtpHookSender(settings.smtp_conn_id) as sender:
         try:
             report = deliver_month(

@@ -1,7 +1,7 @@
 """The alert ledger: which budget alerts of a month went to whom, with message ids and outcome.
 
 ``{output}/_alerts/{YYYY-MM}.json``, beside delivery's ``_delivery/`` ledger and kept the
-same way: written in one step (``delivery.log.replace_file``), outside every folder a
+same way: written in one step (``delivery.outbox.write_model``), outside every folder a
 run replaces, and trusted over everything else — an alert recorded ``sent`` is never sent
 again, whatever reruns, retries or backfills follow. One record per alert, keyed by
 (cost center, kind, percentage) — the month is the file — so "at most once per cost
@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from vapi_chargeback.delivery.log import replace_file
+from vapi_chargeback.delivery.outbox import read_model, write_model
 
 ALERTS_DIR = "_alerts"
 FORMAT_VERSION = 1
@@ -105,15 +105,9 @@ def ledger_path(root: Any, period: str) -> Any:
 
 def read_alert_log(root: Any, period: str) -> AlertLog | None:
     """The month's ledger, or ``None`` when no alert of the month was ever tried."""
-    try:
-        raw = ledger_path(root, period).read_bytes()
-    except FileNotFoundError:
-        return None
-    return AlertLog.model_validate_json(raw)
+    return read_model([ledger_path(root, period)], AlertLog)
 
 
 def write_alert_log(root: Any, log: AlertLog) -> None:
     """Replace the ledger in one step: a reader sees the old one or the new one."""
-    path = ledger_path(root, log.period)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(path, (log.model_dump_json(indent=2) + "\n").encode())
+    write_model(ledger_path(root, log.period), log)

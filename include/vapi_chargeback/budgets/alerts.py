@@ -29,16 +29,14 @@ address and clear the task.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -58,15 +56,18 @@ from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.delivery.compose import Envelope
 from vapi_chargeback.delivery.deliver import location
 from vapi_chargeback.delivery.log import utc_now
-from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
-from vapi_chargeback.errors import ChargebackError, PermanentError
-from vapi_chargeback.filelock import exclusive_lock
+from vapi_chargeback.delivery.outbox import (
+    LOCK_TIMEOUT_SECONDS,
+    Tally,
+    UnsentError,
+    hand_over,
+    month_lock,
+)
+from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.storage import OutputRoot
 
 log = logging.getLogger(__name__)
-
-LOCK_TIMEOUT_SECONDS = 900.0
-LOCK_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -112,26 +113,21 @@ class AlertReport(BaseModel):
     ledger_url: str
 
 
-class AlertError(ChargebackError):
+class AlertError(UnsentError):
     """Some alerts were not delivered; the others are recorded and will not go again.
 
     Retryable: at least one failure was temporary, and the next try sends only what is missing.
     """
 
+    report: AlertReport
     advice = (
         "Sent alerts are recorded and will not be sent again; retry the task (after fixing"
         " an address in chargeback.yaml if the server refused it)."
     )
 
-    def __init__(self, report: AlertReport) -> None:
-        self.report = report
-        lines = [f"{key} ({detail})" for key, detail in sorted(report.failed.items())]
-        super().__init__(
-            f"{len(report.failed)} budget alert(s) of {report.period} unsent: "
-            + "; ".join(lines)
-            + ". "
-            + self.advice
-        )
+    @classmethod
+    def headline(cls, report: AlertReport) -> str:
+        return f"{len(report.failed)} budget alert(s) of {report.period} unsent"
 
 
 class AlertRefusedError(AlertError, PermanentError):
@@ -195,7 +191,14 @@ def send_alerts(
 ) -> AlertReport:
     """Mail the month's new budget alerts; see the module docstring."""
     root = location(output_root)
-    with _alerts_lock(root, report.period, lock_timeout):
+    # Object storage has no lock: there the daily DAG's one active run at a time keeps
+    # two alerts steps apart.
+    with month_lock(
+        root,
+        f".lock-alerts-{report.period}",
+        f"another alerts step of {report.period}",
+        lock_timeout,
+    ):
         return _send(root, report, config, sender, from_address, run_id, sleep, clock)
 
 
@@ -225,9 +228,7 @@ def _send(
         run_id=run_id,
     )
     domain = from_address.rsplit("@", 1)[-1]
-    sent: list[str] = []
-    failed: dict[str, str] = {}
-    refused: set[str] = set()
+    tally = Tally(what="alert ")
     mails = 0
     for round_number in range(1, settings.max_attempts + 1):
         retry: list[Group] = []
@@ -254,27 +255,10 @@ def _send(
                 report, group, message, sender, from_address, [owner, *copied], run_id
             )
             if failure is None:
-                sent += keys
+                tally.accepted(keys)
                 mails += 1
-                for key in keys:
-                    failed.pop(key, None)
-                    refused.discard(key)
                 continue
-            log.warning(
-                "alert %s to %s: %s failure (round %d of %d): %s",
-                ", ".join(keys),
-                owner,
-                "temporary" if failure.transient else "permanent",
-                round_number,
-                settings.max_attempts,
-                failure.detail,
-            )
-            for key in keys:
-                failed[key] = f"{owner}: {failure.detail}"
-                if failure.transient:
-                    refused.discard(key)
-                else:
-                    refused.add(key)
+            tally.rejected(keys, owner, failure, round_number, settings.max_attempts)
             if failure.transient:
                 retry.append(
                     Group(group.center, group.alerts, ledger.log.alerts[keys[0]].message_id)
@@ -291,16 +275,16 @@ def _send(
     result = AlertReport(
         period=report.period,
         through_day=report.through_day.isoformat(),
-        sent=sent,
+        sent=tally.sent,
         skipped=skipped,
-        failed=failed,
-        refused=sorted(refused),
+        failed=tally.failed,
+        refused=sorted(tally.refused),
         mails=mails,
         ledger_url=str(ledger_path(root, report.period)),
     )
-    if failed and refused == set(failed):
+    if tally.all_refused:
         raise AlertRefusedError(result)
-    if failed:
+    if tally.failed:
         raise AlertError(result)
     return result
 
@@ -348,54 +332,19 @@ class _Ledger:
                     run_id=run_id,
                 )
             )
-        self._put(records)
-        try:
-            sender.send(message, envelope_from=from_address, recipients=recipients)
-        except Exception as error:
-            failure = classify(error)
-            self._put(
-                [
-                    record.model_copy(
-                        update={
-                            "status": "failed",
-                            "error": failure.detail,
-                            "permanent": not failure.transient,
-                        }
-                    )
-                    for record in records
-                ]
-            )
-            return failure
-        log.info(
-            "alert %s: sent to %s as %s",
-            ", ".join(r.key for r in records),
-            ", ".join(recipients),
-            message["Message-ID"],
+        return hand_over(
+            records,
+            self._put,
+            message,
+            sender,
+            envelope_from=from_address,
+            recipients=recipients,
+            clock=self.clock,
+            label="alert " + ", ".join(record.key for record in records),
         )
-        at = self.clock()
-        self._put(
-            [record.model_copy(update={"status": "sent", "sent_at": at}) for record in records]
-        )
-        return None
 
     def _put(self, records: list[AlertRecord]) -> None:
         for record in records:
             self.log.alerts[record.key] = record
         self.log.updated_at = self.clock()
         write_alert_log(self.root, self.log)
-
-
-@contextlib.contextmanager
-def _alerts_lock(root: Any, period: str, timeout: float) -> Iterator[None]:
-    """One alerts step per month at a time on local output; the kernel frees it if its holder dies."""
-    if not isinstance(root, Path):
-        yield
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(
-        root / f".lock-alerts-{period}",
-        timeout=timeout,
-        poll=LOCK_POLL_SECONDS,
-        holder=f"another alerts step of {period}",
-    ):
-        yield

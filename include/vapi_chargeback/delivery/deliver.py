@@ -34,11 +34,10 @@ Who gets which message, and which are still to send (step 2), is ``delivery.plan
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -68,15 +67,21 @@ from vapi_chargeback.delivery.log import (
     utc_now,
     write_log,
 )
+from vapi_chargeback.delivery.outbox import (
+    LOCK_TIMEOUT_SECONDS,
+    Tally,
+    UnsentError,
+    hand_over,
+    month_lock,
+)
 from vapi_chargeback.delivery.plan import (
     Planned,
     message_record,
     pending_messages,
     plan_messages,
 )
-from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
+from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds
 from vapi_chargeback.errors import ChargebackError, PermanentError
-from vapi_chargeback.filelock import exclusive_lock
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.statements.csv import csv_name
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
@@ -84,9 +89,6 @@ from vapi_chargeback.statements.validate import PERIOD
 from vapi_chargeback.storage import OutputRoot, read_published
 
 log = logging.getLogger(__name__)
-
-LOCK_TIMEOUT_SECONDS = 900.0
-LOCK_POLL_SECONDS = 0.2
 
 
 class DeliveryReport(BaseModel):
@@ -108,25 +110,23 @@ class DeliveryReport(BaseModel):
     log_url: str
 
 
-class DeliveryError(ChargebackError):
+class DeliveryError(UnsentError):
     """Some recipients still have not got their mail; the others have and are recorded.
 
     Retryable: at least one failure was temporary (SMTP 4xx, a lost or refused
     connection), and the task's next try sends only what is still missing.
     """
 
+    report: DeliveryReport
     advice = (
         "Delivered ones are recorded and will not be sent again; retry the task (after"
         " fixing an address in chargeback.yaml if the server refused it)."
     )
 
-    def __init__(self, report: DeliveryReport) -> None:
-        self.report = report
-        lines = [f"{key} ({detail})" for key, detail in sorted(report.failed.items())]
-        super().__init__(
-            f"{len(report.failed)} of {len(report.failed) + len(report.sent) + len(report.skipped)}"
-            f" messages for {report.period} undelivered: " + "; ".join(lines) + ". " + self.advice
-        )
+    @classmethod
+    def headline(cls, report: DeliveryReport) -> str:
+        total = len(report.failed) + len(report.sent) + len(report.skipped)
+        return f"{len(report.failed)} of {total} messages for {report.period} undelivered"
 
 
 class DeliveryRefusedError(DeliveryError, PermanentError):
@@ -174,7 +174,11 @@ def deliver_month(
     if not PERIOD.fullmatch(period):
         raise DeliverySetupError(f"period {period!r} is not YYYY-MM")
     root = location(output_root)
-    with _delivery_lock(root, period):
+    # Object storage has no lock: there, two deliveries of one month must not overlap (the
+    # DAG never runs two deliver tasks for one run; don't trigger one month twice at once).
+    with month_lock(
+        root, f".lock-deliver-{period}", f"another delivery of {period}", LOCK_TIMEOUT_SECONDS
+    ):
         return _deliver(root, period, config, sender, from_address, run_id, force, sleep, clock)
 
 
@@ -249,9 +253,7 @@ def _deliver(
         date=clock(),
         run_id=run_id,
     )
-    sent: list[str] = []
-    failed: dict[str, str] = {}
-    refused: set[str] = set()
+    tally = Tally(what="")
     for round_number in range(1, settings.max_attempts + 1):
         retry: list[Planned] = []
         for item in pending:
@@ -261,25 +263,11 @@ def _deliver(
             )
             failure = ledger.hand_over(item, message, sender, from_address, run_id)
             if failure is None:
-                sent.append(item.key)
-                failed.pop(item.key, None)
-                refused.discard(item.key)
+                tally.accepted([item.key])
                 continue
-            log.warning(
-                "%s to %s: %s failure (round %d of %d): %s",
-                item.key,
-                item.recipient,
-                "temporary" if failure.transient else "permanent",
-                round_number,
-                settings.max_attempts,
-                failure.detail,
-            )
-            failed[item.key] = f"{item.recipient}: {failure.detail}"
+            tally.rejected([item.key], item.recipient, failure, round_number, settings.max_attempts)
             if failure.transient:
-                refused.discard(item.key)
                 retry.append(item)
-            else:
-                refused.add(item.key)
         pending = retry
         if not pending or round_number == settings.max_attempts:
             break
@@ -288,19 +276,19 @@ def _deliver(
         sleep(wait)
 
     ledger.save(month_copy=True)
-    if sent:
-        _audit(root, period, state, run_id, clock(), ledger.log, sent, manifest_sha256)
+    if tally.sent:
+        _audit(root, period, state, run_id, clock(), ledger.log, tally.sent, manifest_sha256)
     report = DeliveryReport(
         period=period,
-        sent=sent,
+        sent=tally.sent,
         skipped=skipped,
-        failed=failed,
-        refused=sorted(refused),
+        failed=tally.failed,
+        refused=sorted(tally.refused),
         log_url=str(ledger_path(root, period)),
     )
-    if failed and refused == set(failed):
+    if tally.all_refused:
         raise DeliveryRefusedError(report)
-    if failed:
+    if tally.failed:
         raise DeliveryError(report)
     return report
 
@@ -338,41 +326,25 @@ class _Ledger:
                 "run_id": run_id,
             }
         )
-        self._put(record)
-        try:
-            sender.send(message, envelope_from=from_address, recipients=[item.recipient])
-        except Exception as error:
-            failure = classify(error)
-            self._put(
-                record.model_copy(
-                    update={
-                        "status": "failed",
-                        "error": failure.detail,
-                        "permanent": not failure.transient,
-                    }
-                )
-            )
-            return failure
-        log.info("%s: sent to %s as %s", item.key, item.recipient, record.message_id)
-        self._put(
-            record.model_copy(
-                update={
-                    "status": "sent",
-                    "sent_at": self.clock(),
-                    "error": None,
-                    "permanent": False,
-                }
-            )
+        return hand_over(
+            [record],
+            self._put,
+            message,
+            sender,
+            envelope_from=from_address,
+            recipients=[item.recipient],
+            clock=self.clock,
+            label=item.key,
         )
-        return None
 
     def save(self, *, month_copy: bool = False) -> None:
         self.log.manifest_sha256 = self.manifest_sha256
         self.log.updated_at = self.clock()
         write_log(self.root, self.log, month_copy=month_copy)
 
-    def _put(self, record: MessageRecord) -> None:
-        self.log.messages[record.key] = record
+    def _put(self, records: list[MessageRecord]) -> None:
+        for record in records:
+            self.log.messages[record.key] = record
         self.save()
 
 
@@ -476,23 +448,3 @@ def _compose(
         envelope=envelope,
         message_id=record.message_id,
     )
-
-
-@contextlib.contextmanager
-def _delivery_lock(root: Any, period: str) -> Iterator[None]:
-    """One delivery per month at a time on local output; the kernel frees it if its holder dies.
-
-    Object storage has no lock: there, two deliveries of one month must not overlap (the
-    DAG never runs two deliver tasks for one run; don't trigger one month twice at once).
-    """
-    if not isinstance(root, Path):
-        yield
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(
-        root / f".lock-deliver-{period}",
-        timeout=LOCK_TIMEOUT_SECONDS,
-        poll=LOCK_POLL_SECONDS,
-        holder=f"another delivery of {period}",
-    ):
-        yield

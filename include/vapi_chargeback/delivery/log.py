@@ -22,13 +22,12 @@ once and a duplicate carries the same id (mail clients and archives fold those).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from vapi_chargeback.delivery.outbox import model_bytes, read_model, replace_file, write_model
 
 DELIVERY_NAME = "delivery.json"
 LEDGER_DIR = "_delivery"
@@ -121,23 +120,14 @@ def read_log(root: Any, period: str) -> DeliveryLog | None:
     Falling back to the copy errs on the side of not mailing people twice: a month whose
     ledger was lost but whose folder still says "sent" counts as sent.
     """
-    for path in (ledger_path(root, period), month_copy_path(root, period)):
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            continue
-        return DeliveryLog.model_validate_json(raw)
-    return None
+    return read_model((ledger_path(root, period), month_copy_path(root, period)), DeliveryLog)
 
 
 def write_log(root: Any, log: DeliveryLog, *, month_copy: bool = False) -> None:
     """Write the ledger (and, with ``month_copy``, the readers' copy), each in one step."""
-    data = (log.model_dump_json(indent=2) + "\n").encode()
-    ledger = ledger_path(root, log.period)
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(ledger, data)
+    write_model(ledger_path(root, log.period), log)
     if month_copy:
-        replace_file(month_copy_path(root, log.period), data)
+        replace_file(month_copy_path(root, log.period), model_bytes(log))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -146,33 +136,3 @@ def sha256_bytes(data: bytes) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def replace_file(target: Any, data: bytes) -> None:
-    """A reader sees the old file or the new one, never half of one.
-
-    Local files: a temporary sibling, fsynced, renamed over the target. Object storage
-    has no rename, but a single PUT already replaces an object atomically.
-    """
-    local = _local_path(target)
-    if local is None:
-        target.write_bytes(data)
-        return
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{local.name}.", dir=local.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, local)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _local_path(path: Any) -> Path | None:
-    if isinstance(path, Path):
-        return path
-    if getattr(path, "protocol", None) in ("", "file", "local"):
-        return Path(path.path)
-    return None
