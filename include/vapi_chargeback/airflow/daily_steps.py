@@ -18,9 +18,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
-
+from vapi_chargeback.airflow.settlement import RescheduleSensor
 from vapi_chargeback.airflow.steps import failure_policy
+
+# The daily fetch is the monthly step itself: an ``MtdRun`` is a ``RunInfo``, and a batch
+# is sent and kept the same way whichever DAG planned it.
+from vapi_chargeback.airflow.steps import fetch as fetch
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +67,11 @@ def run_is_due(context: Any, project_dir: Path, *, now: datetime | None = None) 
     return now >= due
 
 
-class DailyDueSensor(BaseSensorOperator):
-    """Succeeds at ``daily.time`` of the run's day in the org zone; reschedule mode, so
-    waiting holds no worker."""
+class DailyDueSensor(RescheduleSensor):
+    """Succeeds at ``daily.time`` of the run's day in the org zone."""
 
-    def __init__(self, *, project_dir: Path, **kwargs: Any) -> None:
-        kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", POKE_INTERVAL)
-        kwargs.setdefault("timeout", MAX_WAIT)
-        super().__init__(**kwargs)
-        self.project_dir = project_dir
+    default_poke_interval = POKE_INTERVAL
+    default_timeout = MAX_WAIT
 
     def poke(self, context: Any) -> bool:
         return run_is_due(context, self.project_dir)
@@ -101,19 +99,6 @@ def plan(context: Any, project_dir: Path) -> dict[str, Any]:
         api_base_url=hook.base_url(),
     )
     return plan_mtd(settings, open_path=storage_path).model_dump(mode="json")
-
-
-@failure_policy
-def fetch(run: dict[str, Any], batch: int) -> dict[str, Any]:
-    """The monthly fetch step itself: one request of the plan, kept with its sha256."""
-    from vapi_chargeback.airflow.hook import VapiAnalyticsHook
-    from vapi_chargeback.airflow.settings import storage_path
-    from vapi_chargeback.budgets.run import MtdRun
-    from vapi_chargeback.pipeline import fetch_batch
-
-    info = MtdRun.model_validate(run)
-    with VapiAnalyticsHook().get_conn() as client:
-        return fetch_batch(info, batch, client, open_path=storage_path).model_dump(mode="json")
 
 
 @failure_policy

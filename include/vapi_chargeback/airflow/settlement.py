@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator
 
@@ -54,15 +54,26 @@ def month_settled(context: Any, project_dir: Path) -> bool:
     return ready_at is None
 
 
-class SettlementSensor(BaseSensorOperator):
-    """Succeeds once the run's month has settled; reschedule mode, so waiting holds no worker."""
+class RescheduleSensor(BaseSensorOperator):
+    """A check of the project's config until it is true; reschedule mode, so waiting holds
+    no worker. A subclass sets its default interval and timeout and pokes its check."""
+
+    default_poke_interval: ClassVar[timedelta]
+    default_timeout: ClassVar[timedelta]
 
     def __init__(self, *, project_dir: Path, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", POKE_INTERVAL)
-        kwargs.setdefault("timeout", MAX_WAIT)
+        kwargs.setdefault("poke_interval", self.default_poke_interval)
+        kwargs.setdefault("timeout", self.default_timeout)
         super().__init__(**kwargs)
         self.project_dir = project_dir
+
+
+class SettlementSensor(RescheduleSensor):
+    """Succeeds once the run's month has settled."""
+
+    default_poke_interval = POKE_INTERVAL
+    default_timeout = MAX_WAIT
 
     def poke(self, context: Any) -> bool:
         return month_settled(context, self.project_dir)
