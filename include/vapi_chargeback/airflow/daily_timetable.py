@@ -21,13 +21,11 @@ for the day 2026-11-13, covering 1–12 November — never takes a scheduled run
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
+from airflow.timetables.base import DagRunInfo, DataInterval
 from pendulum import UTC, DateTime
 
-if TYPE_CHECKING:
-    from airflow.models.dag import DagModel
+from vapi_chargeback.airflow.timetable import CalendarTimetable
 
 FIRST_ZONE_LEAD = timedelta(hours=14)
 """How long before 00:00 UTC a calendar day begins in the easternmost zone (UTC+14)."""
@@ -56,8 +54,10 @@ class DailyRunInfo(DagRunInfo):
         return created_at(self.data_interval.start) if self.data_interval else None
 
 
-class DailyTimetable(Timetable):
+class DailyTimetable(CalendarTimetable):
     """Daily data intervals ``[D, D+1)`` in UTC, created as D begins in UTC+14."""
+
+    info_class = DailyRunInfo
 
     description = (
         "One run per day, created as the day begins in the first time zone; its first task"
@@ -73,37 +73,14 @@ class DailyTimetable(Timetable):
         start = day_start(run_after)
         return DataInterval(start=start, end=start + DAY)
 
-    def next_dagrun_info(
-        self,
-        *,
-        last_automated_data_interval: DataInterval | None,
-        restriction: TimeRestriction,
-    ) -> DagRunInfo | None:
-        if last_automated_data_interval is not None:
-            # The day after the last scheduled one.
-            start = day_start(last_automated_data_interval.end)
-        elif restriction.earliest is None:
-            # No start_date: never schedule.
-            return None
-        else:
-            # First run: the first whole day at or after start_date.
-            earliest = restriction.earliest.in_timezone(UTC)
-            start = day_start(earliest)
-            if start < earliest:
-                start += DAY
-        if not restriction.catchup:
-            # Without catchup: never a day older than the latest one that has begun.
-            start = max(start, day_start(DateTime.now(UTC) + FIRST_ZONE_LEAD))
-        if restriction.latest is not None and start > restriction.latest:
-            return None
-        return DailyRunInfo(
-            run_after=created_at(start), data_interval=DataInterval(start, start + DAY)
-        )
+    def period_start(self, moment: DateTime) -> DateTime:
+        return day_start(moment)
 
-    def next_run_info_from_dag_model(self, *, dag_model: DagModel) -> DagRunInfo | None:
-        # The scheduler creates the run from this; the base class would rebuild a plain
-        # DagRunInfo, whose logical date would fall back to 00:00 UTC.
-        info = super().next_run_info_from_dag_model(dag_model=dag_model)
-        if info is None or info.data_interval is None:
-            return info
-        return DailyRunInfo(run_after=info.run_after, data_interval=info.data_interval)
+    def period_after(self, start: DateTime) -> DateTime:
+        return start + DAY
+
+    def latest_start(self, now: DateTime) -> DateTime:
+        return day_start(now + FIRST_ZONE_LEAD)
+
+    def run_after(self, interval: DataInterval) -> DateTime:
+        return created_at(interval.start)

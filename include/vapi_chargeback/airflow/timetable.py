@@ -30,7 +30,7 @@ given it covers the very month the scheduled run would have covered.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 from dateutil.relativedelta import relativedelta
@@ -74,8 +74,68 @@ class StatementRunInfo(DagRunInfo):
         return due_at(self.data_interval.end) if self.data_interval else None
 
 
-class StatementMonthTimetable(Timetable):
+class CalendarTimetable(Timetable):
+    """Data intervals of whole calendar periods in UTC (days, months), one run each, created
+    when the subclass says its period is due (``run_after``), with the subclass's run info
+    (``info_class``: its logical date is that moment too)."""
+
+    info_class: ClassVar[type[DagRunInfo]]
+
+    def period_start(self, moment: DateTime) -> DateTime:
+        """00:00 UTC of the period containing ``moment``."""
+        raise NotImplementedError
+
+    def period_after(self, start: DateTime) -> DateTime:
+        raise NotImplementedError
+
+    def latest_start(self, now: DateTime) -> DateTime:
+        """Start of the latest period that is due at ``now``."""
+        raise NotImplementedError
+
+    def run_after(self, interval: DataInterval) -> DateTime:
+        raise NotImplementedError
+
+    def next_dagrun_info(
+        self,
+        *,
+        last_automated_data_interval: DataInterval | None,
+        restriction: TimeRestriction,
+    ) -> DagRunInfo | None:
+        if last_automated_data_interval is not None:
+            # Continue right after the last scheduled or backfilled period.
+            start = self.period_start(last_automated_data_interval.end)
+        elif restriction.earliest is None:
+            # No start_date: never schedule.
+            return None
+        else:
+            # First run: the first whole period at or after start_date.
+            earliest = restriction.earliest.in_timezone(UTC)
+            start = self.period_start(earliest)
+            if start < earliest:
+                start = self.period_after(start)
+        if not restriction.catchup:
+            # Without catchup, as Airflow's own timetables: never a period older than the
+            # latest one that is due now — also after a backfill of older ones.
+            start = max(start, self.latest_start(DateTime.now(UTC)))
+        if restriction.latest is not None and start > restriction.latest:
+            # Past the DAG's end_date (or a backfill's --to-date): nothing more.
+            return None
+        interval = DataInterval(start, self.period_after(start))
+        return self.info_class(run_after=self.run_after(interval), data_interval=interval)
+
+    def next_run_info_from_dag_model(self, *, dag_model: DagModel) -> DagRunInfo | None:
+        # The scheduler creates the run from this, and the base class rebuilds a plain
+        # DagRunInfo, whose logical date would fall back to the interval's start.
+        info = super().next_run_info_from_dag_model(dag_model=dag_model)
+        if info is None or info.data_interval is None:
+            return info
+        return self.info_class(run_after=info.run_after, data_interval=info.data_interval)
+
+
+class StatementMonthTimetable(CalendarTimetable):
     """Monthly data intervals ``[M-01, M+1-01)`` in UTC, run once M has ended everywhere."""
+
+    info_class = StatementRunInfo
 
     description = (
         "One run per calendar month, created once the month has ended in every time zone"
@@ -92,38 +152,14 @@ class StatementMonthTimetable(Timetable):
         end = month_start(run_after)
         return DataInterval(start=end - relativedelta(months=1), end=end)
 
-    def next_dagrun_info(
-        self,
-        *,
-        last_automated_data_interval: DataInterval | None,
-        restriction: TimeRestriction,
-    ) -> DagRunInfo | None:
-        if last_automated_data_interval is not None:
-            # Continue right after the last scheduled or backfilled month.
-            start = month_start(last_automated_data_interval.end)
-        elif restriction.earliest is None:
-            # No start_date: never schedule.
-            return None
-        else:
-            # First run: the first whole month at or after start_date.
-            earliest = restriction.earliest.in_timezone(UTC)
-            start = month_start(earliest)
-            if start < earliest:
-                start = next_month(start)
-        if not restriction.catchup:
-            # Without catchup, as Airflow's own timetables: never a month older than the
-            # latest one that is due now — also after a backfill of older months.
-            start = max(start, latest_due_month(DateTime.now(UTC)))
-        if restriction.latest is not None and start > restriction.latest:
-            # Past the DAG's end_date (or a backfill's --to-date): nothing more.
-            return None
-        end = next_month(start)
-        return StatementRunInfo(run_after=due_at(end), data_interval=DataInterval(start, end))
+    def period_start(self, moment: DateTime) -> DateTime:
+        return month_start(moment)
 
-    def next_run_info_from_dag_model(self, *, dag_model: DagModel) -> DagRunInfo | None:
-        # The scheduler creates the run from this, and the base class rebuilds a plain
-        # DagRunInfo, whose logical date would fall back to the month's start.
-        info = super().next_run_info_from_dag_model(dag_model=dag_model)
-        if info is None or info.data_interval is None:
-            return info
-        return StatementRunInfo(run_after=info.run_after, data_interval=info.data_interval)
+    def period_after(self, start: DateTime) -> DateTime:
+        return next_month(start)
+
+    def latest_start(self, now: DateTime) -> DateTime:
+        return latest_due_month(now)
+
+    def run_after(self, interval: DataInterval) -> DateTime:
+        return due_at(interval.end)
