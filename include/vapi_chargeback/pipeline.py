@@ -88,8 +88,9 @@ def default_open_path(url: str) -> StoragePath:
     return UPath(url)
 
 
-class RunSettings(BaseModel):
-    """What a run is asked to do, before anything is read."""
+class PlanSettings(BaseModel):
+    """What any run — the monthly one, the daily one (``budgets.run``) — is asked to do,
+    before anything is read."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -98,15 +99,20 @@ class RunSettings(BaseModel):
     """Overrides the config's ``output``."""
     default_output_url: str
     """Where statements go when neither the override nor the config names a place."""
-    month: str | None = None
-    """``YYYY-MM``; ``None`` = the last complete month in the org zone."""
     run_id: str
     max_queries_per_request: int = Field(default=DEFAULT_MAX_QUERIES_PER_REQUEST, ge=1)
     """The API's batch limit, as the client will enforce it (the connection may lower it)."""
-    expect_empty_month: bool = False
-    """Publish a month in which the API reports no calls at all (else it is refused)."""
     api_base_url: str = "the configured API"
     """Named in messages that send the reader to check the connection."""
+
+
+class RunSettings(PlanSettings):
+    """What a monthly run is asked to do, before anything is read."""
+
+    month: str | None = None
+    """``YYYY-MM``; ``None`` = the last complete month in the org zone."""
+    expect_empty_month: bool = False
+    """Publish a month in which the API reports no calls at all (else it is refused)."""
     restate: bool = False
     """Replace a final month with a new version (a draft to approve again); needs ``reason``."""
     reason: str | None = None
@@ -290,7 +296,7 @@ def allocate_run(
     open_path: OpenPath = default_open_path,
 ) -> dict[str, Any]:
     work = open_path(run.work_url)
-    config, mapping, plan = _load_inputs(run, work)
+    config, mapping, plan = load_inputs(run, work)
     results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
     statement = allocate(config, mapping, plan, results)
     output = open_path(run.output_url)
@@ -565,7 +571,9 @@ def safe_name(run_id: str) -> str:
     return "_" + name[1:] if name.startswith(".") else name or "_"
 
 
-def _load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any, Plan]:
+def load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any, Plan]:
+    """The config, mapping and plan a run was planned with; refused if either file changed
+    since, as the plan's queries and the allocation would no longer agree."""
     config_file = Path(run.config_path)
     mapping_file = Path(run.mapping_path)
     for path, expected in ((config_file, run.config_sha256), (mapping_file, run.mapping_sha256)):

@@ -26,10 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from vapi_chargeback.allocate import allocate
-from vapi_chargeback.analytics.models import DEFAULT_MAX_QUERIES_PER_REQUEST
 from vapi_chargeback.budgets.mtd import MTD_DIR, MtdReport
 from vapi_chargeback.budgets.outputs import publish_mtd_files, render_csv
 from vapi_chargeback.budgets.report import build_report
@@ -41,9 +38,11 @@ from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.pipeline import (
     RUNS_DIR,
     OpenPath,
+    PlanSettings,
     RunInfo,
     default_open_path,
     fetch_batch,
+    load_inputs,
     make_folder,
     mapping_path,
     output_location,
@@ -57,7 +56,6 @@ from vapi_chargeback.workfolder import (
     RunStateError,
     StoredResults,
     file_sha256,
-    load_plan,
 )
 
 if TYPE_CHECKING:
@@ -68,24 +66,15 @@ CSV_FILE = "mtd.csv"
 log = logging.getLogger(__name__)
 
 
-class MtdSettings(BaseModel):
+class MtdSettings(PlanSettings):
     """What a daily run is asked to do, before anything is read."""
 
-    model_config = ConfigDict(frozen=True)
-
-    config_path: str
-    output_url: str | None = None
-    """Overrides the config's ``output``."""
-    default_output_url: str
     run_day: date | None = None
     """The local day the run stands on: the figures cover the month's days before it (on
     the 1st, the whole previous month). ``None`` = today in the org zone."""
     clamp_to_today: bool = False
     """Take a ``run_day`` after today in the org zone as today (a day derived from a UTC
     date, in a zone behind UTC); else such a day is refused."""
-    run_id: str
-    max_queries_per_request: int = Field(default=DEFAULT_MAX_QUERIES_PER_REQUEST, ge=1)
-    api_base_url: str = "the configured API"
 
 
 class MtdRun(RunInfo):
@@ -175,17 +164,7 @@ def allocate_mtd(
     """Allocate the cut month with the monthly rules, reconcile it, and keep the figures
     and the CSV in the work folder for :func:`publish_mtd`."""
     work = open_path(run.work_url)
-    for path, expected in (
-        (run.config_path, run.config_sha256),
-        (run.mapping_path, run.mapping_sha256),
-    ):
-        if file_sha256(Path(path)) != expected:
-            raise RunStateError(
-                f"{path} changed after this run was planned; clear the run to plan it again"
-            )
-    config = load_config(run.config_path)
-    mapping = load_mapping(Path(run.mapping_path), config)
-    plan = load_plan(work)
+    config, mapping, plan = load_inputs(run, work)
     window = MtdWindow(
         period=plan.period,
         month=StatementPeriod.for_month(run.month, run.timezone),
