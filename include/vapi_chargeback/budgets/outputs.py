@@ -19,8 +19,8 @@ from pathlib import Path
 from vapi_chargeback.budgets.mtd import MtdReport, mtd_name
 from vapi_chargeback.published import OutputRoot, _locate
 from vapi_chargeback.statement import Statement
-from vapi_chargeback.statements.csv import header, record, safe_text
-from vapi_chargeback.statements.formatting import minutes_text, money_text
+from vapi_chargeback.statements.csv import header, line_row, record
+from vapi_chargeback.statements.formatting import money_text
 from vapi_chargeback.storage import write_file
 
 BUDGET_COLUMNS = ("budget_usd", "budget_used_pct", "forecast_usd")
@@ -37,20 +37,8 @@ def render_csv(statement: Statement, report: MtdReport) -> bytes:
         rows.append(
             record(
                 [
-                    statement.period,
-                    safe_text(line.cost_center_id),
-                    safe_text(line.cost_center_name),
-                    safe_text(line.team),
-                    safe_text(line.assistant_id),
-                    safe_text(line.allocation),
-                    str(line.calls),
-                    minutes_text(line.minutes),
-                    money_text(line.cost_usd),
-                    *(money_text(amount) for amount in line.components_usd.values()),
-                    money_text(line.other_usd),
-                    safe_text(line.assistant_name),
-                    "",
-                    "",
+                    # No statement id: month-to-date lines belong to no statement yet.
+                    *line_row(statement.period, line, statement_id=""),
                     "" if budget is None else money_text(budget),
                     "" if used is None else money_text(used),
                     "" if center is None else money_text(center.forecast_usd),

@@ -94,14 +94,15 @@ def write_csv(statement: Statement, path: Path) -> int:
         currency = converted.currency if converted else None
         handle.write(record(header(statement.components, currency)))
         for index, line in enumerate(statement.lines):
-            row = _row(statement.period, line, ids.for_cost_center(line.cost_center_id))
+            row = line_row(statement.period, line, ids.for_cost_center(line.cost_center_id))
             if converted is not None:
                 row.append(amount_text(converted.lines[index], places))
             handle.write(record(row))
     return len(statement.lines)
 
 
-def _row(period: str, line: ChargebackLine, statement_id: str) -> list[str]:
+def line_row(period: str, line: ChargebackLine, statement_id: str) -> list[str]:
+    """One line's fields up to ``corrects``; the month-to-date CSV appends its own after."""
     return [
         period,
         safe_text(line.cost_center_id),
