@@ -55,6 +55,7 @@ from vapi_chargeback.config_checks import cross_check_problems
 from vapi_chargeback.exports.accounts import Account, GlSettings
 from vapi_chargeback.fxrates import FxSettings, check_currency
 from vapi_chargeback.inputfiles import InputFileError
+from vapi_chargeback.inputfiles import read_bounded as read_input_file
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.verify.settings import VerificationSettings
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
@@ -525,22 +526,9 @@ def _located(source: str, lines: dict[Loc, int], loc: Loc, message: str) -> tupl
 
 def read_bounded(path: Path, limit: int, what: str) -> bytes:
     """The file's bytes, refusing to read more than ``limit`` of them."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise ConfigError(str(path), [f"{path}: file not found; check the path"]) from None
-    except OSError as error:
-        raise ConfigError(str(path), [f"{path}: cannot read ({error.strerror})"]) from None
-    if len(raw) > limit:
-        raise ConfigError(
-            str(path),
-            [
-                f"{path}: larger than {limit:,} bytes, the limit for a {what}; "
-                "check that the path names the right file"
-            ],
-        )
-    return raw
+    return read_input_file(
+        path, limit, f"a {what}", ConfigError, missing="file not found; check the path"
+    )
 
 
 def sha256_file(path: str | Path) -> str:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vapi_chargeback.fx import MINOR_UNITS, UnknownCurrencyError, minor_units
-from vapi_chargeback.inputfiles import InputFileError, csv_rows
+from vapi_chargeback.inputfiles import InputFileError, csv_rows, read_bounded
 from vapi_chargeback.statement import FxRate
 
 if TYPE_CHECKING:
@@ -142,27 +142,14 @@ def load_fx_rates(path: str | Path) -> FxRates:
     the file is required: a reporting currency without rates cannot convert anything."""
     path = Path(path)
     source = str(path)
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FX_RATES_BYTES + 1)
-    except FileNotFoundError:
-        raise FxRatesError(
-            source,
-            [
-                f"{source}: file not found; reporting_currency needs rates (date,currency,rate"
-                " per 1 USD): make them with `vapi-chargeback fx-rates --from-ecb`, or fix fx.rates"
-            ],
-        ) from None
-    except OSError as error:
-        raise FxRatesError(source, [f"{source}: cannot read ({error.strerror})"]) from None
-    if len(raw) > MAX_FX_RATES_BYTES:
-        raise FxRatesError(
-            source,
-            [
-                f"{source}: larger than {MAX_FX_RATES_BYTES:,} bytes, the limit for a rates"
-                " file; check that the path names the right file"
-            ],
-        )
+    raw = read_bounded(
+        path,
+        MAX_FX_RATES_BYTES,
+        "a rates file",
+        FxRatesError,
+        missing="file not found; reporting_currency needs rates (date,currency,rate per 1 USD):"
+        " make them with `vapi-chargeback fx-rates --from-ecb`, or fix fx.rates",
+    )
     by_currency, problems = parse_fx_rates(raw, source)
     if problems:
         raise FxRatesError(source, problems)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 from vapi_chargeback.errors import PermanentError
 
@@ -23,6 +24,32 @@ class InputFileError(PermanentError):
         count = len(self.problems)
         heading = f"{source}: {count} problem{'s' if count != 1 else ''}"
         super().__init__("\n  - ".join([heading, *self.problems]))
+
+
+def read_bounded(
+    path: Path, limit: int, what: str, error: type[InputFileError], *, missing: str | None
+) -> bytes:
+    """The file's bytes, refusing to read more than ``limit`` of them (``what``: ``a mapping
+    CSV``, named in that refusal). A missing file is ``error`` saying ``missing``, or, with
+    ``missing=None``, ``FileNotFoundError`` for a caller to whom no file is an answer."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        raise error(str(path), [f"{path}: {missing}"]) from None
+    except OSError as problem:
+        raise error(str(path), [f"{path}: cannot read ({problem.strerror})"]) from None
+    if len(raw) > limit:
+        raise error(
+            str(path),
+            [
+                f"{path}: larger than {limit:,} bytes, the limit for {what}; check that the"
+                " path names the right file"
+            ],
+        )
+    return raw
 
 
 def csv_rows(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from vapi_chargeback.inputfiles import InputFileError, csv_rows
+from vapi_chargeback.inputfiles import InputFileError, csv_rows, read_bounded
 from vapi_chargeback.money import CENT
 
 INVOICES_NAME = "invoices.csv"
@@ -73,20 +73,11 @@ def load_invoices(path: str | Path) -> Invoices:
     path = Path(path)
     source = str(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_INVOICES_BYTES + 1)
+        raw = read_bounded(
+            path, MAX_INVOICES_BYTES, "an invoices file", InvoicesError, missing=None
+        )
     except FileNotFoundError:
         return Invoices()
-    except OSError as error:
-        raise InvoicesError(source, [f"{source}: cannot read ({error.strerror})"]) from None
-    if len(raw) > MAX_INVOICES_BYTES:
-        raise InvoicesError(
-            source,
-            [
-                f"{source}: larger than {MAX_INVOICES_BYTES:,} bytes, the limit for an invoices"
-                " file; check that the path names the right file"
-            ],
-        )
     invoices, problems = parse_invoices(raw, source)
     if problems:
         raise InvoicesError(source, problems)
