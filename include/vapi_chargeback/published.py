@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, cast
@@ -311,6 +312,32 @@ def _file_problems(opener: Callable[[str], IO[bytes]], relative: str, entry: obj
     if digest.hexdigest() != entry["sha256"] or size != entry.get("bytes"):
         return [f"{relative} does not match its sha256/size in the manifest"]
     return []
+
+
+def write_file(output_root: OutputRoot, relative: str, data: bytes) -> str:
+    """Write one file under the output so a reader sees the old file or the new one, whole;
+    its sha256. For files outside the month sets (``_mtd/`` figures, carried corrections).
+
+    Local: a temporary sibling, fsynced, renamed over the target, the folder fsynced. Object
+    storage: one PUT, which replaces an object atomically.
+    """
+    location = _locate(output_root)
+    if not isinstance(location, Path):
+        location.fs.pipe_file(f"{location.path.rstrip('/')}/{relative}", data)
+        return hashlib.sha256(data).hexdigest()
+    target = location.absolute() / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.writing"
+    try:
+        with temporary.open("xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        fsync_dir(target.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return hashlib.sha256(data).hexdigest()
 
 
 def fsync_dir(path: Path) -> None:

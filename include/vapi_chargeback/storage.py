@@ -53,7 +53,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
-import hashlib
 import logging
 import os
 import shutil
@@ -79,6 +78,7 @@ from vapi_chargeback.published import (
     fsync_dir,
     read_published,
     read_published_file,
+    write_file,
 )
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
@@ -152,32 +152,6 @@ def publish_statement(statement: Statement, output_root: OutputRoot) -> PublishR
         manifest_sha256=rendered.manifest_sha256,
         files={entry.path: entry.sha256 for entry in rendered.files},
     )
-
-
-def write_file(output_root: OutputRoot, relative: str, data: bytes) -> str:
-    """Write one file under the output so a reader sees the old file or the new one, whole;
-    its sha256. For files outside the month sets (``_mtd/`` figures, ledgers).
-
-    Local: a temporary sibling, fsynced, renamed over the target, the folder fsynced. Object
-    storage: one PUT, which replaces an object atomically.
-    """
-    location = _locate(output_root)
-    if not isinstance(location, Path):
-        location.fs.pipe_file(f"{location.path.rstrip('/')}/{relative}", data)
-        return hashlib.sha256(data).hexdigest()
-    target = location.absolute() / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.writing"
-    try:
-        with temporary.open("xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-        fsync_dir(target.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return hashlib.sha256(data).hexdigest()
 
 
 def keep_version(output_root: OutputRoot, period: str, version: int) -> str:

@@ -21,10 +21,7 @@ the corrected month replaces them. So, for a corrected month, files in final mon
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +41,7 @@ from vapi_chargeback.published import (
     read_folder,
     read_published,
     read_published_file,
+    write_file,
 )
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine
 from vapi_chargeback.statements.csv import csv_name, read_csv
@@ -236,24 +234,7 @@ def corrections_of(output_root: OutputRoot, corrected_period: str) -> list[Corre
 
 def write_corrections(output_root: OutputRoot, item: CorrectionsFile) -> str:
     """Write (or replace) ``item`` whole; the sha256 of what was written."""
-    body = item.to_json()
-    location = _locate(output_root)
-    relative = item.relative_path
-    if isinstance(location, Path):
-        target = location.absolute() / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.parent / f".{uuid.uuid4().hex}.writing"
-        try:
-            with temporary.open("xb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
-    else:
-        location.fs.pipe_file(f"{location.path.rstrip('/')}/{relative}", body)
-    return hashlib.sha256(body).hexdigest()
+    return write_file(output_root, item.relative_path, item.to_json())
 
 
 def remove_corrections(output_root: OutputRoot, item: CorrectionsFile) -> None:
