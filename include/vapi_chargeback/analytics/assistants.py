@@ -17,6 +17,14 @@ make that naive walk lose assistants, and both are handled:
 
 Each page goes through :meth:`VapiAnalyticsClient.get`: the same key, retries, deadline
 and typed errors as ``POST /analytics``. Only ``id``, ``name`` and ``createdAt`` are kept.
+
+Why not ``analytics.windows``, as ``GET /call`` pages: that walk lists a bounded
+``createdAt`` range forwards in windows aimed at half-full pages, and it keeps the page
+size at the one-millisecond level. Assistants have no lower bound (an org's first may be
+years old), so it would start at the epoch and widen step by step — 77 requests for an
+org of 2,345 against 5 here — and with a ``limit`` below 1000 it refuses a millisecond
+holding more than ``limit`` assistants that this walk lists by asking that millisecond
+again at the largest limit.
 """
 
 from __future__ import annotations
@@ -30,13 +38,12 @@ from urllib.parse import urlencode
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from vapi_chargeback.analytics.errors import UnusableResponseError, excerpt
+from vapi_chargeback.analytics.windows import MAX_LIMIT
 
 if TYPE_CHECKING:
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
 
 ASSISTANT_PATH = "/assistant"
-MAX_LIMIT = 1000
-"""The API's largest ``limit``; its default is 100."""
 MAX_NAME_CHARS = 40
 """Vapi's limit on an assistant's ``name``."""
 _MILLISECOND = timedelta(milliseconds=1)
