@@ -61,9 +61,10 @@ from vapi_chargeback.delivery.outbox import (
     Tally,
     UnsentError,
     hand_over,
+    in_rounds,
     month_lock,
 )
-from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds
+from vapi_chargeback.delivery.send import Failure, Sender
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.storage import OutputRoot
 
@@ -229,48 +230,45 @@ def _send(
     )
     domain = from_address.rsplit("@", 1)[-1]
     tally = Tally(what="alert ")
-    mails = 0
-    for round_number in range(1, settings.max_attempts + 1):
-        retry: list[Group] = []
-        for group in pending:
-            center = group.center
-            owner = owners.get(center.cost_center_id, center.owner_email)
-            copied = [] if config.finance_email == owner else [config.finance_email]
-            message_id = group.message_id or make_msgid(
-                idstring=f"vapi-chargeback.alert.{report.through_day}.{center.cost_center_id}",
-                domain=domain,
-            )
-            message = alert_message(
-                report,
-                center,
-                [(item.kind, item.pct) for item in group.alerts],
-                ledger.log.sent(center.cost_center_id),
-                recipient=owner,
-                cc=copied,
-                envelope=envelope,
-                message_id=message_id,
-            )
-            keys = [item.key for item in group.alerts]
-            failure = ledger.hand_over(
-                report, group, message, sender, from_address, [owner, *copied], run_id
-            )
-            if failure is None:
-                tally.accepted(keys)
-                mails += 1
-                continue
-            tally.rejected(keys, owner, failure, round_number, settings.max_attempts)
-            if failure.transient:
-                retry.append(
-                    Group(group.center, group.alerts, ledger.log.alerts[keys[0]].message_id)
-                )
-        pending = retry
-        if not pending or round_number == settings.max_attempts:
-            break
-        wait = backoff_seconds(settings.retry_backoff_seconds, round_number)
-        log.info(
-            "retrying alerts of %s in %.1f s", [g.center.cost_center_id for g in pending], wait
+
+    def send(group: Group, round_number: int) -> Group | None:
+        center = group.center
+        owner = owners.get(center.cost_center_id, center.owner_email)
+        copied = [] if config.finance_email == owner else [config.finance_email]
+        message_id = group.message_id or make_msgid(
+            idstring=f"vapi-chargeback.alert.{report.through_day}.{center.cost_center_id}",
+            domain=domain,
         )
-        sleep(wait)
+        message = alert_message(
+            report,
+            center,
+            [(item.kind, item.pct) for item in group.alerts],
+            ledger.log.sent(center.cost_center_id),
+            recipient=owner,
+            cc=copied,
+            envelope=envelope,
+            message_id=message_id,
+        )
+        keys = [item.key for item in group.alerts]
+        failure = ledger.hand_over(
+            report, group, message, sender, from_address, [owner, *copied], run_id
+        )
+        if failure is None:
+            tally.accepted(keys)
+            return None
+        tally.rejected(keys, owner, failure, round_number, settings.max_attempts)
+        if not failure.transient:
+            return None
+        return Group(group.center, group.alerts, ledger.log.alerts[keys[0]].message_id)
+
+    in_rounds(
+        pending,
+        send,
+        max_attempts=settings.max_attempts,
+        backoff_base=settings.retry_backoff_seconds,
+        sleep=sleep,
+        describe=lambda retry: f"alerts of {[group.center.cost_center_id for group in retry]}",
+    )
 
     result = AlertReport(
         period=report.period,
@@ -279,7 +277,7 @@ def _send(
         skipped=skipped,
         failed=tally.failed,
         refused=sorted(tally.refused),
-        mails=mails,
+        mails=tally.mails,
         ledger_url=str(ledger_path(root, report.period)),
     )
     if tally.all_refused:

@@ -72,6 +72,7 @@ from vapi_chargeback.delivery.outbox import (
     Tally,
     UnsentError,
     hand_over,
+    in_rounds,
     month_lock,
 )
 from vapi_chargeback.delivery.plan import (
@@ -80,7 +81,7 @@ from vapi_chargeback.delivery.plan import (
     pending_messages,
     plan_messages,
 )
-from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds
+from vapi_chargeback.delivery.send import Failure, Sender
 from vapi_chargeback.errors import ChargebackError, PermanentError
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.statements.csv import csv_name
@@ -254,26 +255,25 @@ def _deliver(
         run_id=run_id,
     )
     tally = Tally(what="")
-    for round_number in range(1, settings.max_attempts + 1):
-        retry: list[Planned] = []
-        for item in pending:
-            record = ledger.log.messages[item.key]
-            message = _compose(
-                item, record, summary, attachments, settings.top_assistants, envelope
-            )
-            failure = ledger.hand_over(item, message, sender, from_address, run_id)
-            if failure is None:
-                tally.accepted([item.key])
-                continue
-            tally.rejected([item.key], item.recipient, failure, round_number, settings.max_attempts)
-            if failure.transient:
-                retry.append(item)
-        pending = retry
-        if not pending or round_number == settings.max_attempts:
-            break
-        wait = backoff_seconds(settings.retry_backoff_seconds, round_number)
-        log.info("retrying %s in %.1f s", [item.key for item in pending], wait)
-        sleep(wait)
+
+    def send(item: Planned, round_number: int) -> Planned | None:
+        record = ledger.log.messages[item.key]
+        message = _compose(item, record, summary, attachments, settings.top_assistants, envelope)
+        failure = ledger.hand_over(item, message, sender, from_address, run_id)
+        if failure is None:
+            tally.accepted([item.key])
+            return None
+        tally.rejected([item.key], item.recipient, failure, round_number, settings.max_attempts)
+        return item if failure.transient else None
+
+    in_rounds(
+        pending,
+        send,
+        max_attempts=settings.max_attempts,
+        backoff_base=settings.retry_backoff_seconds,
+        sleep=sleep,
+        describe=lambda retry: str([item.key for item in retry]),
+    )
 
     ledger.save(month_copy=True)
     if tally.sent:

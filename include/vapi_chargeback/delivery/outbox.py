@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 
-from vapi_chargeback.delivery.send import Failure, Sender, classify
+from vapi_chargeback.delivery.send import Failure, Sender, backoff_seconds, classify
 from vapi_chargeback.errors import ChargebackError
 from vapi_chargeback.filelock import exclusive_lock
 
@@ -32,6 +32,7 @@ LOCK_TIMEOUT_SECONDS = 900.0
 LOCK_POLL_SECONDS = 0.2
 
 Model = TypeVar("Model", bound=BaseModel)
+Item = TypeVar("Item")
 
 
 class UnsentError(ChargebackError):
@@ -63,9 +64,12 @@ class Tally:
     """Key → ``recipient: last error``."""
     refused: set[str] = field(default_factory=set)
     """Keys in ``failed`` whose last failure was permanent (SMTP 5xx)."""
+    mails: int = 0
+    """Mails the server accepted (one mail may carry several keys)."""
 
     def accepted(self, keys: Sequence[str]) -> None:
         self.sent += keys
+        self.mails += 1
         for key in keys:
             self.failed.pop(key, None)
             self.refused.discard(key)
@@ -99,6 +103,28 @@ class Tally:
     def all_refused(self) -> bool:
         """Every unsent one was refused for good: retrying the task cannot help."""
         return bool(self.failed) and self.refused == set(self.failed)
+
+
+def in_rounds(
+    pending: list[Item],
+    send: Callable[[Item, int], Item | None],
+    *,
+    max_attempts: int,
+    backoff_base: float,
+    sleep: Callable[[float], None],
+    describe: Callable[[list[Item]], str],
+) -> None:
+    """Every pending mail once, then those ``send`` hands back (a temporary failure) again
+    after a backoff, up to ``max_attempts`` rounds: one bad address never holds up the
+    others, and a permanent failure is not retried within the run."""
+    for round_number in range(1, max_attempts + 1):
+        retry = [again for item in pending if (again := send(item, round_number)) is not None]
+        if not retry or round_number == max_attempts:
+            return
+        wait = backoff_seconds(backoff_base, round_number)
+        log.info("retrying %s in %.1f s", describe(retry), wait)
+        sleep(wait)
+        pending = retry
 
 
 def hand_over(
