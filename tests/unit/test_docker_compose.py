@@ -539,7 +539,7 @@ def broken_cases() -> Iterator[Any]:
         yield pytest.param(mutate, expected, id=case_id)
 
 
-@pytest.mark.parametrize(("mutate", "expected"), broken_cases())
+@pytest.mark.parametrize(("mutate", "expected"), list(broken_cases()))
 def test_broken_variant_fails(
     compose_text: str, mutate: Callable[[str], str], expected: str
 ) -> None:
