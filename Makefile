@@ -65,11 +65,17 @@ $(FOCUS_STAMP):
 
 focus-validator: $(FOCUS_STAMP) ## create .venv-focus with focus-validator (Python >= 3.12; warns and skips without one)
 
-test: $(STAMP) lint focus-validator ## lint, then run the whole test suite (unit, integration, e2e)
-	$(BIN)/pytest -m "not stack"
+# Test files run on TEST_WORKERS processes (pytest-xdist), each file's tests on one worker so
+# module fixtures (an emulator, an Airflow home) are made once; most of a file's time is spent
+# in Airflow and emulator subprocesses, so two workers keep both cores busy.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --durations=15
+
+test: $(STAMP) lint focus-validator ## lint, then run the whole test suite (unit, integration, e2e) on TEST_WORKERS processes
+	$(BIN)/pytest -m "not stack" $(PYTEST_PARALLEL)
 
 test-fast: $(STAMP) ## the edit-test loop: every test not marked slow or stack, no lint (CI runs make test)
-	$(BIN)/pytest -m "not stack and not slow"
+	$(BIN)/pytest -m "not stack and not slow" $(PYTEST_PARALLEL)
 
 test-stack: $(STAMP) ## run the production topology natively (PostgreSQL + Redis + CeleryExecutor)
 	$(BIN)/pytest -m stack -s
