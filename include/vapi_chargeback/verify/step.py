@@ -25,9 +25,8 @@ from vapi_chargeback.allocate import allocate
 from vapi_chargeback.attribution import Attributor, attributed_rows
 from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.errors import PermanentError
-from vapi_chargeback.mapping import AssistantMapping, load_mapping
 from vapi_chargeback.period import StatementPeriod
-from vapi_chargeback.pipeline import OpenPath, RunInfo, make_folder
+from vapi_chargeback.pipeline import OpenPath, RunInfo, load_inputs, make_folder
 from vapi_chargeback.statement import Verification
 from vapi_chargeback.verify.compare import (
     compare_days,
@@ -41,11 +40,8 @@ from vapi_chargeback.verify.report import drift_report, other_by_type, recount_c
 from vapi_chargeback.verify.summary import as_mapping
 from vapi_chargeback.workfolder import (
     FetchedBatch,
-    RunStateError,
     StoragePath,
     StoredResults,
-    file_sha256,
-    load_plan,
     load_statement,
 )
 
@@ -85,7 +81,7 @@ def verify_run(
     """Recount, compare, write the recount and report; raise beyond tolerance, else return
     reconcile's result pointing at the verified statement (what publish reads)."""
     work = open_path(run.work_url)
-    config, mapping = _inputs(run)
+    config, mapping, plan = load_inputs(run, work)
     settings = config.verification
     statement = load_statement(work, reconciled)
     period = StatementPeriod.for_month(run.month, run.timezone)
@@ -99,7 +95,7 @@ def verify_run(
         recount.bytes,
         recount.requests,
     )
-    plan, bare = load_plan(work), recount_plan(config, period)
+    bare = recount_plan(config, period)
     results = recount.results(bare, config.variable_key)
     recounted = allocate(config, mapping, bare, results)
     lines = compare_lines(statement.lines, recounted.lines, statement.components, settings)
@@ -192,14 +188,3 @@ def _respread(config: ChargebackConfig) -> str | None:
         (pool.name for pool in config.shared_costs if pool.source == "calls-without-assistant"),
         None,
     )
-
-
-def _inputs(run: RunInfo) -> tuple[ChargebackConfig, AssistantMapping]:
-    config_file, mapping_file = Path(run.config_path), Path(run.mapping_path)
-    for path, expected in ((config_file, run.config_sha256), (mapping_file, run.mapping_sha256)):
-        if file_sha256(path) != expected:
-            raise RunStateError(
-                f"{path} changed after this run was planned; clear the run to plan it again"
-            )
-    config = load_config(config_file)
-    return config, load_mapping(mapping_file, config)
