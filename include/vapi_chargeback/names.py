@@ -60,8 +60,22 @@ StoragePath = Any
 """A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (the work folder, the output)."""
 
 
+class ListedAssistant(BaseModel):
+    """One assistant as the run saw it: what the mapping rules read (id, name, metadata)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    """Canonical id."""
+    name: str
+    """Printable name, ``""`` when it has none."""
+    metadata: dict[str, Any] = {}
+
+
 class StoredAssistants(BaseModel):
-    """``assistants.json``: assistant id → name as listed, or the listing's error."""
+    """``assistants.json``: assistant id → name as listed, or the listing's error; and the
+    listed assistants with their metadata, held to ``sha256`` (the snapshot rules apply as
+    of: metadata and names have no history in the API)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,6 +83,10 @@ class StoredAssistants(BaseModel):
     """``None`` when the listing failed."""
     error: str | None = None
     requests: int = 0
+    assistants: list[ListedAssistant] | None = None
+    """Ordered by id; ``None`` when the listing failed or was stored before metadata was."""
+    sha256: str | None = None
+    """sha256 of ``assistants`` as canonical JSON (:func:`assistants_sha256`)."""
 
 
 def fetch_assistants(client: VapiAnalyticsClient, work: StoragePath) -> StoredAssistants:
@@ -80,7 +98,7 @@ def fetch_assistants(client: VapiAnalyticsClient, work: StoragePath) -> StoredAs
     """
     path = work / ASSISTANTS_FILE
     if path.exists():
-        kept = StoredAssistants.model_validate_json(path.read_bytes())
+        kept = read_assistants(path.read_bytes(), str(path))
         if kept.names is not None:
             return kept
     try:
@@ -109,7 +127,39 @@ def forget_names(work: StoragePath) -> None:
 def _stored(listing: AssistantListing) -> StoredAssistants:
     names = {canonical_assistant_id(item.id): _printable(item.name) for item in listing.assistants}
     named = {key: name for key, name in sorted(names.items()) if name}
-    return StoredAssistants(names=named, requests=listing.requests)
+    listed = sorted(
+        (
+            ListedAssistant(
+                id=canonical_assistant_id(item.id),
+                name=_printable(item.name),
+                metadata=item.metadata,
+            )
+            for item in listing.assistants
+        ),
+        key=lambda item: item.id,
+    )
+    return StoredAssistants(
+        names=named,
+        requests=listing.requests,
+        assistants=listed,
+        sha256=assistants_sha256(listed),
+    )
+
+
+def assistants_sha256(assistants: Sequence[ListedAssistant]) -> str:
+    """sha256 of the listed assistants' canonical JSON (keys sorted, no spaces, UTF-8)."""
+    document = [item.model_dump(mode="json") for item in assistants]
+    return hashlib.sha256(
+        json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def read_assistants(raw: bytes, where: str) -> StoredAssistants:
+    """A stored listing, held to its sha256 (``ValueError`` naming ``where`` otherwise)."""
+    stored = StoredAssistants.model_validate_json(raw)
+    if stored.assistants is not None and assistants_sha256(stored.assistants) != stored.sha256:
+        raise ValueError(f"{where}: the assistants snapshot does not match its sha256")
+    return stored
 
 
 def _printable(name: str | None) -> str:
@@ -223,7 +273,7 @@ def run_names(
         if ids <= stored.names.keys():
             return stored
     listing = work / ASSISTANTS_FILE
-    api = StoredAssistants.model_validate_json(listing.read_bytes()) if listing.exists() else None
+    api = read_assistants(listing.read_bytes(), str(listing)) if listing.exists() else None
     by_mapping = mapping.names(last_day)
     listed = api.names or {} if api is not None else {}
     wanted = {canonical_assistant_id(i) for i in ids} - by_mapping.keys() - listed.keys()

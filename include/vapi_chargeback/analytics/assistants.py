@@ -16,7 +16,8 @@ make that naive walk lose assistants, and both are handled:
   are collected by id, so one seen twice (pages overlap by design) counts once.
 
 Each page goes through :meth:`VapiAnalyticsClient.get`: the same key, retries, deadline
-and typed errors as ``POST /analytics``. Only ``id``, ``name`` and ``createdAt`` are kept.
+and typed errors as ``POST /analytics``. Only ``id``, ``name``, ``createdAt`` and
+``metadata`` are kept (the metadata for the mapping rules that read cost centers from it).
 
 Why not ``analytics.windows``, as ``GET /call`` pages: that walk lists a bounded
 ``createdAt`` range forwards in windows aimed at half-full pages, and it keeps the page
@@ -32,10 +33,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from vapi_chargeback.analytics.errors import UnusableResponseError, excerpt
 from vapi_chargeback.analytics.windows import MAX_LIMIT
@@ -61,6 +70,13 @@ class Assistant(BaseModel):
     """This is the name of the assistant (Vapi: at most 40 characters; optional)."""
     created_at: AwareDatetime = Field(alias="createdAt")
     """This is the ISO 8601 date-time string of when the assistant was created."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Vapi's free-form ``metadata`` object; absent or ``null`` is kept as empty."""
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
 
 
 _PAGE = TypeAdapter(list[Assistant])

@@ -36,6 +36,7 @@ def made(number: int, created: datetime, updated: datetime | None = None) -> dic
         "createdAt": iso(created),
         "updatedAt": iso(updated or created),
         "voice": {"provider": "11labs"},
+        "metadata": {"costCenter": f"cc-{number % 3}"},
     }
 
 
@@ -78,6 +79,7 @@ def test_a_large_org_is_listed_whole_in_pages_of_the_api_limit() -> None:
     assert [item.id for item in listing.assistants] == ids(org)
     assert listing.assistants[7].name == "Assistant 7"
     assert listing.assistants[7].created_at == START + timedelta(minutes=7)
+    assert listing.assistants[7].metadata == {"costCenter": "cc-1"}, "metadata is kept"
     assert all(request.url.params["limit"] == str(MAX_LIMIT) for request in api.requests)
     # Three pages of createdAtLt windows, each full one followed by its oldest millisecond.
     assert listing.requests == len(api.requests) == 5

@@ -18,10 +18,13 @@ from vapi_chargeback.mapping import AssistantMapping, parse_mapping
 from vapi_chargeback.names import (
     ASSISTANTS_FILE,
     NAMES_FILE,
+    ListedAssistant,
     StoredAssistants,
+    assistants_sha256,
     fetch_assistants,
     forget_names,
     named_lines,
+    read_assistants,
     read_snapshot,
     resolve,
     run_names,
@@ -214,8 +217,13 @@ def test_the_listing_is_stored_once_per_run_with_printable_names(tmp_path: Path)
         return httpx.Response(
             200,
             json=[
-                {"id": "ASST-1", "name": "  Sales\nBot\t1 ", "createdAt": created},
-                {"id": "asst-2", "name": None, "createdAt": created},
+                {
+                    "id": "ASST-1",
+                    "name": "  Sales\nBot\t1 ",
+                    "createdAt": created,
+                    "metadata": {"costCenter": "sales", "tier": 2},
+                },
+                {"id": "asst-2", "name": None, "createdAt": created, "metadata": None},
                 {"id": "asst-3", "createdAt": created},
             ],
         )
@@ -223,8 +231,32 @@ def test_the_listing_is_stored_once_per_run_with_printable_names(tmp_path: Path)
     with client_for(httpx.MockTransport(answer)) as client:
         stored = fetch_assistants(client, work)
         again = fetch_assistants(client, work)
-    assert stored == again == StoredAssistants(names={"asst-1": "Sales Bot 1"}, requests=1)
+    listed = [
+        ListedAssistant(
+            id="asst-1", name="Sales Bot 1", metadata={"costCenter": "sales", "tier": 2}
+        ),
+        ListedAssistant(id="asst-2", name=""),
+        ListedAssistant(id="asst-3", name=""),
+    ]
+    assert (
+        stored
+        == again
+        == StoredAssistants(
+            names={"asst-1": "Sales Bot 1"},
+            requests=1,
+            assistants=listed,
+            sha256=assistants_sha256(listed),
+        )
+    )
     assert len(sent) == 1, "a retried fetch keeps the listing of the first"
+
+    stored_file = work / "assistants.json"
+    tampered = stored_file.read_text().replace('"sales"', '"ops"')
+    stored_file.write_text(tampered)
+    with pytest.raises(
+        ValueError, match=r"assistants\.json: the assistants snapshot does not match"
+    ):
+        read_assistants(stored_file.read_bytes(), str(stored_file))
 
 
 def test_a_failed_listing_keeps_the_month_and_says_why(
@@ -253,7 +285,9 @@ def test_a_failed_listing_keeps_the_month_and_says_why(
     (work / NAMES_FILE).unlink()
     listed = httpx.MockTransport(lambda request: httpx.Response(200, json=[]))
     with client_for(listed) as client:
-        assert fetch_assistants(client, work) == StoredAssistants(names={}, requests=1)
+        assert fetch_assistants(client, work) == StoredAssistants(
+            names={}, requests=1, assistants=[], sha256=assistants_sha256([])
+        )
 
 
 def test_planning_the_run_again_names_it_afresh(tmp_path: Path) -> None:
