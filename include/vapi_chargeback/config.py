@@ -56,6 +56,7 @@ from vapi_chargeback.exports.accounts import Account, GlSettings
 from vapi_chargeback.fxrates import FxSettings, check_currency
 from vapi_chargeback.inputfiles import InputFileError
 from vapi_chargeback.inputfiles import read_bounded as read_input_file
+from vapi_chargeback.mapping_rules import MappingRule
 from vapi_chargeback.money import CENT, HUNDRED
 from vapi_chargeback.verify.settings import VerificationSettings
 from vapi_chargeback.yamldoc import Loc, index_lines, read_yaml
@@ -287,6 +288,9 @@ class ChargebackConfig(_Strict):
     """Storage URL for statements; the Airflow Variable ``vapi_chargeback_output`` overrides it."""
     mapping: str = Field(default="assistant_teams.csv", min_length=1)
     """Path of the assistant → team mapping CSV, relative to this file unless absolute."""
+    mapping_rules: list[MappingRule] = Field(default_factory=list)
+    """Tried in order after the mapping CSV's row valid that day, before ``UNALLOCATED``:
+    cost centers from assistant metadata and names (``mapping_rules``)."""
     components: list[Component] = Field(min_length=1)
     """Cost components reported as columns, in this order."""
     variable_key: str = Field(min_length=1, max_length=VARIABLE_KEY_MAX_LENGTH)

@@ -1,6 +1,7 @@
 """The rules of ``chargeback.yaml`` that span several fields: unique ids and names, one pool
-per source, percentages naming real cost centers and adding up to 100, and a GL account for
-every cost center when a ``gl:`` block is set (``exports.accounts``).
+per source, percentages naming real cost centers and adding up to 100, a GL account for
+every cost center when a ``gl:`` block is set (``exports.accounts``), and mapping rules that
+name real cost centers, compile and are not shadowed (``mapping_rules``).
 
 They read the raw document, so ``load_config`` reports them together with the per-field
 problems pydantic finds; the config model runs them again when built from Python.
@@ -15,6 +16,7 @@ from typing import Any
 from vapi_chargeback.analytics.models import field_path
 from vapi_chargeback.budgets.settings import budget_problems
 from vapi_chargeback.exports.accounts import gl_problems
+from vapi_chargeback.mapping_rules import rule_problems
 from vapi_chargeback.money import HUNDRED
 from vapi_chargeback.yamldoc import Loc
 
@@ -65,6 +67,7 @@ def cross_check_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
             if total != HUNDRED:
                 problems.append((loc, f"percentages sum to {total}, not 100; adjust them"))
     names = [pool["name"] for _, pool in pools if isinstance(pool.get("name"), str)]
+    problems += rule_problems(data.get("mapping_rules"), known)
     problems += budget_problems(data)
     return problems + gl_problems(data.get("gl"), centers, names)
 
