@@ -25,9 +25,8 @@ from fractions import Fraction
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.attribution import (
     DIRECT,
-    MAPPING_RULE,
+    PRECEDENCE,
     REASONS,
-    VARIABLE_RULE,
     AnalyticsResultError,
     Attributor,
     ChargedBy,
@@ -36,6 +35,7 @@ from vapi_chargeback.attribution import (
 from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.mapping import AssistantMapping
+from vapi_chargeback.mapping_rules import RuleBook
 from vapi_chargeback.money import MINUTES_QUANTUM
 from vapi_chargeback.plan import SUCCESS_KEY, Plan
 from vapi_chargeback.split import CALL_QUANTUM, exact_context, round_to_total, split_exact
@@ -61,6 +61,7 @@ def allocate(
     mapping: AssistantMapping,
     plan: Plan,
     results: Mapping[str, AnalyticsQueryResult],
+    rules: RuleBook | None = None,
 ) -> Statement:
     """The month's statement, without reconciliation and provenance (added by the caller).
 
@@ -80,12 +81,13 @@ def allocate(
     needed.setdefault(plan.daily_cost_query, set()).add("cost")
     measures = {name: sorted(wanted) for name, wanted in needed.items()}
     builder = BreakdownBuilder(plan, config.cost_center_ids, measures)
-    attributor = Attributor(config, mapping)
+    attributor = Attributor(config, mapping, rules)
     core = [measures[plan.core_query].index(m) for m in core_measures]
     success_calls = measures[plan.success_query].index("calls")
     daily_cost = measures[plan.daily_cost_query].index("cost")
     sums: dict[LineKey, list[Decimal]] = {}
     successes: dict[LineKey, Decimal] = {}
+    charged: dict[LineKey, ChargedBy] = {}
     days: dict[str, dict[date, Decimal]] = {}
     with exact_context():
         for name, wanted in measures.items():
@@ -104,6 +106,9 @@ def allocate(
                         line = sums.get(key)
                         if line is None:
                             line = sums[key] = [Decimal(0)] * len(core)
+                            charged[key] = a.charged_by
+                        elif a.charged_by != charged[key]:
+                            charged[key] = min(charged[key], a.charged_by, key=PRECEDENCE.index)
                         values = item.values
                         for position, index in enumerate(core):
                             line[position] += values[index]
@@ -116,7 +121,7 @@ def allocate(
     order = _LineOrder(config)
     keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
     totals = [dict(zip(core_measures, sums[k], strict=True)) for k in keys]
-    lines = _rounded_lines(config, plan, keys, totals, successes)
+    lines = _rounded_lines(config, plan, keys, totals, successes, charged)
     direct = _direct_totals(lines, plan.components)
     lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
@@ -181,11 +186,13 @@ def _rounded_lines(
     keys: list[LineKey],
     sums: list[dict[str, Decimal]],
     successes: Mapping[LineKey, Decimal],
+    charged: Mapping[LineKey, ChargedBy],
 ) -> list[ChargebackLine]:
     """Round each column over all lines at once, so the lines add up to its rounded total.
 
-    A direct line's rule is read off its team: the mapping's teams are never blank, and a
-    line charged by the variable alone has none (:attr:`Attribution.charged_by`).
+    A direct line's rule is the one that charged its rows; rows of several rules (say a CSV
+    row for part of the month and a rule with the same cost center and team for the rest)
+    show the first in the order rules are tried (:data:`PRECEDENCE`).
     """
     cost = round_to_total([s["cost"] for s in sums])
     minutes = round_to_total(
@@ -204,17 +211,11 @@ def _rounded_lines(
             minutes=minutes[i],
             cost_usd=cost[i],
             components_usd={c: components[c][i] for c in plan.components},
-            charged_by=_charged_by(allocation, team),
+            charged_by=charged[(center, team, assistant, allocation)],
             successful_calls=_whole(successes.get((center, team, assistant, allocation), ZERO)),
         )
         for i, ((center, team, assistant, allocation), s) in enumerate(zip(keys, sums, strict=True))
     ]
-
-
-def _charged_by(allocation: str, team: str) -> ChargedBy:
-    if allocation != DIRECT:
-        return ""
-    return MAPPING_RULE if team else VARIABLE_RULE
 
 
 def _with_shared_pools(

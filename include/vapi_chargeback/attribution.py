@@ -4,7 +4,8 @@ A row of a compiled query is one (time bucket, assistant, variable value) group.
 local day is read from its bucket in the org calendar and checked against the query's
 window; its cost center is decided by the first rule that matches — the call-level
 variable value naming a configured cost center, else the assistant's mapping valid that
-day, else ``UNALLOCATED`` with a reason. ``allocate.py`` sums the core query's rows into
+day, else the first ``mapping_rules`` entry matching the run's assistants snapshot (its
+metadata or name), else ``UNALLOCATED`` with a reason. ``allocate.py`` sums the core query's rows into
 lines and ``breakdowns.py`` groups every definition's rows with these same rules, so a
 breakdown can never attribute a call differently from the statement lines.
 """
@@ -24,6 +25,7 @@ from vapi_chargeback.analytics.numbers import InvalidNumberError, to_decimal
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.mapping import AssistantMapping, canonical_assistant_id
+from vapi_chargeback.mapping_rules import RuleBook
 from vapi_chargeback.plan import ASSISTANT_KEY, Plan, measure_alias, measure_default_key
 from vapi_chargeback.statement import UNALLOCATED
 
@@ -32,9 +34,13 @@ NO_ASSISTANT_ID = "00000000-0000-0000-0000-000000000000"
 DIRECT = "direct"
 REASONS = ("no-assistant", "unknown-cost-center", "unmapped-assistant")
 """Why a line is unallocated, in order of precedence."""
-ChargedBy = Literal["mapping", "variable", ""]
+ChargedBy = Literal["mapping", "variable", "rule:metadata", "rule:name", ""]
 MAPPING_RULE: ChargedBy = "mapping"
 VARIABLE_RULE: ChargedBy = "variable"
+METADATA_RULE: ChargedBy = "rule:metadata"
+NAME_RULE: ChargedBy = "rule:name"
+PRECEDENCE: tuple[ChargedBy, ...] = (VARIABLE_RULE, MAPPING_RULE, METADATA_RULE, NAME_RULE, "")
+"""The rules in the order they are tried (a line summing rows of several shows the first)."""
 
 
 class AnalyticsResultError(PermanentError, ValueError):
@@ -63,6 +69,7 @@ def attribute(
     assistant_id: object,
     variable_value: object,
     day: date,
+    rules: RuleBook | None = None,
 ) -> Attribution:
     """Who pays for calls of ``assistant_id`` with ``variable_value`` on local ``day``.
 
@@ -83,6 +90,10 @@ def attribute(
         return Attribution(named, "", assistant, DIRECT, VARIABLE_RULE)
     if mapped is not None:
         return Attribution(mapped.cost_center_id, mapped.team, assistant, DIRECT, MAPPING_RULE)
+    hit = rules.match(assistant, cost_center_ends, day) if rules and assistant else None
+    if hit is not None:
+        rule = METADATA_RULE if hit.kind == "metadata" else NAME_RULE
+        return Attribution(hit.cost_center_id, hit.team, assistant, DIRECT, rule)
     if not assistant:
         reason = "no-assistant"
     elif has_value:
@@ -106,9 +117,12 @@ class Attributor:
     """:func:`attribute`, memoised for one run: across queries, the same few thousand
     (assistant, variable value, day) triples come back on every row."""
 
-    def __init__(self, config: ChargebackConfig, mapping: AssistantMapping) -> None:
+    def __init__(
+        self, config: ChargebackConfig, mapping: AssistantMapping, rules: RuleBook | None = None
+    ) -> None:
         self._ends = {center.id: center.valid_to for center in config.cost_centers}
         self._mapping = mapping
+        self._rules = rules
         self._seen: dict[tuple[object, object, date], Attribution] = {}
 
     def __call__(self, assistant_id: object, variable_value: object, day: date) -> Attribution:
@@ -119,7 +133,9 @@ class Attributor:
             key = (_hashable(assistant_id), _hashable(variable_value), day)
             found = self._seen.get(key)
         if found is None:
-            found = attribute(self._ends, self._mapping, assistant_id, variable_value, day)
+            found = attribute(
+                self._ends, self._mapping, assistant_id, variable_value, day, self._rules
+            )
             self._seen[key] = found
         return found
 

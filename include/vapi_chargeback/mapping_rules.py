@@ -5,8 +5,10 @@ assistants (``metadata.costCenter``, names like ``sales-…``), the way Kubecost
 labels and AWS Cost Categories by tags. Rules are tried in their order after the mapping
 CSV's row valid that day and before ``UNALLOCATED``; the first that matches allocates:
 
-- ``metadata: KEY`` (optional ``team_key: KEY2``): the assistant's ``metadata[KEY]`` is a
-  cost-center id still charged that day; the team is ``metadata[KEY2]`` when that is text.
+- ``metadata: KEY`` (optional ``team_key: KEY2``, ``team: T``): the assistant's
+  ``metadata[KEY]`` is a cost-center id still charged that day; the team is
+  ``metadata[KEY2]`` when that is text, else ``T`` (default ``unassigned``). A rule's team
+  is never blank, so its lines never merge with those the variable charged (no team).
 - ``name: REGEX`` with ``cost_center`` and ``team``: the regular expression is found in the
   assistant's name (``re.search``; anchor it with ``^``/``$`` to match whole names).
 
@@ -32,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Loc = tuple[int | str, ...]
 RuleKind = Literal["metadata", "name"]
+DEFAULT_TEAM = "unassigned"
+"""A metadata rule's team when neither its ``team_key`` value nor its ``team`` gives one."""
 
 
 class MappingRule(BaseModel):
@@ -48,7 +52,8 @@ class MappingRule(BaseModel):
     cost_center: str | None = Field(default=None, min_length=1)
     """With ``name``: the cost center it charges."""
     team: str | None = Field(default=None, min_length=1)
-    """With ``name``: the team it charges."""
+    """With ``name``: the team it charges; with ``metadata``: the team when ``team_key``
+    gives none (default ``unassigned``)."""
 
     @property
     def kind(self) -> RuleKind:
@@ -60,6 +65,36 @@ class RuleMatch:
     cost_center_id: str
     team: str
     kind: RuleKind
+
+
+class ListedAssistant(BaseModel):
+    """One assistant as the run listed it: what the rules read (id, name, metadata)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    """Canonical id."""
+    name: str
+    """Printable name, ``""`` when it has none."""
+    metadata: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """The config's rules and the run's assistants snapshot they apply to."""
+
+    rules: list[MappingRule]
+    assistants: Mapping[str, ListedAssistant]
+    """Canonical id → the assistant as listed. One not listed (deleted since, or the listing
+    failed) matches no rule: its name and metadata are unknown."""
+
+    def match(
+        self, assistant_id: str, cost_center_ends: Mapping[str, date | None], day: date
+    ) -> RuleMatch | None:
+        listed = self.assistants.get(assistant_id)
+        if listed is None or not self.rules:
+            return None
+        return match_rules(self.rules, listed.name, listed.metadata, cost_center_ends, day)
 
 
 def match_rules(
@@ -79,7 +114,7 @@ def match_rules(
             center = metadata.get(rule.metadata)
             team = metadata.get(rule.team_key) if rule.team_key is not None else None
             if isinstance(center, str) and _charged(center, cost_center_ends, day):
-                return RuleMatch(center, _team_text(team), "metadata")
+                return RuleMatch(center, _team_text(team) or rule.team or DEFAULT_TEAM, "metadata")
         elif (
             rule.name is not None
             and rule.cost_center is not None
@@ -134,12 +169,11 @@ def _metadata_problems(
     rule: dict[str, Any], loc: Loc, first: dict[str, int], index: int
 ) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
-    for field in ("cost_center", "team"):
-        if field in rule:
-            problems.append(
-                ((*loc, field), "a metadata rule takes its cost center from the metadata value;"
-                 " remove it (or use team_key: for the team)")
-            )  # fmt: skip
+    if "cost_center" in rule:
+        problems.append(
+            ((*loc, "cost_center"), "a metadata rule takes its cost center from the metadata"
+             " value; remove it")
+        )  # fmt: skip
     for field in ("metadata", "team_key"):
         value = rule.get(field)
         if field in rule and (not isinstance(value, str) or not value.strip()):

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from vapi_chargeback.analytics.assistants import AssistantListing, list_assistants
 from vapi_chargeback.analytics.errors import VapiAnalyticsError
 from vapi_chargeback.mapping import AssistantMapping, canonical_assistant_id
+from vapi_chargeback.mapping_rules import ListedAssistant, MappingRule, RuleBook
 from vapi_chargeback.period import parse_month
 from vapi_chargeback.published import PublishedSetError, read_published_file
 from vapi_chargeback.statement import ChargebackLine, NamesSnapshot
@@ -58,18 +59,6 @@ EARLIER_PREFIX = "earlier:"
 
 StoragePath = Any
 """A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (the work folder, the output)."""
-
-
-class ListedAssistant(BaseModel):
-    """One assistant as the run saw it: what the mapping rules read (id, name, metadata)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    """Canonical id."""
-    name: str
-    """Printable name, ``""`` when it has none."""
-    metadata: dict[str, Any] = {}
 
 
 class StoredAssistants(BaseModel):
@@ -122,6 +111,15 @@ def forget_names(work: StoragePath) -> None:
     for name in (ASSISTANTS_FILE, NAMES_FILE):
         if (work / name).exists():
             (work / name).unlink()
+
+
+def run_rules(work: StoragePath, rules: list[MappingRule]) -> RuleBook:
+    """The config's ``rules`` over the run's stored assistants snapshot (none listed when
+    the listing failed or is missing: then no rule matches)."""
+    path = work / ASSISTANTS_FILE
+    stored = read_assistants(path.read_bytes(), str(path)) if rules and path.exists() else None
+    listed = stored.assistants if stored is not None and stored.assistants is not None else []
+    return RuleBook(rules, {item.id: item for item in listed})
 
 
 def _stored(listing: AssistantListing) -> StoredAssistants:

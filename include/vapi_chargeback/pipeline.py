@@ -48,7 +48,13 @@ from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.exports.accounts import journal_accounts
 from vapi_chargeback.fxrates import month_rate
 from vapi_chargeback.mapping import AssistantMapping, load_mapping
-from vapi_chargeback.names import fetch_assistants, forget_names, named_lines, run_names
+from vapi_chargeback.names import (
+    fetch_assistants,
+    forget_names,
+    named_lines,
+    run_names,
+    run_rules,
+)
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
 from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
 from vapi_chargeback.reconcile import reconcile
@@ -298,7 +304,7 @@ def allocate_run(
     work = open_path(run.work_url)
     config, mapping, plan = load_inputs(run, work)
     results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
-    statement = allocate(config, mapping, plan, results)
+    statement = allocate(config, mapping, plan, results, run_rules(work, config.mapping_rules))
     output = open_path(run.output_url)
     lines = [*statement.lines, *_carried_into(statement, output)]
     last_day = (statement.period_end - timedelta(days=1)).date()

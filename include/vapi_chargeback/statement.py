@@ -54,9 +54,10 @@ class ChargebackLine:
     """The assistant's name where the mapping gives one; empty otherwise."""
     corrects: str = ""
     """On a ``correction:{YYYY-MM}`` line, the statement id it corrects; empty on others."""
-    charged_by: Literal["mapping", "variable", ""] = ""
-    """The rule that charged a ``direct`` line to its cost center: the assistant mapping or
-    the call's cost-center variable; empty on pools, corrections and adjustments. Shown in
+    charged_by: Literal["mapping", "variable", "rule:metadata", "rule:name", ""] = ""
+    """The rule that charged a ``direct`` line to its cost center: the assistant mapping,
+    the call's cost-center variable, or a ``mapping_rules`` entry reading the assistant's
+    metadata or name; empty on pools, corrections and adjustments. Shown in
     the workbooks because both kinds of line otherwise look alike to an owner."""
     successful_calls: int | None = None
     """Calls whose ``analysis.successEvaluation`` is ``"true"``; ``None`` where not known

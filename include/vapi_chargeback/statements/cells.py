@@ -29,7 +29,12 @@ COMPONENT_LABELS = {
     "transport": "Transport",
     "analysis": "Analysis",
 }
-CHARGED_BY = {"mapping": "Assistant mapping", "variable": "Cost-center variable"}
+CHARGED_BY = {
+    "mapping": "Assistant mapping",
+    "variable": "Cost-center variable",
+    "rule:metadata": "Metadata rule",
+    "rule:name": "Name rule",
+}
 """How the workbooks name the rule that charged a direct line (``ChargebackLine.charged_by``)."""
 OTHER_NOTE = (
     "Other = cost − Σ components on lines of usage: charges with no analytics column "
@@ -40,8 +45,10 @@ OTHER_NOTE = (
 CHARGED_BY_NOTE = (
     "Charged by: 'Assistant mapping' when the assistant's team mapping charged the call, "
     "'Cost-center variable' when the call's costCenter variable named the cost center "
-    "(it wins over the mapping). A variable-charged line can carry an assistant that is "
-    "mapped to another team or cost center."
+    "(it wins over the mapping), 'Metadata rule' / 'Name rule' when no mapping row covered "
+    "the call and a mapping rule of chargeback.yaml matched the assistant's metadata or name "
+    "as the run listed it. A variable-charged line can carry an assistant that is mapped to "
+    "another team or cost center."
 )
 
 VARIABLE_NOTE = (

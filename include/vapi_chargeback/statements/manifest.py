@@ -118,6 +118,7 @@ def build_manifest(
             "calls": totals.total.calls,
             "minutes": minutes_text(totals.total.minutes),
             "lines": len(statement.lines),
+            "lines_by_charged_by": charged_by_counts(statement),
             "cost_by_cost_center_usd": {
                 center: money_text(item.cost_usd) for center, item in totals.by_center.items()
             },
@@ -149,6 +150,16 @@ def build_manifest(
         document["verification"] = verification_block(statement.verification)
     text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")
+
+
+def charged_by_counts(statement: Statement) -> dict[str, int]:
+    """Direct lines per rule that charged them (``mapping``, ``variable``,
+    ``rule:metadata``, ``rule:name``): how much of the month the rules allocate."""
+    counts: dict[str, int] = {}
+    for line in statement.lines:
+        if line.charged_by:
+            counts[line.charged_by] = counts.get(line.charged_by, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def names_block(snapshot: NamesSnapshot) -> dict[str, Any]:

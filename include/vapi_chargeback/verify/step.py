@@ -25,6 +25,7 @@ from vapi_chargeback.allocate import allocate
 from vapi_chargeback.attribution import Attributor, attributed_rows
 from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.names import run_rules
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.pipeline import OpenPath, RunInfo, load_inputs, make_folder
 from vapi_chargeback.statement import Verification
@@ -97,11 +98,12 @@ def verify_run(
     )
     bare = recount_plan(config, period)
     results = recount.results(bare, config.variable_key)
-    recounted = allocate(config, mapping, bare, results)
+    rules = run_rules(work, config.mapping_rules)
+    recounted = allocate(config, mapping, bare, results, rules)
     lines = compare_lines(statement.lines, recounted.lines, statement.components, settings)
 
     month_config = config.for_period(period)
-    attributor = Attributor(month_config, mapping)
+    attributor = Attributor(month_config, mapping, rules)
     core = ["calls", "seconds", "cost", *plan.components]
     measures = core if plan.daily_cost_query == plan.core_query else ["cost"]
     stored = StoredResults(

@@ -105,6 +105,7 @@ def rules(config_from: Callable[[dict[str, Any]], ChargebackConfig]) -> Chargeba
     doc["mapping_rules"] = [
         {"metadata": "costCenter", "team_key": "team"},
         {"metadata": "billing"},
+        {"metadata": "unit", "team": "by-unit"},
         {"name": "^sales-", "cost_center": "sales", "team": "outbound"},
         {"name": "(?i)help", "cost_center": "support", "team": "desk"},
     ]
@@ -123,7 +124,8 @@ ENDS = {"sales": None, "support": date(2026, 10, 10)}
         ),
         pytest.param(
             "x", {"costCenter": "nope", "billing": "sales"}, DAY,
-            RuleMatch("sales", "", "metadata"), id="unknown-value-falls-through-to-next-key",
+            RuleMatch("sales", "unassigned", "metadata"),
+            id="unknown-value-falls-through-to-next-key",
         ),
         pytest.param(
             "sales-new", {"costCenter": 7}, DAY,
@@ -132,6 +134,10 @@ ENDS = {"sales": None, "support": date(2026, 10, 10)}
         pytest.param(
             "Helpdesk", {"costCenter": "support"}, DAY, None,
             id="ended-cost-center-matches-nothing-after-valid-to",
+        ),
+        pytest.param(
+            "ops", {"unit": "sales", "team": ""}, DAY,
+            RuleMatch("sales", "by-unit", "metadata"), id="empty-team-value-takes-the-rule-team",
         ),
         pytest.param("ops bot", {}, DAY, None, id="nothing-matches"),
     ],

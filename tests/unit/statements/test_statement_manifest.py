@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from vapi_chargeback.attribution import ChargedBy
 from vapi_chargeback.close.lifecycle import FINAL, MonthState, approve
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.render import render_statement
@@ -68,6 +70,7 @@ def test_manifest_fields(statement: Statement, tmp_path: Path) -> None:
         "calls": 163,
         "minutes": "391.83",
         "lines": 6,
+        "lines_by_charged_by": {},
         "cost_by_cost_center_usd": {"UNALLOCATED": "30.50", "sales": "107.00", "support": "45.00"},
     }
     assert manifest["reconciliation"] == {
@@ -195,3 +198,21 @@ def test_bad_statement_renders_nothing(
         render_statement(make_statement(period="2026-13"), tmp_path)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_counts_direct_lines_by_the_rule_that_charged_them(
+    statement: Statement, tmp_path: Path
+) -> None:
+    rules: list[ChargedBy] = ["mapping", "rule:metadata"]
+    direct = iter(rules)
+    lines = [
+        replace(line, charged_by=next(direct)) if line.allocation == "direct" else line
+        for line in statement.lines
+    ]
+    manifest = json.loads(
+        render_statement(replace(statement, lines=lines), tmp_path).manifest.read_bytes()
+    )
+    assert manifest["totals"]["lines_by_charged_by"] == {
+        "mapping": 1,
+        "rule:metadata": 1,
+    }
