@@ -39,6 +39,7 @@ MAPPING_RULE: ChargedBy = "mapping"
 VARIABLE_RULE: ChargedBy = "variable"
 METADATA_RULE: ChargedBy = "rule:metadata"
 NAME_RULE: ChargedBy = "rule:name"
+_RULES: dict[str, ChargedBy] = {"metadata": METADATA_RULE, "name": NAME_RULE}
 PRECEDENCE: tuple[ChargedBy, ...] = (VARIABLE_RULE, MAPPING_RULE, METADATA_RULE, NAME_RULE, "")
 """The rules in the order they are tried (a line summing rows of several shows the first)."""
 
@@ -57,10 +58,11 @@ class Attribution:
     """``direct`` or ``unallocated:<reason>``."""
     charged_by: ChargedBy = ""
     """On a direct row, why this cost center pays: ``variable`` when the call's variable
-    names a cost center the assistant's mapping does not give that day (none, or another),
-    ``mapping`` when the mapping gives it (whether or not the variable names it too); empty
-    on unallocated rows. So a line's rule is one: its team is empty exactly when it is
-    ``variable`` (the mapping's teams are never blank)."""
+    names a cost center the assistant's mapping (or rule) does not give that day (none, or
+    another); ``mapping`` when a CSV row gives it (whether or not the variable names it
+    too); ``rule:metadata`` / ``rule:name`` when no CSV row covers the day and a mapping
+    rule gives it (the variable naming none, or this one: a rule acts as the CSV row it
+    would suggest, so ``mapping suggest`` round-trips). Empty on unallocated rows."""
 
 
 def attribute(
@@ -84,16 +86,17 @@ def attribute(
     mapped = mapping.lookup(assistant, day) if assistant else None
     has_value = variable_value is not None and variable_value != ""
     named = _charged_center(variable_value, cost_center_ends, day)
+    hit = rules.match(assistant, cost_center_ends, day) if rules and mapped is None else None
     if named is not None:
         if mapped is not None and mapped.cost_center_id == named:
             return Attribution(named, mapped.team, assistant, DIRECT, MAPPING_RULE)
+        if hit is not None and hit.cost_center_id == named:
+            return Attribution(named, hit.team, assistant, DIRECT, _RULES[hit.kind])
         return Attribution(named, "", assistant, DIRECT, VARIABLE_RULE)
     if mapped is not None:
         return Attribution(mapped.cost_center_id, mapped.team, assistant, DIRECT, MAPPING_RULE)
-    hit = rules.match(assistant, cost_center_ends, day) if rules and assistant else None
     if hit is not None:
-        rule = METADATA_RULE if hit.kind == "metadata" else NAME_RULE
-        return Attribution(hit.cost_center_id, hit.team, assistant, DIRECT, rule)
+        return Attribution(hit.cost_center_id, hit.team, assistant, DIRECT, _RULES[hit.kind])
     if not assistant:
         reason = "no-assistant"
     elif has_value:

@@ -8,12 +8,13 @@ CSV's row valid that day and before ``UNALLOCATED``; the first that matches allo
 - ``metadata: KEY`` (optional ``team_key: KEY2``, ``team: T``): the assistant's
   ``metadata[KEY]`` is a cost-center id still charged that day; the team is
   ``metadata[KEY2]`` when that is text, else ``T`` (default ``unassigned``). A rule's team
-  is never blank, so its lines never merge with those the variable charged (no team).
+  is never blank, like a CSV row's, so a suggested row can stand for it.
 - ``name: REGEX`` with ``cost_center`` and ``team``: the regular expression is found in the
   assistant's name (``re.search``; anchor it with ``^``/``$`` to match whole names).
 
-Metadata and names have no history in the API, so rules see the assistants as the run
-listed them; the CSV stays the effective-dated source of truth (``mapping suggest`` turns
+A rule acts like the CSV row it would suggest: a call whose variable names the cost center
+the rule gives is charged with the rule's team, as with a CSV row. Metadata and names have
+no history in the API, so rules see the assistants as the run listed them; the CSV stays the effective-dated source of truth (``mapping suggest`` turns
 rules into dated rows).
 
 A rule is *shadowed* when an earlier rule makes it unreachable: a ``metadata`` rule with

@@ -91,7 +91,7 @@ def fetch_assistants(client: VapiAnalyticsClient, work: StoragePath) -> StoredAs
         if kept.names is not None:
             return kept
     try:
-        stored = _stored(list_assistants(client))
+        stored = stored_listing(list_assistants(client))
         log.info("GET /assistant listed %d named assistants", len(stored.names or {}))
     except VapiAnalyticsError as error:
         stored = StoredAssistants(names=None, error=str(error))
@@ -122,7 +122,8 @@ def run_rules(work: StoragePath, rules: list[MappingRule]) -> RuleBook:
     return RuleBook(rules, {item.id: item for item in listed})
 
 
-def _stored(listing: AssistantListing) -> StoredAssistants:
+def stored_listing(listing: AssistantListing) -> StoredAssistants:
+    """A listing as ``assistants.json`` keeps it: printable names, canonical ids, metadata."""
     names = {canonical_assistant_id(item.id): _printable(item.name) for item in listing.assistants}
     named = {key: name for key, name in sorted(names.items()) if name}
     listed = sorted(

@@ -2,8 +2,10 @@
 telling names, and October runs through the pipeline's steps with the demo config plus a
 ``mapping_rules:`` block. Each precedence step shows on a hand-picked assistant — a CSV row
 beats a metadata rule, a metadata rule beats a name rule, a name rule catches an assistant
-no row maps, nothing matching stays ``UNALLOCATED`` — lines the CSV or the variable charged
-are the same as without rules, and the statement still reconciles to the cent.
+no row maps, nothing matching stays ``UNALLOCATED`` — lines the CSV charged are the same as
+without rules, calls the variable charged stay at the cost center it names, and the
+statement still reconciles to the cent. ``mapping suggest`` round-trips: its rows appended
+to the mapping, with the rules removed, the month has the same lines.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from vapi_chargeback import pipeline, statement_json
+from vapi_chargeback import cli, pipeline, statement_json
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.statement import Statement
 from vapi_emulator.assistants import sidecar_path
@@ -140,14 +142,22 @@ def test_rules_allocate_in_precedence_and_the_month_reconciles(
             f"without rules the {role} assistant is unallocated"
         )
 
-    def charged(statement: Statement) -> dict[tuple[str, str, str], int]:
+    def charged(statement: Statement, rule: str) -> dict[tuple[str, str, str], int]:
         return {
             (line.cost_center_id, line.team, line.assistant_id): line.calls
             for line in statement.lines
-            if line.charged_by in ("mapping", "variable")
+            if line.charged_by == rule
         }
 
-    assert charged(ruled) == charged(plain), "rules never move what the CSV or variable charged"
+    assert charged(ruled, "mapping") == charged(plain, "mapping"), "CSV lines never move"
+    before, after = charged(plain, "variable"), charged(ruled, "variable")
+    assert after.items() <= before.items()
+    for center, _, assistant in before.keys() - after.keys():
+        assert any(
+            line.charged_by.startswith("rule:")
+            and (line.cost_center_id, line.assistant_id) == (center, assistant)
+            for line in ruled.lines
+        ), "a variable line only joins the rule line of the cost center it names"
     for statement in (plain, ruled):
         check = statement.reconciliation
         assert check is not None and check.ok and check.difference_usd == Decimal("0.00")
@@ -160,3 +170,44 @@ def test_rules_allocate_in_precedence_and_the_month_reconciles(
     manifest = json.loads((tmp_path / "b" / MONTH / "manifest.json").read_text(encoding="utf-8"))
     counts = manifest["totals"]["lines_by_charged_by"]
     assert counts["rule:metadata"] >= 1 and counts["rule:name"] >= 1
+
+
+def test_suggested_rows_without_the_rules_give_the_same_statement(
+    org: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mapping suggest`` over real HTTP, its rows appended to the mapping and the rules
+    removed: the same month has the same lines, only charged by the mapping now."""
+    url, roles = org
+    ruled_config = config_folder(tmp_path / "ruled", roles, rules=True)
+    ruled = run_month(url, ruled_config, tmp_path / "a")
+    monkeypatch.setenv(cli.API_KEY_ENV, KEY)
+    rows, unmatched = tmp_path / "suggested.csv", tmp_path / "unmatched.csv"
+    argv = ["mapping", "suggest", "--config", str(ruled_config), "--api-url", url]
+    argv += ["--valid-from", f"{MONTH}-01", "--out", str(rows), "--unmatched", str(unmatched)]
+    assert cli.main(argv) == 0
+
+    suggested = rows.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert suggested[0].startswith("assistant_id,team,cost_center_id,valid_from,valid_to")
+    assert sorted(row.split(",")[0] for row in suggested[1:]) == sorted(
+        (roles["metadata"], roles["name"])
+    )
+    assert roles["nothing"] in unmatched.read_text(encoding="utf-8")
+    plain_config = config_folder(tmp_path / "round-trip", roles, rules=False)
+    with plain_config.with_name(MAPPING.name).open("a", encoding="utf-8") as mapping:
+        mapping.writelines(suggested[1:])
+    again = run_month(url, plain_config, tmp_path / "b")
+
+    def figures(statement: Statement) -> list[tuple[object, ...]]:
+        return [
+            (line.cost_center_id, line.team, line.assistant_id, line.allocation, line.calls,
+             line.minutes, line.cost_usd, tuple(line.components_usd.items()))
+            for line in statement.lines
+        ]  # fmt: skip
+
+    assert figures(again) == figures(ruled)
+    moved = {
+        (a.charged_by, b.charged_by)
+        for a, b in zip(ruled.lines, again.lines, strict=True)
+        if a.charged_by != b.charged_by
+    }
+    assert moved == {("rule:metadata", "mapping"), ("rule:name", "mapping")}

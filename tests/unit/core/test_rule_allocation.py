@@ -106,6 +106,10 @@ DAY = date(2026, 10, 5)
             "asst-meta", "sales", ("sales", "", "asst-meta", "direct", "variable"),
             id="variable-beats-rules",
         ),
+        pytest.param(
+            "asst-meta", "support", ("support", "t2", "asst-meta", "direct", "rule:metadata"),
+            id="variable-naming-the-rule-center-takes-its-team-as-with-a-csv-row",
+        ),
     ],
 )  # fmt: skip
 def test_each_precedence_step(
@@ -156,14 +160,46 @@ def test_rules_never_change_a_line_the_csv_or_the_variable_allocated(
     config: ChargebackConfig, calls: list[Call], rules: list[MappingRule]
 ) -> None:
     """Whole-cent costs and whole minutes: every line's sum is exact, so what is compared is
-    the attribution itself, not where largest-remainder rounding puts a spare cent."""
+    the attribution itself, not where largest-remainder rounding puts a spare cent.
+
+    CSV lines stay as they are; a variable line either stays or — when a rule gives the
+    cost center the variable names — joins that rule's line for the same cost center and
+    assistant (a rule acts as a CSV row would): no money leaves a cost center.
+    """
     before = _run(config, calls, rules=[])
     after = _run(config, calls, rules=rules)
 
-    def kept(statement: Statement) -> list[Any]:
-        return [line for line in statement.lines if line.charged_by in ("mapping", "variable")]
+    def charged(statement: Statement, rule: str) -> list[Any]:
+        return [line for line in statement.lines if line.charged_by == rule]
 
-    assert kept(after) == kept(before)
+    assert charged(after, "mapping") == charged(before, "mapping")
+    kept = charged(after, "variable")
+    assert all(line in charged(before, "variable") for line in kept)
+    direct: dict[tuple[str, str], Decimal] = {}
+    for line in after.lines:
+        if line.allocation == "direct":
+            key = (line.cost_center_id, line.assistant_id)
+            direct[key] = direct.get(key, D(0)) + line.cost_usd
+    for line in charged(before, "variable"):
+        if line not in kept:
+            assert any(
+                (rule.cost_center_id, rule.assistant_id) == (line.cost_center_id, line.assistant_id)
+                for rule in after.lines
+                if rule.charged_by.startswith("rule:")
+            ), f"{line} left its cost center"
+    for line in before.lines:
+        if line.allocation == "direct":
+            previous = sum(
+                (
+                    other.cost_usd
+                    for other in before.lines
+                    if other.allocation == "direct"
+                    and (other.cost_center_id, other.assistant_id)
+                    == (line.cost_center_id, line.assistant_id)
+                ),
+                D(0),
+            )
+            assert direct[(line.cost_center_id, line.assistant_id)] >= previous
     assert {line.charged_by for line in after.lines} <= {
         "mapping", "variable", "rule:metadata", "rule:name", ""
     }  # fmt: skip
