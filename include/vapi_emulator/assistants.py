@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from vapi_emulator.org import DemoOrg
+from vapi_emulator.org import Assistant, DemoOrg
 from vapi_emulator.resolve import QueryProblems
 
 DEFAULT_LIMIT = 100
@@ -40,6 +40,8 @@ SIDECAR_SUFFIX = ".assistants.json"
 MAX_ASSISTANTS_FILE_BYTES = 256 << 20
 """256 MiB: a 100,000-assistant export with full configurations is far below."""
 DELETED_PILOTS = 1
+PILOT_COST_CENTER = "operations"
+"""The cost center the listed pilot's ``metadata.costCenter`` names (no mapping row does)."""
 """The demo org's last assistants, not listed: deleted after their pilot, calls kept."""
 TIME_PARAMETERS = tuple(
     f"{field}{bound}" for field in ("createdAt", "updatedAt") for bound in ("Gt", "Ge", "Lt", "Le")
@@ -187,11 +189,24 @@ def org_assistants(org: DemoOrg, seed: int, first_call_ms: int) -> list[dict[str
             "id": assistant.id,
             "orgId": org.org_id,
             "name": assistant.name,
+            **_metadata(index, assistant),
             "createdAt": _iso(int(created[index])),
             "updatedAt": _iso(min(int(updated[index]), first_call_ms - 1)),
         }
         for index, assistant in enumerate(listed)
     ]
+
+
+def _metadata(index: int, assistant: Assistant) -> dict[str, Any]:
+    """Tags as teams put them on assistants, for chargeback's ``mapping_rules``: every other
+    mapped assistant carries ``metadata.costCenter`` and ``metadata.team`` (its first
+    mapping row's); the listed pilot carries ``costCenter: operations``, which runs it, so a
+    metadata rule catches an assistant the mapping CSV does not map. The rest carry none."""
+    if assistant.cost_center_id is None:
+        return {"metadata": {"costCenter": PILOT_COST_CENTER}}
+    if index % 2:
+        return {}
+    return {"metadata": {"costCenter": assistant.cost_center_id, "team": assistant.team}}
 
 
 def write_sidecar(calls: Path, org: DemoOrg, seed: int, first_call_ms: int) -> Path:

@@ -15,6 +15,7 @@ import pytest
 from vapi_emulator.app import create_app
 from vapi_emulator.assistants import (
     DELETED_PILOTS,
+    PILOT_COST_CENTER,
     AssistantDirectory,
     AssistantsFileError,
     sidecar_path,
@@ -164,6 +165,15 @@ def test_generate_writes_the_org_beside_the_calls_which_stay_as_they_were(tmp_pa
     answer = json.loads(sidecar_path(calls).read_text())
     assert [item["id"] for item in answer] == [a.id for a in org.assistants[:-DELETED_PILOTS]]
     assert all(0 < len(item["name"]) <= 40 for item in answer)
+    tagged = {item["id"]: item["metadata"] for item in answer if "metadata" in item}
+    mapped = {a.id: a for a in org.assistants if a.cost_center_id is not None}
+    pilot = next(a.id for a in org.unmapped if a.id in {item["id"] for item in answer})
+    assert tagged.pop(pilot) == {"costCenter": PILOT_COST_CENTER}
+    assert 0 < len(tagged) < len(mapped), "some mapped assistants carry tags, not all"
+    assert all(
+        tags == {"costCenter": mapped[i].cost_center_id, "team": mapped[i].team}
+        for i, tags in tagged.items()
+    )
     first_call = "2026-09-30T22:00:00.000Z"
     assert all(item["createdAt"] < item["updatedAt"] < first_call for item in answer)
 
