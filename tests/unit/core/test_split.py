@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, Inexact
 from fractions import Fraction
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vapi_chargeback.money import CENT, round_money
+from vapi_chargeback.money import CENT, from_units, round_half_up, round_money
 from vapi_chargeback.split import CALL_QUANTUM, exact_sum, round_to_total, split_exact
 
 D = Decimal
@@ -134,3 +135,84 @@ def test_rounded_lines_add_up_to_the_rounded_total(values: list[Decimal]) -> Non
     for value, line in zip(values, rounded, strict=True):
         assert abs(line - value) < CENT
         assert line == line.quantize(CENT)
+
+
+def _reference_largest_remainder(exact: list[Fraction], target: int) -> list[int]:
+    """The Fraction implementation ``split.py`` had before its integer rewrite: the reference."""
+    floors = [math.floor(value) for value in exact]
+    missing = target - sum(floors)
+    assert 0 <= missing <= len(exact)
+    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for index in by_remainder[:missing]:
+        floors[index] += 1
+    return floors
+
+
+def _reference_round_to_total(
+    values: list[Decimal | Fraction | int], quantum: Decimal = CENT
+) -> list[Decimal]:
+    units = [Fraction(value) / Fraction(quantum) for value in values]
+    target = round_half_up(sum(units, Fraction(0)))
+    return [from_units(part, quantum) for part in _reference_largest_remainder(units, target)]
+
+
+def _reference_split_exact(
+    total: Decimal, weights: list[Decimal], quantum: Decimal = CENT
+) -> list[Decimal]:
+    units = Fraction(total) / Fraction(quantum)
+    sign = -1 if units < 0 else 1
+    exact_weights = [Fraction(weight) for weight in weights]
+    weight_sum = sum(exact_weights, Fraction(0))
+    magnitude = abs(units)
+    shares = [magnitude * weight / weight_sum for weight in exact_weights]
+    parts = _reference_largest_remainder(shares, int(magnitude))
+    return [from_units(sign * part, quantum) for part in parts]
+
+
+ties = st.sampled_from([D("0.005"), D("-0.005"), D("0.015"), D("1.0049"), D(0)])
+"""Values whose remainders tie, so the order of the extra quanta is exercised."""
+minutes = st.integers(min_value=0, max_value=10**7).map(lambda s: Fraction(s) / 60)
+mixed_values = st.lists(
+    st.one_of(amounts, minutes, st.integers(min_value=-(10**6), max_value=10**6), ties),
+    max_size=80,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=mixed_values,
+    quantum=st.sampled_from([CENT, D("0.1"), D("0.0001"), D(1), D("0.25"), D("0.001")]),
+)
+def test_round_to_total_matches_the_fraction_reference(
+    values: list[Decimal | Fraction | int], quantum: Decimal
+) -> None:
+    """Integer arithmetic gives exactly what exact Fraction arithmetic gave: the same
+    digits, the same exponent, the same ties to the earlier value."""
+    expected = _reference_round_to_total(values, quantum)
+
+    got = round_to_total(values, quantum)
+
+    assert got == expected
+    assert [str(part) for part in got] == [str(part) for part in expected]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    total=st.integers(min_value=-(10**9), max_value=10**9).map(lambda n: D(n) / 100),
+    weights=weights.filter(lambda ws: any(ws)),
+)
+def test_split_exact_matches_the_fraction_reference(total: Decimal, weights: list[Decimal]) -> None:
+    expected = _reference_split_exact(total, weights)
+
+    got = split_exact(total, weights)
+
+    assert [str(part) for part in got] == [str(part) for part in expected]
+
+
+def test_round_to_total_ties_go_to_the_earlier_value() -> None:
+    assert round_to_total([D("0.005"), D("0.005"), D("0.005")]) == [
+        D("0.01"),
+        D("0.01"),
+        D("0.00"),
+    ]
+    assert round_to_total([Fraction(1, 3)] * 3, CALL_QUANTUM) == [D(1), D(0), D(0)]
