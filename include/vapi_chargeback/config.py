@@ -213,6 +213,9 @@ class CostCenter(_Strict):
     statement (see :meth:`ChargebackConfig.for_period`)."""
     gl_account: Account | None = None
     """Expense account its cost is debited to in the journal; none = ``gl.expense_account``."""
+    owner_groups: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Auth-manager roles (with FAB: role names, which LDAP/OAuth groups map to) whose members
+    see this cost center's workbook on the statements page, besides ``owner_email``."""
 
     _name = field_validator("name")(_printable)
 
@@ -306,6 +309,9 @@ class ChargebackConfig(_Strict):
     review step; ``auto``: the run approves its own draft (an org without a human step)."""
     approval_timeout_days: int = Field(default=7, ge=1, le=90)
     """How long the review step waits for an answer; then the draft stays a draft."""
+    approvers: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Airflow users (user names or e-mails) the review step is assigned to: only they may
+    answer it, in the UI or over REST; none = anyone allowed to answer the DAG's actions."""
     deliver_drafts: bool = False
     """Also e-mail drafts (marked DRAFT); by default only an approved month is mailed."""
     statement_prefix: str = DEFAULT_PREFIX

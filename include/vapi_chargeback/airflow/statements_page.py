@@ -21,9 +21,10 @@ markup is ``statements_html``.
 - **Month to date** (``mtd_html``): above the months, the latest figures the daily DAG
   published under ``_mtd/`` with a budget bar per cost center and the month's budget
   alerts from their ledger; the day's JSON and CSV download by their exact names only.
-- **Who may see it** is decided by Airflow's own auth manager, with the same rule as the
-  DAG's run history: read access to the DAG ``vapi_chargeback_monthly`` (statements are
-  that DAG's output). A browser without a session is sent to Airflow's login page.
+- **Who may see what** is ``page_access``'s: finance sees this whole page; a cost-center
+  owner sees ``owner_html``'s page, their own workbooks only, and every other download
+  is the same 403 whether the file exists or not. A browser without a session is sent
+  to Airflow's login page.
 - **Where the statements are**: the Variable ``vapi_chargeback_output``, else ``output`` in
   the config the Variable ``vapi_chargeback_config`` names, else ``{project}/output`` —
   ``pipeline.output_location``, the rule the DAG uses.
@@ -38,7 +39,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -46,6 +47,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vapi_chargeback.airflow.mtd_html import MtdView
+from vapi_chargeback.airflow.owner_html import render_owner_page
+from vapi_chargeback.airflow.page_access import Viewer, airflow_viewer, scope_of
 from vapi_chargeback.airflow.statements_html import MonthView, VersionView, render_page
 from vapi_chargeback.budgets.alert_log import read_alert_log
 from vapi_chargeback.budgets.mtd import MTD_DIR, MtdReport
@@ -65,7 +68,6 @@ from vapi_chargeback.storage import read_published
 
 log = logging.getLogger(__name__)
 
-DAG_ID = "vapi_chargeback_monthly"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 VERSION = re.compile(r"^v([1-9][0-9]{0,5})$")
 MTD_FILE = re.compile(r"^mtd-(\d{4}-\d{2}-\d{2})\.(json|csv)$")
@@ -87,12 +89,22 @@ SECURITY_HEADERS = {
 }
 
 
+def signed_in() -> Viewer:
+    """Who asks; ``create_app`` overrides this with Airflow's user or a test's."""
+    raise NotImplementedError("create_app sets the viewer dependency")
+
+
+SignedIn = Annotated[Viewer, Depends(signed_in)]
+
+
 @dataclass(frozen=True)
 class Source:
     """Where the statements are, and the cost-center names to show with their ids."""
 
     output_url: str
     names: dict[str, str]
+    config: ChargebackConfig | None = None
+    """Who owns which cost center (``page_access``); none: owners see nothing."""
 
 
 def airflow_source(project_dir: Path) -> Source:
@@ -117,7 +129,7 @@ def airflow_source(project_dir: Path) -> Source:
         Variable.get(OUTPUT_VARIABLE, default_var=None), config, (project_dir / "output").as_uri()
     )
     names = {center.id: center.name for center in config.cost_centers} if config else {}
-    return Source(output_url=str(output), names=names)
+    return Source(output_url=str(output), names=names, config=config)
 
 
 def months(output_url: str) -> list[MonthView]:
@@ -177,20 +189,20 @@ def create_app(
     *,
     authorize: Callable[..., Any] | None = None,
     source: Callable[[], Source] | None = None,
+    viewer: Callable[..., Viewer] | None = None,
 ) -> FastAPI:
-    """The page's app. ``authorize`` and ``source`` default to Airflow's; tests swap them."""
-    if authorize is None:
-        from airflow.api_fastapi.core_api.security import requires_access_dag
-
-        authorize = requires_access_dag("GET", param_dag_id=DAG_ID)
+    """The page's app. ``viewer`` (who is signed in, ``page_access``) and ``source`` default
+    to Airflow's; tests swap them, and may add an ``authorize`` dependency."""
+    who = viewer or airflow_viewer()
     find = source or (lambda: airflow_source(project_dir))
     app = FastAPI(
         title="Chargeback statements",
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(authorize)] if authorize else [],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
+    app.dependency_overrides[signed_in] = who
 
     @app.exception_handler(StarletteHTTPException)
     async def login_redirect(request: Request, error: StarletteHTTPException) -> Response:
@@ -203,26 +215,36 @@ def create_app(
         return await http_exception_handler(request, error)
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
+    def index(user: SignedIn) -> HTMLResponse:
         found = find()
-        page = render_page(
-            months(found.output_url), found.output_url, found.names, latest_mtd(found.output_url)
-        )
+        if user.finance:
+            page = render_page(
+                months(found.output_url),
+                found.output_url,
+                found.names,
+                latest_mtd(found.output_url),
+            )
+        else:
+            owned = sorted(scope_of(user, found.config).cost_centers)
+            page = render_owner_page(user, owned, months(found.output_url), found.names)
         return HTMLResponse(page, headers=SECURITY_HEADERS)
 
     @app.get("/files/{period}/{relative:path}")
-    def download(period: str, relative: str) -> Response:
+    def download(period: str, relative: str, user: SignedIn) -> Response:
         found = find()
+        scope_of(user, found.config).require(period, relative)
         return _attachment(verified_file(found.output_url, period, relative), relative)
 
     @app.get("/_mtd/{period}/{name}")
-    def download_mtd(period: str, name: str) -> Response:
+    def download_mtd(period: str, name: str, user: SignedIn) -> Response:
         found = find()
+        scope_of(user, found.config).require_finance()
         return _attachment(mtd_file(found.output_url, period, name), name)
 
     @app.get("/versions/{period}/{version}/{relative:path}")
-    def download_version(period: str, version: str, relative: str) -> Response:
+    def download_version(period: str, version: str, relative: str, user: SignedIn) -> Response:
         found = find()
+        scope_of(user, found.config).require(period, relative)
         data = verified_version_file(found.output_url, period, version, relative)
         return _attachment(data, relative)
 

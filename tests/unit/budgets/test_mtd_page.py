@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from vapi_chargeback.airflow.page_access import Viewer
 from vapi_chargeback.airflow.statements_page import Source, create_app
 from vapi_chargeback.budgets.alerts import send_alerts
 
@@ -21,8 +22,11 @@ BASE = "http://testserver/"
 
 
 def get(output: Path, url: str) -> httpx.Response:
+    finance = Viewer("fiona", None, frozenset(), finance=True)
     app = create_app(
-        output.parent, authorize=lambda: None, source=lambda: Source(output.as_uri(), {})
+        output.parent,
+        source=lambda: Source(output.as_uri(), {}),
+        viewer=lambda: finance,
     )
 
     async def request() -> httpx.Response:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from vapi_chargeback.airflow.page_access import Viewer
 from vapi_chargeback.airflow.statements_page import Source, create_app
 from vapi_chargeback.close.audit import AuditEvent, record_event
 from vapi_chargeback.close.lifecycle import version_folder
@@ -36,6 +37,8 @@ from support.delivery_samples import (
 
 BASE = "http://testserver/"
 NAMES = {"sales": "Sales", "support": "Customer <Support>"}
+FINANCE = Viewer("fiona", "finance@example.com", frozenset(), finance=True)
+"""Who owners see what is tests/unit/delivery/test_page_access.py's."""
 
 
 class PageClient:
@@ -58,6 +61,7 @@ def client_for(output: Path, *, authorize: Callable[..., Any] | None = None) -> 
         output.parent,
         authorize=authorize or (lambda: None),
         source=lambda: Source(output.as_uri(), NAMES),
+        viewer=lambda: FINANCE,
     )
     return PageClient(app)
 
