@@ -18,7 +18,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
 export PYTHONPATH := $(CURDIR)/include$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install lock demo test test-fast test-stack lint format bench clean ui focus-validator
+.PHONY: help install lock demo test test-fast test-stack lint format bench clean ui focus-validator docs docs-serve
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -71,7 +71,7 @@ focus-validator: $(FOCUS_STAMP) ## create .venv-focus with focus-validator (Pyth
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --durations=15
 
-test: $(STAMP) lint focus-validator ## lint, then run the whole test suite (unit, integration, e2e) on TEST_WORKERS processes
+test: $(STAMP) lint docs focus-validator ## lint, build the docs (--strict), then run the whole test suite (unit, integration, e2e) on TEST_WORKERS processes
 	$(BIN)/pytest -m "not stack" $(PYTEST_PARALLEL)
 
 test-fast: $(STAMP) ## the edit-test loop: every test not marked slow or stack, no lint (CI runs make test)
@@ -84,6 +84,15 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy on include/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The site's configuration reference is generated from the pydantic models at build time
+# (docs/hooks/config_reference.py); --strict turns a broken link or anchor into a failure.
+docs: $(STAMP) ## build the documentation site into site/ (mkdocs --strict; no network needed)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+DOCS_PORT ?= 8000
+docs-serve: $(STAMP) ## serve the documentation on 127.0.0.1:8000 (DOCS_PORT=...), rebuilt on every edit
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a 127.0.0.1:$(DOCS_PORT)
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -98,7 +107,7 @@ bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/
 	$(BIN)/python bench/verify.py
 
 clean: ## remove the venv, Airflow home, outputs and caches
-	rm -rf $(VENV) $(FOCUS_VENV) .airflow output data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(FOCUS_VENV) .airflow output data site .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 UI_PORT ?= 8080
 ui: $(STAMP) ## serve the Airflow UI on 127.0.0.1:8080 (UI_PORT=...) with the Chargeback statements page

@@ -1,7 +1,7 @@
-"""What README.md points at exists: files, test names and make targets.
+"""What README.md and the documentation site point at exists: files, test names, make targets.
 
-README maps every promise to the test that proves it and tells readers which file and
-which make target to use; a rename that forgets README would leave it pointing at nothing.
+The docs map every promise to the test that proves it and tell readers which file and
+which make target to use; a rename that forgets them would leave them pointing at nothing.
 Checked: backticked repository paths (``include/…``, ``tests/…`` …, except under a folder
 .gitignore lists, which hold generated output), ``file.py::test_name`` references (a bare
 file name is looked up under tests/, ``…::name`` continues the file named just before),
@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 TESTS = ROOT / "tests"
 ROOT_FILES = ("Makefile", "Dockerfile", "docker-compose.yml", "pyproject.toml", ".env.example")
 REPO_PATH = re.compile(
@@ -28,10 +29,18 @@ MODULE_NAME = re.compile(r"[a-z_]\w*\.py")
 MAKE_COMMAND = re.compile(r"make ([a-z][\w-]*)")
 
 
+def _documents() -> list[Path]:
+    """README, then every page of the site and the configuration notes, in a stable order."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
 def _spans() -> list[str]:
-    """Backticked spans of README outside fenced code blocks, in reading order."""
-    prose = re.sub(r"```.*?```", "", README.read_text(encoding="utf-8"), flags=re.S)
-    return re.findall(r"`([^`\n]+)`", prose)
+    """Backticked spans outside fenced code blocks, document by document in reading order."""
+    spans: list[str] = []
+    for document in _documents():
+        prose = re.sub(r"```.*?```", "", document.read_text(encoding="utf-8"), flags=re.S)
+        spans += re.findall(r"`([^`\n]+)`", prose)
+    return spans
 
 
 def _ignored_folders() -> tuple[str, ...]:
@@ -93,10 +102,12 @@ def test_every_test_readme_names_exists() -> None:
 def test_every_make_target_readme_names_exists() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.M))
-    text = README.read_text(encoding="utf-8")
+    text = "\n".join(document.read_text(encoding="utf-8") for document in _documents())
     commands = [*_spans(), *re.findall(r"^(make .*)$", text, re.M)]
     named = {match.group(1) for command in commands if (match := MAKE_COMMAND.match(command))}
-    assert {"demo", "test", "test-fast"} <= named, "README must name make demo, test, test-fast"
+    assert {"demo", "test", "test-fast", "docs"} <= named, (
+        "the docs must name make demo, test, test-fast, docs"
+    )
     assert sorted(named - targets) == [], "README.md names make targets the Makefile lacks"
 
 
