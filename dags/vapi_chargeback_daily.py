@@ -33,6 +33,7 @@ from vapi_chargeback.airflow import alerts as budget_alerts
 from vapi_chargeback.airflow import daily_steps
 from vapi_chargeback.airflow.daily_steps import DailyDueSensor
 from vapi_chargeback.airflow.daily_timetable import DailyTimetable
+from vapi_chargeback.airflow.failure_alerts import FailureAlert
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,8 @@ TASK_DEFAULTS: dict[str, Any] = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=30),
+    # Mails chargeback.yaml's alerts_email once per task that fails for good (not per retry).
+    "on_failure_callback": FailureAlert(PROJECT_DIR),
 }
 FETCH_TIMEOUT = timedelta(minutes=15)
 """Above the client's default deadline (300 s): the client gives up first and says why."""

@@ -33,6 +33,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
 from vapi_chargeback.airflow import steps
+from vapi_chargeback.airflow.failure_alerts import FailureAlert
 from vapi_chargeback.airflow.review import StatementReview
 from vapi_chargeback.airflow.settlement import SettlementSensor
 from vapi_chargeback.airflow.timetable import StatementMonthTimetable
@@ -52,6 +53,8 @@ TASK_DEFAULTS: dict[str, Any] = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=30),
+    # Mails chargeback.yaml's alerts_email once per task that fails for good (not per retry).
+    "on_failure_callback": FailureAlert(PROJECT_DIR),
 }
 FETCH_TIMEOUT = timedelta(minutes=15)
 """Above the client's default deadline (300 s): the client gives up first and says why."""

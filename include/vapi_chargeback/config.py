@@ -282,6 +282,14 @@ class DeliverySettings(_Strict):
     """Wait before the second try; doubled for each further try."""
 
 
+class RetentionSettings(_Strict):
+    """How long run work folders (``_runs/``: plan, raw responses, statement) are kept."""
+
+    runs_days: int = Field(default=30, ge=1, le=3650)
+    """Work folders untouched for this many days are removed after a run publishes; the
+    folder of every published version's run and any folder in use are always kept."""
+
+
 class ChargebackConfig(_Strict):
     """The whole of ``chargeback.yaml``."""
 
@@ -300,10 +308,15 @@ class ChargebackConfig(_Strict):
     """Call-level variable whose value, when it names a cost center, allocates the call to it."""
     settlement_delay_hours: int = Field(default=0, ge=0, le=24 * 31)
     finance_email: Email
+    alerts_email: Email | None = None
+    """Who hears of a chargeback task that failed for good (one mail per failed task, over
+    ``delivery.smtp_conn_id``); none = no failure mails."""
     cost_centers: list[CostCenter] = Field(min_length=1)
     shared_costs: list[SharedPool] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     """E-mail of the published statements to owners and finance."""
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    """Removal of old run work folders under ``_runs/``."""
     approval: Approval = "manual"
     """``manual``: a published month is a draft until finance approves it in the DAG's
     review step; ``auto``: the run approves its own draft (an org without a human step)."""
