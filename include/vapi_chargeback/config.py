@@ -225,7 +225,8 @@ class SharedPool(_Strict):
 
     name: Slug
     amount: Money | None = None
-    """Fixed monthly amount in the org currency, at most 2 decimal places."""
+    """Fixed monthly amount in the org currency, in units with at most 2 decimal places, not
+    in cents: ``100000`` is 100,000.00 USD, ``2500.50`` is 2,500.50 USD."""
     source: PoolSource | None = None
     """``calls-without-assistant``: the cost of calls with no assistant, re-spread instead of left unallocated."""
     method: Method
