@@ -8,6 +8,12 @@ lines together, with largest remainder, so the lines add up to the rounded colum
 to the cent. Shared pools are split the same way. The breakdowns of ``breakdowns.py``
 read the same attributed rows as they stream by.
 
+Mapping rules only relabel rows that would otherwise be unallocated (or charged by a
+variable naming the rule's cost center), so they must not move a cent elsewhere: rounding
+runs over *atoms*, each the line a row group would form without rules, in that run's
+order, and a line is the sum of its rounded atoms (:func:`_rounded_lines`). Without rules
+atoms and lines are the same.
+
 Two more figures come from the same pass: each usage line's successful calls (from the
 plan's success query) and each cost center's daily cost (from its day rows of the core
 shape), rounded against the cost center's direct lines so the days add up to them.
@@ -16,6 +22,7 @@ shape), rounded against the cost center's direct lines so the days add up to the
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -36,13 +43,16 @@ from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.mapping_rules import RuleBook
-from vapi_chargeback.money import MINUTES_QUANTUM
-from vapi_chargeback.plan import SUCCESS_KEY, Plan
+from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units
+from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, Plan
 from vapi_chargeback.split import CALL_QUANTUM, exact_context, round_to_total, split_exact
 from vapi_chargeback.statement import ChargebackLine, CostCenterInfo, Statement
 
 LineKey = tuple[str, str, str, str]
 """(cost center, team, assistant, allocation): what one line sums."""
+PieceKey = tuple[LineKey, LineKey]
+"""(atom, line): the rows of one line that, without mapping rules, would form the atom's
+line. Without rules the two are the same key."""
 ZERO = Decimal(0)
 UNALLOCATED_NAME = "Unallocated"
 SECONDS_PER_MINUTE = 60
@@ -82,10 +92,11 @@ def allocate(
     measures = {name: sorted(wanted) for name, wanted in needed.items()}
     builder = BreakdownBuilder(plan, config.cost_center_ids, measures)
     attributor = Attributor(config, mapping, rules)
+    bare = Attributor(config, mapping) if rules is not None and rules.rules else None
     core = [measures[plan.core_query].index(m) for m in core_measures]
     success_calls = measures[plan.success_query].index("calls")
     daily_cost = measures[plan.daily_cost_query].index("cost")
-    sums: dict[LineKey, list[Decimal]] = {}
+    sums: dict[PieceKey, list[Decimal]] = {}
     successes: dict[LineKey, Decimal] = {}
     charged: dict[LineKey, ChargedBy] = {}
     days: dict[str, dict[date, Decimal]] = {}
@@ -103,9 +114,15 @@ def allocate(
                     a = item.attribution
                     if is_core:
                         key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
-                        line = sums.get(key)
+                        piece = (key, key)
+                        if bare is not None:
+                            row = item.row
+                            b = bare(row.get(ASSISTANT_KEY), row.get(plan.variable_key), item.day)
+                            piece = ((b.cost_center_id, b.team, b.assistant_id, b.allocation), key)
+                        line = sums.get(piece)
                         if line is None:
-                            line = sums[key] = [Decimal(0)] * len(core)
+                            line = sums[piece] = [Decimal(0)] * len(core)
+                        if key not in charged:
                             charged[key] = a.charged_by
                         elif a.charged_by != charged[key]:
                             charged[key] = min(charged[key], a.charged_by, key=PRECEDENCE.index)
@@ -119,9 +136,8 @@ def allocate(
                         center = days.setdefault(a.cost_center_id, {})
                         center[item.day] = center.get(item.day, ZERO) + item.values[daily_cost]
     order = _LineOrder(config)
-    keys = sorted(sums, key=lambda k: order.key(k[0], k[3], k[1], k[2]))
-    totals = [dict(zip(core_measures, sums[k], strict=True)) for k in keys]
-    lines = _rounded_lines(config, plan, keys, totals, successes, charged)
+    exact = {piece: dict(zip(core_measures, values, strict=True)) for piece, values in sums.items()}
+    lines = _rounded_lines(config, plan, exact, successes, charged)
     direct = _direct_totals(lines, plan.components)
     lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
@@ -183,39 +199,97 @@ def _daily_cost(
 def _rounded_lines(
     config: ChargebackConfig,
     plan: Plan,
-    keys: list[LineKey],
-    sums: list[dict[str, Decimal]],
+    sums: Mapping[PieceKey, Mapping[str, Decimal]],
     successes: Mapping[LineKey, Decimal],
     charged: Mapping[LineKey, ChargedBy],
 ) -> list[ChargebackLine]:
-    """Round each column over all lines at once, so the lines add up to its rounded total.
+    """The direct and unallocated lines, in statement order, from exact per-piece sums
+    (``calls``, ``seconds``, ``cost`` and each component).
+
+    Each column is rounded once over all *atoms* (largest remainder, in line order), so the
+    atoms add up to its rounded total; an atom whose rows went to several lines is split
+    among them to its rounded amount (each part its exact value rounded down or up); a line
+    is the sum of its parts. The atoms, their exact sums and their order are those of the
+    same month without mapping rules, so adding rules changes no line they leave alone, and
+    a rule line is the sum of the rounded lines it replaced. Without rules every atom is one
+    line, rounded as a whole.
 
     A direct line's rule is the one that charged its rows; rows of several rules (say a CSV
     row for part of the month and a rule with the same cost center and team for the rest)
     show the first in the order rules are tried (:data:`PRECEDENCE`).
     """
-    cost = round_to_total([s["cost"] for s in sums])
-    minutes = round_to_total(
-        [Fraction(s["seconds"]) / SECONDS_PER_MINUTE for s in sums], MINUTES_QUANTUM
-    )
-    components = {c: round_to_total([s[c] for s in sums]) for c in plan.components}
+    order = _LineOrder(config)
+
+    def line_order(key: LineKey) -> tuple[int, int, str, str]:
+        return order.key(key[0], key[3], key[1], key[2])
+
+    atoms: dict[LineKey, list[PieceKey]] = {}
+    for piece in sorted(sums, key=lambda piece: line_order(piece[1])):
+        atoms.setdefault(piece[0], []).append(piece)
+    atom_order = sorted(atoms, key=line_order)
+    columns = {"cost": ("cost", CENT), "minutes": ("seconds", MINUTES_QUANTUM)}
+    columns.update({c: (c, CENT) for c in plan.components})
+    rounded: dict[str, dict[LineKey, Decimal]] = {}
+    for column, (measure, quantum) in columns.items():
+        exact = {piece: _exact(values[measure], measure) for piece, values in sums.items()}
+        totals = [_total([exact[piece] for piece in atoms[atom]]) for atom in atom_order]
+        by_line = rounded[column] = {}
+        for atom, amount in zip(atom_order, round_to_total(totals, quantum), strict=True):
+            pieces = atoms[atom]
+            parts = (
+                [amount]
+                if len(pieces) == 1
+                else _parts([exact[piece] for piece in pieces], amount, quantum)
+            )
+            for (_, key), part in zip(pieces, parts, strict=True):
+                by_line[key] = by_line[key] + part if key in by_line else part
+    calls: dict[LineKey, Decimal] = {}
+    for (_, key), values in sums.items():
+        calls[key] = calls.get(key, ZERO) + values["calls"]
     names = {center.id: center.name for center in config.cost_centers}
+    keys = sorted(calls, key=line_order)
     return [
         ChargebackLine(
-            cost_center_id=center,
-            cost_center_name=names.get(center, UNALLOCATED_NAME),
-            team=team,
-            assistant_id=assistant,
-            allocation=allocation,
-            calls=_whole(s["calls"]),
-            minutes=minutes[i],
-            cost_usd=cost[i],
-            components_usd={c: components[c][i] for c in plan.components},
-            charged_by=charged[(center, team, assistant, allocation)],
-            successful_calls=_whole(successes.get((center, team, assistant, allocation), ZERO)),
+            cost_center_id=key[0],
+            cost_center_name=names.get(key[0], UNALLOCATED_NAME),
+            team=key[1],
+            assistant_id=key[2],
+            allocation=key[3],
+            calls=_whole(calls[key]),
+            minutes=rounded["minutes"][key],
+            cost_usd=rounded["cost"][key],
+            components_usd={c: rounded[c][key] for c in plan.components},
+            charged_by=charged[key],
+            successful_calls=_whole(successes.get(key, ZERO)),
         )
-        for i, ((center, team, assistant, allocation), s) in enumerate(zip(keys, sums, strict=True))
+        for key in keys
     ]
+
+
+def _parts(exact: Sequence[Decimal | Fraction], amount: Decimal, quantum: Decimal) -> list[Decimal]:
+    """An atom's rounded ``amount`` split among its pieces: each piece its exact value
+    rounded down or up to ``quantum``, the extra quanta to the largest remainders (ties to
+    the earlier piece), as :func:`round_to_total` rounds, but to an amount rounded already.
+
+    ``amount`` is the floor or the ceiling of the pieces' exact sum, so it is reachable.
+    """
+    units = [Fraction(value) / Fraction(quantum) for value in exact]
+    floors = [math.floor(value) for value in units]
+    missing = int(Fraction(amount) / Fraction(quantum)) - sum(floors)
+    by_remainder = sorted(range(len(units)), key=lambda i: (floors[i] - units[i], i))
+    for index in by_remainder[:missing]:
+        floors[index] += 1
+    return [from_units(whole, quantum) for whole in floors]
+
+
+def _exact(value: Decimal, measure: str) -> Decimal | Fraction:
+    """A piece's exact amount in its line column: seconds become minutes."""
+    return Fraction(value) / SECONDS_PER_MINUTE if measure == "seconds" else value
+
+
+def _total(values: Sequence[Decimal | Fraction]) -> Decimal | Fraction:
+    """Exact sum of an atom's pieces (``Fraction``s: a ``Decimal`` sum could round)."""
+    return values[0] if len(values) == 1 else sum((Fraction(v) for v in values), Fraction(0))
 
 
 def _with_shared_pools(

@@ -9,7 +9,10 @@ Only assistants the CSV maps on no day get a row: one the CSV maps on some days 
 rows, and a suggested open row would overlap them (the mapping refuses overlaps). A row
 starts on ``valid_from`` and stays open, or ends on its cost center's ``valid_to``. With
 these rows appended and the rules removed, a month from ``valid_from`` on gets the same
-lines (their ``charged_by`` says ``mapping`` instead of the rule).
+lines with the same calls and column totals (their ``charged_by`` says ``mapping`` instead
+of the rule). A line's amounts may differ by the rounding cents: with rules, a rule line
+is the sum of the rounded lines it replaced, so that rules move no cent of the other lines
+(``allocate._rounded_lines``); the round trip rounds each line as a whole.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ beats a metadata rule, a metadata rule beats a name rule, a name rule catches an
 no row maps, nothing matching stays ``UNALLOCATED`` — lines the CSV charged are the same as
 without rules, calls the variable charged stay at the cost center it names, and the
 statement still reconciles to the cent. ``mapping suggest`` round-trips: its rows appended
-to the mapping, with the rules removed, the month has the same lines.
+to the mapping, with the rules removed, the month has the same lines, calls and column
+totals, each amount rounded from the same exact sum (see the round-trip test for the cents).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 
 from vapi_chargeback import cli, pipeline, statement_json
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.statement import Statement
+from vapi_chargeback.statement import ChargebackLine, Statement
 from vapi_emulator.assistants import sidecar_path
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.server import run_emulator
@@ -142,14 +143,14 @@ def test_rules_allocate_in_precedence_and_the_month_reconciles(
             f"without rules the {role} assistant is unallocated"
         )
 
-    def charged(statement: Statement, rule: str) -> dict[tuple[str, str, str], int]:
+    def charged(statement: Statement, rule: str) -> dict[tuple[str, str, str], ChargebackLine]:
         return {
-            (line.cost_center_id, line.team, line.assistant_id): line.calls
+            (line.cost_center_id, line.team, line.assistant_id): line
             for line in statement.lines
             if line.charged_by == rule
         }
 
-    assert charged(ruled, "mapping") == charged(plain, "mapping"), "CSV lines never move"
+    assert charged(ruled, "mapping") == charged(plain, "mapping"), "CSV lines move no cent"
     before, after = charged(plain, "variable"), charged(ruled, "variable")
     assert after.items() <= before.items()
     for center, _, assistant in before.keys() - after.keys():
@@ -176,7 +177,18 @@ def test_suggested_rows_without_the_rules_give_the_same_statement(
     org: tuple[str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``mapping suggest`` over real HTTP, its rows appended to the mapping and the rules
-    removed: the same month has the same lines, only charged by the mapping now."""
+    removed: the same month has the same lines, only charged by the mapping now.
+
+    Same lines, calls and successful calls, and every column's total to the cent. The
+    amounts are rounded from the same exact sums but not in the same groups: the month
+    with rules rounds as the month without them (so rules move no cent of a line they
+    leave alone) and a rule line is the sum of the up to three lines it replaced (the
+    assistant's ``unmapped-assistant`` and ``unknown-cost-center`` lines and its variable
+    line naming the rule's cost center), each within a cent of its exact sum; the round
+    trip rounds that line, and every other, as one. So a rule line may differ by up to
+    3 cents (minutes: hundredths), any other line by one, and the shared lines (split by
+    calls, evenly or by fixed shares) not at all.
+    """
     url, roles = org
     ruled_config = config_folder(tmp_path / "ruled", roles, rules=True)
     ruled = run_month(url, ruled_config, tmp_path / "a")
@@ -197,14 +209,27 @@ def test_suggested_rows_without_the_rules_give_the_same_statement(
         mapping.writelines(suggested[1:])
     again = run_month(url, plain_config, tmp_path / "b")
 
-    def figures(statement: Statement) -> list[tuple[object, ...]]:
+    def identity(statement: Statement) -> list[tuple[object, ...]]:
         return [
             (line.cost_center_id, line.team, line.assistant_id, line.allocation, line.calls,
-             line.minutes, line.cost_usd, tuple(line.components_usd.items()))
+             line.successful_calls)
             for line in statement.lines
         ]  # fmt: skip
 
-    assert figures(again) == figures(ruled)
+    def amounts(line: ChargebackLine) -> list[Decimal]:
+        return [line.minutes, line.cost_usd, *line.components_usd.values()]
+
+    assert identity(again) == identity(ruled)
+    for before, after in zip(ruled.lines, again.lines, strict=True):
+        bound = Decimal("0.03") if before.charged_by.startswith("rule:") else Decimal("0.01")
+        if before.allocation.startswith("shared:"):
+            bound = Decimal(0)
+        differences = [abs(x - y) for x, y in zip(amounts(before), amounts(after), strict=True)]
+        assert max(differences) <= bound, f"{before} became {after}"
+    for column in range(len(amounts(ruled.lines[0]))):
+        assert sum(amounts(line)[column] for line in again.lines) == sum(
+            amounts(line)[column] for line in ruled.lines
+        )
     moved = {
         (a.charged_by, b.charged_by)
         for a, b in zip(ruled.lines, again.lines, strict=True)
