@@ -30,7 +30,7 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from vapi_chargeback.airflow import alerts as budget_alerts
-from vapi_chargeback.airflow import daily_steps
+from vapi_chargeback.airflow import daily_steps, housekeeping
 from vapi_chargeback.airflow.daily_steps import DailyDueSensor
 from vapi_chargeback.airflow.daily_timetable import DailyTimetable
 from vapi_chargeback.airflow.failure_alerts import FailureAlert
@@ -107,6 +107,11 @@ def vapi_chargeback_daily() -> None:
         return daily_steps.publish(run, allocated)
 
     @task
+    def tidy_runs(run: dict[str, Any]) -> dict[str, Any]:
+        """Remove run work folders older than retention.runs_days (never a published or busy one)."""
+        return housekeeping.tidy_runs(run)
+
+    @task
     def alerts(run: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
         """Mail owners (finance copied) each budget threshold crossed for the first time this
         month, once; skipped without budgets or without the SMTP connection."""
@@ -115,7 +120,9 @@ def vapi_chargeback_daily() -> None:
     run = plan()
     due >> run
     fetched = fetch.partial(run=run).expand(batch=batches(run))
-    alerts(run, publish(run, allocate(run, fetched)))
+    published = publish(run, allocate(run, fetched))
+    alerts(run, published)
+    published >> tidy_runs(run)
 
 
 vapi_chargeback_daily()

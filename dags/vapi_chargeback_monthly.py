@@ -32,7 +32,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
-from vapi_chargeback.airflow import steps
+from vapi_chargeback.airflow import housekeeping, steps
 from vapi_chargeback.airflow.failure_alerts import FailureAlert
 from vapi_chargeback.airflow.review import StatementReview
 from vapi_chargeback.airflow.settlement import SettlementSensor
@@ -166,6 +166,11 @@ def vapi_chargeback_monthly() -> None:
         return steps.publish(run, reconciled)
 
     @task
+    def tidy_runs(run: dict[str, Any]) -> dict[str, Any]:
+        """Remove run work folders older than retention.runs_days (never a published or busy one)."""
+        return housekeeping.tidy_runs(run)
+
+    @task
     def finalize(run: dict[str, Any], approval: dict[str, Any]) -> dict[str, Any]:
         """Make the approved draft final: locked, numbered, tied to its invoice."""
         return steps.finalize(run, approval)
@@ -182,6 +187,7 @@ def vapi_chargeback_monthly() -> None:
     fetched = fetch.partial(run=run).expand(batch=batches(run))
     allocated = allocate(run, fetched)
     published = publish(run, verify(run, allocated, reconcile(run, allocated)))
+    published >> tidy_runs(run)
     review = StatementReview(task_id="review", run=run, published=published)
     finalize(run, review.output) >> deliver(run)
 

@@ -34,8 +34,12 @@ def failure_policy(step: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(step)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from vapi_chargeback.airflow.housekeeping import work_lease
+
         try:
-            return step(*args, **kwargs)
+            # The run's folder is leased while the step works in it: retention skips it.
+            with work_lease(args):
+                return step(*args, **kwargs)
         except PermanentError as error:
             raise AirflowFailException(
                 f"{type(error).__name__}: {error}\n(not retried: a retry cannot fix this;"

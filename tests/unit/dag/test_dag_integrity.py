@@ -47,6 +47,7 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
         "reconcile",
         "verify",
         "publish",
+        "tidy_runs",
         "review",
         "finalize",
         "deliver",

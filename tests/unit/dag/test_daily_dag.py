@@ -49,6 +49,7 @@ def test_the_daily_dag_is_plan_fetch_allocate_publish_after_the_due_sensor(dag) 
         "allocate",
         "publish",
         "alerts",
+        "tidy_runs",
     }
     due = dag.get_task("due")
     assert isinstance(due, BaseSensorOperator) and due.mode == "reschedule"
@@ -151,3 +152,4 @@ def test_a_scheduled_run_waits_for_daily_time_in_the_org_zone(
     context = _context("scheduled", start=datetime(2026, 11, 13, tzinfo=UTC))
     assert daily_steps.run_is_due(context, ROOT, now=now) is due
     assert daily_steps.run_is_due(_context("manual"), ROOT, now=now) is True
+
