@@ -57,7 +57,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,6 +82,7 @@ from vapi_chargeback.published import (
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.statements.render import RenderedSet, render_statement
+from vapi_chargeback.statements.render_temp import remove_stale_render_folders, render_folder
 from vapi_chargeback.statements.validate import PERIOD
 
 __all__ = [
@@ -131,8 +131,10 @@ def publish_statement(statement: Statement, output_root: OutputRoot) -> PublishR
     ):
         with _month_lock(location, statement.period):
             _recover(location, statement.period)
-    with tempfile.TemporaryDirectory(prefix=f"vapi-chargeback-{statement.period}-") as scratch:
-        rendered = render_statement(statement, Path(scratch))
+    # A publisher killed with SIGKILL leaves its render folder behind: remove such leftovers.
+    remove_stale_render_folders()
+    with render_folder(statement.period) as scratch:
+        rendered = render_statement(statement, scratch)
         pause_point("publish", "rendered")
         if isinstance(location, Path):
             month_url = _publish_local(rendered, location)
