@@ -6,8 +6,10 @@ Compose Specification's JSON schema (vendored in tests/fixtures/compose/) — pl
 structure this project relies on: the CeleryExecutor services of Airflow's official file,
 health checks, ordered start-up, the project mounts, one JWT secret and execution-API URL
 for every Airflow service, and the connection and Variable names the code actually reads
-(found in the code, not retyped here). Deliberately broken copies must fail these checks,
-so the checks are known to bite.
+(found in the code, not retyped here) — plus a security review (``support.compose_file``):
+the FAB auth manager, no default or literal secret, loopback ports, Flower behind basic
+auth, the Vapi key only in the worker's connection file, which must survive any key.
+Deliberately broken copies must fail these checks, so the checks are known to bite.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ import yaml
 
 from vapi_chargeback.airflow import provider
 from vapi_chargeback.airflow.hook import VapiAnalyticsHook
+
+from support.compose_file import (
+    SECRET_NAME,
+    InterpolationError,
+    connection_file_problems,
+    interpolate,
+    interpolate_text,
+    read_env_file,
+    referenced_variables,
+    security_problems,
+    without_comments,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -69,81 +83,7 @@ SECRET_SETTINGS = [
     "AIRFLOW__API__SECRET_KEY",
 ]
 COMPOSE_OWN_VARIABLES = {"COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|API_KEY|TOKEN")
-
-# Compose interpolation: $$ (a literal $), ${NAME}, ${NAME<op>word} with op one of
-# :- - :? ? :+ +, and $NAME.
-VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)"
-    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<word>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
-)
-
-
-class InterpolationError(ValueError):
-    """A required variable (``${NAME:?message}``) is unset, as ``docker compose`` reports it."""
-
-
-def interpolate_text(text: str, env: dict[str, str]) -> str:
-    """One string, interpolated by the Compose Specification's rules."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
-        name = match["braced"] or match["bare"]
-        op, word = match["op"], match["word"] or ""
-        value = env.get(name)
-        set_and_not_empty = bool(value)
-        if op in (":-", "-"):
-            use_default = not set_and_not_empty if op == ":-" else value is None
-            return word if use_default else str(value)
-        if op in (":?", "?"):
-            missing = not set_and_not_empty if op == ":?" else value is None
-            if missing:
-                raise InterpolationError(f"required variable {name} is missing a value: {word}")
-            return str(value)
-        if op in (":+", "+"):
-            present = set_and_not_empty if op == ":+" else value is not None
-            return word if present else ""
-        return value or ""
-
-    return VARIABLE.sub(replace, text)
-
-
-def interpolate(node: Any, env: dict[str, str]) -> Any:
-    """The whole document, interpolated; keys too, as compose does."""
-    if isinstance(node, str):
-        return interpolate_text(node, env)
-    if isinstance(node, list):
-        return [interpolate(item, env) for item in node]
-    if isinstance(node, dict):
-        return {interpolate(k, env): interpolate(v, env) for k, v in node.items()}
-    return node
-
-
-def referenced_variables(text: str) -> set[str]:
-    """Names of every variable the compose text interpolates (comments included, so strip them)."""
-    names = set()
-    for match in VARIABLE.finditer(text):
-        if not match["escaped"]:
-            names.add(match["braced"] or match["bare"])
-    return names
-
-
-def without_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines of a .env file; comments and blank lines skipped."""
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
+CONNECTION = f"AIRFLOW_CONN_{VapiAnalyticsHook.default_conn_name.upper()}"
 
 # --- what the code reads ------------------------------------------------------------------
 
@@ -183,7 +123,7 @@ def variables_read_by_code() -> set[str]:
 @cache
 def expected_code_env() -> dict[str, str]:
     """Environment name → what it is, for every connection and Variable the code reads."""
-    env = {f"AIRFLOW_CONN_{VapiAnalyticsHook.default_conn_name.upper()}": "connection"}
+    env = {CONNECTION: "connection"}
     for name in variables_read_by_code():
         env[f"AIRFLOW_VAR_{name.upper()}"] = "variable"
     return env
@@ -289,7 +229,8 @@ def structure_problems(doc: dict[str, Any]) -> list[str]:
             if value and not re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value):
                 problems.append(f"{name}: {setting} must come from a required .env variable")
 
-    expected = expected_code_env()
+    # The connection is not in any environment: the worker reads it from its secrets file.
+    expected = {k: v for k, v in expected_code_env().items() if k != CONNECTION}
     for name, service in airflow.items():
         present = {
             key
@@ -300,30 +241,6 @@ def structure_problems(doc: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: {key} is missing (the code reads that {expected[key]})")
         for key in sorted(present - set(expected)):
             problems.append(f"{name}: {key} is set but no code reads it")
-    return problems
-
-
-def connection_problems(doc: dict[str, Any]) -> list[str]:
-    """The interpolated connection must be JSON the hook accepts: type, base URL, API key."""
-    problems = []
-    key = f"AIRFLOW_CONN_{VapiAnalyticsHook.default_conn_name.upper()}"
-    for name, service in airflow_services(doc).items():
-        raw = service["environment"].get(key)
-        if raw is None:
-            continue
-        try:
-            conn = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{name}: {key} is not JSON: {exc}")
-            continue
-        if conn.get("conn_type") != provider.CONNECTION_TYPE:
-            problems.append(f"{name}: {key} conn_type is {conn.get('conn_type')!r}")
-        if not str(conn.get("host", "")).startswith(("http://", "https://")):
-            problems.append(
-                f"{name}: {key} host must be the API base URL, got {conn.get('host')!r}"
-            )
-        if not conn.get("password"):
-            problems.append(f"{name}: {key} has no password (API key)")
     return problems
 
 
@@ -358,7 +275,9 @@ def all_problems(text: str) -> list[str]:
     except InterpolationError as exc:
         return [*problems, f"interpolation with .env.example: {exc}"]
     problems += [f"interpolated: {p}" for p in schema_problems(resolved)]
-    problems += connection_problems(resolved)
+    problems += security_problems(doc)
+    conn_id = VapiAnalyticsHook.default_conn_name
+    problems += connection_file_problems(resolved, conn_id, provider.CONNECTION_TYPE)
     return problems
 
 
@@ -433,6 +352,20 @@ def test_env_example_covers_every_variable(compose_text: str) -> None:
     assert undocumented == [], "not documented in docker-compose.yml's header"
 
 
+def test_compose_selects_the_fab_auth_manager_and_gives_no_secret_a_default(
+    compose: dict[str, Any],
+) -> None:
+    """Issue 19's acceptance, on its own: the review below must find nothing."""
+    from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
+
+    from vapi_chargeback.airflow.auth_manager import ChargebackFabAuthManager
+
+    manager = compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__AUTH_MANAGER"]
+    assert manager == "vapi_chargeback.airflow.auth_manager.ChargebackFabAuthManager"
+    assert issubclass(ChargebackFabAuthManager, FabAuthManager)
+    assert security_problems(compose) == []
+
+
 def test_env_example_commits_no_secret() -> None:
     secrets = {k: v for k, v in read_env_file(ENV_EXAMPLE).items() if SECRET_NAME.search(k)}
     assert secrets, "the secret settings must be listed (empty)"
@@ -478,8 +411,8 @@ BROKEN: list[tuple[str, Callable[[str], str], str]] = [
     ),
     (
         "wrong-connection-name",
-        lambda t: t.replace("AIRFLOW_CONN_VAPI_DEFAULT:", "AIRFLOW_CONN_VAPI:"),
-        "AIRFLOW_CONN_VAPI is set but no code reads it",
+        lambda t: t.replace('{"vapi_default": {', '{"vapi": {'),
+        "connection file has no connection 'vapi_default'",
     ),
     (
         "jwt-secret-not-shared",
@@ -510,7 +443,9 @@ BROKEN: list[tuple[str, Callable[[str], str], str]] = [
     ),
     (
         "dags-not-mounted",
-        lambda t: t.replace("    - ${AIRFLOW_PROJ_DIR:-.}/dags:/opt/airflow/dags\n", ""),
+        lambda t: re.sub(
+            r"^    - \$\{AIRFLOW_PROJ_DIR:-\.\}/dags:.*\n", "", t, count=1, flags=re.M
+        ),
         "does not mount ['/opt/airflow/dags']",
     ),
     (
@@ -527,9 +462,72 @@ BROKEN: list[tuple[str, Callable[[str], str], str]] = [
         "airflow-worker must wait for airflow-apiserver",
     ),
     (
-        "connection-not-json",
-        lambda t: t.replace('"password": "${VAPI_API_KEY', '"password" "${VAPI_API_KEY'),
-        "AIRFLOW_CONN_VAPI_DEFAULT is not JSON",
+        "connection-pasted-into-json",
+        lambda t: t.replace(
+            '"password": os.environ["VAPI_API_KEY"]',
+            '"password": eval(chr(34) + os.environ["VAPI_API_KEY"] + chr(34))',
+        ),
+        "connection writer failed",
+    ),
+    (
+        "connection-in-every-service",
+        lambda t: t.replace(
+            "    AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT:",
+            "    AIRFLOW_CONN_VAPI_DEFAULT: ${VAPI_API_KEY:?x}\n    AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT:",
+        ),
+        "airflow-scheduler is given VAPI_API_KEY",
+    ),
+    (
+        "simple-auth-manager",
+        lambda t: t.replace(
+            "vapi_chargeback.airflow.auth_manager.ChargebackFabAuthManager",
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        ),
+        "is not the FAB auth manager",
+    ),
+    (
+        "default-admin-password",
+        lambda t: t.replace(
+            "${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD in .env}",
+            "${AIRFLOW_ADMIN_PASSWORD:-admin}",
+        ),
+        "has a default secret for AIRFLOW_ADMIN_PASSWORD",
+    ),
+    (
+        "literal-secret",
+        lambda t: t.replace(
+            'DUMB_INIT_SETSID: "0"\n', 'DUMB_INIT_SETSID: "0"\n      DB_PASSWORD: airflow\n'
+        ),
+        "DB_PASSWORD is a literal secret",
+    ),
+    (
+        "api-on-every-interface",
+        lambda t: t.replace(
+            '"${AIRFLOW_API_BIND:-127.0.0.1}:${AIRFLOW_API_PORT', '"${AIRFLOW_API_PORT'
+        ),
+        "is published on every interface",
+    ),
+    (
+        "flower-on-every-interface",
+        lambda t: t.replace("${FLOWER_BIND:-127.0.0.1}", "${FLOWER_BIND:-0.0.0.0}"),
+        "flower: port",
+    ),
+    (
+        "flower-without-auth",
+        lambda t: t.replace(
+            "      AIRFLOW__CELERY__FLOWER_BASIC_AUTH: ${FLOWER_BASIC_AUTH:-}\n", ""
+        ),
+        "flower has no basic auth",
+    ),
+    (
+        "fixed-base-url",
+        lambda t: t.replace("${AIRFLOW_BASE_URL:-http://localhost:8080}", "http://localhost:8080"),
+        "AIRFLOW__API__BASE_URL is fixed",
+    ),
+    (
+        "worker-without-connection-file",
+        lambda t: t.replace("      - vapi-secrets:/opt/airflow/secrets:ro\n", ""),
+        "mounted by ['airflow-init']",
     ),
 ]
 

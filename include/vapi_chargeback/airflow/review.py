@@ -17,8 +17,12 @@ publish wrote:
 - the draft cannot be approved (its invoice is beyond tolerance, or another run replaced
   it): the task fails for good before asking, naming both amounts;
 - ``approval: auto``: no question; the approval is recorded as :data:`AUTO_APPROVER`;
-- else it asks. **Approve**: ``finalize`` makes the month final with the responder's
-  name and time, as the operator reports them, not re-derived. **Reject**, by a person or
+- else it asks, assigned to chargeback.yaml's ``approvers`` (user names or e-mails):
+  the api-server refuses anyone else's answer with a 403, from the Required Actions page
+  and over REST alike (:mod:`vapi_chargeback.airflow.auth_manager` matches the names; no
+  ``approvers`` leaves it to whoever may answer the DAG's actions). **Approve**:
+  ``finalize`` makes the month final with the responder's name and time, as the operator
+  reports them, not re-derived. **Reject**, by a person or
   the timeout: the rejection goes to the audit trail, ``finalize`` is skipped and the
   month stays a draft (``deliver`` mails it only with ``deliver_drafts: true``).
 """
@@ -26,7 +30,8 @@ publish wrote:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
@@ -34,6 +39,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from vapi_chargeback.airflow import steps
 from vapi_chargeback.airflow.steps import ReviewDecision
+
+if TYPE_CHECKING:
+    from airflow.sdk.execution_time.hitl import HITLUser
 
 AUTO_APPROVER = "auto (approval: auto in chargeback.yaml)"
 DEFAULT_TIMEOUT = timedelta(days=7)
@@ -91,6 +99,7 @@ class StatementReview(ApprovalOperator):
         self.subject = f"Approve the chargeback statements for {month}"
         self.body = request_body(summary, statements_url())
         self.response_timeout = timedelta(days=request["timeout_days"])
+        self.assigned_users = assignees(self.run)
         context["ti"].xcom_push(key=REQUEST_KEY, value=request)
         self.log.info(
             "%s: waiting up to %d days for an answer (then Reject); answer at %s",
@@ -134,6 +143,19 @@ def decision_from(event: dict[str, Any], month: str, reviewed: dict[str, Any]) -
         comment=comment or None,
         reviewed=reviewed,
     )
+
+
+def assignees(run: Any) -> list[HITLUser]:
+    """The config's ``approvers``, read when the task runs, as the request's assigned users.
+
+    Each entry is both id and name: the auth manager matches it against the responder's id,
+    user name or e-mail (``auth_manager``), so the config names people, not database ids.
+    """
+    from vapi_chargeback.config import load_config
+    from vapi_chargeback.pipeline import RunInfo
+
+    config = load_config(Path(RunInfo.model_validate(run).config_path))
+    return [{"id": approver, "name": approver} for approver in config.approvers]
 
 
 def request_body(summary: dict[str, Any], page_url: str | None) -> str:
