@@ -41,6 +41,7 @@ from vapi_chargeback.attribution import (
 )
 from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
+from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, LineKey, PieceKey
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.mapping_rules import RuleBook
 from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units
@@ -48,11 +49,6 @@ from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, Plan
 from vapi_chargeback.split import CALL_QUANTUM, exact_context, round_to_total, split_exact
 from vapi_chargeback.statement import ChargebackLine, CostCenterInfo, Statement
 
-LineKey = tuple[str, str, str, str]
-"""(cost center, team, assistant, allocation): what one line sums."""
-PieceKey = tuple[LineKey, LineKey]
-"""(atom, line): the rows of one line that, without mapping rules, would form the atom's
-line. Without rules the two are the same key."""
 ZERO = Decimal(0)
 UNALLOCATED_NAME = "Unallocated"
 SECONDS_PER_MINUTE = 60
@@ -81,25 +77,36 @@ def allocate(
     gets no variable-value charge, no share of a pool and no statement; within the month of
     its ``valid_to`` it shares that month's pools, but variable values name it only until
     that day.
+
+    The two phases, :func:`exact_sums` then :func:`rounded_statement`; a sharded run
+    (``sharded.py``) runs the first per shard of assistants and merges before the second.
+    """
+    return rounded_statement(config, plan, exact_sums(config, mapping, plan, results, rules))
+
+
+def exact_sums(
+    config: ChargebackConfig,
+    mapping: AssistantMapping,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+    rules: RuleBook | None = None,
+) -> ExactSums:
+    """The exact phase: every row of ``results`` attributed and summed, nothing rounded.
+
+    Sums of any split of the rows by assistant, added together (:meth:`ExactSums.add`),
+    are these sums: a row's contribution depends on the row alone.
     """
     config = config.for_period(plan.period)
-    core_measures = ["calls", "seconds", "cost", *plan.components]
-    needed: dict[str, set[str]] = {plan.core_query: set(core_measures)}
-    for definition in plan.definitions:
-        needed.setdefault(definition.query, set()).update(definition.aliases)
-    needed.setdefault(plan.success_query, set()).add("calls")
-    needed.setdefault(plan.daily_cost_query, set()).add("cost")
-    measures = {name: sorted(wanted) for name, wanted in needed.items()}
+    core_measures = _core_measures(plan)
+    measures = _query_measures(plan)
     builder = BreakdownBuilder(plan, config.cost_center_ids, measures)
     attributor = Attributor(config, mapping, rules)
     bare = Attributor(config, mapping) if rules is not None and rules.rules else None
     core = [measures[plan.core_query].index(m) for m in core_measures]
     success_calls = measures[plan.success_query].index("calls")
     daily_cost = measures[plan.daily_cost_query].index("cost")
-    sums: dict[PieceKey, list[Decimal]] = {}
-    successes: dict[LineKey, Decimal] = {}
-    charged: dict[LineKey, ChargedBy] = {}
-    days: dict[str, dict[date, Decimal]] = {}
+    exact = ExactSums(measures=core_measures)
+    sums, successes, charged, days = exact.pieces, exact.successes, exact.charged, exact.days
     with exact_context():
         for name, wanted in measures.items():
             is_core = name == plan.core_query
@@ -135,9 +142,28 @@ def allocate(
                     if is_daily and a.allocation == DIRECT:
                         center = days.setdefault(a.cost_center_id, {})
                         center[item.day] = center.get(item.day, ZERO) + item.values[daily_cost]
+    exact.groups = builder.exact_groups()
+    return exact
+
+
+def rounded_statement(config: ChargebackConfig, plan: Plan, sums: ExactSums) -> Statement:
+    """The round phase: the statement from the month's exact sums, every column rounded once
+    over all lines, then shared pools, breakdowns and daily cost, as :func:`allocate` does."""
+    config = config.for_period(plan.period)
+    core_measures = _core_measures(plan)
+    if sums.measures != core_measures:
+        raise ExactSumsError(
+            f"exact sums of measures {sums.measures} do not belong to this plan"
+            f" ({core_measures}); clear the run's allocate tasks"
+        )
+    builder = BreakdownBuilder(plan, config.cost_center_ids, _query_measures(plan))
+    builder.use_groups(sums.groups)
     order = _LineOrder(config)
-    exact = {piece: dict(zip(core_measures, values, strict=True)) for piece, values in sums.items()}
-    lines = _rounded_lines(config, plan, exact, successes, charged)
+    exact = {
+        piece: dict(zip(core_measures, values, strict=True))
+        for piece, values in sums.pieces.items()
+    }
+    lines = _rounded_lines(config, plan, exact, sums.successes, sums.charged)
     direct = _direct_totals(lines, plan.components)
     lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
@@ -153,8 +179,24 @@ def allocate(
         org_name=config.org.name,
         breakdowns=builder.tables(direct),
         pool_notes=notes,
-        daily_cost_usd=_daily_cost(days, direct),
+        daily_cost_usd=_daily_cost(sums.days, direct),
     )
+
+
+def _core_measures(plan: Plan) -> list[str]:
+    """What each line sums, in order: calls, seconds, cost, then the components."""
+    return ["calls", "seconds", "cost", *plan.components]
+
+
+def _query_measures(plan: Plan) -> dict[str, list[str]]:
+    """Query name → the measures allocation reads from its rows (core, definitions, success
+    count, daily cost), in a fixed order: the order of each row's ``values``."""
+    needed: dict[str, set[str]] = {plan.core_query: set(_core_measures(plan))}
+    for definition in plan.definitions:
+        needed.setdefault(definition.query, set()).update(definition.aliases)
+    needed.setdefault(plan.success_query, set()).add("calls")
+    needed.setdefault(plan.daily_cost_query, set()).add("cost")
+    return {name: sorted(wanted) for name, wanted in needed.items()}
 
 
 def _succeeded(value: object) -> bool:

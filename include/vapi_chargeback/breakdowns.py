@@ -97,6 +97,18 @@ class BreakdownBuilder:
         for definition in self._readers.get((query, item.attribution.cost_center_id), ()):
             definition.add(item)
 
+    def exact_groups(self) -> list[dict[GroupKey, list[Decimal]]]:
+        """Each definition's groups with their exact sums, in plan order: what a shard of a
+        sharded allocation hands to the merge (``exact_sums.ExactSums.groups``)."""
+        return [definition.groups for definition in self._definitions]
+
+    def use_groups(self, groups: Sequence[dict[GroupKey, list[Decimal]]]) -> None:
+        """Take the exact groups of :meth:`exact_groups` (merged over shards) as summed here."""
+        if len(groups) != len(self._definitions):
+            raise ValueError(f"{len(groups)} groups for {len(self._definitions)} definitions")
+        for definition, sums in zip(self._definitions, groups, strict=True):
+            definition.groups = sums
+
     def tables(
         self, statement_totals: Mapping[str, Mapping[str, Decimal]]
     ) -> dict[str, list[Breakdown]]:
@@ -124,20 +136,20 @@ class _Definition:
         self._step = plan.step
         self._dimensions = list(plan.dimensions)
         self._buckets: dict[date, date] = {}
-        self._groups: dict[GroupKey, list[Decimal]] = {}
+        self.groups: dict[GroupKey, list[Decimal]] = {}
 
     def add(self, item: AttributedRow) -> None:
         key = self._key(item)
-        sums = self._groups.get(key)
+        sums = self.groups.get(key)
         if sums is None:
-            sums = self._groups[key] = [Decimal(0)] * len(self._positions)
+            sums = self.groups[key] = [Decimal(0)] * len(self._positions)
         values = item.values
         for slot, position in enumerate(self._positions):
             sums[slot] += values[position]
 
     def table(self, period: StatementPeriod, totals: Mapping[str, Decimal]) -> Breakdown:
         groups = {
-            key: dict(zip(self._measures, sums, strict=True)) for key, sums in self._groups.items()
+            key: dict(zip(self._measures, sums, strict=True)) for key, sums in self.groups.items()
         }
         return _table(self.plan, groups, period, totals)
 

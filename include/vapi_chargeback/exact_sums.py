@@ -1,0 +1,172 @@
+"""What the month's rows add up to before anything is rounded, and how parts of it merge.
+
+Allocation is two phases (``allocate.py``): rows are summed *exactly* into lines, successful
+calls, daily costs and breakdown groups; then everything is rounded at once, over all
+lines. Only the first phase grows with the rows, so it is the one a sharded run spreads:
+each shard sums its own assistants' rows into an :class:`ExactSums`, writes it to the run
+folder (:func:`dumps`), and the merge adds the shards together (:meth:`ExactSums.add`)
+before rounding. Exact sums of exact values do not depend on the order they are added
+in (the ``Decimal`` context traps any rounding, and a sum's exponent is the least of its
+terms'), so the merged sums — and every byte rounded from them — are the same whatever
+the shard count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+from vapi_chargeback.attribution import PRECEDENCE, ChargedBy
+from vapi_chargeback.breakdowns import GroupKey
+from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.split import exact_context
+
+LineKey = tuple[str, str, str, str]
+"""(cost center, team, assistant, allocation): what one line sums."""
+PieceKey = tuple[LineKey, LineKey]
+"""(atom, line): the rows of one line that, without mapping rules, would form the atom's
+line (``allocate._rounded_lines``). Both hold the row's assistant, so a piece never
+straddles shards."""
+FORMAT = 1
+"""Version of the file :func:`dumps` writes; :func:`loads` refuses any other."""
+ZERO = Decimal(0)
+
+
+class ExactSumsError(PermanentError, ValueError):
+    """A shard's exact sums file that cannot be read back; names the file and what is wrong."""
+
+
+@dataclass
+class ExactSums:
+    """Exact sums of a set of rows, ready to merge with others and to round."""
+
+    measures: list[str]
+    """The core measures each piece sums, in order (calls, seconds, cost, components)."""
+    pieces: dict[PieceKey, list[Decimal]] = field(default_factory=dict)
+    charged: dict[LineKey, ChargedBy] = field(default_factory=dict)
+    """Per line, the first rule (:data:`PRECEDENCE`) that charged any of its rows."""
+    successes: dict[LineKey, Decimal] = field(default_factory=dict)
+    days: dict[str, dict[date, Decimal]] = field(default_factory=dict)
+    """Cost center → local day → cost of its direct rows."""
+    groups: list[dict[GroupKey, list[Decimal]]] = field(default_factory=list)
+    """Per definition of the plan (plan order): group key → exact sums of its measures."""
+
+    def add(self, other: ExactSums) -> None:
+        """Add ``other``'s sums to these (they must come from the same plan)."""
+        if other.measures != self.measures or len(other.groups) != len(self.groups):
+            raise ExactSumsError(
+                f"cannot merge sums of measures {other.measures} and {len(other.groups)}"
+                f" definitions into {self.measures} and {len(self.groups)}: not the same plan"
+            )
+        with exact_context():
+            for piece, values in other.pieces.items():
+                mine = self.pieces.get(piece)
+                if mine is None:
+                    self.pieces[piece] = list(values)
+                    continue
+                for position, value in enumerate(values):
+                    mine[position] += value
+            for key, rule in other.charged.items():
+                held = self.charged.get(key)
+                self.charged[key] = rule if held is None else min(held, rule, key=PRECEDENCE.index)
+            for key, value in other.successes.items():
+                self.successes[key] = self.successes.get(key, ZERO) + value
+            for center, days in other.days.items():
+                into = self.days.setdefault(center, {})
+                for day, cost in days.items():
+                    into[day] = into.get(day, ZERO) + cost
+            for mine_groups, their_groups in zip(self.groups, other.groups, strict=True):
+                for group, values in their_groups.items():
+                    sums = mine_groups.get(group)
+                    if sums is None:
+                        mine_groups[group] = list(values)
+                        continue
+                    for position, value in enumerate(values):
+                        sums[position] += value
+
+
+def dumps(sums: ExactSums) -> bytes:
+    """The sums as JSON, every ``Decimal`` as its exact text, in a fixed order."""
+    document = {
+        "format": FORMAT,
+        "measures": sums.measures,
+        "pieces": [
+            [*atom, *line, [str(v) for v in values]]
+            for (atom, line), values in sorted(sums.pieces.items())
+        ],
+        "charged": [[*key, rule] for key, rule in sorted(sums.charged.items())],
+        "successes": [[*key, str(value)] for key, value in sorted(sums.successes.items())],
+        "days": {
+            center: [[day.isoformat(), str(cost)] for day, cost in sorted(days.items())]
+            for center, days in sorted(sums.days.items())
+        },
+        "groups": [
+            [[[_key_part(part) for part in key], [str(v) for v in values]] for key, values in g]
+            for g in (sorted(groups.items(), key=_group_order) for groups in sums.groups)
+        ],
+    }
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def loads(raw: bytes, source: str) -> ExactSums:
+    """Sums written by :func:`dumps`; :class:`ExactSumsError` naming ``source`` otherwise."""
+    try:
+        document = json.loads(raw)
+        if document.get("format") != FORMAT:
+            raise ValueError(f"format {document.get('format')!r}, expected {FORMAT}")
+        sums = ExactSums(measures=[str(m) for m in document["measures"]])
+        for *key, values in document["pieces"]:
+            if len(key) != 8 or not all(isinstance(part, str) for part in key):
+                raise ValueError(f"piece {key}: not eight texts")
+            piece = ((key[0], key[1], key[2], key[3]), (key[4], key[5], key[6], key[7]))
+            sums.pieces[piece] = [_decimal(v) for v in values]
+        for center, team, assistant, allocation, rule in document["charged"]:
+            if rule not in PRECEDENCE:
+                raise ValueError(f"line {(center, team, assistant)}: unknown charged_by {rule!r}")
+            sums.charged[(center, team, assistant, allocation)] = cast(ChargedBy, rule)
+        for center, team, assistant, allocation, value in document["successes"]:
+            sums.successes[(center, team, assistant, allocation)] = _decimal(value)
+        for center, days in document["days"].items():
+            sums.days[center] = {date.fromisoformat(d): _decimal(c) for d, c in days}
+        sums.groups = [
+            {tuple(_read_part(p) for p in key): [_decimal(v) for v in values] for key, values in g}
+            for g in document["groups"]
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
+        raise ExactSumsError(
+            f"{source}: not a shard's exact sums ({type(error).__name__}: {error}); clear the"
+            " shard's task so it writes them again"
+        ) from None
+    return sums
+
+
+def _decimal(text: object) -> Decimal:
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a number written as text")
+    value = Decimal(text)
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def _key_part(part: date | str | None) -> Any:
+    return {"day": part.isoformat()} if isinstance(part, date) else part
+
+
+def _read_part(part: Any) -> date | str | None:
+    if isinstance(part, dict):
+        return date.fromisoformat(part["day"])
+    if part is None or isinstance(part, str):
+        return part
+    raise ValueError(f"group key part {part!r} is neither a day, a text nor null")
+
+
+def _group_order(item: tuple[GroupKey, list[Decimal]]) -> tuple[tuple[int, str], ...]:
+    """Group keys mix days, texts and nulls: ordered by kind, then value, for stable files."""
+    return tuple(
+        (0, p.isoformat()) if isinstance(p, date) else (1, p) if p is not None else (2, "")
+        for p in item[0]
+    )
