@@ -63,6 +63,7 @@ from vapi_chargeback.config import ChargebackConfig, ConfigError, load_config
 from vapi_chargeback.delivery.deliver import location
 from vapi_chargeback.delivery.log import DELIVERY_NAME, DeliveryLog, read_log
 from vapi_chargeback.pipeline import output_location
+from vapi_chargeback.published import LOCAL_PROTOCOLS
 from vapi_chargeback.statements.manifest import MANIFEST_NAME
 from vapi_chargeback.storage import read_published
 
@@ -78,6 +79,9 @@ MEDIA_TYPES = {
     ".csv": "text/csv; charset=utf-8",
     ".json": "application/json",
 }
+MISSING_FOLDER = (FileNotFoundError, NotADirectoryError)
+"""What listing a folder that is not there raises: locally the first, on S3 (no folders,
+only key prefixes) ``upath`` says the second."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self';"
@@ -132,15 +136,31 @@ def airflow_source(project_dir: Path) -> Source:
     return Source(output_url=str(output), names=names, config=config)
 
 
+def storage_root(output_url: str) -> Any:
+    """The output as the page reads it, freshly: a local ``Path``, else Airflow's
+    ``ObjectStoragePath`` — ``s3://conn_id@bucket/prefix`` names the Airflow connection
+    (keys, region, ``endpoint_url``), which a plain ``UPath`` would take for part of the
+    bucket name — with the filesystem's listing cache dropped, so that a long-lived
+    api-server lists the months as they are now, not as at its first request."""
+    protocol = output_url.split("://", 1)[0] if "://" in output_url else ""
+    if protocol in LOCAL_PROTOCOLS:
+        return location(output_url)
+    from airflow.sdk import ObjectStoragePath
+
+    root = ObjectStoragePath(output_url)
+    root.fs.invalidate_cache()
+    return root
+
+
 def months(output_url: str) -> list[MonthView]:
     """Every ``YYYY-MM`` folder under the output, newest first, each verified."""
-    root = location(output_url)
+    root = storage_root(output_url)
     try:
         periods = sorted(
             (entry.name for entry in root.iterdir() if MONTH.match(entry.name) and entry.is_dir()),
             reverse=True,
         )
-    except FileNotFoundError:
+    except MISSING_FOLDER:
         return []
     return [_month(root, period) for period in periods]
 
@@ -179,7 +199,7 @@ def _versions(root: Any, period: str) -> list[VersionView]:
             for entry in (root / VERSIONS_DIR / period).iterdir()
             if (found := VERSION.match(entry.name)) and entry.is_dir()
         )
-    except FileNotFoundError:
+    except MISSING_FOLDER:
         return []
     return [VersionView(n, read_published(root, period, version=n)) for n in numbers]
 
@@ -264,7 +284,7 @@ def verified_file(output_url: str, period: str, relative: str) -> bytes:
         raise HTTPException(404, f"{period!r} is not a month")
     if not _safe_relative(relative):
         raise HTTPException(404, f"{relative!r} is not a file of a month")
-    root = location(output_url)
+    root = storage_root(output_url)
     month = root / period
     if relative in (MANIFEST_NAME, DELIVERY_NAME):
         if read_published(root, period) is None:
@@ -300,7 +320,7 @@ def verified_version_file(output_url: str, period: str, version: str, relative: 
         raise HTTPException(404, f"{period!r}/{version!r} is not a version of a month")
     if not _safe_relative(relative):
         raise HTTPException(404, f"{relative!r} is not a file of a version")
-    root = location(output_url)
+    root = storage_root(output_url)
     folder = root / version_folder(period, int(found.group(1)))
     manifest = read_published(root, period, version=int(found.group(1)))
     if manifest is None:
@@ -323,13 +343,13 @@ def latest_mtd(output_url: str) -> MtdView | None:
 
     The JSON is written after the CSV, each whole: a day with its JSON is complete.
     """
-    root = location(output_url)
+    root = storage_root(output_url)
     try:
         periods = sorted(
             (e.name for e in (root / MTD_DIR).iterdir() if MONTH.match(e.name) and e.is_dir()),
             reverse=True,
         )
-    except FileNotFoundError:
+    except MISSING_FOLDER:
         return None
     for period in periods:
         folder = root / MTD_DIR / period
@@ -357,7 +377,7 @@ def mtd_file(output_url: str, period: str, name: str) -> bytes:
     if not MONTH.match(period) or not MTD_FILE.match(name):
         raise HTTPException(404, f"{period}/{name} is not a month-to-date file")
     try:
-        return bytes((location(output_url) / MTD_DIR / period / name).read_bytes())
+        return bytes((storage_root(output_url) / MTD_DIR / period / name).read_bytes())
     except FileNotFoundError:
         raise HTTPException(404, f"no month-to-date file {period}/{name}") from None
 
