@@ -70,9 +70,29 @@ def csv_rows(
     if found is None or tuple(cell.strip() for cell in found) not in allowed:
         shown = ",".join(found) if found else "an empty file"
         wanted = " or ".join(repr(",".join(columns)) for columns in allowed)
+        delimiter = _other_delimiter(found)
+        if delimiter is not None:
+            return [], [
+                f"{source}:1: header {shown!r} looks {delimiter!r}-separated; the file must be"
+                " comma-separated: save it as CSV with commas (Excel: 'CSV UTF-8 (Comma"
+                f" delimited)') with the header {wanted}"
+            ]
         return [], [f"{source}:1: header is {shown!r}; it must be exactly {wanted}"]
     return [
         (line_no, row)
         for line_no, row in enumerate(rows, start=2)
         if any(cell.strip() for cell in row)
     ], []
+
+
+OTHER_DELIMITERS = (";", "\t", "|")
+"""What spreadsheet programs write instead of commas, e.g. Excel where the decimal mark is a
+comma (most of Europe): a "CSV" with ``;``."""
+
+
+def _other_delimiter(header: list[str] | None) -> str | None:
+    """The delimiter a one-cell header is split by, when it is not a comma: the file was
+    saved with another one, and every row would fail for the same reason."""
+    if header is None or len(header) != 1:
+        return None
+    return next((mark for mark in OTHER_DELIMITERS if mark in header[0]), None)
