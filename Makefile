@@ -18,7 +18,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
 export PYTHONPATH := $(CURDIR)/include$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install lock demo test test-fast test-stack lint format bench clean ui focus-validator docs docs-serve
+.PHONY: help install lock demo test test-fast test-stack lint format bench clean ui focus-validator docs docs-serve airflow
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -108,6 +108,11 @@ bench: $(STAMP) ## run the benchmarks; figures are printed and written to bench/
 
 clean: ## remove the venv, Airflow home, outputs and caches
 	rm -rf $(VENV) $(FOCUS_VENV) .airflow output data site .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Airflow's own CLI in the project's environment, e.g. make airflow ARGS="dags test vapi_chargeback_monthly 2026-11-01";
+# outside make, `vapi-chargeback airflow dags test …` does the same (it migrates the database first when needed).
+airflow: $(STAMP) ## run airflow ARGS="…" in the project's environment (migrates its database first when needed)
+	$(BIN)/vapi-chargeback airflow -- $(ARGS)
 
 UI_PORT ?= 8080
 ui: $(STAMP) ## serve the Airflow UI on 127.0.0.1:8080 (UI_PORT=...) with the Chargeback statements page
