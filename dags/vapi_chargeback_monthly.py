@@ -13,6 +13,12 @@ chargeback.yaml answers itself) and ``finalize`` make it *final*; only then does
 ``deliver`` mail it (drafts too with ``deliver_drafts: true``, marked DRAFT). A rejection
 or a timeout skips ``finalize``: the month stays a draft and the run ends green.
 
+Allocation is spread over shards of assistants (param ``allocate_shards``; empty = by the
+month's size, one shard for most orgs): ``partition`` cuts each stored response into one
+file per shard, ``allocate_shard`` (one mapped task per shard, on any worker) sums its
+rows exactly, and ``allocate`` merges the sums and rounds once over all lines. The
+statement is byte for byte the same for any shard count.
+
 Verification (param ``verify_calls``, else chargeback.yaml's ``verification.enabled``):
 ``verify`` recounts the month from call records (``GET /call``) between reconcile and
 publish; beyond tolerance it fails for good and nothing is published (README
@@ -115,6 +121,17 @@ VERIFY_TIMEOUT = timedelta(minutes=60)
                 " verification.enabled."
             ),
         ),
+        "allocate_shards": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=256,
+            description=(
+                "Shards of assistants allocate is spread over, one mapped task each (the"
+                " statement is the same for any count). Empty = one per 256 MiB of API"
+                " responses, at most 16."
+            ),
+        ),
         "reason": Param(
             None,
             type=["null", "string"],
@@ -143,10 +160,35 @@ def vapi_chargeback_monthly() -> None:
         """Send one request of the plan; store its raw response with its sha256."""
         return steps.fetch(run, batch)
 
+    @task(execution_timeout=PLAN_TIMEOUT)
+    def shards(fetched: list[dict[str, Any]]) -> list[int]:
+        """How many shards of assistants allocate is spread over (param allocate_shards)."""
+        return steps.shards(get_current_context(), fetched)
+
+    @task(max_active_tis_per_dagrun=4, execution_timeout=ALLOCATE_TIMEOUT)
+    def partition(
+        batch: int, run: dict[str, Any], fetched: list[dict[str, Any]], shards: list[int]
+    ) -> list[dict[str, Any]]:
+        """Cut one stored response into one file per shard (nothing to do with one shard)."""
+        return steps.partition(run, fetched, batch, shards)
+
     @task(execution_timeout=ALLOCATE_TIMEOUT)
-    def allocate(run: dict[str, Any], fetched: list[dict[str, Any]]) -> dict[str, Any]:
-        """Join grouped rows with the mapping, rule by rule; spread shared pools."""
-        return steps.allocate(run, fetched)
+    def allocate_shard(
+        shard: int,
+        run: dict[str, Any],
+        fetched: list[dict[str, Any]],
+        partitions: list[list[dict[str, Any]]],
+        shards: list[int],
+    ) -> dict[str, Any]:
+        """Attribute one shard's rows, rule by rule, and sum them exactly (nothing rounded)."""
+        return steps.allocate_shard(run, fetched, partitions, shard, shards)
+
+    @task(execution_timeout=ALLOCATE_TIMEOUT)
+    def allocate(
+        run: dict[str, Any], fetched: list[dict[str, Any]], parts: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Merge the shards' sums; round once over all lines; spread shared pools."""
+        return steps.allocate(run, fetched, parts)
 
     @task
     def reconcile(run: dict[str, Any], allocated: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +226,16 @@ def vapi_chargeback_monthly() -> None:
 
     run = plan()
     settled >> run
-    fetched = fetch.partial(run=run).expand(batch=batches(run))
-    allocated = allocate(run, fetched)
+    batch_numbers = batches(run)
+    fetched = fetch.partial(run=run).expand(batch=batch_numbers)
+    shard_numbers = shards(fetched)
+    partitions = partition.partial(run=run, fetched=fetched, shards=shard_numbers).expand(
+        batch=batch_numbers
+    )
+    parts = allocate_shard.partial(
+        run=run, fetched=fetched, partitions=partitions, shards=shard_numbers
+    ).expand(shard=shard_numbers)
+    allocated = allocate(run, fetched, parts)
     published = publish(run, verify(run, allocated, reconcile(run, allocated)))
     published >> tidy_runs(run)
     review = StatementReview(task_id="review", run=run, published=published)

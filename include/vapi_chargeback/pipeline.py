@@ -300,11 +300,14 @@ def allocate_run(
     fetched: Sequence[Mapping[str, Any]],
     *,
     open_path: OpenPath = default_open_path,
+    statement: Statement | None = None,
 ) -> dict[str, Any]:
+    """Allocate and keep the statement; a sharded run's merge passes its rounded ``statement``."""
     work = open_path(run.work_url)
     config, mapping, plan = load_inputs(run, work)
-    results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
-    statement = allocate(config, mapping, plan, results, run_rules(work, config.mapping_rules))
+    if statement is None:
+        results = StoredResults(work, plan, [FetchedBatch.model_validate(item) for item in fetched])
+        statement = allocate(config, mapping, plan, results, run_rules(work, config.mapping_rules))
     output = open_path(run.output_url)
     lines = [*statement.lines, *_carried_into(statement, output)]
     last_day = (statement.period_end - timedelta(days=1)).date()

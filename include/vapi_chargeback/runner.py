@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vapi_chargeback.pipeline import (
@@ -22,6 +23,12 @@ from vapi_chargeback.pipeline import (
     plan_run,
     publish_run,
     reconcile_run,
+)
+from vapi_chargeback.sharded import (
+    allocate_shard_run,
+    merge_run,
+    partition_run,
+    shard_count,
 )
 from vapi_chargeback.verify.step import verification_enabled, verify_run
 
@@ -66,9 +73,13 @@ def run_month(
     fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
     around_step: StepHook | None = None,
     verify: bool | None = None,
+    allocate_shards: int | None = None,
 ) -> MonthRun:
     """plan → fetch every batch → allocate → reconcile → verify → publish, as the DAG's tasks
     run them. ``verify`` is the DAG param ``verify_calls``: ``None`` follows the config.
+    ``allocate_shards`` is the DAG param of that name (``None``: by the month's size); with
+    more than one shard, allocate runs as the DAG's mapped tasks do, one after another
+    here: ``partition`` every batch, ``allocate_shard`` each shard, then ``allocate`` (the merge).
 
     The same step functions, the same work folder, the same hand-overs (serialized as the
     DAG's XComs are): a statement published here has the bytes the DAG would publish. The
@@ -97,7 +108,7 @@ def run_month(
 
     run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
     fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run))
-    allocated = step("allocate", lambda: allocate_run(run, fetched, open_path=open_path))
+    allocated = allocate_month(run, fetched, shard_count(fetched, allocate_shards), open_path, step)
     reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
     if verification_enabled(run, verify):
         checked = reconciled
@@ -111,3 +122,37 @@ def run_month(
         else None
     )
     return MonthRun(run, fetched, allocated, reconciled, published, seconds)
+
+
+def allocate_month(
+    run: RunInfo,
+    fetched: list[dict[str, Any]],
+    shards: int,
+    open_path: OpenPath,
+    step: Callable[[str, Callable[[], Any]], Any],
+) -> dict[str, Any]:
+    """Allocate as the DAG does: one step with one shard; else each partition and shard as a
+    step of its own (``partition[3]``, ``allocate_shard[0]`` …, so their time and memory show
+    apart), then ``allocate``, the merge."""
+    allocated: dict[str, Any]
+    if shards == 1:
+        allocated = step("allocate", partial(allocate_run, run, fetched, open_path=open_path))
+        return allocated
+    partitions = [
+        step(
+            f"partition[{batch}]",
+            partial(partition_run, run, fetched, batch, shards, open_path=open_path),
+        )
+        for batch in range(run.batch_count)
+    ]
+    parts = [
+        step(
+            f"allocate_shard[{shard}]",
+            partial(
+                allocate_shard_run, run, fetched, partitions, shard, shards, open_path=open_path
+            ),
+        )
+        for shard in range(shards)
+    ]
+    allocated = step("allocate", partial(merge_run, run, fetched, parts, open_path=open_path))
+    return allocated

@@ -95,11 +95,59 @@ def fetch(run: dict[str, Any], batch: int) -> dict[str, Any]:
 
 
 @failure_policy
-def allocate(run: dict[str, Any], fetched: list[dict[str, Any]]) -> dict[str, Any]:
-    from vapi_chargeback.airflow.settings import storage_path
-    from vapi_chargeback.pipeline import RunInfo, allocate_run
+def shards(context: Any, fetched: list[dict[str, Any]]) -> list[int]:
+    """The shard numbers allocate is mapped over: the param ``allocate_shards``, else by the
+    month's size (``sharded.shard_count``)."""
+    from vapi_chargeback.sharded import shard_count
 
-    return allocate_run(RunInfo.model_validate(run), fetched, open_path=storage_path)
+    return list(range(shard_count(fetched, context["params"].get("allocate_shards"))))
+
+
+@failure_policy
+def partition(
+    run: dict[str, Any], fetched: list[dict[str, Any]], batch: int, shards: list[int]
+) -> list[dict[str, Any]]:
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo
+    from vapi_chargeback.sharded import partition_run
+
+    info = RunInfo.model_validate(run)
+    return partition_run(info, list(fetched), batch, len(shards), open_path=storage_path)
+
+
+@failure_policy
+def allocate_shard(
+    run: dict[str, Any],
+    fetched: list[dict[str, Any]],
+    partitions: list[list[dict[str, Any]]],
+    shard: int,
+    shards: list[int],
+) -> dict[str, Any]:
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo
+    from vapi_chargeback.sharded import allocate_shard_run
+
+    return allocate_shard_run(
+        RunInfo.model_validate(run),
+        list(fetched),
+        [list(part) for part in partitions],
+        shard,
+        len(shards),
+        open_path=storage_path,
+    )
+
+
+@failure_policy
+def allocate(
+    run: dict[str, Any], fetched: list[dict[str, Any]], parts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Merge the shards' exact sums and round: the allocated statement, for reconcile."""
+    from vapi_chargeback.airflow.settings import storage_path
+    from vapi_chargeback.pipeline import RunInfo
+    from vapi_chargeback.sharded import merge_run
+
+    info = RunInfo.model_validate(run)
+    return merge_run(info, list(fetched), list(parts), open_path=storage_path)
 
 
 @failure_policy
