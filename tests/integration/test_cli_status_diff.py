@@ -161,6 +161,27 @@ def test_status_of_an_empty_output_says_so(tmp_path: Path) -> None:
     assert done.stdout.strip() == f"{tmp_path.as_uri()}: no published month"
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param("{tmp}/nowhere", "no such folder; check the path", id="missing-folder"),
+        pytest.param(
+            "s3://aws_default@finance/vapi",
+            "names the Airflow connection 'aws_default', which only Airflow resolves; give"
+            " --output s3://finance/vapi",
+            id="airflow-connection-in-url",
+        ),
+    ],
+)
+def test_status_refuses_an_output_it_cannot_read(tmp_path: Path, url: str, message: str) -> None:
+    done = cli_run("status", "--output", url.format(tmp=tmp_path))
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("vapi-chargeback: error: --output ")
+    assert message in done.stderr
+
+
 def test_status_reads_an_s3_output(output: Output) -> None:
     """s3://bucket/prefix through boto3's own chain (the AWS_* variables), as on a laptop."""
     with local_s3() as s3:

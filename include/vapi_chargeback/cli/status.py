@@ -28,6 +28,7 @@ from vapi_chargeback.cli.common import (
     storage_url,
     table,
 )
+from vapi_chargeback.errors import ChargebackError
 
 MONTH_FOLDER = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 VERSION_FOLDER = re.compile(r"^v([1-9]\d*)$")
@@ -85,14 +86,44 @@ class MonthStatus:
 
 
 def output_url(override: str | None, config_file: Path) -> str:
-    """Where to look: ``--output``, else what a run would write to (``output_location``)."""
+    """Where to look: ``--output``, else what a run would write to (``output_location``);
+    refused when this process cannot read it (see :func:`readable`)."""
     if override:
-        return storage_url(override)
+        return readable(storage_url(override), "--output")
     from vapi_chargeback.config import load_config
     from vapi_chargeback.pipeline import output_location
 
     config = load_config(config_file)
-    return output_location(None, config, DEFAULT_OUTPUT.resolve().as_uri())
+    url = output_location(None, config, DEFAULT_OUTPUT.resolve().as_uri())
+    return readable(url, f"{config_file}: output")
+
+
+def readable(url: str, named: str) -> str:
+    """``url``, if the command line can read it: an existing local folder, or object storage
+    without an Airflow connection in it. ``s3://conn_id@bucket/…`` names a connection only
+    Airflow can resolve; without Airflow, boto3's own chain (``AWS_*`` variables, profiles,
+    roles) reads ``s3://bucket/…``. A local folder that does not exist is a typo, not an
+    output without months."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("", "file"):
+        folder = Path(parts.path if parts.scheme else url)
+        if not folder.is_dir():
+            raise OutputError(f"{named} {url}: no such folder; check the path")
+    elif "@" in parts.netloc:
+        bucket = parts.netloc.rsplit("@", 1)[1]
+        raise OutputError(
+            f"{named} {url} names the Airflow connection {parts.netloc.rsplit('@', 1)[0]!r},"
+            f" which only Airflow resolves; give --output {parts.scheme}://{bucket}{parts.path}"
+            " with the credentials in AWS_* variables or a profile (AWS_ENDPOINT_URL for a"
+            " non-AWS endpoint)"
+        )
+    return url
+
+
+class OutputError(ChargebackError):
+    """An output the command line cannot read."""
 
 
 def months(url: str) -> list[MonthStatus]:
