@@ -227,11 +227,15 @@ def _picker(aliases: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
 
 
 def _window(query: AnalyticsQuery, plan: Plan, zone: ZoneInfo) -> tuple[date, date]:
-    """First and last local day a query covers: its own time range, else the period's."""
+    """First and last local day a query covers: its own time range, else the period's. A
+    range ends at a local midnight, or inside its last day when it is a slice of one."""
     time_range = query.time_range
     start = time_range.start if time_range and time_range.start else plan.period.start
     end = time_range.end if time_range and time_range.end else plan.period.end
-    return start.astimezone(zone).date(), end.astimezone(zone).date() - timedelta(days=1)
+    return start.astimezone(zone).date(), (end - _INSTANT).astimezone(zone).date()
+
+
+_INSTANT = timedelta(microseconds=1)
 
 
 def _row_day(

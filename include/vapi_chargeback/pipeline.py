@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
 from vapi_chargeback.analytics.models import DEFAULT_MAX_QUERIES_PER_REQUEST
+from vapi_chargeback.analytics.row_cap import post_within_cap
 from vapi_chargeback.close import lifecycle
 from vapi_chargeback.close.invoices import load_invoices
 from vapi_chargeback.close.lifecycle import require_reason
@@ -56,7 +57,7 @@ from vapi_chargeback.names import (
     run_rules,
 )
 from vapi_chargeback.period import StatementPeriod, last_complete_month, require_settled
-from vapi_chargeback.plan import DEFAULT_WINDOW_DAYS, Plan, build_plan
+from vapi_chargeback.plan import Plan, RowBudget, build_plan
 from vapi_chargeback.reconcile import reconcile
 from vapi_chargeback.statement import ChargebackLine, FxRate, Provenance, Statement
 from vapi_chargeback.storage import LOCAL_PROTOCOLS
@@ -81,7 +82,7 @@ RECONCILED_FILE = "statement-reconciled.json"
 RUNS_DIR = "_runs"
 COARSE_PLAN_MIN_ASSISTANTS = 200
 """From this many mapped assistants on, ``plan_run`` has the plan read the mapping and cut
-its queries in windows (``build_plan(mapping=…, window_days=…)``). By day and variable
+its queries by its stretches of unchanged mapping (``build_plan(mapping=…)``). By day and variable
 value the core query alone is ~75 rows per assistant a month: a 2,000-assistant org would
 get ~150k rows in one query, past the API's row cap, and a few breakdowns make it millions.
 A small org keeps one day-grained query per shape, which is the fewest queries."""
@@ -272,13 +273,14 @@ def fetch_batch(
         fetch_assistants(client, work)
     plan = load_plan(work)
     queries = [plan.query(name) for name in plan.batches[index]]
-    response = client.post_batch(queries, batch_index=index, keep_results=False, check=True)
+    response = post_within_cap(client, queries, batch_index=index)
     log.info(
-        "batch %d of %s: HTTP %d after %d attempt(s), %d bytes",
+        "batch %d of %s: HTTP %d after %d attempt(s) in %d request(s), %d bytes",
         index,
         run.month,
         response.status_code,
         response.attempts,
+        response.requests,
         len(response.raw),
     )
     name = f"batch-{index:03d}.json"
@@ -292,6 +294,7 @@ def fetch_batch(
         attempts=response.attempts,
         status_code=response.status_code,
         spans=response.spans,
+        pieces=response.pieces,
     )
 
 
@@ -529,17 +532,13 @@ def plan_for(
     mapping: AssistantMapping,
     max_queries_per_request: int = DEFAULT_MAX_QUERIES_PER_REQUEST,
 ) -> Plan:
-    """The plan of a run: windowed and mapping-aware from ``COARSE_PLAN_MIN_ASSISTANTS`` on."""
+    """The plan of a run: mapping-aware from ``COARSE_PLAN_MIN_ASSISTANTS`` on, and always
+    cut in windows and requests by the row budget of the mapping's assistants."""
     assistants = {entry.assistant_id for entry in mapping.entries}
+    rows = RowBudget(assistants=len(assistants))
     if len(assistants) < COARSE_PLAN_MIN_ASSISTANTS:
-        return build_plan(config, period, max_queries_per_request)
-    return build_plan(
-        config,
-        period,
-        max_queries_per_request,
-        mapping=mapping,
-        window_days=DEFAULT_WINDOW_DAYS,
-    )
+        return build_plan(config, period, max_queries_per_request, rows=rows)
+    return build_plan(config, period, max_queries_per_request, mapping=mapping, rows=rows)
 
 
 def mapping_path(config: ChargebackConfig, config_file: Path) -> Path:

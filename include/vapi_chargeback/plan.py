@@ -26,9 +26,15 @@ the core query alone, against ~26k without the day. A week or period row must no
 a mapping change, nor the day after a cost center's ``valid_to`` (from which a call's
 variable no longer names it), so those queries are split at both kinds of day; when there
 are too many such days, the plan falls back to day rows. With ``window_days``, day
-and week queries are further split at Mondays into windows of at most that many days,
-which bounds each answer (the API caps rows per query) without adding a row. Each such
-family of queries keeps one logical name, which definitions refer to.
+and week queries are further split at Mondays into windows of at most that many days.
+With a :class:`RowBudget` (what a run plans with), every grouped query is cut into as few
+windows as keep its estimated rows within the API's row cap, and queries are packed into
+requests by estimated rows too (``row_budget.py`` says how rows are estimated). A day
+query cut at a day boundary adds no row; a coarser one adds a row per group per extra
+window, which is why the windows are as long as the budget allows. When even one day is
+too many rows (tens of thousands of assistants by end reason), a day is cut into equal
+slices: a group then comes back once per slice, and the slices' sums add up to the day's.
+Each such family of queries keeps one logical name, which definitions refer to.
 
 Two figures of the statement itself need rows no definition may ask for. Successful
 calls (``analysis.successEvaluation`` is ``"true"``) are counted by the shape grouped by
@@ -41,6 +47,7 @@ only. Both are attributed with the same rules as the money.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -73,6 +80,14 @@ from vapi_chargeback.config import (
 )
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.period import StatementPeriod
+from vapi_chargeback.row_budget import (
+    REQUEST_ROW_BUDGET,
+    ROW_BUDGET,
+    RowEstimate,
+    Slice,
+    cut,
+    pack_requests,
+)
 
 CORE_QUERY = "core-allocation"
 ORG_TOTAL_QUERY = "org-total"
@@ -81,9 +96,6 @@ DAILY_COST_QUERY = "daily-cost"
 ASSISTANT_KEY: Final = "assistantId"
 SUCCESS_KEY: Final = "analysis.successEvaluation"
 SUCCESS_SHAPE: tuple[Dimension, ...] = (SUCCESS_KEY,)
-DEFAULT_WINDOW_DAYS = 14
-"""What ``plan_run`` passes as ``window_days``: two weeks of 2,000 assistants' day rows are
-~70k, inside the emulator's 100k-row cap, and a month is still only three windows."""
 MAX_MAPPING_SEGMENTS = 4
 """Beyond this many stretches of unchanged mapping and cost centers in a month, coarse
 queries would multiply by the stretches; the plan then asks for day rows instead."""
@@ -183,6 +195,9 @@ class Plan(BaseModel):
     batches: list[list[str]]
     """Query names per request, in the order they are sent."""
     definitions: list[DefinitionPlan]
+    estimated_rows: dict[str, int] = Field(default_factory=dict)
+    """Query name → rows the plan expects it to answer (``row_budget.py``), for the plans
+    sized by a :class:`RowBudget`; empty otherwise."""
     families: dict[str, list[str]] = Field(default_factory=dict)
     """Logical query (as ``core_query`` and definitions name it) → the queries answering it,
     one per time window, in day order. A logical name not listed is answered by the query
@@ -210,6 +225,16 @@ class Plan(BaseModel):
         return [d for d in self.definitions if d.cost_center_id == cost_center_id]
 
 
+@dataclass(frozen=True)
+class RowBudget:
+    """What sizes a run's windows and requests: the org's mapped assistants and the rows
+    a query and a request are planned for (``row_budget.py``)."""
+
+    assistants: int
+    rows_per_query: int = ROW_BUDGET
+    rows_per_request: int = REQUEST_ROW_BUDGET
+
+
 def build_plan(
     config: ChargebackConfig,
     period: StatementPeriod,
@@ -217,12 +242,15 @@ def build_plan(
     *,
     mapping: AssistantMapping | None = None,
     window_days: int | None = None,
+    rows: RowBudget | None = None,
 ) -> Plan:
     """The deterministic query plan of ``config`` for ``period``: same inputs, same JSON.
 
     ``mapping`` lets shapes be asked at the coarsest grain their definitions need (see the
     module docstring); without it, every grouped query is by day. ``window_days`` (at least
-    7) splits day and week queries into windows of at most that many days.
+    7) splits day and week queries into windows of at most that many days. ``rows`` cuts
+    every grouped query into windows and packs requests so that estimated rows stay
+    within its budgets.
     """
     if max_queries_per_request < 1:
         raise ValueError(f"max_queries_per_request must be >= 1, got {max_queries_per_request}")
@@ -256,6 +284,8 @@ def build_plan(
     grains.setdefault(SUCCESS_SHAPE, _grain(None, segments))
     names = {shape: _query_name(shape) for shape in needs}
     families: dict[str, list[AnalyticsQuery]] = {}
+    estimated: dict[str, int] = {}
+    cuts = _Cuts(window_days, rows, len(config.cost_centers))
     for shape in needs:
         families[names[shape]] = _family(
             names[shape],
@@ -265,12 +295,21 @@ def build_plan(
             period,
             grains[shape],
             segments,
-            window_days,
+            cuts,
+            estimated,
         )
     daily_cost = CORE_QUERY if grains[()] == "day" else DAILY_COST_QUERY
     if daily_cost == DAILY_COST_QUERY:
         families[daily_cost] = _family(
-            daily_cost, (), {"cost"}, config.variable_key, period, "day", segments, window_days
+            daily_cost,
+            (),
+            {"cost"},
+            config.variable_key,
+            period,
+            "day",
+            segments,
+            cuts,
+            estimated,
         )
     core, *others = families
     queries = [
@@ -278,12 +317,13 @@ def build_plan(
         _org_total_query(period),
         *(query for family in sorted(others) for query in families[family]),
     ]
-    size = max_queries_per_request
+    if rows is not None:
+        estimated[ORG_TOTAL_QUERY] = 1
     return Plan(
         period=period,
         variable_key=config.variable_key,
         components=list(config.components),
-        max_queries_per_request=size,
+        max_queries_per_request=max_queries_per_request,
         core_query=CORE_QUERY,
         org_total_query=ORG_TOTAL_QUERY,
         success_query=names[SUCCESS_SHAPE],
@@ -292,9 +332,13 @@ def build_plan(
             pool.name: pool.amount for pool in config.shared_costs if pool.amount is not None
         },
         queries=queries,
-        batches=[
-            [query.name for query in queries[i : i + size]] for i in range(0, len(queries), size)
-        ],
+        batches=pack_requests(
+            [query.name for query in queries],
+            max_queries_per_request,
+            estimated,
+            rows.rows_per_request if rows else None,
+        ),
+        estimated_rows={query.name: estimated[query.name] for query in queries if estimated},
         definitions=[
             DefinitionPlan(
                 cost_center_id=center_id,
@@ -320,6 +364,20 @@ def build_plan(
     )
 
 
+@dataclass(frozen=True)
+class _Cuts:
+    """How a run cuts its queries in time: at most ``window_days`` days, and within ``rows``."""
+
+    window_days: int | None
+    rows: RowBudget | None
+    cost_centers: int
+
+    def estimate(self, shape: tuple[Dimension, ...]) -> RowEstimate | None:
+        if self.rows is None:
+            return None
+        return RowEstimate.of(self.rows.assistants, self.cost_centers, shape)
+
+
 def _family(
     family: str,
     shape: tuple[Dimension, ...],
@@ -328,23 +386,46 @@ def _family(
     period: StatementPeriod,
     grain: Grain,
     segments: list[Window] | None,
-    window_days: int | None,
+    cuts: _Cuts,
+    estimated: dict[str, int],
 ) -> list[AnalyticsQuery]:
-    """The queries answering one logical query, one per time window, in day order."""
-    whole: Window = (period.first_day, period.last_day)
-    windows = _windows(whole, grain, segments, window_days)
-    return [
-        _grouped_query(
-            family if windows == [whole] else f"{family}-{window[0].day:02d}",
-            shape,
-            measures,
-            variable_key,
-            period,
-            grain,
-            None if window == whole else window,
-        )
-        for window in windows
+    """The queries answering one logical query, one per time window, in day order; their
+    estimated rows go into ``estimated`` when the cuts have a row budget."""
+    whole = Slice(period.first_day, period.last_day)
+    windows = [
+        Slice(first, last) for first, last in _windows(whole, grain, segments, cuts.window_days)
     ]
+    estimate = cuts.estimate(shape)
+    if estimate is not None and cuts.rows is not None:
+        windows = [
+            piece
+            for window in windows
+            for piece in cut(window, grain, estimate, cuts.rows.rows_per_query)
+        ]
+    queries = []
+    for window in windows:
+        name = family if windows == [whole] else _window_name(family, window)
+        queries.append(
+            _grouped_query(
+                name,
+                shape,
+                measures,
+                variable_key,
+                period,
+                grain,
+                None if window == whole else window,
+            )
+        )
+        if estimate is not None:
+            estimated[name] = estimate.rows(window, grain)
+    return queries
+
+
+def _window_name(family: str, window: Slice) -> str:
+    """``core-allocation-12`` for the window starting on the 12th; ``by-reason-03.2`` for
+    the second slice of the 3rd."""
+    name = f"{family}-{window.first.day:02d}"
+    return name if window.parts == 1 else f"{name}.{window.part + 1}"
 
 
 def _grain(step: DefinitionStep | None, segments: list[Window] | None) -> Grain:
@@ -383,7 +464,7 @@ def _stable_segments(
 
 
 def _windows(
-    whole: Window, grain: Grain, segments: list[Window] | None, window_days: int | None
+    whole: Slice, grain: Grain, segments: list[Window] | None, window_days: int | None
 ) -> list[Window]:
     """The time windows of one shape's queries, in day order.
 
@@ -391,7 +472,7 @@ def _windows(
     segments. Cutting day and week queries at a Monday adds no row: no day or week
     bucket is split.
     """
-    spans = segments if grain != "day" and segments is not None else [whole]
+    spans = segments if grain != "day" and segments is not None else [(whole.first, whole.last)]
     if window_days is None or grain == "period":
         return spans
     return [piece for span in spans for piece in _cut_at_mondays(span, window_days)]
@@ -433,17 +514,14 @@ def _grouped_query(
     variable_key: str,
     period: StatementPeriod,
     grain: Grain,
-    window: Window | None,
+    window: Slice | None,
 ) -> AnalyticsQuery:
     """One query of a shape: over the whole period, or over ``window`` of it."""
     time_range = _time_range(period, _GRAIN_STEP[grain])
     if window is not None:
-        zone = ZoneInfo(period.timezone)
+        start, end = _bounds(window, ZoneInfo(period.timezone))
         time_range = TimeRange(
-            step=_GRAIN_STEP[grain],
-            start=_local_midnight(window[0], zone),
-            end=_local_midnight(window[1] + timedelta(days=1), zone),
-            timezone=period.timezone,
+            step=_GRAIN_STEP[grain], start=start, end=end, timezone=period.timezone
         )
     return AnalyticsQuery(
         table="call",
@@ -471,6 +549,30 @@ def _operation(measure: str) -> AnalyticsOperation:
 
 def _time_range(period: StatementPeriod, step: Step | None) -> TimeRange:
     return TimeRange(step=step, start=period.start, end=period.end, timezone=period.timezone)
+
+
+def _bounds(window: Slice, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A window's start and end instants: local midnights, or whole seconds splitting one
+    local day (23, 24 or 25 hours) into ``parts`` near-equal slices."""
+    start = _local_midnight(window.first, zone)
+    end = _local_midnight(window.last + timedelta(days=1), zone)
+    if window.parts == 1:
+        return start, end
+    seconds = int((end - start).total_seconds())
+    return (
+        _with_local_offset(start + timedelta(seconds=seconds * window.part // window.parts), zone),
+        _with_local_offset(
+            start + timedelta(seconds=seconds * (window.part + 1) // window.parts), zone
+        ),
+    )
+
+
+def _with_local_offset(instant: datetime, zone: ZoneInfo) -> datetime:
+    """``instant`` written with the zone's offset at that moment (fixed, as the period's)."""
+    local = instant.astimezone(zone)
+    offset = local.utcoffset()
+    assert offset is not None
+    return local.astimezone(dt_timezone(offset))
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -47,6 +47,9 @@ class FetchedBatch(BaseModel):
     spans: dict[str, tuple[int, int]] = Field(default_factory=dict)
     """Query name → byte span of its result in the file, so later steps decode one query at a
     time; empty for batches fetched before spans were recorded (then decoded whole)."""
+    pieces: dict[str, list[str]] = Field(default_factory=dict)
+    """Query name → the results answering it together, for a query the API refused for its
+    rows and that was asked in pieces (``analytics.row_cap``); empty when none was."""
 
 
 def file_sha256(path: Path) -> str:
@@ -74,6 +77,7 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
         self._bodies: dict[str, bytes] = {}
         self._spans: dict[str, tuple[str, int, int]] = {}
         self._decoded: dict[str, AnalyticsQueryResult] = {}
+        self._pieces: dict[str, list[str]] = {}
         for batch in sorted(fetched, key=lambda item: item.index):
             raw = (work / "raw" / batch.file).read_bytes()
             if hashlib.sha256(raw).hexdigest() != batch.sha256:
@@ -86,7 +90,8 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
             if not batch.spans:
                 self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
                 continue
-            if sorted(batch.spans) != sorted(names):
+            answered = [part for name in names for part in batch.pieces.get(name, [name])]
+            if sorted(batch.spans) != sorted(answered) or not set(batch.pieces) <= set(names):
                 raise RunStateError(
                     f"raw response {batch.file} does not answer exactly the queries of batch "
                     f"{batch.index}: {sorted(batch.spans)}"
@@ -94,24 +99,36 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
             self._bodies[batch.file] = raw
             for name, (start, end) in batch.spans.items():
                 self._spans[name] = (batch.file, start, end)
+            self._pieces.update(batch.pieces)
 
     def __getitem__(self, name: str) -> AnalyticsQueryResult:
         if name in self._decoded:
             return self._decoded[name]
-        file, start, end = self._spans[name]
+        if name not in self._pieces:
+            return self._stored(name, name)
+        pieces = [self._stored(piece, name) for piece in self._pieces[name]]
+        rows = [row for piece in pieces for row in piece.result]
+        return pieces[0].model_copy(update={"name": name, "result": rows})
+
+    def _stored(self, part: str, query: str) -> AnalyticsQueryResult:
+        """The stored result named ``part``, held to the planned ``query`` it answers."""
+        file, start, end = self._spans[part]
         result = result_from_json(decode_json(self._bodies[file][start:end]))
-        if result.name != name:
+        if result.name != part:
             raise RunStateError(
-                f"raw response {file} holds {result.name!r} where {name!r} was recorded"
+                f"raw response {file} holds {result.name!r} where {part!r} was recorded"
             )
-        check_results([self._plan.query(name)], [result], request=f"stored {file}")
+        check_results([self._plan.query(query)], [result], request=f"stored {file}")
         return result
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._decoded, *self._spans])
+        pieces = {piece for parts in self._pieces.values() for piece in parts}
+        return iter(
+            [*self._decoded, *self._pieces, *(name for name in self._spans if name not in pieces)]
+        )
 
     def __len__(self) -> int:
-        return len(self._decoded) + len(self._spans)
+        return len(list(iter(self)))
 
 
 def _decode_batch(
