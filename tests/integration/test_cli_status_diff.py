@@ -282,6 +282,20 @@ def test_diff_table_shows_the_total_and_the_top_assistants(output: Output) -> No
     assert "Top 2 of " in done.stdout and "assistants whose money changed" in done.stdout
 
 
+def test_diff_of_the_current_version_named_both_ways_changes_nothing(output: Output) -> None:
+    """``2026-10@v2`` is the month folder's set (its manifest says version 2)."""
+    shown = diff_json(output, OCTOBER, f"{OCTOBER}@v2")
+    done = cli_run("diff", OCTOBER, f"{OCTOBER}@v2", "--output", str(output.folder))
+
+    assert all(
+        Decimal(value) == 0 for row in shown["cost_centers"] for value in row["change"].values()
+    )
+    [total] = [row for row in shown["cost_centers"] if row["id"] == "TOTAL"]
+    assert total["b"]["cost_usd"] == output.manifest(OCTOBER)["totals"]["cost_usd"]
+    assert shown["assistants"] == [] and shown["assistants_changed"] == 0
+    assert done.stdout.rstrip().endswith("No assistant's money changed.")
+
+
 def test_diff_of_a_month_not_published_exits_1(output: Output) -> None:
     done = cli_run("diff", "2026-12", OCTOBER, "--output", str(output.folder))
 

@@ -133,8 +133,9 @@ def _sums(
 def compare(a: list[dict[str, str]], b: list[dict[str, str]], top: int) -> dict[str, Any]:
     """Per cost center (and ``TOTAL``) and for the ``top`` assistants: A, B and B - A of
     every money column both sides have; columns only one side has are named, not compared.
-    Assistants are ranked by the size of their ``cost_usd`` change; lines with no assistant
-    (shared pools, calls without one) count in their cost center only."""
+    Only assistants with a change in some column are listed, ranked by the size of their
+    ``cost_usd`` change; lines with no assistant (shared pools, calls without one) count in
+    their cost center only."""
     columns_a, columns_b = _money_columns(a), _money_columns(b)
     columns = [column for column in columns_b if column in columns_a]
 
@@ -152,19 +153,21 @@ def compare(a: list[dict[str, str]], b: list[dict[str, str]], top: int) -> dict[
 
     centers = sorted({line["cost_center_id"] for line in (*a, *b)})
     named = [line for line in (*a, *b) if line.get("assistant_id")]
-    assistants = rows("assistant_id", sorted({line["assistant_id"] for line in named}))
-    assistants.sort(key=lambda row: -abs(Decimal(row["change"].get("cost_usd", "0"))))
+    changed = [
+        row
+        for row in rows("assistant_id", sorted({line["assistant_id"] for line in named}))
+        if any(Decimal(value) for value in row["change"].values())
+    ]
+    changed.sort(key=lambda row: -abs(Decimal(row["change"].get("cost_usd", "0"))))
     names = {line["assistant_id"]: line.get("assistant_name", "") for line in named}
-    for row in assistants:
+    for row in changed:
         row["name"] = names[row["id"]]
     return {
         "columns": columns,
         "only_one_side": sorted(set(columns_a) ^ set(columns_b)),
         "cost_centers": [*rows("cost_center_id", centers), *rows(None, [TOTAL])],
-        "assistants": assistants[:top],
-        "assistants_changed": sum(
-            1 for row in assistants if any(Decimal(value) for value in row["change"].values())
-        ),
+        "assistants": changed[:top],
+        "assistants_changed": len(changed),
     }
 
 
@@ -189,7 +192,7 @@ def _text(a: Side, b: Side, result: dict[str, Any]) -> str:
 
     numeric = set(range(1, len(headers) + 1))
     lines = [
-        f"{b} - {a}: money columns {', '.join(columns)} (A and B show cost_usd)",
+        f"From A {a} to B {b}: the change (B - A) of {', '.join(columns)}; A and B show cost_usd",
         "",
         table(
             ["cost center", *headers],
@@ -210,6 +213,8 @@ def _text(a: Side, b: Side, result: dict[str, Any]) -> str:
                 {n + 1 for n in numeric},
             ),
         ]
+    elif result["assistants_changed"] == 0:
+        lines += ["", "No assistant's money changed."]
     if result["only_one_side"]:
         lines += [
             "",
