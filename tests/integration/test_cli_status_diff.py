@@ -16,13 +16,15 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from vapi_chargeback import localrun
+from vapi_chargeback.delivery.log import DeliveryLog, MessageRecord, write_log
 
 from support import close_run
 from support.reliability import KEY
@@ -119,6 +121,43 @@ def test_status_table_shows_each_month_on_one_line(output: Output) -> None:
     ]
     total = Decimal(output.manifest(OCTOBER)["totals"]["cost_usd"])
     assert f"{total:,.2f}" in rows[1]
+
+
+def test_status_shows_the_delivery_ledger(output: Output, tmp_path: Path) -> None:
+    copy = tmp_path / "out"
+    shutil.copytree(output.folder, copy)
+    now = datetime.now(UTC)
+
+    def message(key: str, status: Literal["sent", "failed"]) -> MessageRecord:
+        return MessageRecord(
+            key=key, kind="finance" if key == "finance" else "owner", recipient="x@example.com",
+            subject="s", message_id=f"<{key}@example.com>", attachments=[], status=status,
+            run_id="r",
+        )  # fmt: skip
+
+    write_log(
+        copy,
+        DeliveryLog(
+            period=OCTOBER, manifest_sha256="0" * 64, updated_at=now,
+            messages={"finance": message("finance", "sent"), "owner:sales": message("owner:sales", "failed")},
+        ),
+    )  # fmt: skip
+    write_log(
+        copy,
+        DeliveryLog(
+            period=SEPTEMBER, manifest_sha256="0" * 64, updated_at=now,
+            messages={"finance": message("finance", "sent")},
+        ),
+    )  # fmt: skip
+
+    code, shown = status_json("--output", str(copy))
+
+    assert code == 0
+    delivery = {
+        m["month"]: (m["delivery"], m["delivery_counts"]) for m in shown["months"] if m["current"]
+    }
+    assert delivery[SEPTEMBER] == ("sent 1/1", {"pending": 0, "sending": 0, "sent": 1, "failed": 0})
+    assert delivery[OCTOBER][0] == "incomplete (sent 1, failed 1)"
 
 
 @pytest.mark.parametrize(
