@@ -6,7 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from vapi_chargeback.analytics import checks
 from vapi_chargeback.analytics.checks import (
     MAX_REPORTED_PROBLEMS,
     check_results,
@@ -164,3 +167,76 @@ def test_check_results_passes_good_results_and_pairs_them_with_their_queries() -
         check_results(
             [other, QUERY], [result(row()), result({**row(), "count_id": None})], request="r"
         )
+
+
+PLAIN_QUERY = AnalyticsQuery(
+    table="call",
+    name="plain",
+    group_by=["assistantId", "endedReason"],
+    group_by_variable_value=[VariableValueGroupBy(key="costCenter")],
+    time_range=TimeRange(step="day"),
+    operations=[
+        AnalyticsOperation(operation="sum", column="cost", alias="sum_cost"),
+        AnalyticsOperation(operation="count", column="id", alias="count_id"),
+    ],
+)
+"""A query whose columns all take the column-at-a-time path when its rows are good."""
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.integers(min_value=-3, max_value=10**12),
+    st.decimals(min_value=-3, max_value=10**9, places=3),
+    st.sampled_from([Decimal("NaN"), Decimal("-0"), Decimal("1E+400"), Decimal("2.0")]),
+    st.just([1]),
+    st.just({"n": 1}),
+)
+PLAIN_KEYS = ("assistantId", "endedReason", "costCenter", "date", "sum_cost", "count_id")
+
+
+def _plain_row(data: st.DataObject) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "assistantId": "a1",
+        "endedReason": "voicemail",
+        "costCenter": None,
+        "date": "2026-10-01T00:00:00.000Z",
+        "sum_cost": Decimal("1.5"),
+        "count_id": 3,
+    }
+    for key in data.draw(st.lists(st.sampled_from(PLAIN_KEYS), max_size=2)):
+        change = data.draw(st.one_of(ANY_VALUE, st.just(DROP)))
+        if change is DROP:
+            row.pop(key, None)
+        else:
+            row[key] = change
+    return row
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_column_at_a_time_check_finds_what_the_row_by_row_check_finds(
+    data: st.DataObject,
+) -> None:
+    """The fast path may only say "all good" where the row-by-row check finds nothing."""
+    rows = [_plain_row(data) for _ in range(data.draw(st.integers(0, 6)))]
+    result = AnalyticsQueryResult(name="plain", timeRange={}, result=rows)
+
+    found = result_problems(PLAIN_QUERY, result)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(checks, "_plainly_good", lambda *_: False)
+        row_by_row = result_problems(PLAIN_QUERY, result)
+
+    assert found == row_by_row
+
+
+def test_good_rows_take_the_column_at_a_time_path() -> None:
+    rows = [{**dict.fromkeys(PLAIN_KEYS, "x"), "sum_cost": Decimal(2), "count_id": 1}] * 3
+
+    assert checks._plainly_good(
+        rows,
+        ["assistantId", "endedReason", "costCenter", "date"],
+        [
+            ("sum_cost", "sum", "cost"),
+            ("count_id", "count", "id"),
+        ],
+    )
