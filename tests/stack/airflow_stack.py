@@ -41,9 +41,8 @@ REDIS_DB_CHOICES = range(8, 16)
 REDIS_CLAIM_KEY = "vapi-chargeback:stack-test:claim"
 REDIS_CLAIM_TTL_S = 30 * 60
 
-SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-)
+FAB_AUTH_MANAGER = "vapi_chargeback.airflow.auth_manager.ChargebackFabAuthManager"
+"""docker-compose.yml's auth manager (its literal settings override this anyway)."""
 ADMIN_USER = "stack"
 HOSTNAME_ENV = "STACK_WORKER_HOSTNAME"
 
@@ -326,9 +325,19 @@ class HoldingProxy:
         self.released.set()
 
 
+@dataclass(frozen=True)
+class StackUser:
+    """A FAB user the stack creates: who signs in, with which roles."""
+
+    username: str
+    email: str
+    roles: tuple[str, ...]
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+
+
 @dataclass
 class ApiClient:
-    """The stable REST API (``/api/v2``) with a simple-auth-manager JWT, over plain httpx."""
+    """The stable REST API (``/api/v2``) with a JWT from the auth manager's ``/auth/token``."""
 
     base_url: str
     username: str
@@ -384,7 +393,7 @@ class AirflowStack:
     """Fresh metadata database, Redis database and ``AIRFLOW_HOME``; the compose processes.
 
     Settings mirror ``docker-compose.yml``'s ``x-airflow-common`` environment (CeleryExecutor,
-    one JWT secret and one execution-API URL for every process, simple auth manager), with
+    one JWT secret and one execution-API URL for every process, FAB auth manager), with
     loopback addresses and free ports instead of service names, and a few timeouts shortened
     so a crashed worker is noticed within the test's time budget.
     """
@@ -426,11 +435,7 @@ class AirflowStack:
     # --- set-up -------------------------------------------------------------------------
 
     def create_backends(self) -> None:
-        """Create the uniquely named database, claim a free Redis database, write the password.
-
-        The simple auth manager reads the admin password from ``passwords.json``; writing it
-        first fixes the password instead of having one generated and printed to a log.
-        """
+        """Create the uniquely named database and claim a free Redis database."""
         import psycopg2
         import redis
 
@@ -451,7 +456,6 @@ class AirflowStack:
                 break
         if self.redis_db is None:
             raise RuntimeError(f"no empty Redis database among {list(REDIS_DB_CHOICES)}")
-        (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}))
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment of every Airflow process: inherited AIRFLOW_* settings removed."""
@@ -470,9 +474,7 @@ class AirflowStack:
                 [str(self.project_dir / "include"), str(Path(__file__).resolve().parent)]
             ),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+            "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_psycopg2,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{pg_psycopg2}",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
@@ -524,7 +526,29 @@ class AirflowStack:
         return result
 
     def migrate(self) -> None:
+        """Airflow's tables and, with the FAB auth manager, FAB's (users, roles)."""
         self.airflow("db", "migrate")
+
+    def create_users(self, users: list[StackUser]) -> None:
+        """The chargeback roles, the admin the API client signs in as, and ``users``: what
+        compose's init service does (roles module, ``airflow users create``), in one process."""
+        admin = StackUser(ADMIN_USER, "stack@example.test", ("Admin",), self.password)
+        payload = [
+            {"username": u.username, "password": u.password, "email": u.email, "roles": u.roles}
+            for u in [admin, *users]
+        ]
+        script = self.project_dir / "tests" / "support" / "fab_users.py"
+        result = subprocess.run(
+            [str(self.project_dir / ".venv" / "bin" / "python"), str(script)],
+            input=json.dumps(payload),
+            env=self.env(),
+            cwd=self.project_dir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"creating FAB users failed:\n{result.stderr[-4000:]}")
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> ManagedProcess:
         """Start any process the stack owns (the emulator too), so :meth:`close` stops it."""

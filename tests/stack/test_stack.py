@@ -10,13 +10,23 @@ emulator behind a loopback proxy, and then does what an operator does:
 2. ``airflow backfill create`` three months (it only queues them; the scheduler runs them);
 3. SIGKILL the Celery worker while a fetch task is in the middle of its request, start a
    new worker, and see the task retried there and the run finish;
-4. with ``approval: manual``, trigger a month, see its draft wait in ``review`` and approve
-   it over REST as the Required Actions page does: the same run makes it final;
-5. ``airflow dags test`` the month before the latest one due (it takes the 1st of the latest
+4. with ``approval: manual`` and ``approvers`` naming finance by e-mail, trigger a month,
+   see its draft wait in ``review``; a viewer's and an admin's answers over REST are refused
+   (403, the month stays a draft), finance's is taken: the same run makes it final;
+5. sign in as a cost-center owner, finance and a viewer (the FAB auth manager on
+   PostgreSQL, users and roles as compose's init creates them): the owner's statements
+   page lists and serves only their own workbooks, every other file — another owner's,
+   org-wide, guessed — is the same 403; finance sees and downloads everything; the
+   viewer gets no page;
+6. ``airflow dags test`` the month before the latest one due (it takes the 1st of the latest
    month as logical date), then restart the scheduler with scheduled runs on: the latest
    month's scheduled run is created all the same, waits in ``settled`` while
    chargeback.yaml's ``settlement_delay_hours`` says the month has not settled, and
    completes once the file says it has.
+
+Connection ``vapi_default`` reaches the tasks as compose gives it to its worker: a JSON file
+read through the workers' local-filesystem secrets backend, and the emulator's API key holds
+a quote and a backslash, which a hand-built JSON string would break on.
 
 Every month's statements are checked on disk: the manifest lists every file with its
 sha256, and Σ ``cost_usd`` of the CSV equals the manifest's totals and the org total from
@@ -31,6 +41,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -45,20 +56,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from airflow_stack import (
-    ADMIN_USER,
     PG_HOST,
     PG_PORT,
     PG_USER,
     REDIS_HOST,
     REDIS_PORT,
     AirflowStack,
+    ApiClient,
     FatalWaitError,
     HoldingProxy,
     ManagedProcess,
     PhaseClock,
+    StackUser,
     free_port,
     services_unavailable_reason,
     wait_until,
@@ -96,6 +109,18 @@ KILL_LOGICAL_DATE = "2026-04-02T00:00:00Z"
 APPROVAL_MONTH = "2026-02"
 APPROVAL_LOGICAL_DATE = "2026-03-02T00:00:00Z"
 APPROVAL_LINE = "\napproval: auto"
+FINANCE = StackUser("fiona", "Finance@Example.test", ("Chargeback Finance",))
+OWNER_CENTER = "sales"
+OWNER = StackUser(
+    "oscar",
+    next(c.owner_email for c in load_config(CONFIG).cost_centers if c.id == OWNER_CENTER),
+    ("Chargeback Owner",),
+)
+VIEWER = StackUser("victor", "victor@example.test", ("Viewer",))
+APPROVERS_LINE = "\napprovers: [finance@example.test]"
+"""Finance by e-mail, in another case than the account's: the auth manager ignores case."""
+PAGE = "/chargeback/"
+FORBIDDEN = "You may not open this file. Finance can send it to you."
 
 WAIT_ZONE, WAIT_DELAY_HOURS = "Pacific/Pago_Pago", 24 * 31
 """The config while a scheduled month must wait: a month ends there (UTC−11) among the
@@ -113,7 +138,6 @@ HOST_SPECIFIC = {
     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
     "AIRFLOW__API__BASE_URL",
     "AIRFLOW__CELERY__BROKER_URL",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
 }
 """Compose settings naming container hosts or paths; the native stack has its own values."""
 
@@ -213,7 +237,7 @@ def start_emulator(airflow: AirflowStack, work: Path, recent_first: str) -> Emul
             timeout=300,
         )  # fmt: skip
         files += ["--calls", str(calls)]
-    port, api_key = free_port(), secrets.token_urlsafe(16)
+    port, api_key = free_port(), secrets.token_urlsafe(16) + '"\\'
     argv = [
         str(BIN / "vapi-emulator"), "serve", *files,
         "--host", "127.0.0.1", "--port", str(port), f"--api-key={api_key}",
@@ -271,14 +295,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             emulator = start_emulator(airflow, work, recent[0])
             proxy = HoldingProxy(emulator.base_url).__enter__()
             connection = {"conn_type": "vapi", "host": proxy.url, "password": emulator.api_key}
+            connections = work / "secrets" / "connections.json"
+            connections.parent.mkdir()
+            connections.write_text(json.dumps({"vapi_default": connection}))
+            worker = compose["services"]["airflow-worker"]["environment"]
             airflow.extra_env.update(
                 compose_settings,
-                AIRFLOW_CONN_VAPI_DEFAULT=json.dumps(connection),
+                AIRFLOW__WORKERS__SECRETS_BACKEND=worker["AIRFLOW__WORKERS__SECRETS_BACKEND"],
+                AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS=json.dumps(
+                    {"connections_file_path": str(connections)}
+                ),
                 AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT=output.as_uri(),
                 AIRFLOW_VAR_VAPI_CHARGEBACK_CONFIG=str(config),
             )
-        with clock.phase("airflow db migrate"):
+        with clock.phase("airflow db migrate, chargeback roles, FAB users"):
             airflow.migrate()
+            airflow.create_users([FINANCE, OWNER, VIEWER])
         with clock.phase("start api-server, scheduler, dag-processor, triggerer, worker"):
             started = start_compose_processes(airflow, commands)
             airflow.wait_healthy([FIRST_WORKER])
@@ -422,12 +454,23 @@ def test_rest_triggered_run_writes_its_month(stack: Stack) -> None:
         check_statements(stack, REST_MONTH)
 
 
+def as_user(stack: Stack, user: StackUser) -> ApiClient:
+    return ApiClient(stack.airflow.api.base_url, user.username, user.password)
+
+
+def raw(client: ApiClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A request as ``client``'s user, any status: refusals are what some checks want."""
+    headers = {"Authorization": f"Bearer {client.token()}"}
+    return httpx.request(method, f"{client.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+
 def test_a_draft_approved_over_rest_becomes_final(stack: Stack) -> None:
-    """Issue 11: the review task waits (no worker slot) until finance answers over REST."""
+    """Issues 11 and 19: the review task waits (no worker slot) for an answer; only the
+    approvers chargeback.yaml names may give it, over REST as on the Required Actions page."""
     airflow, run_id = stack.airflow, "stack-approval"
     text = CONFIG.read_text()
     assert APPROVAL_LINE in text, f"{CONFIG} changed: update this test"
-    stack.config.write_text(text.replace(APPROVAL_LINE, "\napproval: manual"))
+    stack.config.write_text(text.replace(APPROVAL_LINE, "\napproval: manual" + APPROVERS_LINE))
     hitl = f"/dags/{DAG_ID}/dagRuns/{run_id}/hitlDetails"
     try:
         with stack.clock.phase(f"manual approval over REST ({APPROVAL_MONTH})"):
@@ -451,14 +494,30 @@ def test_a_draft_approved_over_rest_becomes_final(stack: Stack) -> None:
             draft = json.loads((stack.output / APPROVAL_MONTH / "manifest.json").read_text())
             assert draft["status"] == "draft" and draft["statement_ids"]["org"] in request["body"]
 
+            assert request["assigned_users"] == [
+                {"id": "finance@example.test", "name": "finance@example.test"}
+            ]
+
             path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
             answer = {"chosen_options": ["Approve"], "params_input": {}}
-            response = airflow.api.request("PATCH", path, json=answer)
-            assert response["responded_by"]["name"] == ADMIN_USER
+            for who in (as_user(stack, VIEWER), airflow.api):
+                refused = raw(who, "PATCH", f"/api/v2{path}", json=answer)
+                assert refused.status_code == 403, (who.username, refused.text)
+                print(f"stack: {who.username}'s approval refused: {refused.json()['detail']}")
+            still = airflow.api.get(path)
+            assert still["response_received"] is False and still["responded_by_user"] is None
+            assert airflow.api.dag_run(DAG_ID, run_id)["state"] == "running"
+            assert (
+                json.loads((stack.output / APPROVAL_MONTH / "manifest.json").read_text())["status"]
+                == "draft"
+            )
+
+            response = as_user(stack, FINANCE).request("PATCH", path, json=answer)
+            assert response["responded_by"]["name"] == FINANCE.username
             airflow.wait_runs(DAG_ID, [run_id], timeout_s=RUN_TIMEOUT_S)
 
             final = json.loads((stack.output / APPROVAL_MONTH / "manifest.json").read_text())
-            assert (final["status"], final["approved_by"]) == ("final", ADMIN_USER)
+            assert (final["status"], final["approved_by"]) == ("final", FINANCE.username)
             assert final["approved_run_id"] == run_id
             assert final["statement_ids"] == draft["statement_ids"]
             states = {
@@ -468,6 +527,48 @@ def test_a_draft_approved_over_rest_becomes_final(stack: Stack) -> None:
             check_statements(stack, APPROVAL_MONTH)
     finally:
         stack.config.write_text(text)
+
+
+def test_each_user_sees_only_what_their_role_allows(stack: Stack) -> None:
+    """Issue 19 on the real api-server: the page and its downloads by who is signed in."""
+    months = [REST_MONTH, APPROVAL_MONTH]
+    own = [f"files/{m}/cost-centers/{OWNER_CENTER}-{m}.xlsx" for m in months]
+    with stack.clock.phase("statements page as owner, finance and viewer"):
+        owner, finance = as_user(stack, OWNER), as_user(stack, FINANCE)
+        page = raw(owner, "GET", PAGE)
+        assert page.status_code == 200, page.text
+        links = re.findall(r"href='([^']+)'", page.text)
+        assert sorted(links) == sorted(own), links
+        assert "Total USD" not in page.text and "support" not in page.text
+        for link in own:
+            body = raw(owner, "GET", f"{PAGE}{link}")
+            assert body.status_code == 200
+            relative = link.split("/", 2)[2]
+            assert body.content == (stack.output / link.split("/")[1] / relative).read_bytes()
+        refused = [
+            f"files/{REST_MONTH}/cost-centers/support-{REST_MONTH}.xlsx",
+            f"files/{REST_MONTH}/chargeback-{REST_MONTH}.xlsx",
+            f"files/{REST_MONTH}/chargeback-{REST_MONTH}.csv",
+            f"files/{REST_MONTH}/focus-{REST_MONTH}.csv",
+            f"files/{REST_MONTH}/journal-{REST_MONTH}.csv",
+            f"files/{REST_MONTH}/manifest.json",
+            f"files/{REST_MONTH}/cost-centers/nosuch-{REST_MONTH}.xlsx",
+            "files/2031-01/cost-centers/support-2031-01.xlsx",
+        ]
+        for link in refused:
+            response = raw(owner, "GET", f"{PAGE}{link}")
+            assert (response.status_code, response.json()) == (403, {"detail": FORBIDDEN}), link
+
+        everything = raw(finance, "GET", PAGE)
+        assert everything.status_code == 200
+        finance_links = set(re.findall(r"href='(files/[^']+)'", everything.text))
+        assert set(own) | set(refused[:3]) <= finance_links
+        for link in refused[:3]:
+            assert raw(finance, "GET", f"{PAGE}{link}").status_code == 200, link
+
+        viewer = raw(as_user(stack, VIEWER), "GET", PAGE)
+        assert viewer.status_code == 403
+        print(f"stack: owner sees {len(links)} files, finance {len(finance_links)}, viewer none")
 
 
 def test_backfill_runs_three_months(stack: Stack) -> None:
