@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -23,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,7 +38,16 @@ from vapi_emulator.render import response_body
 from vapi_emulator.resolve import QueryProblems, resolve
 
 MAX_BODY_BYTES = 1_048_576
-"""Bodies above this are refused with 413 before they are parsed."""
+"""Bodies above this are refused with 413 before they are parsed; a compressed body's limit
+applies to what it inflates to, as Express's body parser does (so a zip bomb stops there)."""
+_INFLATE_WBITS = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
+"""``Content-Encoding`` values the body parser inflates (``identity`` passes unchanged)."""
+_EPOCH_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+"""A string pydantic would read as Unix seconds where the spec wants a date-time string."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,8 +100,73 @@ def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and part.startswith(("function-", "literal["))
 
 
+def _epoch_errors(body: bytes) -> list[dict[str, Any]]:
+    """Pydantic-style errors for ``timeRange.start``/``end`` given as Unix epochs.
+
+    The spec types them as date-time strings and the real service refuses numbers; pydantic's
+    lax datetime would take ``1700000000`` (or ``"1700000000"``) as seconds since 1970.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    queries = document.get("queries") if isinstance(document, dict) else None
+    errors = []
+    for index, query in enumerate(queries if isinstance(queries, list) else []):
+        time_range = query.get("timeRange") if isinstance(query, dict) else None
+        if not isinstance(time_range, dict):
+            continue
+        for bound in ("start", "end"):
+            value = time_range.get(bound)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if is_number or (isinstance(value, str) and _EPOCH_TEXT.fullmatch(value)):
+                errors.append(
+                    {
+                        "loc": ("body", "queries", index, "timeRange", bound),
+                        "msg": f"must be an ISO-8601 date-time string such as "
+                        f"'2026-10-01T00:00:00.000Z', not a Unix epoch ({value!r})",
+                        "type": "datetime_type",
+                    }
+                )
+    return errors
+
+
+async def reject_epochs(request: Request) -> None:
+    """Refuse epochs with every other problem of the body, in the usual 400 (a dependency)."""
+    errors = _epoch_errors(await request.body())
+    if not errors:
+        return
+    try:
+        AnalyticsQueryDTO.model_validate_json(await request.body())
+    except ValidationError as error:
+        errors = [
+            {**item, "loc": ("body", *item["loc"])}
+            for item in error.errors(include_url=False)
+            if tuple(item["loc"][-2:]) not in {("timeRange", "start"), ("timeRange", "end")}
+        ] + errors
+    raise RequestValidationError(errors)
+
+
+class TrailingSlash:
+    """``/analytics/`` is ``/analytics``: Express routes ignore one trailing slash (no redirect)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path[:-1], "raw_path": scope.get("raw_path", b"")[:-1]}
+        await self.app(scope, receive, send)
+
+
 class BodySizeLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, counting what actually arrives."""
+    """Refuses request bodies over ``limit`` bytes with 413, counting what actually arrives.
+
+    A ``gzip`` or ``deflate`` body is inflated here, at most ``limit`` bytes of it (413
+    beyond), and handed on as plain JSON, as the real service's body parser does; another
+    ``Content-Encoding`` is refused with 415 and a body that does not inflate with 400.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -99,9 +176,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(scope, send, 413 if declared.isdigit() else 400)
+            return
+        encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
+        if encoding != "identity" and encoding not in _INFLATE_WBITS:
+            await self._refuse(scope, send, 415, f"unsupported content encoding {encoding!r}")
             return
         chunks: list[bytes] = []
         size = 0
@@ -117,25 +199,64 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        body = b"".join(chunks)
+        if encoding in _INFLATE_WBITS:
+            try:
+                body = self._inflate(body, encoding)
+            except _Refused as refused:
+                await self._refuse(scope, send, refused.status, refused.detail)
+                return
+            kept = [(k, v) for k, v in scope["headers"] if k not in _ENCODING_HEADERS]
+            scope = {**scope, "headers": [*kept, (b"content-length", str(len(body)).encode())]}
         replayed = False
 
         async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send, status: int) -> None:
-        message = (
+    def _inflate(self, body: bytes, encoding: str) -> bytes:
+        """The inflated body, never more than ``limit + 1`` bytes of it held; else ``_Refused``."""
+        inflater = zlib.decompressobj(_INFLATE_WBITS[encoding])
+        try:
+            inflated = inflater.decompress(body, self.limit + 1)
+        except zlib.error as error:
+            raise _Refused(400, f"body: not valid {encoding} data ({error})") from None
+        if len(inflated) > self.limit or inflater.unconsumed_tail:
+            raise _Refused(413, f"request body inflates to more than {self.limit} bytes")
+        if not inflater.eof or inflater.unused_data:
+            raise _Refused(400, f"body: not valid {encoding} data (truncated or trailing bytes)")
+        return inflated
+
+    async def _refuse(
+        self, scope: Scope, send: Send, status: int, detail: str | None = None
+    ) -> None:
+        message = detail or (
             f"request body larger than {self.limit} bytes"
             if status == 413
             else "invalid Content-Length header"
         )
-        response = JSONResponse(error_body(status, message), status_code=status)
+        listed = status == 400 and detail is not None
+        response = JSONResponse(
+            error_body(status, [message] if listed else message), status_code=status
+        )
         await response(scope, _no_body, send)
+
+
+_ENCODING_HEADERS = (b"content-length", b"content-encoding")
+
+
+class _Refused(Exception):
+    """A body the parser refuses: the status and the message of the error answer."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
 
 
 _BEARER = HTTPBearer(auto_error=False, scheme_name="bearer")
@@ -185,6 +306,7 @@ def create_app(
         engine.close()
 
     app = FastAPI(
+        redirect_slashes=False,
         title="Vapi Analytics API (vapi-emulator)",
         description="A local implementation of Vapi's POST /analytics over call records.",
         version="1.0",
@@ -199,12 +321,13 @@ def create_app(
         summary="Create Analytics Queries",
         tags=["Analytics"],
         status_code=200,
-        dependencies=[Depends(RequireKey(api_key))],
+        dependencies=[Depends(RequireKey(api_key)), Depends(reject_epochs)],
         responses={
             200: {"model": list[AnalyticsQueryResult]},
             400: {"description": "Invalid request", "content": _error_content()},
             401: {"description": "Missing or wrong bearer key", "content": _error_content()},
             413: {"description": "Body too large", "content": _error_content()},
+            415: {"description": "Unsupported Content-Encoding", "content": _error_content()},
         },
         response_class=Response,
     )
@@ -263,11 +386,13 @@ def create_app(
         return JSONResponse(error_body(status, message), status_code=status, headers=error.headers)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    # Outermost last: the counters see everything, the body limit applies before faults.
+    # Outermost last: the counters see everything, the body limit applies before faults,
+    # and all of them see the path without its trailing slash.
     app.state.stats = EmulatorStats(faults)
     app.add_middleware(FaultInjector, stats=app.state.stats)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
     app.add_middleware(RequestStats, stats=app.state.stats)
+    app.add_middleware(TrailingSlash)
     return app
 
 

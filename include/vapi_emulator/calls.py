@@ -33,6 +33,7 @@ from fastapi.responses import Response
 from vapi_emulator.assistants import parse_list_query
 from vapi_emulator.engine import MONEY_TYPE, Engine
 from vapi_emulator.resolve import QueryProblems
+from vapi_emulator.store import StoreOptions
 
 ID_FILTERS = {"id": "id", "assistantId": "assistant_id", "phoneNumberId": "phone_number_id"}
 """Exact-match filters of ``GET /call`` → the column each compares."""
@@ -81,8 +82,8 @@ json_object(
     'endedReason', ended_reason,
     'assistantId', assistant_id,
     'phoneNumberId', phone_number_id,
-    'assistantOverrides', CASE WHEN variable_values IS NOT NULL
-        THEN json_object('variableValues', variable_values) END,
+    'assistantOverrides', CASE WHEN variable_json IS NOT NULL
+        THEN json_object('variableValues', variable_json) END,
     'createdAt', {_INSTANT.format("created_us")},
     'updatedAt', {_INSTANT.format("updated_us")},
     'startedAt', {_INSTANT.format("started_us")},
@@ -213,8 +214,10 @@ class DriftPlan:
 class DriftedEngine(Engine):
     """An engine whose analytics miss or mis-cost the calls its ``GET /call`` still serves."""
 
-    def __init__(self, paths: Sequence[Path], plan: DriftPlan) -> None:
-        super().__init__(paths)
+    def __init__(
+        self, paths: Sequence[Path], plan: DriftPlan, store: StoreOptions | None = None
+    ) -> None:
+        super().__init__(paths, store)
         self.plan = plan
         self._drift_applied = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -19,12 +20,21 @@ from vapi_emulator.faults import FaultPlan, FaultSpecError
 from vapi_emulator.generate import DEFAULT_CALLS_PER_MONTH, DEFAULT_TIMEZONE, parse_month
 from vapi_emulator.org import DEFAULT_ASSISTANTS, DEFAULT_SEED, demo_org, render_mapping_csv
 from vapi_emulator.records import MalformedRecordError
+from vapi_emulator.store import (
+    CACHE_SUFFIX,
+    DISK_MEMORY_LIMIT,
+    DISK_THRESHOLD_CALLS,
+    STORE_KINDS,
+    StoreError,
+    StoreOptions,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 API_KEY_ENV = "VAPI_EMULATOR_API_KEY"
 DEFAULT_API_KEY = "vapi-emulator-key"
 EXIT_BAD_INPUT = 2
+EXIT_CANNOT_LISTEN = 3
 MAX_CALLS_FILE_BYTES = 8 << 30
 """8 GiB: 1.5M calls are ~100 MB of Parquet; a larger file is most likely the wrong one."""
 
@@ -157,6 +167,24 @@ def _parser() -> argparse.ArgumentParser:
         "--drift-seed", type=int, default=0, help="which calls drift: same seed, same calls"
     )
     serve.add_argument(
+        "--store",
+        choices=STORE_KINDS,
+        default="auto",
+        help="where the calls live: 'memory', 'disk' (a DuckDB file cached beside the calls, "
+        "reused while they are unchanged) or 'auto': disk from "
+        f"{DISK_THRESHOLD_CALLS:,} calls on (default auto)",
+    )
+    serve.add_argument(
+        "--store-path",
+        type=Path,
+        help=f"the on-disk store's file (default: <first --calls file>{CACHE_SUFFIX})",
+    )
+    serve.add_argument(
+        "--memory-limit",
+        help=f"DuckDB memory_limit, e.g. 2GB (default {DISK_MEMORY_LIMIT} on disk, none in memory)",
+    )
+    serve.add_argument("--threads", type=_positive, help="DuckDB threads (default: one per core)")
+    serve.add_argument(
         "--max-calls-file-bytes",
         type=_positive,
         default=MAX_CALLS_FILE_BYTES,
@@ -236,7 +264,16 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         _say(f"error: {error}")
         return EXIT_BAD_INPUT
-    engine = DriftedEngine(args.calls, drift) if drift.active else Engine(args.calls)
+    store = StoreOptions(args.store, args.store_path, args.memory_limit, args.threads)
+    engine = DriftedEngine(args.calls, drift, store) if drift.active else Engine(args.calls, store)
+    try:
+        listener = _listen(args.host, args.port)
+    except OSError as error:
+        _say(
+            f"error: cannot listen on {args.host}:{args.port} ({error.strerror or error}); "
+            "stop what uses it or pass another --port"
+        )
+        return EXIT_CANNOT_LISTEN
     started = time.perf_counter()
     try:
         count = engine.load()
@@ -245,13 +282,13 @@ def _serve(args: argparse.Namespace) -> int:
             if args.assistants
             else AssistantDirectory.beside(args.calls)
         )
-    except (MalformedRecordError, AssistantsFileError) as error:
+    except (MalformedRecordError, AssistantsFileError, StoreError) as error:
+        listener.close()
         _say(f"error: {error}")
         return EXIT_BAD_INPUT
     _say(
         f"loaded {count:,} calls from {len(args.calls)} file(s) and {len(assistants):,} assistants"
-        f" in {time.perf_counter() - started:.1f} s; "
-        f"serving POST http://{args.host}:{args.port}/analytics"
+        f" in {time.perf_counter() - started:.1f} s ({_where(engine)})"
     )
     if drift.active:
         _say(
@@ -267,8 +304,38 @@ def _serve(args: argparse.Namespace) -> int:
         faults=faults,
         assistants=assistants,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    bound_host, bound_port = listener.getsockname()[:2]
+    _say(f"serving POST http://{_url_host(bound_host)}:{bound_port}/analytics")
+    config = uvicorn.Config(app, log_level=args.log_level)
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening, so a busy port fails before anything loads."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(True)
+    return listener
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _where(engine: Engine) -> str:
+    opened = engine.store
+    if opened is None or opened.kind == "memory":
+        return "in memory"
+    verb = "reused" if opened.cached else "stored"
+    return f"{verb} on disk in {opened.path}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["text", "object", "instant", "money", "integer"]
+Kind = Literal["text", "object", "variables", "instant", "money", "integer"]
+"""``variables``: an object whose values are stored as their group-key text (``records``)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ CALL_FIELDS: tuple[CallField, ...] = (
     CallField("status", ("status",), "text"),
     CallField("ended_reason", ("endedReason",), "text"),
     CallField("assistant_id", ("assistantId",), "text"),
-    CallField("variable_values", ("assistantOverrides", "variableValues"), "object"),
+    CallField("variable_values", ("assistantOverrides", "variableValues"), "variables"),
     CallField("success_evaluation", ("analysis", "successEvaluation"), "text"),
     CallField("created_at", ("createdAt",), "instant", required=True),
     CallField("started_at", ("startedAt",), "instant"),
@@ -54,6 +55,9 @@ CALL_FIELDS: tuple[CallField, ...] = (
     # Read for GET /call only (``calls.py``), in a table of their own: sorting them with the
     # analytics columns would raise the emulator's peak memory by a third.
     CallField("org_id", ("orgId",), "text", served_only=True),
+    CallField(
+        "variable_json", ("assistantOverrides", "variableValues"), "object", served_only=True
+    ),
     CallField("phone_number_id", ("phoneNumberId",), "text", served_only=True),
     CallField("updated_at", ("updatedAt",), "instant", served_only=True),
     CallField("total", ("costBreakdown", "total"), "money", served_only=True),

@@ -90,12 +90,43 @@ class CompiledQuery:
     parameters: dict[str, object]
 
 
-def _bucket_sql(step: str) -> str:
+_BEFORE_ANY_CALL = -(2**62)
+"""The floor of the first segment: no bucket there is ever raised."""
+
+
+def _bucket_sql(step: str, segments: Sequence[tuple[int, int]]) -> str:
+    """Bucket start of a row of ``located``; sub-day steps as UTC instants, longer as wall time.
+
+    A sub-day bucket is the wall-clock unit in the offset in force at the call. Where an
+    offset change is not a whole number of units (Lord Howe's 30-minute DST against an
+    hour step), the first unit after the change would begin before it and overlap the
+    last unit before it; such a bucket starts at the change instead (``floor_us``), so
+    buckets never overlap and each call lands in exactly one.
+    """
     if step in _SUB_DAY_US:
         unit = _SUB_DAY_US[step]
-        return f"(local_us - (((local_us % {unit}) + {unit}) % {unit}) - offset_us)"
+        bucket = f"(local_us - (((local_us % {unit}) + {unit}) % {unit}) - offset_us)"
+        return f"greatest({bucket}, floor_us)" if _unaligned(segments, unit) else bucket
     truncated = _STEP_TRUNC[step].format(ts="make_timestamp(local_us)")
     return f"epoch_us({truncated})"
+
+
+def _unaligned(segments: Sequence[tuple[int, int]], unit: int) -> bool:
+    """Whether some offset change falls inside a wall-clock unit of the offset it starts."""
+    return any((change + offset) % unit for change, offset in segments[1:])
+
+
+def _floor_sql(segments: Sequence[tuple[int, int]], parameters: dict[str, object]) -> str:
+    """The start of the offset segment of ``created_us`` (bound ``change_i`` of ``_offset_sql``)."""
+    parameters["floor_0"] = _BEFORE_ANY_CALL
+    if len(segments) == 1:
+        return "$floor_0"
+    branches = ["WHEN created_us < $change_1 THEN $floor_0"]
+    branches += [
+        f"WHEN created_us < $change_{index + 1} THEN $change_{index}"
+        for index in range(1, len(segments) - 1)
+    ]
+    return f"CASE {' '.join(branches)} ELSE $change_{len(segments) - 1} END"
 
 
 def _offset_sql(segments: Sequence[tuple[int, int]], parameters: dict[str, object]) -> str:
@@ -228,14 +259,19 @@ def compile_query(
         key_sql.append(f"json_extract_string(variable_values, $variable_{index})")
     keys = [f"k{index}" for index in range(len(key_sql))]
     offset = _offset_sql(segments, parameters)
-    row_bucket = _bucket_sql(query.step) if query.step else "NULL::BIGINT"
-    series_bucket = _bucket_sql(query.step or HISTORY_DEFAULT_STEP)
+    row_bucket = _bucket_sql(query.step, segments) if query.step else "NULL::BIGINT"
+    series_bucket = _bucket_sql(query.step or HISTORY_DEFAULT_STEP, segments)
+    floor = (
+        f", {_floor_sql(segments, parameters)} AS floor_us"
+        if "floor_us" in (row_bucket + series_bucket)
+        else ""
+    )
     key_columns = "".join(f"{sql} AS {key}, " for sql, key in zip(key_sql, keys, strict=True))
     row_keys = [*keys, "b"]
 
     ctes = [
         f"""located AS (
-    SELECT *, {offset} AS offset_us, created_us + {offset} AS local_us
+    SELECT *, {offset} AS offset_us, created_us + {offset} AS local_us{floor}
     FROM calls
     WHERE created_us >= $start_us AND created_us < $end_us
 )""",

@@ -3,7 +3,8 @@
 The reader only checks shape — an object per record, the fields it needs with the right
 JSON types — and hands every value on as text, with the line it came from. Parsing
 timestamps and decimals happens in SQL (``engine.load_calls``), vectorised; numbers keep
-their exact text because they are never parsed as binary floats.
+their exact text because they are never parsed as binary floats (``RawNumber``), also
+inside objects and arrays: ``{"n":1.10}`` is stored as ``{"n":1.10}``, never ``{"n":"1.10"}``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from vapi_emulator.fields import CALL_FIELDS, CallField
 CHUNK_RECORDS = 100_000
 LINE_COLUMN = "_line"
 
-_DECODER = json.JSONDecoder(parse_float=str, parse_int=str)
+
+class RawNumber(str):
+    """A JSON number as written in the record (``1.10``, ``1e5``), so its text survives."""
+
+
+_DECODER = json.JSONDecoder(parse_float=RawNumber, parse_int=RawNumber)
 _WHITESPACE = " \t\r\n"
 
 
@@ -121,6 +127,7 @@ def _skip_whitespace(text: str, position: int) -> int:
 _EXPECTED = {
     "text": "a string",
     "object": "an object",
+    "variables": "an object",
     "instant": "an ISO-8601 timestamp string",
     "money": "a number",
     "integer": "an integer",
@@ -153,14 +160,47 @@ def _value(path: Path, line: int, record: dict[str, Any], field: CallField) -> s
             )
         return None
     if isinstance(value, str):
-        if field.kind == "object":
+        if field.kind in ("object", "variables"):
             raise _wrong_type(path, line, field, value)
-        return value
+        return str(value)
     if isinstance(value, bool) and field.kind == "text":
         return "true" if value else "false"
     if isinstance(value, dict) and field.kind == "object":
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json_text(value)
+    if isinstance(value, dict) and field.kind == "variables":
+        return json.dumps(
+            {key: _group_text(item) for key, item in value.items()},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
     raise _wrong_type(path, line, field, value)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON of a decoded value, every number exactly as it was written."""
+    if isinstance(value, RawNumber):
+        return str(value)
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(
+                json.dumps(key, ensure_ascii=False) + ":" + json_text(item)
+                for key, item in value.items()
+            )
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(json_text(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _group_text(value: Any) -> str | None:
+    """A variable value as a group key: a string as itself, anything else as its JSON text."""
+    if value is None:
+        return None
+    if isinstance(value, str) and not isinstance(value, RawNumber):
+        return value
+    return json_text(value)
 
 
 def _wrong_type(path: Path, line: int, field: CallField, value: Any) -> MalformedRecordError:

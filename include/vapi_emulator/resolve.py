@@ -137,9 +137,12 @@ def _resolve_one(
 def _instant(
     given: datetime | None, default_us: int | None, where: str, problems: list[str]
 ) -> int | None:
+    """The instant in epoch µs, cut to whole milliseconds like a JavaScript ``Date``: the
+    service parses ``start``/``end`` into one, so ``…00.0005Z`` means ``…00.000Z``."""
     value = epoch_us(given) if given is not None else default_us
     if value is None:
         return None
+    value -= value % 1000
     if not MIN_US <= value <= MAX_US:
         told = given.isoformat() if given is not None else "the default (end − 7 days)"
         problems.append(

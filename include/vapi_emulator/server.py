@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from vapi_emulator.app import create_app
 from vapi_emulator.engine import Engine
+from vapi_emulator.store import StoreOptions
 
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -29,12 +30,14 @@ def run_emulator(
     api_key: str,
     port: int = 0,
     numbers_as_strings: bool = False,
+    store: StoreOptions | None = None,
 ) -> Iterator[str]:
     """Serve ``calls`` on ``http://127.0.0.1:<port>`` (a free port when 0); yields the base URL.
 
-    The server stops when the block exits.
+    ``store`` chooses where the calls live (``store.StoreOptions``; by default in memory
+    below a million calls). The server stops when the block exits.
     """
-    engine = Engine(calls)
+    engine = Engine(calls, store)
     engine.load()
     with run_app(create_app(engine, api_key, numbers_as_strings=numbers_as_strings), port) as url:
         yield url

@@ -83,12 +83,11 @@ def local_wall_to_instant_us(zone: str, wall_us: int) -> int:
 
 
 def iso_instant(epoch_us: int) -> str:
-    """ISO-8601 UTC with milliseconds (``2026-10-14T22:00:00.000Z``), microseconds only if present."""
+    """ISO-8601 UTC with milliseconds (``2026-10-14T22:00:00.000Z``), as JavaScript's
+    ``Date.toISOString`` writes it: a sub-millisecond part is dropped, never printed."""
     moment = _EPOCH + timedelta(microseconds=epoch_us)
-    fraction = (
-        f"{moment.microsecond:06d}" if epoch_us % 1000 else f"{moment.microsecond // 1000:03d}"
-    )
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{fraction}Z"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+        f".{moment.microsecond // 1000:03d}Z"
     )
