@@ -1,6 +1,6 @@
 """Mapping rules over real HTTP: the emulator lists assistants carrying ``metadata`` and
-telling names, and October runs through the pipeline's steps with the demo config plus a
-``mapping_rules:`` block. Each precedence step shows on a hand-picked assistant — a CSV row
+telling names, and October runs through the pipeline's steps with the demo config, its
+``mapping_rules:`` block replaced by this test's (or removed). Each precedence step shows on a hand-picked assistant — a CSV row
 beats a metadata rule, a metadata rule beats a name rule, a name rule catches an assistant
 no row maps, nothing matching stays ``UNALLOCATED`` — lines the CSV charged are the same as
 without rules, calls the variable charged stay at the cost center it names, and the
@@ -11,8 +11,6 @@ totals, each amount rounded from the same exact sum (see the round-trip test for
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -28,26 +26,17 @@ from vapi_emulator.assistants import sidecar_path
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.server import run_emulator
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "include" / "config" / "chargeback.yaml"
-MAPPING = CONFIG.with_name("assistant_teams.csv")
+from support.rules_config import (
+    CONFIG,
+    MAPPING,
+    RULES,
+    demo_config_with_rules,
+    hand_made_cases,
+    mapping_without,
+)
+
 KEY = "sk-mapping-rules-test"
 MONTH = "2026-10"
-RULES = """
-mapping_rules:
-  - metadata: costCenter
-    team_key: team
-  - name: "^ops-"
-    cost_center: operations
-    team: by-name
-"""
-
-
-def single_row_ids() -> list[str]:
-    """Assistants the demo mapping maps with one open row, in file order."""
-    rows = list(csv.DictReader(io.StringIO(MAPPING.read_text(encoding="utf-8"))))
-    ids = [row["assistant_id"] for row in rows]
-    return [row["assistant_id"] for row in rows if ids.count(row["assistant_id"]) == 1]
 
 
 @pytest.fixture(scope="module")
@@ -55,40 +44,17 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[st
     """The emulator's URL and the role of each hand-picked assistant id."""
     calls = tmp_path_factory.mktemp("calls") / "calls.parquet"
     generate_calls_file(calls, MONTH, calls_per_month=3_000)
-    sidecar = sidecar_path(calls)
-    listed = json.loads(sidecar.read_text(encoding="utf-8"))
-    mapped = {row.split(",")[0] for row in MAPPING.read_text(encoding="utf-8").splitlines()}
-    unmapped = [item["id"] for item in listed if item["id"] not in mapped]
-    single = [i for i in single_row_ids() if any(item["id"] == i for item in listed)]
-    assert unmapped and len(single) >= 3, "the demo org changed; update the test"
-    roles = {"csv": single[0], "metadata": single[1], "name": single[2], "nothing": unmapped[0]}
-    for item in listed:
-        if item["id"] == roles["csv"]:
-            item["metadata"] = {"costCenter": "operations", "team": "from-metadata"}
-        elif item["id"] == roles["metadata"]:
-            item["metadata"] = {"costCenter": "support", "team": "from-metadata"}
-            item["name"] = "ops-but-metadata-first"
-        elif item["id"] == roles["name"]:
-            item["name"] = "ops-new-assistant"
-        elif item["id"] == roles["nothing"]:
-            item["metadata"] = {"costCenter": "no-such-center"}
-            item["name"] = "pilot"
-    sidecar.write_text(json.dumps(listed), encoding="utf-8")
+    roles = hand_made_cases(sidecar_path(calls))
     with run_emulator([calls], KEY) as url:
         yield url, roles
 
 
 def config_folder(folder: Path, roles: dict[str, str], *, rules: bool) -> Path:
-    """The demo config (plus the rules) and its mapping without the rows of the assistants
-    the rules are to catch, as for assistants created since the CSV was last edited."""
+    """The demo config with this test's rules (or none) in place of its own, and its mapping
+    without the rows of the assistants the rules are to catch."""
     folder.mkdir()
-    text = CONFIG.read_text(encoding="utf-8")
-    assert "mapping_rules:" not in text, "the demo config has rules now; update the test"
-    (folder / CONFIG.name).write_text(text + (RULES if rules else ""), encoding="utf-8")
-    dropped = (roles["metadata"], roles["name"])
-    rows = MAPPING.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [row for row in rows if not row.startswith(dropped)]
-    (folder / MAPPING.name).write_text("".join(kept), encoding="utf-8")
+    (folder / CONFIG.name).write_text(demo_config_with_rules(RULES if rules else ""), "utf-8")
+    (folder / MAPPING.name).write_text(mapping_without(roles), encoding="utf-8")
     shutil.copy(CONFIG.with_name("fx_rates.csv"), folder)
     return folder / CONFIG.name
 

@@ -33,7 +33,7 @@ from vapi_chargeback.budgets.report import build_report
 from vapi_chargeback.budgets.window import MtdWindow, local_today, mtd_window, prorated_config
 from vapi_chargeback.config import load_config
 from vapi_chargeback.mapping import load_mapping
-from vapi_chargeback.names import forget_names, named_lines, run_names
+from vapi_chargeback.names import forget_names, named_lines, run_names, run_rules
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.pipeline import (
     RUNS_DIR,
@@ -162,7 +162,12 @@ def allocate_mtd(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Allocate the cut month with the monthly rules, reconcile it, and keep the figures
-    and the CSV in the work folder for :func:`publish_mtd`."""
+    and the CSV in the work folder for :func:`publish_mtd`.
+
+    The ``mapping_rules`` apply as in the monthly run, over the assistants this run listed
+    (batch 0 of the fetch stores them), so the month to date charges an assistant the CSV
+    does not map where the month's statement will.
+    """
     work = open_path(run.work_url)
     config, mapping, plan = load_inputs(run, work)
     window = MtdWindow(
@@ -173,7 +178,8 @@ def allocate_mtd(
     cut_config, pools_note = prorated_config(config, window)
     batches = [FetchedBatch.model_validate(item) for item in fetched]
     results = StoredResults(work, plan, batches)
-    statement = allocate(cut_config, mapping, plan, results)
+    rules = run_rules(work, config.mapping_rules)
+    statement = allocate(cut_config, mapping, plan, results, rules)
     names = run_names(
         work, open_path(run.output_url), statement.period, run.through_day, statement.lines, mapping
     )
