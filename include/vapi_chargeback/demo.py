@@ -12,8 +12,9 @@ someone answers on the Required Actions page of ``make ui``).
 The month before is published first, by the DAG's own steps in this process
 (``runner.run_month``, a few seconds; approved too under ``approval: auto``), so the
 statement has a previous month to explain its change against. The printout quotes the
-published manifest only: its key figures and the three largest movers of its
-``variance`` block, and the totals in the demo org's reporting currency (EUR) from its
+published manifest only: the direct lines per rule that charged them (the shipped
+``mapping_rules`` catch the demo org's listed pilot), its key figures and the three
+largest movers of its ``variance`` block, and the totals in the demo org's reporting currency (EUR) from its
 ``fx`` block. The demo's EUR rates are synthetic (``demo_rates``): the shipped file is
 used while it reaches the month, and extended into ``data/demo/config/`` once it does not.
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     _summary(output_dir / month)
+    _charged_by(output_dir / month)
     _key_figures(output_dir / month)
     _movers(output_dir / month)
     _approval(config.approval, args.config)
@@ -280,6 +282,28 @@ def _summary(folder: Path) -> None:
         f" + fixed shared {reconciliation['shared_total_usd']}"
         f" = lines {reconciliation['lines_total_usd']}"
     )
+
+
+CHARGED_BY_LABELS = {
+    "mapping": "the mapping CSV",
+    "variable": "the costCenter variable",
+    "rule:metadata": "a metadata rule",
+    "rule:name": "a name rule",
+}
+"""The manifest's ``totals.lines_by_charged_by`` keys, as the demo prints them."""
+
+
+def _charged_by(folder: Path) -> None:
+    """The direct lines per rule that charged them, from the manifest: the shipped config's
+    ``mapping_rules`` at work (the demo org's listed pilot, tagged ``costCenter:
+    operations``, charged by a metadata rule instead of left Unallocated)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    counts: dict[str, int] = manifest["totals"].get("lines_by_charged_by") or {}
+    if not counts:
+        return
+    print("\n  Direct lines charged by (manifest.json totals.lines_by_charged_by):")
+    for key, label in CHARGED_BY_LABELS.items():
+        print(f"    {label:<24} {counts.get(key, 0):>5}")
 
 
 def _amount(text: str, fx: dict[str, Any]) -> str:
