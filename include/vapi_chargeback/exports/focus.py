@@ -47,6 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from vapi_chargeback.allocate import RESPREAD_NOTE
+from vapi_chargeback.close.ids import StatementIds
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.statement import (
@@ -130,7 +131,8 @@ def write_focus(statement: Statement, path: Path) -> int:
     Raises ``FocusExportError`` unless Σ BilledCost, read back from the written text, is the
     statement's total to the cent.
     """
-    rows = [_row(statement, line) for line in statement.lines]
+    ids = statement.statement_ids
+    rows = [_row(statement, line, ids) for line in statement.lines]
     billed = sum((Decimal(row[0]) for row in rows), Decimal(0))
     total = sum((line.cost_usd for line in statement.lines), Decimal(0))
     if billed != total:
@@ -145,7 +147,9 @@ def write_focus(statement: Statement, path: Path) -> int:
     return len(rows)
 
 
-def _row(statement: Statement, line: ChargebackLine) -> list[str]:
+def _row(statement: Statement, line: ChargebackLine, ids: StatementIds) -> list[str]:
+    """One FOCUS row; ``ids`` are the statement's, made once (each cost center's id for every
+    line would be lines × cost centers ids)."""
     billing = (focus_time(statement.period_start), focus_time(statement.period_end))
     charged = billing
     charge_class = ""
@@ -201,7 +205,7 @@ def _row(statement: Statement, line: ChargebackLine) -> list[str]:
         safe_text(line.assistant_id),
         safe_text(line.assistant_name),
         line.allocation,
-        statement.statement_ids.for_cost_center(line.cost_center_id),
+        ids.for_cost_center(line.cost_center_id),
         line.corrects,
     ]
 
