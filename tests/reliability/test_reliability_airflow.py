@@ -55,9 +55,16 @@ class Runs:
     after_kill_visible: list[str]
     after_kill_hidden: list[str]
     killed_returncode: int
+    after_kill_temp: list[str]
+    """Render folders in the workers' temp directory after the kill."""
     rerun: dict[str, Any]
     rerun_files: dict[str, str]
     rerun_hidden: list[str]
+    rerun_temp: list[str]
+
+
+def render_folders(temp: Path) -> list[str]:
+    return sorted(path.name for path in temp.glob("vapi-chargeback-*") if path.is_dir())
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +101,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         after_kill_files = snapshot(output / MONTH)
         after_kill_visible = visible_entries(output)
         after_kill_hidden = hidden_leftovers(output)
+        after_kill_temp = render_folders(temp)
 
         localrun.dags_test(
             STATEMENT_DATE, env, log_name="dags-test-rerun.log", extra_args=localrun.KEEP_DRAFT
@@ -109,9 +117,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         after_kill_visible=after_kill_visible,
         after_kill_hidden=after_kill_hidden,
         killed_returncode=returncode,
+        after_kill_temp=after_kill_temp,
         rerun=rerun,
         rerun_files=snapshot(output / MONTH),
         rerun_hidden=hidden_leftovers(output),
+        rerun_temp=render_folders(temp),
     )
 
 
@@ -168,6 +178,10 @@ def test_publish_task_killed_mid_write_leaves_the_previous_set_then_a_rerun_comp
     rerun_files.pop("manifest.json"), first_files.pop("manifest.json")
     assert rerun_files == first_files
     assert runs.rerun_hidden == []
+    assert [name.startswith(f"vapi-chargeback-{MONTH}-") for name in runs.after_kill_temp] == [
+        True
+    ], "the killed publisher left its render folder in the temp directory"
+    assert runs.rerun_temp == [], "the rerun's publish removed it (and its own)"
 
 
 def occurrences(roots: list[Path], needle: bytes) -> tuple[int, dict[str, int]]:
