@@ -112,3 +112,37 @@ def test_the_callback_reads_the_settings_the_pipeline_reads() -> None:
     assert CONFIG_VARIABLE == settings.CONFIG_VARIABLE
     assert DEFAULT_CONFIG == settings.DEFAULT_CONFIG
     assert hook.VapiAnalyticsHook.default_conn_name == VAPI_CONN_ID
+
+
+@pytest.mark.parametrize(
+    ("planned", "params", "interval", "month"),
+    [
+        ({"month": "2026-10"}, {}, None, "2026-10"),
+        (
+            {"month": "2026-11", "through_day": "2026-11-12"},
+            {},
+            None,
+            "2026-11 (through 2026-11-12)",
+        ),
+        (None, {"month": "2026-07"}, None, "2026-07"),
+        (None, {"day": "2026-11-13"}, None, "2026-11 (day 2026-11-13)"),
+        (None, {}, ("2026-10-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00"), "2026-10"),
+        (None, {}, None, None),
+    ],
+    ids=["planned", "daily-planned", "param-month", "param-day", "data-interval", "unknown"],
+)
+def test_the_month_is_the_plans_else_the_params_else_the_interval(
+    planned: dict[str, Any] | None,
+    params: dict[str, Any],
+    interval: tuple[str, str] | None,
+    month: str | None,
+) -> None:
+    from datetime import datetime
+
+    from vapi_chargeback.airflow.failure_alerts import failed_task
+
+    context: dict[str, Any] = {"ti": FakeTaskInstance(planned), "exception": None, "params": params}
+    if interval:
+        start, end = (datetime.fromisoformat(value) for value in interval)
+        context.update(data_interval_start=start, data_interval_end=end)
+    assert failed_task(context).month == month
