@@ -312,3 +312,32 @@ def test_the_detail_sheet_names_the_rule_that_charged_each_line(config: Chargeba
         "asst-meta": "Metadata rule",
         "asst-new": "Name rule",
     }
+
+
+def test_a_csv_row_and_a_rule_charging_the_same_team_share_one_line(
+    property_config: ChargebackConfig,
+) -> None:
+    """``asst-half``'s CSV row ends on the 15th; from the 16th its metadata gives the same
+    cost center and team. One line (a statement has one per key), charged by ``mapping``,
+    holding the CSV line and the unallocated line it replaced, each rounded as without
+    rules: 1.00 + 2.00. Rounded as one line it would be 3.01, taking the cent the
+    no-assistant line keeps."""
+    calls = [
+        Call(date(2026, 10, 5), D("1.004"), "asst-half"),
+        Call(date(2026, 10, 20), D("2.004"), "asst-half"),
+        Call(date(2026, 10, 20), D("0.006")),
+    ]
+    rules = [MappingRule(metadata="costCenter", team_key="team")]
+
+    before, _ = _property_run(property_config, calls, [])
+    after, _ = _property_run(property_config, calls, rules)
+
+    assert _lines(before) == [
+        ("support", "t2", "asst-half", "direct", "mapping", "1.00"),
+        ("UNALLOCATED", "", "", "unallocated:no-assistant", "", "0.01"),
+        ("UNALLOCATED", "", "asst-half", "unallocated:unmapped-assistant", "", "2.00"),
+    ]
+    assert _lines(after) == [
+        ("support", "t2", "asst-half", "direct", "mapping", "3.00"),
+        ("UNALLOCATED", "", "", "unallocated:no-assistant", "", "0.01"),
+    ]
