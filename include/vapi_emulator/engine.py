@@ -35,7 +35,9 @@ from vapi_emulator.records import MalformedRecordError, read_json_records
 from vapi_emulator.resolve import ResolvedQuery
 from vapi_emulator.store import (
     OpenedStore,
+    StoreError,
     StoreOptions,
+    close_store,
     discard_partial,
     open_store,
     seal_store,
@@ -546,6 +548,12 @@ class Engine:
             return int(count[0]) if count else 0
         try:
             loaded = load_calls(self._connection, self._paths)
+        except duckdb.OutOfMemoryException as error:
+            discard_partial(self._connection, opened)
+            raise StoreError(
+                f"{self._paths[0]}: out of memory while loading the calls "
+                f"({str(error).splitlines()[0]}); raise --memory-limit"
+            ) from None
         except BaseException:
             discard_partial(self._connection, opened)
             raise
@@ -553,7 +561,7 @@ class Engine:
         return loaded
 
     def close(self) -> None:
-        self._connection.close()
+        close_store(self._connection, self.store)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the loaded database, for running compiled SQL directly (benchmarks)."""

@@ -141,15 +141,15 @@ def open_store(
             return OpenedStore("memory", None, cached=False, key="")
     key = source_key(paths)
     path = options.path or default_cache_path(paths)
+    # Beyond memory_limit, DuckDB spills here (not into the working directory's .tmp).
+    spill = _spill_directory(path)
+    connection.execute("SET temp_directory = $spill", {"spill": str(spill)})
     if path.is_file() and _attach_if_current(connection, path, key):
         return OpenedStore("disk", path, cached=True, key=key)
     partial = _partial(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial.unlink(missing_ok=True)
-        spill = _spill_directory(path)
-        spill.mkdir(exist_ok=True)
-        connection.execute("SET temp_directory = $spill", {"spill": str(spill)})
         connection.execute(f"ATTACH '{_literal(partial)}' AS store")
     except (OSError, duckdb.Error) as error:
         raise StoreError(
@@ -167,8 +167,14 @@ def seal_store(connection: duckdb.DuckDBPyConnection, opened: OpenedStore) -> No
     connection.execute("CHECKPOINT store")
     connection.execute("DETACH store")
     os.replace(_partial(opened.path), opened.path)
-    shutil.rmtree(_spill_directory(opened.path), ignore_errors=True)
     connection.execute(f"ATTACH '{_literal(opened.path)}' AS store (READ_ONLY)")
+
+
+def close_store(connection: duckdb.DuckDBPyConnection, opened: OpenedStore | None) -> None:
+    """Close the connection and remove what spilled to disk; the cache file stays."""
+    connection.close()
+    if opened is not None and opened.kind == "disk" and opened.path is not None:
+        shutil.rmtree(_spill_directory(opened.path), ignore_errors=True)
 
 
 def discard_partial(connection: duckdb.DuckDBPyConnection, opened: OpenedStore) -> None:
