@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from vapi_chargeback import localrun
 from vapi_emulator import engine as engine_module
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.engine import Engine
@@ -172,3 +173,21 @@ def served_twice(calls_file: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
 def test_two_servers_share_one_cache_read_only(served_twice: tuple[str, str]) -> None:
     first, second = served_twice
     assert _answers(first) == _answers(second)
+
+
+def test_serve_builds_the_cache_once_then_reuses_it(calls_file: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "served.duckdb"
+    options = ["--store", "disk", "--store-path", str(cache), "--memory-limit", "256MB"]
+    logs = []
+    for start in ("first", "second"):
+        log = tmp_path / f"{start}.log"
+        with localrun.emulator_process([calls_file], KEY, log=log, extra_args=options) as server:
+            assert httpx.get(f"{server.url}/health").json()["calls"] == 30_000
+        logs.append(log.read_text())
+    assert f"(stored on disk in {cache})" in logs[0]
+    assert f"(reused on disk in {cache})" in logs[1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "first.log",
+        "second.log",
+        "served.duckdb",
+    ], "the spill folder goes when the server stops"
