@@ -221,6 +221,7 @@ def test_status_refuses_an_output_it_cannot_read(tmp_path: Path, url: str, messa
     assert message in done.stderr
 
 
+@pytest.mark.slow
 def test_status_reads_an_s3_output(output: Output) -> None:
     """s3://bucket/prefix through boto3's own chain (the AWS_* variables), as on a laptop."""
     with local_s3() as s3:
