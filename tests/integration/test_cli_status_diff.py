@@ -24,6 +24,7 @@ from typing import Any, Literal
 import pytest
 
 from vapi_chargeback import localrun
+from vapi_chargeback.cli import diff
 from vapi_chargeback.delivery.log import DeliveryLog, MessageRecord, write_log
 
 from support import close_run
@@ -349,3 +350,21 @@ def test_diff_of_a_version_never_published_exits_1(output: Output) -> None:
 
     assert done.returncode == 1
     assert f"{OCTOBER} v7 is not published" in done.stderr
+
+
+def test_diff_against_a_month_without_lines_compares_every_column_from_the_header() -> None:
+    """An empty month's CSV has a header and no line: its money columns still count."""
+    header = ["period", "cost_center_id", "assistant_id", "cost_usd", "llm_usd", "cost_eur"]
+    empty = diff.Statement(header, [])
+    line = dict.fromkeys(header, "")
+    line.update(cost_center_id="sales", assistant_id="a1", cost_usd="2.50", llm_usd="1.00")
+    full = diff.Statement([*header[:-1], "cost_gbp"], [line])
+
+    shown = diff.compare(empty, full, top=5)
+
+    assert shown["columns"] == ["cost_usd", "llm_usd"]
+    assert shown["only_one_side"] == ["cost_eur", "cost_gbp"]
+    [sales, total] = shown["cost_centers"]
+    assert (sales["id"], sales["change"]) == ("sales", {"cost_usd": "2.50", "llm_usd": "1.00"})
+    assert total["change"] == sales["change"] and total["a"]["cost_usd"] == "0.00"
+    assert [row["id"] for row in shown["assistants"]] == ["a1"]

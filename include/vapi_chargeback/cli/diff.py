@@ -100,8 +100,16 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def read_lines(url: str, side: Side) -> list[dict[str, str]]:
-    """The statement CSV's lines of ``side``, verified against its manifest."""
+@dataclass(frozen=True)
+class Statement:
+    """A statement CSV: its header (a month without lines still has one) and its lines."""
+
+    columns: list[str]
+    lines: list[dict[str, str]]
+
+
+def read_statement(url: str, side: Side) -> Statement:
+    """The statement CSV of ``side``, verified against its manifest."""
     from vapi_chargeback.published import read_published, read_published_file
 
     name = f"chargeback-{side.month}.csv"
@@ -111,11 +119,9 @@ def read_lines(url: str, side: Side) -> list[dict[str, str]]:
         if current is not None and current.get("version", 1) == version:
             version = None
     _, data = read_published_file(url, side.month, name, version=version)
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-
-
-def _money_columns(lines: list[dict[str, str]]) -> list[str]:
-    return [column for column in (lines[0] if lines else {}) if MONEY_COLUMN.match(column)]
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    lines = list(reader)
+    return Statement(list(reader.fieldnames or []), lines)
 
 
 def _sums(
@@ -130,13 +136,15 @@ def _sums(
     return sums
 
 
-def compare(a: list[dict[str, str]], b: list[dict[str, str]], top: int) -> dict[str, Any]:
+def compare(first: Statement, second: Statement, top: int) -> dict[str, Any]:
     """Per cost center (and ``TOTAL``) and for the ``top`` assistants: A, B and B - A of
     every money column both sides have; columns only one side has are named, not compared.
     Only assistants with a change in some column are listed, ranked by the size of their
     ``cost_usd`` change; lines with no assistant (shared pools, calls without one) count in
     their cost center only."""
-    columns_a, columns_b = _money_columns(a), _money_columns(b)
+    a, b = first.lines, second.lines
+    columns_a = [column for column in first.columns if MONEY_COLUMN.match(column)]
+    columns_b = [column for column in second.columns if MONEY_COLUMN.match(column)]
     columns = [column for column in columns_b if column in columns_a]
 
     def rows(key: str | None, keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -173,7 +181,7 @@ def compare(a: list[dict[str, str]], b: list[dict[str, str]], top: int) -> dict[
 
 def _diff(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     url = output_url(args.output, args.config)
-    result = compare(read_lines(url, args.a), read_lines(url, args.b), args.top)
+    result = compare(read_statement(url, args.a), read_statement(url, args.b), args.top)
     if args.json:
         print(json.dumps({"output": url, "a": str(args.a), "b": str(args.b), **result}, indent=2))
     else:
