@@ -136,14 +136,14 @@ async def reject_epochs(request: Request) -> None:
     errors = _epoch_errors(await request.body())
     if not errors:
         return
+    epochs = {error["loc"] for error in errors}
     try:
         AnalyticsQueryDTO.model_validate_json(await request.body())
     except ValidationError as error:
-        errors = [
-            {**item, "loc": ("body", *item["loc"])}
-            for item in error.errors(include_url=False)
-            if tuple(item["loc"][-2:]) not in {("timeRange", "start"), ("timeRange", "end")}
-        ] + errors
+        others = [
+            {**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)
+        ]
+        errors = [item for item in others if item["loc"] not in epochs] + errors
     raise RequestValidationError(errors)
 
 

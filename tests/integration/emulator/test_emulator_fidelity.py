@@ -107,11 +107,13 @@ def test_unix_epochs_are_refused_like_every_validation_error(
 
 
 def test_an_epoch_is_listed_with_the_other_problems_of_the_body(base_url: str) -> None:
-    query = _count({**DAY, "start": 0}, table="calls")
-    messages = _post(base_url, {"queries": [query]}).json()["message"]
-    assert len(messages) == 2
+    epoch = _count({**DAY, "start": 0}, table="calls")
+    zoneless = _count({**DAY, "end": "2026-10-06T00:00:00"})
+    messages = _post(base_url, {"queries": [epoch, zoneless]}).json()["message"]
+    assert len(messages) == 3, messages
     assert messages[0].startswith("queries[0].table: Input should be")
-    assert messages[1].startswith("queries[0].timeRange.start: must be an ISO-8601")
+    assert messages[1].startswith("queries[1].timeRange.end: Input should have timezone info")
+    assert messages[2].startswith("queries[0].timeRange.start: must be an ISO-8601")
 
 
 def test_a_sub_millisecond_start_is_cut_to_milliseconds_like_a_javascript_date(
