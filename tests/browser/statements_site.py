@@ -1,10 +1,12 @@
 """A real ``airflow api-server`` with the project's plugin and statements to show.
 
 The api-server runs as its own process from a temporary AIRFLOW_HOME (SQLite, migrated
-once per session) with the simple auth manager and one user, ``finance`` (role viewer),
-whose password is written to a file made for the run. It reads statements from a
-temporary output folder through the Variable ``vapi_chargeback_output`` — as in
-production — holding three published months, two of them delivered.
+once per session) with the FAB auth manager compose runs, the chargeback roles and two
+users, as compose's init makes them: ``fiona`` (role ``Chargeback Finance``) and
+``oscar`` (role ``Chargeback Owner``, the e-mail chargeback.yaml gives the sales cost
+center's owner), with passwords made for the run. It reads statements from a temporary
+output folder through the Variable ``vapi_chargeback_output`` — as in production —
+holding three published months, two of them delivered.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "test-artifacts"
 MONTHS = ("2026-08", "2026-09", "2026-10")
-USER = "finance"
+FINANCE = "fiona"
+OWNER = "oscar"
+OWNER_CENTER = "sales"
+FAB_AUTH_MANAGER = "vapi_chargeback.airflow.auth_manager.ChargebackFabAuthManager"
 START_TIMEOUT_S = 90.0
 BERLIN = ZoneInfo("Europe/Berlin")
 CENTERS = {
@@ -61,7 +66,8 @@ CENTERS = {
 class ApiServer:
     url: str
     output: Path
-    password: str
+    passwords: dict[str, str]
+    """User name → password, for :data:`FINANCE` and :data:`OWNER`."""
     log: Path
 
 
@@ -183,9 +189,21 @@ def api_server(work: Path) -> Iterator[ApiServer]:
     output = work / "statements"
     home.mkdir()
     publish_demo_months(output)
-    password = secrets.token_urlsafe(12)
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({USER: password}))
+    passwords = {FINANCE: secrets.token_urlsafe(12), OWNER: secrets.token_urlsafe(12)}
+    users = [
+        {
+            "username": FINANCE,
+            "password": passwords[FINANCE],
+            "email": "fiona@example.com",
+            "roles": ["Chargeback Finance"],
+        },
+        {
+            "username": OWNER,
+            "password": passwords[OWNER],
+            "email": CENTERS[OWNER_CENTER][1],
+            "roles": ["Chargeback Owner"],
+        },
+    ]
     port = free_port()
     env = {
         **os.environ,
@@ -194,18 +212,24 @@ def api_server(work: Path) -> Iterator[ApiServer]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+        "PYTHONPATH": str(ROOT / "include"),
         "AIRFLOW_VAR_VAPI_CHARGEBACK_OUTPUT": output.as_uri(),
         "AIRFLOW_VAR_VAPI_CHARGEBACK_CONFIG": str(ROOT / "include" / "config" / "chargeback.yaml"),
     }
     log = home / "api-server.log"
     subprocess.run(
         [str(BIN / "airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [str(BIN / "python"), str(ROOT / "tests" / "support" / "fab_users.py")],
+        input=json.dumps(users).encode(),
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -221,7 +245,7 @@ def api_server(work: Path) -> Iterator[ApiServer]:
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url, process, log)
-            yield ApiServer(url, output, password, log)
+            yield ApiServer(url, output, passwords, log)
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:

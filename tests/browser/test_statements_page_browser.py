@@ -1,9 +1,11 @@
 """The statements page in headless Chromium against a running api-server, behind Airflow's login.
 
-One browser session walks the way an operator does: opens the page, is sent to Airflow's
-login, signs in, sees the months with their figures, downloads a workbook with the
-session's cookie, and finds the page under Browse inside the Airflow UI. Screenshots go
-to ``test-artifacts/`` (gitignored) for a person to look at.
+The api-server signs people in with the FAB auth manager, as compose does. One browser
+session walks the way finance does: opens the page, is sent to the login form, signs in,
+sees the months with their figures, downloads a workbook with the session's cookie, and
+finds the page under Browse inside the Airflow UI. Then a cost-center owner signs in and
+sees their own workbooks only, and the org files refuse them. Screenshots go to
+``test-artifacts/`` (gitignored) for a person to look at.
 """
 
 from __future__ import annotations
@@ -14,24 +16,21 @@ import json
 import httpx
 import pytest
 from chromium_webdriver import Browser
-from statements_site import ARTIFACTS, MONTHS, USER, ApiServer
+from statements_site import ARTIFACTS, FINANCE, MONTHS, OWNER, OWNER_CENTER, ApiServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 PAGE = "/chargeback/"
 
 
-def sign_in(browser: Browser, server: ApiServer) -> None:
-    """Open the page; Airflow's login form comes first and sends us back after."""
+def sign_in(browser: Browser, server: ApiServer, user: str = FINANCE) -> None:
+    """Open the page signed out; the FAB login form comes first and sends us back after."""
+    browser.call("DELETE", "/cookie")
     browser.get(f"{server.url}{PAGE}")
     browser.wait_for("the login form", lambda: "/auth/login" in browser.url)
-    browser.wait_for("the username field", lambda: browser.find("input[name=username]")).type(USER)
-    browser.find("input[name=password]").type(server.password)
-    browser.wait_for(
-        "an enabled Sign in button",
-        lambda: browser.run("return !document.querySelector('button[type=submit]').disabled"),
-    )
-    browser.find("button[type=submit]").click()
+    browser.wait_for("the username field", lambda: browser.find("input[name=username]")).type(user)
+    browser.find("input[name=password]").type(server.passwords[user])
+    browser.find("form[name=login] [type=submit]").click()
     browser.wait_for("the statements page", lambda: browser.url.endswith(PAGE))
     browser.wait_for("its heading", lambda: browser.find("h1").text == "Chargeback statements")
 
@@ -85,16 +84,50 @@ def test_the_page_is_in_the_airflow_ui_under_browse(
     browser.screenshot(ARTIFACTS / "statements-page-in-airflow.png")
 
 
+def test_an_owner_sees_only_their_workbooks_and_is_refused_the_rest(
+    browser: Browser, api_server: ApiServer
+) -> None:
+    sign_in(browser, api_server, OWNER)
+
+    intro = browser.find("p.sub").text
+    assert f"Signed in as {OWNER}" in intro and "Your cost center: Sales" in intro
+    rows = [row.text for row in browser.find_all("tbody tr")]
+    assert len(rows) == len(MONTHS) and all("Sales" in row and "final" in row for row in rows)
+    hrefs = [a.attribute("href") or "" for a in browser.find_all("a")]
+    assert [h.split(PAGE, 1)[-1] for h in hrefs] == [
+        f"files/{m}/cost-centers/{OWNER_CENTER}-{m}.xlsx" for m in sorted(MONTHS, reverse=True)
+    ]
+    page = browser.run("return document.body.innerText")
+    assert "Total USD" not in page and "Customer Support" not in page
+
+    browser.find_all("a")[0].click()
+    body = browser.downloaded(f"{OWNER_CENTER}-2026-10.xlsx")
+    published = api_server.output / "2026-10" / "cost-centers" / f"{OWNER_CENTER}-2026-10.xlsx"
+    assert body == published.read_bytes()
+
+    # The org workbook and another owner's, opened with the owner's own session cookie.
+    for href in (
+        "files/2026-10/chargeback-2026-10.xlsx",
+        "files/2026-10/cost-centers/support-2026-10.xlsx",
+    ):
+        browser.get(f"{api_server.url}{PAGE}{href}")
+        shown = browser.wait_for("the refusal", lambda: browser.find("body").text)
+        assert "You may not open this file" in shown, (href, shown)
+    browser.get(f"{api_server.url}{PAGE}")
+    browser.resize(1440, 700)
+    browser.screenshot(ARTIFACTS / "statements-page-owner.png")
+
+
 def test_without_a_session_nothing_is_served(api_server: ApiServer) -> None:
     with httpx.Client(base_url=api_server.url) as client:
         page = client.get(PAGE, headers={"accept": "text/html"})
         assert page.status_code == 303
-        assert page.headers["location"].startswith("/auth/login?next=")
+        assert page.headers["location"].startswith("/auth/login/?next=")
         download = client.get(f"{PAGE}files/2026-10/chargeback-2026-10.xlsx")
         assert download.status_code == 401
 
         token = client.post(
-            "/auth/token", json={"username": USER, "password": api_server.password}
+            "/auth/token", json={"username": FINANCE, "password": api_server.passwords[FINANCE]}
         ).json()["access_token"]
         with_token = client.get(
             f"{PAGE}files/2026-10/manifest.json", headers={"Authorization": f"Bearer {token}"}

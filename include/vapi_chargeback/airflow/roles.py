@@ -6,7 +6,8 @@ adding what is missing and removing what a person added by hand, and gives ``Adm
 two statement views (an admin is finance). Users get these roles besides (or instead of)
 Airflow's own ``Viewer``/``User``/``Op``: ``airflow users add-role`` or the Security menu.
 
-- ``Chargeback Owner``: sign in and open the statements page, which then shows only the
+- ``Chargeback Owner``: sign in, find the page under Browse (which needs the plugin list)
+  and open it; it then shows only the
   cost centers whose ``owner_email`` is the user's or whose ``owner_groups`` hold one of
   the user's roles (``page_access``). Nothing else of Airflow: no DAG, run, log or XCom.
 - ``Chargeback Finance``: the whole page (every cost center, org-wide files); the
@@ -41,6 +42,7 @@ SIGN_IN = [
     (READ, "My Password"),
     (EDIT, "My Password"),
     (MENU, "Browse"),
+    (READ, "Plugins"),  # the UI lists the page under Browse from the plugins endpoint
 ]
 OWNER_PERMISSIONS = [*SIGN_IN, (READ, PAGE_RESOURCE)]
 FINANCE_PERMISSIONS = [
