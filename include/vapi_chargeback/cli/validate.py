@@ -5,9 +5,9 @@ problem on stdout (the linters' format, which editors and CI annotations read), 
 any. It calls the loaders a run calls (``load_config``, ``load_mapping``,
 ``load_invoices``, ``load_fx_rates`` and, with ``--month``, the plan and the month's rate),
 so its messages and line numbers are the run's own. A run stops at the first file with a
-problem; this goes on to the next file, so one pass names everything. The one exception:
-while the config does not load, the files it names are not read (their paths, cost
-centers and currency come from it).
+problem; this goes on to the next file, so one pass names everything. A config that does not
+load still names the other files: they are checked by the file names and cost center ids
+written in it (:func:`as_written`); the month checks need a config that loads.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ class Report:
 
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    lenient: bool = False
+    """The config did not load: the other files were checked by its names as written."""
 
     def attempt(self, load: Callable[[], T], where: Path) -> T | None:
         """``load()``, or ``None`` with its problems recorded. An input file's error carries
@@ -96,10 +98,12 @@ def check(config_file: Path, month: str | None = None) -> Report:
     from vapi_chargeback.pipeline import invoices_path, mapping_path
 
     report = Report()
-    config = report.attempt(lambda: load_config(config_file), config_file)
+    loaded = report.attempt(lambda: load_config(config_file), config_file)
+    config = loaded or as_written(config_file)
     if config is None:
         return report
-    report.checked.append(f"{config_file} ({len(config.cost_centers)} cost centers)")
+    if loaded is not None:
+        report.checked.append(f"{config_file} ({len(config.cost_centers)} cost centers)")
     mapping_file = mapping_path(config, config_file)
     mapping = report.attempt(lambda: load_mapping(mapping_file, config), mapping_file)
     if mapping is not None:
@@ -115,9 +119,60 @@ def check(config_file: Path, month: str | None = None) -> Report:
         if rates is not None:
             count = sum(len(by_date) for by_date in rates.by_currency.values())
             report.checked.append(f"{rates_file} ({count} rates)")
-    if month is not None and mapping is not None:
+    if month is not None and mapping is not None and loaded is not None:
         _check_month(report, config, config_file, mapping, month)
+    report.lenient = loaded is None
     return report
+
+
+def as_written(config_file: Path) -> ChargebackConfig | None:
+    """What the other files are found and checked by, from a config that does not load:
+    the file names and cost center ids as written (defaults where absent or not text).
+
+    So a pull request that breaks the config *and* the mapping gets both lists at once. A
+    mapping row naming a cost center the broken config lost (a renamed id) is reported as
+    a run would report it once the config loads. ``None`` when the YAML is not a mapping.
+    """
+    import yaml
+
+    from vapi_chargeback.config import (
+        MAX_CONFIG_BYTES,
+        ChargebackConfig,
+        ConfigError,
+        CostCenter,
+        read_bounded,
+    )
+    from vapi_chargeback.fxrates import FxSettings
+    from vapi_chargeback.yamldoc import read_yaml
+
+    try:
+        text = read_bounded(config_file, MAX_CONFIG_BYTES, "chargeback.yaml").decode("utf-8-sig")
+        _, data = read_yaml(text)
+    except (ConfigError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    fx: dict[str, Any] = data["fx"] if isinstance(data.get("fx"), dict) else {}
+    centers: list[Any] = data["cost_centers"] if isinstance(data.get("cost_centers"), list) else []
+    currency = data.get("reporting_currency")
+
+    def named(source: dict[str, Any], key: str, model: Any) -> str:
+        value = source.get(key)
+        return value if isinstance(value, str) and value else str(model.model_fields[key].default)
+
+    # Unvalidated on purpose (model_construct): only these fields are read below.
+    written: dict[str, Any] = {
+        "mapping": named(data, "mapping", ChargebackConfig),
+        "invoices": named(data, "invoices", ChargebackConfig),
+        "reporting_currency": currency if isinstance(currency, str) else None,
+        "fx": FxSettings(rates=named(fx, "rates", FxSettings)),
+        "cost_centers": [
+            CostCenter.model_construct(**{"id": center["id"], "valid_to": None})
+            for center in centers
+            if isinstance(center, dict) and isinstance(center.get("id"), str)
+        ],
+    }
+    return ChargebackConfig.model_construct(**written)
 
 
 def _check_month(
@@ -160,9 +215,10 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"{PROG}: {count} problem{'s' if count != 1 else ''}",
             file=sys.stderr,
         )
-        if not report.checked:
+        if report.lenient:
             print(
-                f"{PROG}: the files {config_file} names are checked once it loads",
+                f"{PROG}: {config_file} does not load; the files it names were checked by the"
+                " names and cost center ids written in it",
                 file=sys.stderr,
             )
         return EXIT_ERROR
