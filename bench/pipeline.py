@@ -3,8 +3,7 @@
 A month of 1.5M calls over 2,000 assistants and a config of 40 cost centers × 3 query
 definitions, drawn from a realistic menu so that several owners ask identical questions.
 The calls are generated once and cached under ``data/bench/``; the config and its mapping
-CSV (mostly mapped assistants, some unmapped, a history row at the month start, one
-mid-month change of cost center) are written to a temporary folder each run.
+CSV (``pipeline_org.py``) are written to a temporary folder each run.
 
 The emulator runs as its own process on loopback (``localrun.emulator_process``), so its
 memory is not the pipeline's. The month runs through ``runner.run_month`` — the DAG's
@@ -13,15 +12,16 @@ publish, as plain functions in one fresh process, as the DAG's tasks would on on
 and reports wall time and peak RSS per step. Then, side by side:
 
 1. ``POST /analytics`` requests sent (counted by the client's transport and in the
-   emulator's access log) against one request per definition, and against ceil(distinct
-   queries / batch limit), which must equal the plan's batch count; the ``GET /assistant``
-   pages the names step lists are counted on both sides too, and shown apart;
+   emulator's access log) against the plan's batches (packed by estimated rows) and one
+   request per definition; rows answered against the plan's estimates; the
+   ``GET /assistant`` pages the names step lists are counted on both sides too;
 2. wall time per step and in total;
 3. peak RSS of the pipeline process, and of the emulator separately;
 4. DAG parse time: best of N ``runpy.run_path`` in fresh processes with ``airflow.sdk``
    already imported, as the dag-processor has it;
 5. our workbook writer against xlsxwriter ``constant_memory`` on the statement's own
-   detail rows (the functions of ``bench/writer.py``).
+   detail rows (the functions of ``bench/writer.py``); these and the targets are in
+   ``pipeline_report.py``.
 
     python bench/pipeline.py                      # 1.5M calls, 2,000 assistants, 40 cost centers
     python bench/pipeline.py --assistants 20000 --calls 5000000 --cost-centers 400
@@ -39,187 +39,56 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import json
 import math
 import multiprocessing
 import os
 import platform
-import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench's own modules
+from pipeline_org import MENU, TIMEZONE, write_org
+from pipeline_org import center_ids as center_ids  # re-exported: the shard test reads it here
+from pipeline_report import (
+    MIB,
+    SMALL_ORG_CALLS,
+    TARGET_EMULATOR_RSS_BYTES,
+    TARGET_LARGE_WALL_S,
+    TARGET_PARSE_S,
+    TARGET_RSS_BYTES,
+    TARGET_SMALL_WALL_S,
+    TARGET_WRITER_RATIO,
+    dag_parse_seconds,
+    estimate_facts,
+    mib_text,
+    plan_facts,
+    print_table,
+    report,
+    response_facts,
+    wall_target,
+    writer_comparison,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data" / "bench"
 RESULTS_DIR = ROOT / "bench" / "results"
-DAG_FILE = ROOT / "dags" / "vapi_chargeback_monthly.py"
-WRITER_BENCH = ROOT / "bench" / "writer.py"
 BIN = Path(sys.executable).parent
 API_KEY = "bench-pipeline-key"
 RUN_ID = "bench"
-TIMEZONE = "Europe/Berlin"
-"""The generator's default org zone: its office hours and months are this zone's."""
-VARIABLE_KEY = "costCenter"
 EMULATOR_START_TIMEOUT_S = 120.0
-
-SMALL_ORG_CALLS = 1_500_000
-"""Up to this many calls the run must take :data:`TARGET_SMALL_WALL_S`, beyond it
-:data:`TARGET_LARGE_WALL_S` (issue 16's two sizes)."""
-TARGET_SMALL_WALL_S = 20.0
-TARGET_LARGE_WALL_S = 120.0
-TARGET_RSS_BYTES = 1 << 30
-"""Every pipeline step (a task on a worker) within this peak RSS."""
-TARGET_EMULATOR_RSS_BYTES = 2 << 30
-TARGET_PARSE_S = 0.3
-TARGET_WRITER_RATIO = 1.3
-MIB = 1 << 20
-
-DEMO_CENTERS = ("sales", "support", "marketing", "operations")
-"""The generated calls carry these as ``costCenter`` values (plus an unknown one and ""),
-so they must be cost centers of the config for the variable-value rule to fire."""
-MORE_CENTERS = (
-    "emea-sales",
-    "apac-sales",
-    "partner-sales",
-    "renewals",
-    "retention",
-    "onboarding",
-    "customer-success",
-    "billing",
-    "collections",
-    "claims",
-    "returns",
-    "warranty",
-    "field-service",
-    "dispatch",
-    "scheduling",
-    "logistics",
-    "procurement",
-    "recruiting",
-    "benefits",
-    "it-helpdesk",
-    "security-desk",
-    "facilities",
-    "legal-intake",
-    "compliance",
-    "accounts-payable",
-    "accounts-receivable",
-    "payroll",
-    "product-research",
-    "market-research",
-    "events",
-    "press-office",
-    "loyalty",
-    "concierge",
-    "reservations",
-    "pharmacy-line",
-    "fleet",
-)
-TEAM_SUFFIXES = ("inbound", "outbound", "tier1", "tier2", "night", "vip")
-UNMAPPED_EVERY = 25
-"""One assistant in this many has no mapping row (on top of the demo org's two)."""
-HISTORY_EVERY = 20
-"""One mapped assistant in this many changed team at the start of the month (a boundary
-on the period's first day, which must not split anything)."""
-MAPPED_SINCE = date(2025, 1, 1)
-
-
-@dataclass(frozen=True)
-class MenuItem:
-    """A query definition owners pick; ``weight`` = how popular it is."""
-
-    id: str
-    title: str
-    dimensions: tuple[str, ...]
-    step: str | None
-    metrics: tuple[str, ...]
-    weight: int
-
-
-MENU = (
-    MenuItem(
-        "cost-by-assistant-day",
-        "Cost by assistant by day",
-        ("assistantId",),
-        "day",
-        ("calls", "minutes", "cost"),
-        10,
-    ),
-    MenuItem(
-        "cost-by-assistant",
-        "Cost by assistant",
-        ("assistantId",),
-        None,
-        ("calls", "minutes", "cost", "transport", "stt", "llm", "tts", "vapi"),
-        6,
-    ),
-    MenuItem(
-        "minutes-by-ended-reason",
-        "Minutes by ended reason",
-        ("endedReason",),
-        None,
-        ("calls", "minutes", "avg_minutes_per_call"),
-        6,
-    ),
-    MenuItem("daily-cost", "Daily cost", (), "day", ("calls", "cost", "avg_cost_per_minute"), 6),
-    MenuItem(
-        "calls-by-success",
-        "Calls by success evaluation",
-        ("analysis.successEvaluation",),
-        "week",
-        ("calls", "cost", "avg_cost_per_call"),
-        5,
-    ),
-    MenuItem(
-        "components-by-type",
-        "Cost components by call type",
-        ("type",),
-        None,
-        ("cost", "transport", "stt", "llm", "tts", "vapi"),
-        4,
-    ),
-    MenuItem(
-        "calls-by-status",
-        "Calls by status and ended reason",
-        ("status", "endedReason"),
-        "month",
-        ("calls", "minutes"),
-        3,
-    ),
-    MenuItem(
-        "weekly-cost-by-assistant",
-        "Weekly cost by assistant",
-        ("assistantId",),
-        "week",
-        ("cost", "calls", "avg_cost_per_call"),
-        3,
-    ),
-    MenuItem(
-        "success-by-type",
-        "Success by call type",
-        ("type", "analysis.successEvaluation"),
-        "week",
-        ("calls", "avg_cost_per_call"),
-        2,
-    ),
-)
 
 
 # --------------------------------------------------------------------------- progress
@@ -272,139 +141,6 @@ def calls_file(args: argparse.Namespace) -> Path:
     )
     partial.replace(path)
     return path
-
-
-class _Dumper(yaml.SafeDumper):
-    """Writes ``Decimal`` as a plain YAML number, as people type amounts."""
-
-
-_Dumper.add_representer(
-    Decimal, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:float", str(value))
-)
-
-
-def center_ids(count: int) -> list[str]:
-    """The demo org's four cost centers first (the calls name them), then realistic slugs."""
-    names = [*DEMO_CENTERS, *MORE_CENTERS]
-    names += [f"cost-center-{index:03d}" for index in range(len(names), count)]
-    return names[:count]
-
-
-def pick_definitions(rng: random.Random, count: int) -> list[MenuItem]:
-    """``count`` distinct menu items, popular ones more often: owners copy each other."""
-    chosen: list[MenuItem] = []
-    while len(chosen) < min(count, len(MENU)):
-        item = rng.choices(MENU, weights=[item.weight for item in MENU])[0]
-        if item not in chosen:
-            chosen.append(item)
-    return chosen
-
-
-def write_org(folder: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """``chargeback.yaml`` and ``assistant_teams.csv`` of the bench org; returns the config path
-    and a few facts about them for the report."""
-    from vapi_emulator.data import demo_org
-
-    rng = random.Random(args.seed)
-    centers = center_ids(args.cost_centers)
-    teams = {
-        center: [
-            f"{center}-{suffix}" for suffix in rng.sample(TEAM_SUFFIXES, rng.choice((1, 2, 3)))
-        ]
-        for center in centers
-    }
-    all_teams = [(team, center) for center in centers for team in teams[center]]
-    document: dict[str, Any] = {
-        "org": {"name": "Bench Voice Co", "timezone": TIMEZONE},
-        "currency": "USD",
-        "output": (folder / "unused-output").as_uri(),
-        "mapping": "assistant_teams.csv",
-        "components": ["transport", "stt", "llm", "tts", "vapi"],
-        "variable_key": VARIABLE_KEY,
-        "settlement_delay_hours": 6,
-        "finance_email": "finance@example.com",
-        "cost_centers": [
-            {
-                "id": center,
-                "name": center.replace("-", " ").title(),
-                "owner_email": f"{center}-owner@example.com",
-                "queries": [
-                    {
-                        "id": item.id,
-                        "title": item.title,
-                        "dimensions": list(item.dimensions),
-                        **({"step": item.step} if item.step else {}),
-                        "metrics": list(item.metrics),
-                    }
-                    for item in pick_definitions(rng, args.definitions)
-                ],
-            }
-            for center in centers
-        ],
-        "shared_costs": [
-            {"name": "platform-fee", "amount": Decimal("2500.00"), "method": "even"},
-            {
-                "name": "phone-numbers",
-                "amount": Decimal("1234.56"),
-                "method": "proportional",
-                "driver": "calls",
-            },
-            {
-                "name": "support-tooling",
-                "amount": Decimal("999.99"),
-                "method": "fixed",
-                "percentages": {centers[0]: 40, centers[1]: 60},
-            },
-            {
-                "name": "calls-without-assistant",
-                "source": "calls-without-assistant",
-                "method": "proportional",
-                "driver": "cost",
-            },
-        ],
-    }
-    config_path = folder / "chargeback.yaml"
-    config_path.write_text(yaml.dump(document, Dumper=_Dumper, sort_keys=False), encoding="utf-8")
-
-    org = demo_org(args.seed, args.assistants)
-    first_day = date.fromisoformat(f"{args.month}-01")
-    move_day = first_day.replace(day=15)
-    never = {assistant.id for assistant in org.unmapped}
-    lines = ["assistant_id,team,cost_center_id,valid_from,valid_to"]
-    facts = {"unmapped": 0, "history_rows": 0, "mid_month_changes": 0}
-    for index, assistant in enumerate(org.assistants):
-        if assistant.id in never or index % UNMAPPED_EVERY == UNMAPPED_EVERY - 1:
-            facts["unmapped"] += 1
-            continue
-        team, center = rng.choice(all_teams)
-        if assistant.id == org.mover.id:
-            other_team, other = rng.choice([pair for pair in all_teams if pair[1] != center])
-            lines.append(f"{assistant.id},{team},{center},{MAPPED_SINCE},{move_day - timedelta(1)}")
-            lines.append(f"{assistant.id},{other_team},{other},{move_day},")
-            facts["mid_month_changes"] += 1
-        elif index % HISTORY_EVERY == 0:
-            old_team, old = rng.choice(all_teams)
-            lines.append(
-                f"{assistant.id},{old_team},{old},{MAPPED_SINCE},{first_day - timedelta(1)}"
-            )
-            lines.append(f"{assistant.id},{team},{center},{first_day},")
-            facts["history_rows"] += 1
-        else:
-            lines.append(f"{assistant.id},{team},{center},{MAPPED_SINCE},")
-    (folder / "assistant_teams.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    definitions = [
-        json.dumps(query, sort_keys=True)
-        for center in document["cost_centers"]
-        for query in center["queries"]
-    ]
-    facts.update(
-        cost_centers=len(centers),
-        definitions=len(definitions),
-        distinct_definitions=len(set(definitions)),
-        mapping_rows=len(lines) - 1,
-        assistants=args.assistants,
-    )
-    return config_path, facts
 
 
 # --------------------------------------------------------------------------- processes
@@ -540,7 +276,7 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
                 profiler.disable()
             peaks[name] = proc_status("self", "VmHWM")
             say(
-                f"pipeline: {name} {time.perf_counter() - began:.2f} s, peak RSS {_mib(peaks[name])}"
+                f"pipeline: {name} {time.perf_counter() - began:.2f} s, peak RSS {mib_text(peaks[name])}"
             )
 
     with VapiAnalyticsClient(
@@ -591,280 +327,6 @@ def pipeline_in_fresh_process(spec: dict[str, Any]) -> dict[str, Any]:
     if status != "ok":
         raise RuntimeError(f"the pipeline failed:\n{payload}")
     return dict(payload)
-
-
-# --------------------------------------------------------------------------- facts
-
-
-def response_facts(work: Path, fetched: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rows and bytes per query of the stored raw responses (read after the timed run)."""
-    from vapi_chargeback.analytics.decode import iter_json_array
-
-    rows: dict[str, int] = {}
-    for batch in fetched:
-        owner = {piece: name for name, parts in batch["pieces"].items() for piece in parts}
-        for item, _, _ in iter_json_array((work / "raw" / batch["file"]).read_bytes()):
-            name = owner.get(item["name"], item["name"])
-            rows[name] = rows.get(name, 0) + len(item["result"])
-    return {
-        "response_bytes": sum(batch["size"] for batch in fetched),
-        "result_rows": sum(rows.values()),
-        "rows_per_query": rows,
-        "max_rows_per_query": max(rows.values(), default=0),
-        "split_queries": sorted(name for batch in fetched for name in batch["pieces"]),
-    }
-
-
-def estimate_facts(plan: dict[str, Any], rows: dict[str, int]) -> dict[str, Any]:
-    """The plan's row estimates against the rows answered, per query and in all."""
-    estimated = plan["estimated_rows"]
-    ratios = {
-        name: rows.get(name, 0) / estimated[name] for name in estimated if estimated[name] > 1
-    }
-    return {
-        "estimated_rows": sum(estimated.values()),
-        "max_estimated_rows_per_query": max(estimated.values(), default=0),
-        "max_actual_over_estimate": max(ratios.values(), default=0.0),
-        "min_actual_over_estimate": min(ratios.values(), default=0.0),
-    }
-
-
-def plan_facts(work: Path) -> dict[str, Any]:
-    from vapi_chargeback.plan import Plan
-
-    plan = Plan.model_validate_json((work / "plan.json").read_bytes())
-    logical = {definition.query for definition in plan.definitions} | {plan.core_query}
-    return {
-        "batch_limit": plan.max_queries_per_request,
-        "queries": len(plan.queries),
-        "batches": len(plan.batches),
-        "estimated_rows": plan.estimated_rows,
-        "definitions": len(plan.definitions),
-        "questions": len(logical) + 1,
-        "query_names": plan.query_names,
-    }
-
-
-# --------------------------------------------------------------------------- parse + writer
-
-
-def dag_parse_seconds(runs: int, scratch: Path) -> list[float]:
-    """One ``runpy.run_path`` of the DAG file per fresh process, ``airflow.sdk`` preloaded."""
-    probe = textwrap.dedent(
-        f"""
-        import runpy, time
-        import airflow.sdk  # the dag-processor has Airflow loaded already
-        started = time.perf_counter()
-        runpy.run_path({str(DAG_FILE)!r})
-        print(time.perf_counter() - started)
-        """
-    )
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRFLOW_HOME": str(scratch / "airflow-home"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        }
-    )
-    times = []
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", probe],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-            env=env,
-        )
-        times.append(float(out.stdout.strip().splitlines()[-1]))
-    return times
-
-
-def load_writer_bench() -> ModuleType:
-    """``bench/writer.py``: its ``ours``/``theirs``/``best_of`` are the comparison we reuse."""
-    spec = importlib.util.spec_from_file_location("bench_writer", WRITER_BENCH)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot import {WRITER_BENCH}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    missing = [name for name in ("ours", "theirs", "best_of") if not hasattr(module, name)]
-    if missing:
-        raise RuntimeError(f"{WRITER_BENCH} lacks {', '.join(missing)}")
-    return module
-
-
-def writer_comparison(work: Path, repeat: int, scratch: Path) -> dict[str, Any]:
-    """Both writers on the reconciled statement's detail rows, best of ``repeat`` each."""
-    from vapi_chargeback import statement_json
-    from vapi_chargeback.pipeline import RECONCILED_FILE
-    from vapi_chargeback.statements.totals import summarize
-
-    writer = load_writer_bench()
-    statement = statement_json.loads((work / RECONCILED_FILE).read_bytes())
-    totals = summarize(statement)
-    ours = writer.best_of(
-        repeat, lambda path: writer.ours(statement, totals, path), scratch / "ours.xlsx"
-    )
-    theirs = writer.best_of(
-        repeat, lambda path: writer.theirs(statement, totals, path), scratch / "xlsxwriter.xlsx"
-    )
-    return {
-        "lines": len(statement.lines),
-        "repeat": repeat,
-        "ours_seconds": ours,
-        "xlsxwriter_seconds": theirs,
-        "ratio": ours / theirs,
-    }
-
-
-# --------------------------------------------------------------------------- report
-
-
-def _mib(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / MIB:,.0f} MiB"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """The summary table rows: what, measured, target, PASS/FAIL (empty for context)."""
-    pipeline, plan = results["pipeline"], results["plan"]
-    requests, responses = results["requests"], results["responses"]
-    estimates = results["estimates"]
-    rows: list[tuple[str, str, str, str]] = [
-        (
-            "POST /analytics sent (client / emulator log)",
-            f"{requests['client']} / {requests['server']}",
-            f"= the plan's {plan['batches']} batches (+ any split's requests)",
-            verdict(results["targets"]["requests"]),
-        ),
-        (
-            "  queries answered in pieces (over the row cap)",
-            str(len(responses["split_queries"])),
-            "0: the row budget held",
-            verdict(results["targets"]["no_splits"]),
-        ),
-        (
-            "  rows per query: most answered / most estimated",
-            f"{responses['max_rows_per_query']:,} / {estimates['max_estimated_rows_per_query']:,}",
-            f"≤ cap {results['emulator']['row_cap']:,}",
-            "",
-        ),
-        (
-            "  answered / estimated rows per query",
-            f"{estimates['min_actual_over_estimate']:.2f}–"
-            f"{estimates['max_actual_over_estimate']:.2f}",
-            "≤ 1: the estimate is conservative",
-            "",
-        ),
-        (
-            "  ceil(queries / batch limit)",
-            f"ceil({plan['queries']} / {plan['batch_limit']}) = {requests['minimal']}",
-            "requests are packed by estimated rows too",
-            "",
-        ),
-        (
-            "  GET /assistant pages (client / emulator log)",
-            f"{requests['assistants_client']} / {requests['assistants_server']}",
-            "the names step, apart from the plan",
-            "",
-        ),
-        *(
-            (f"  other: {route}", str(count), "none expected", "")
-            for route, count in sorted(requests["other_client"].items())
-        ),
-        (
-            "  naive: one request per definition",
-            f"{requests['naive']}",
-            f"{plan['definitions']} definitions + allocation + org total",
-            "",
-        ),
-        (
-            "  distinct questions → compiled queries",
-            f"{plan['questions']} → {plan['queries']}",
-            "",
-            "",
-        ),
-        (
-            "  response size / result rows (estimated)",
-            f"{responses['response_bytes'] / 1e6:,.1f} MB / {responses['result_rows']:,}"
-            f" ({estimates['estimated_rows']:,})",
-            "",
-            "",
-        ),
-    ]
-    for name, (count, seconds, peak) in step_groups(pipeline).items():
-        label = f"  {name}" if count == 1 else f"  {name} × {count}"
-        rows.append((label, f"{seconds:.2f} s", f"peak RSS {_mib(peak)}", ""))
-    rows += [
-        (
-            "pipeline wall time (plan → publish, steps one after another)",
-            f"{pipeline['total_seconds']:.1f} s",
-            f"≤ {results['wall_target_seconds']:.0f} s",
-            verdict(results["targets"]["wall"]),
-        ),
-        (
-            "pipeline peak RSS (the largest step's)",
-            _mib(pipeline["peak_rss_bytes"]),
-            f"≤ {_mib(TARGET_RSS_BYTES)} per step",
-            verdict(results["targets"]["rss"]),
-        ),
-        (
-            "emulator RSS loaded / peak (own process)",
-            f"{_mib(results['emulator']['loaded_rss_bytes'])} / "
-            f"{_mib(results['emulator']['peak_rss_bytes'])}",
-            f"peak ≤ {_mib(TARGET_EMULATOR_RSS_BYTES)}",
-            verdict(results["targets"]["emulator_rss"]),
-        ),
-        (
-            f"DAG parse, best of {len(results['dag_parse_seconds'])}",
-            f"{min(results['dag_parse_seconds']):.3f} s",
-            f"≤ {TARGET_PARSE_S} s",
-            verdict(results["targets"]["parse"]),
-        ),
-        (
-            f"writer ours / xlsxwriter ({results['writer']['lines']:,} lines)",
-            f"{results['writer']['ours_seconds']:.3f} / "
-            f"{results['writer']['xlsxwriter_seconds']:.3f} s = "
-            f"{results['writer']['ratio']:.2f}×",
-            f"≤ {TARGET_WRITER_RATIO}×",
-            verdict(results["targets"]["writer"]),
-        ),
-    ]
-    return rows
-
-
-def step_groups(pipeline: dict[str, Any]) -> dict[str, tuple[int, float, int | None]]:
-    """Steps by kind (``partition[3]`` is a ``partition``): how many, their seconds, the
-    largest peak RSS among them."""
-    groups: dict[str, tuple[int, float, int | None]] = {}
-    for name, seconds in pipeline["step_seconds"].items():
-        kind = name.split("[")[0]
-        peak = pipeline["step_peak_rss_bytes"].get(name)
-        count, total, largest = groups.get(kind, (0, 0.0, None))
-        groups[kind] = (count + 1, total + seconds, max(largest or 0, peak or 0) or None)
-    return groups
-
-
-def wall_target(calls: int) -> float:
-    """Issue 16: the 1.5M-call org within 20 s, the 5M-call org within 120 s."""
-    return TARGET_SMALL_WALL_S if calls <= SMALL_ORG_CALLS else TARGET_LARGE_WALL_S
-
-
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    header = ("measure", "measured", "target", "")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    line = "  ".join("-" * width for width in widths)
-    print(line)
-    print("  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)))
-    print(line)
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    print(line)
 
 
 # --------------------------------------------------------------------------- main
@@ -972,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()
         say("emulator: loading calls")
         with emulator(calls, scratch / "emulator.log", args.emulator_max_rows) as server:
-            say(f"emulator: serving on {server.url}, RSS {_mib(server.loaded_rss)}")
+            say(f"emulator: serving on {server.url}, RSS {mib_text(server.loaded_rss)}")
             say("pipeline: plan → fetch → allocate → reconcile → publish in a fresh process")
             pipeline = pipeline_in_fresh_process(
                 {
