@@ -366,6 +366,21 @@ def test_compose_selects_the_fab_auth_manager_and_gives_no_secret_a_default(
     assert security_problems(compose) == []
 
 
+def test_init_prepares_fab_once_per_up(compose: dict[str, Any]) -> None:
+    """The init service's FAB steps, in order, each idempotent (the roles command and
+    `airflow users create` of an existing user change nothing)."""
+    script = "\n".join(compose["services"][INIT]["command"])
+    steps = [
+        "/entrypoint airflow version",  # with _AIRFLOW_DB_MIGRATE: Airflow's and FAB's tables
+        "/entrypoint airflow fab-db migrate",
+        "/entrypoint airflow users create --role Admin",
+        "/entrypoint python -m vapi_chargeback.airflow.roles",
+    ]
+    positions = [script.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), positions
+    assert compose["services"][INIT]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
 def test_env_example_commits_no_secret() -> None:
     secrets = {k: v for k, v in read_env_file(ENV_EXAMPLE).items() if SECRET_NAME.search(k)}
     assert secrets, "the secret settings must be listed (empty)"
