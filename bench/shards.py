@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,10 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         options = argparse.Namespace(**vars(args))
         config, _ = bench.write_org(folder, options)
         calls = bench.calls_file(options)
-        listing = calls.with_name(calls.stem + ".assistants.json")
-        partial = calls.with_name(calls.stem + ".partial.assistants.json")
-        if not listing.exists() and partial.exists():
-            shutil.copy(partial, listing)
         output = (folder / "output").as_uri()
         with bench.emulator(calls, folder / "emulator.log", None) as api:
             client = (
