@@ -9,6 +9,7 @@ answering other queries, a statement changed between steps is a :class:`RunState
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ StoragePath = Any
 """A ``upath.UPath`` or Airflow's ``ObjectStoragePath`` (a proxy with the same API)."""
 
 PLAN_FILE = "plan.json"
+HELD_BODY_BYTES = 256 << 20
+"""Raw bodies a :class:`StoredResults` keeps read at most (beyond the one in use)."""
 _RESULTS = TypeAdapter(list[AnalyticsQueryResult])
 
 
@@ -68,26 +71,30 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
     backup) gets no easier treatment. A query is decoded when it is looked up, from its
     span of the body, and not kept: a large org's month is hundreds of thousands of rows,
     several times its bytes as Python objects, while allocation needs one query at a
-    time and reconciliation only the small org total. Batches fetched without spans are
-    decoded whole, as before.
+    time and reconciliation only the small org total. Likewise a body is read (and its
+    hash checked) when one of its queries is first looked up, and bodies are held only up
+    to :data:`HELD_BODY_BYTES`, the least recently read dropped first: a 20,000-assistant
+    month is gigabytes of responses, of which reconciliation reads one batch. Batches
+    fetched without spans are read and decoded whole, as before.
     """
 
     def __init__(self, work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]) -> None:
         self._plan = plan
-        self._bodies: dict[str, bytes] = {}
+        self._work = work
+        self._digests: dict[str, str] = {}
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self._spans: dict[str, tuple[str, int, int]] = {}
         self._decoded: dict[str, AnalyticsQueryResult] = {}
         self._pieces: dict[str, list[str]] = {}
         for batch in sorted(fetched, key=lambda item: item.index):
-            raw = (work / "raw" / batch.file).read_bytes()
-            if hashlib.sha256(raw).hexdigest() != batch.sha256:
-                raise RunStateError(f"raw response {batch.file} does not match its recorded sha256")
             if not 0 <= batch.index < len(plan.batches):
                 raise RunStateError(
                     f"raw response {batch.file} is for batch {batch.index}, not in the plan"
                 )
             names = plan.batches[batch.index]
+            self._digests[batch.file] = batch.sha256
             if not batch.spans:
+                raw = self._read(batch.file)
                 self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
                 continue
             answered = [part for name in names for part in batch.pieces.get(name, [name])]
@@ -96,10 +103,23 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
                     f"raw response {batch.file} does not answer exactly the queries of batch "
                     f"{batch.index}: {sorted(batch.spans)}"
                 )
-            self._bodies[batch.file] = raw
             for name, (start, end) in batch.spans.items():
                 self._spans[name] = (batch.file, start, end)
             self._pieces.update(batch.pieces)
+
+    def _read(self, file: str) -> bytes:
+        """The stored body ``file``, held to its recorded sha256 (see the class docstring)."""
+        raw = self._bodies.get(file)
+        if raw is not None:
+            self._bodies.move_to_end(file)
+            return raw
+        raw = bytes((self._work / "raw" / file).read_bytes())
+        if hashlib.sha256(raw).hexdigest() != self._digests[file]:
+            raise RunStateError(f"raw response {file} does not match its recorded sha256")
+        self._bodies[file] = raw
+        while len(self._bodies) > 1 and sum(map(len, self._bodies.values())) > HELD_BODY_BYTES:
+            self._bodies.popitem(last=False)
+        return raw
 
     def __getitem__(self, name: str) -> AnalyticsQueryResult:
         if name in self._decoded:
@@ -113,7 +133,7 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
     def _stored(self, part: str, query: str) -> AnalyticsQueryResult:
         """The stored result named ``part``, held to the planned ``query`` it answers."""
         file, start, end = self._spans[part]
-        result = result_from_json(decode_json(self._bodies[file][start:end]))
+        result = result_from_json(decode_json(self._read(file)[start:end]))
         if result.name != part:
             raise RunStateError(
                 f"raw response {file} holds {result.name!r} where {part!r} was recorded"

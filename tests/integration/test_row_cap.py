@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 import yaml
 
-from vapi_chargeback import pipeline, runner
+from vapi_chargeback import pipeline, runner, workfolder
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.decode import iter_json_array
 from vapi_chargeback.analytics.row_cap import MAX_HALVINGS, PIECE_MARK, RowCapError
 from vapi_chargeback.plan import Plan
 from vapi_chargeback.row_budget import ROW_BUDGET, ROW_CAP
-from vapi_chargeback.workfolder import FetchedBatch
+from vapi_chargeback.workfolder import FetchedBatch, RunStateError, StoredResults
 from vapi_emulator import engine
 from vapi_emulator.data import generate_calls_file
 from vapi_emulator.org import demo_org, render_mapping_csv
@@ -193,3 +193,25 @@ def test_a_cap_no_piece_meets_fails_after_bounded_halvings(
 
     assert PIECE_MARK in str(raised.value)
     assert not (tmp_path / "out" / MONTH).exists()
+
+
+def test_stored_bodies_are_read_when_used_and_held_to_their_hash(
+    demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later steps read a raw body when they first need one of its queries (reconcile needs
+    one batch of a month's many), hold few, and still refuse one altered since the fetch."""
+    month = _run(demo_url, _org(tmp_path / "config"), tmp_path / "out")
+    work = Path(month.run.work_url.removeprefix("file://"))
+    plan = Plan.model_validate_json((work / "plan.json").read_bytes())
+    fetched = [FetchedBatch.model_validate(item) for item in month.fetched]
+    everything = {name: StoredResults(work, plan, fetched)[name] for name in plan.query_names}
+    monkeypatch.setattr(workfolder, "HELD_BODY_BYTES", 1)
+
+    held_one = StoredResults(work, plan, fetched)
+    assert {name: held_one[name] for name in reversed(plan.query_names)} == everything
+
+    raw = work / "raw" / fetched[0].file
+    raw.write_bytes(raw.read_bytes().replace(b"sum_cost", b"sum_c0st", 1))
+    altered = StoredResults(work, plan, fetched)
+    with pytest.raises(RunStateError, match="does not match its recorded sha256"):
+        altered[plan.batches[0][0]]
