@@ -26,7 +26,7 @@ from vapi_chargeback.attribution import AttributedRow
 from vapi_chargeback.money import CENT, MINUTES_QUANTUM, round_money
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, DefinitionPlan, Plan
-from vapi_chargeback.split import round_to_total, split_exact
+from vapi_chargeback.split import round_to_share, round_to_total, rounds_to, split_exact
 from vapi_chargeback.statement import Breakdown, BreakdownCell
 from vapi_chargeback.statements.keyfigures import RATE_QUANTUM
 
@@ -216,14 +216,11 @@ def round_to_statement(
     """
     if not exact:
         return []
-    fractions = [Fraction(value) for value in exact]
-    whole = sum(fractions, Fraction(0))
-    if round_money(whole, quantum) == total:
-        return round_to_total(fractions, quantum)
-    if not whole:
+    if rounds_to(exact, total, quantum):
+        return round_to_total(exact, quantum)
+    if not sum(map(Fraction, exact), Fraction(0)):
         return split_exact(total, [1] * len(exact), quantum)
-    scale = Fraction(total) / whole
-    return round_to_total([value * scale for value in fractions], quantum)
+    return round_to_share(exact, total, quantum)
 
 
 def _whole_table(

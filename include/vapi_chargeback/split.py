@@ -99,6 +99,37 @@ def round_to_total(
     return [from_units(part, quantum) for part in _largest_remainder(units, denominator, target)]
 
 
+def round_to_share(
+    values: Sequence[Decimal | Fraction | int], total: Decimal, quantum: Decimal = CENT
+) -> list[Decimal]:
+    """Each value's share of ``total`` (a whole number of quanta) in proportion to it,
+    rounded by largest remainder so that the parts add up to ``total``.
+
+    What ``round_to_total([v * total / sum(values) for v in values])`` gives, computed
+    in integers; ``sum(values)`` must not be zero.
+    """
+    numerators, _ = _common_denominator(values, quantum)
+    whole = sum(numerators)
+    if whole == 0:
+        raise ValueError(f"cannot share {total} in proportion to values adding up to zero")
+    (units_numerator,), units_denominator = _common_denominator([total], quantum)
+    units, rest = divmod(units_numerator, units_denominator)
+    if rest:
+        raise ValueError(f"total {total} is not a whole number of {quantum}")
+    sign = -1 if whole < 0 else 1
+    shares = [sign * numerator * units for numerator in numerators]
+    parts = _largest_remainder(shares, sign * whole, units)
+    return [from_units(part, quantum) for part in parts]
+
+
+def rounds_to(values: Sequence[Decimal | Fraction | int], total: Decimal, quantum: Decimal) -> bool:
+    """Whether ``sum(values)`` rounded half up to ``quantum`` is ``total``, exactly."""
+    numerators, denominator = _common_denominator(values, quantum)
+    (units_numerator,), units_denominator = _common_denominator([total], quantum)
+    target = _round_half_up(sum(numerators), denominator)
+    return target * units_denominator == units_numerator
+
+
 def _common_denominator(
     values: Sequence[Decimal | Fraction | int], quantum: Decimal
 ) -> tuple[list[int], int]:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vapi_chargeback.breakdowns import round_to_statement
 from vapi_chargeback.money import CENT, from_units, round_half_up, round_money
 from vapi_chargeback.split import CALL_QUANTUM, exact_sum, round_to_total, split_exact
 
@@ -216,3 +217,40 @@ def test_round_to_total_ties_go_to_the_earlier_value() -> None:
         D("0.00"),
     ]
     assert round_to_total([Fraction(1, 3)] * 3, CALL_QUANTUM) == [D(1), D(0), D(0)]
+
+
+def _reference_round_to_statement(
+    exact: list[Decimal | Fraction], total: Decimal, quantum: Decimal
+) -> list[Decimal]:
+    """``breakdowns.round_to_statement`` as it was, in Fractions: the reference."""
+    if not exact:
+        return []
+    fractions = [Fraction(value) for value in exact]
+    whole = sum(fractions, Fraction(0))
+    if round_money(whole, quantum) == total:
+        return _reference_round_to_total(list(fractions), quantum)
+    if not whole:
+        return _reference_split_exact(total, [D(1)] * len(exact), quantum)
+    scale = Fraction(total) / whole
+    return _reference_round_to_total([value * scale for value in fractions], quantum)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(st.one_of(amounts, minutes, ties), max_size=40),
+    drift=st.integers(min_value=-3, max_value=3),
+    quantum=st.sampled_from([CENT, D("0.01"), D("0.0001"), D(1)]),
+)
+def test_round_to_statement_matches_the_fraction_reference(
+    values: list[Decimal | Fraction], drift: int, quantum: Decimal
+) -> None:
+    """Rounded against a statement total a few quanta off their own sum (as a cost center's
+    lines may be), or against it exactly (``drift`` 0), or spread evenly (a zero sum)."""
+    total = round_money(sum((Fraction(v) for v in values), Fraction(0)), quantum) + drift * quantum
+
+    got = round_to_statement(values, total, quantum)
+
+    assert [str(part) for part in got] == [
+        str(part) for part in _reference_round_to_statement(values, total, quantum)
+    ]
+    assert sum(got, D(0)) == (total if values else 0)
