@@ -130,6 +130,10 @@ DELAY_LINE = "settlement_delay_hours: 6"
 ZONE_LINE = "timezone: Europe/Berlin"
 
 FIRST_WORKER, SECOND_WORKER = "worker-1", "worker-2"
+SHARD_WORKER = "worker-shards"
+"""A second worker beside the first while the sharded run allocates (stopped after it)."""
+SHARDS = 4
+"""``allocate_shards`` of every run the tests trigger: allocate as four mapped tasks."""
 RUN_TIMEOUT_S = 240
 RECOVERY_TIMEOUT_S = 360
 SCHEDULE_TIMEOUT_S = 120
@@ -415,7 +419,9 @@ def instant(api_value: str) -> datetime:
 
 
 def trigger(stack: Stack, run_id: str, logical_date: str) -> None:
-    body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": {}}
+    """A manual run, with allocate spread over :data:`SHARDS` mapped tasks (issue 16)."""
+    conf = {"allocate_shards": SHARDS}
+    body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf}
     run = stack.airflow.api.request("POST", f"/dags/{DAG_ID}/dagRuns", json=body)
     assert run["state"] == "queued" and run["run_type"] == "manual"
 
@@ -447,11 +453,29 @@ def test_compose_healthchecks_pass_against_the_native_processes(stack: Stack) ->
 
 
 def test_rest_triggered_run_writes_its_month(stack: Stack) -> None:
-    with stack.clock.phase(f"REST-triggered run ({REST_MONTH})"):
-        trigger(stack, "stack-rest", REST_LOGICAL_DATE)
-        run = stack.airflow.wait_runs(DAG_ID, ["stack-rest"], timeout_s=RUN_TIMEOUT_S)
+    """Also the sharded DAG on two Celery workers: allocate mapped over :data:`SHARDS` shards
+    (map indexes 0..N-1, one merge), the statement complete and reconciled."""
+    airflow = stack.airflow
+    with stack.clock.phase(f"REST-triggered run ({REST_MONTH}), {SHARDS} shards, two workers"):
+        extra = airflow.start_worker(SHARD_WORKER)
+        try:
+            airflow.wait_healthy([FIRST_WORKER, SHARD_WORKER])
+            trigger(stack, "stack-rest", REST_LOGICAL_DATE)
+            run = airflow.wait_runs(DAG_ID, ["stack-rest"], timeout_s=RUN_TIMEOUT_S)
+        finally:
+            extra.stop()
+            airflow.processes.remove(extra)  # stopped on purpose: not a process that died
         assert run["stack-rest"]["data_interval_start"].startswith(f"{REST_MONTH}-01")
         check_statements(stack, REST_MONTH)
+        instances = airflow.api.task_instances(DAG_ID, "stack-rest")
+        shards = {ti["map_index"]: ti for ti in instances if ti["task_id"] == "allocate_shard"}
+        assert sorted(shards) == list(range(SHARDS))
+        assert {ti["state"] for ti in shards.values()} == {"success"}
+        merge = [ti for ti in instances if ti["task_id"] == "allocate"]
+        assert [(ti["map_index"], ti["state"]) for ti in merge] == [(-1, "success")]
+        hosts = {ti["map_index"]: ti["hostname"] for ti in shards.values()}
+        assert set(hosts.values()) <= {f"stack-{FIRST_WORKER}", f"stack-{SHARD_WORKER}"}
+        print(f"stack: allocate_shard map index -> worker: {hosts}")
 
 
 def as_user(stack: Stack, user: StackUser) -> ApiClient:
