@@ -122,7 +122,7 @@ def loads(raw: bytes, source: str) -> ExactSums:
             if len(key) != 8 or not all(isinstance(part, str) for part in key):
                 raise ValueError(f"piece {key}: not eight texts")
             piece = ((key[0], key[1], key[2], key[3]), (key[4], key[5], key[6], key[7]))
-            sums.pieces[piece] = [_decimal(v) for v in values]
+            sums.pieces[piece] = _decimals(values)
         for center, team, assistant, allocation, rule in document["charged"]:
             if rule not in PRECEDENCE:
                 raise ValueError(f"line {(center, team, assistant)}: unknown charged_by {rule!r}")
@@ -132,7 +132,7 @@ def loads(raw: bytes, source: str) -> ExactSums:
         for center, days in document["days"].items():
             sums.days[center] = {date.fromisoformat(d): _decimal(c) for d, c in days}
         sums.groups = [
-            {tuple(_read_part(p) for p in key): [_decimal(v) for v in values] for key, values in g}
+            {tuple(map(_read_part, key)): _decimals(values) for key, values in g}
             for g in document["groups"]
         ]
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
@@ -141,6 +141,16 @@ def loads(raw: bytes, source: str) -> ExactSums:
             " shard's task so it writes them again"
         ) from None
     return sums
+
+
+def _decimals(texts: object) -> list[Decimal]:
+    """A list of numbers written as text, each checked like :func:`_decimal` (in C where it can)."""
+    if type(texts) is not list or not all(type(text) is str for text in texts):
+        raise ValueError(f"{texts!r} is not a list of numbers written as text")
+    values = list(map(Decimal, texts))
+    if not all(map(Decimal.is_finite, values)):
+        raise ValueError(f"{texts!r} holds a number that is not finite")
+    return values
 
 
 def _decimal(text: object) -> Decimal:

@@ -220,3 +220,16 @@ def test_exact_sums_that_are_not_a_shards_are_refused_naming_the_file() -> None:
         exact_sums.loads(b'{"format": 1, "measures": []}', "shards/of-04/exact-002.json")
     with pytest.raises(exact_sums.ExactSumsError, match="format"):
         exact_sums.loads(b'{"format": 99}', "x.json")
+    piece = ["c", "t", "a", "direct"] * 2
+    for values in ([1.5], ["NaN"], "1.5"):
+        document = {
+            "format": 1,
+            "measures": ["calls"],
+            "pieces": [[*piece, values]],
+            "charged": [],
+            "successes": [],
+            "days": {},
+            "groups": [],
+        }
+        with pytest.raises(exact_sums.ExactSumsError, match=r"written as text|not finite"):
+            exact_sums.loads(json.dumps(document).encode(), "x.json")
