@@ -73,13 +73,15 @@ def run_month(
     fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
     around_step: StepHook | None = None,
     verify: bool | None = None,
-    allocate_shards: int | None = None,
+    allocate_shards: int | None = 1,
 ) -> MonthRun:
     """plan → fetch every batch → allocate → reconcile → verify → publish, as the DAG's tasks
     run them. ``verify`` is the DAG param ``verify_calls``: ``None`` follows the config.
-    ``allocate_shards`` is the DAG param of that name (``None``: by the month's size); with
-    more than one shard, allocate runs as the DAG's mapped tasks do, one after another
-    here: ``partition`` every batch, ``allocate_shard`` each shard, then ``allocate`` (the merge).
+    ``allocate_shards`` is the DAG param of that name (``None``: the DAG's automatic count,
+    by the month's size); with more than one shard, allocate runs as the DAG's mapped tasks
+    do, one after another here: ``partition`` every batch, ``allocate_shard`` each shard,
+    then ``allocate`` (the merge). One process gains no parallelism from shards, only the
+    extra cut, so the default here is one shard, the single allocate task.
 
     The same step functions, the same work folder, the same hand-overs (serialized as the
     DAG's XComs are): a statement published here has the bytes the DAG would publish. The
