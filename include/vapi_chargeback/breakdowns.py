@@ -141,9 +141,10 @@ class _Definition:
     def add(self, item: AttributedRow) -> None:
         key = self._key(item)
         sums = self.groups.get(key)
-        if sums is None:
-            sums = self.groups[key] = [Decimal(0)] * len(self._positions)
         values = item.values
+        if sums is None:
+            self.groups[key] = [Decimal(0) + values[position] for position in self._positions]
+            return
         for slot, position in enumerate(self._positions):
             sums[slot] += values[position]
 
@@ -154,6 +155,9 @@ class _Definition:
         return _table(self.plan, groups, period, totals)
 
     def _key(self, item: AttributedRow) -> GroupKey:
+        """(bucket, then each dimension's value as shown); a plain string value, the usual
+        case, is taken as is, anything else goes through :func:`_display`."""
+        row = item.row
         parts: list[date | str | None] = []
         if self._step is not None:
             bucket = self._buckets.get(item.day)
@@ -163,8 +167,9 @@ class _Definition:
         for dimension in self._dimensions:
             if dimension == ASSISTANT_KEY:
                 parts.append(item.attribution.assistant_id or None)
-            else:
-                parts.append(_display(item.row.get(dimension)) or None)
+                continue
+            value = row.get(dimension)
+            parts.append((value if type(value) is str else _display(value)) or None)
         return tuple(parts)
 
 
@@ -218,7 +223,7 @@ def round_to_statement(
         return []
     if rounds_to(exact, total, quantum):
         return round_to_total(exact, quantum)
-    if not sum(map(Fraction, exact), Fraction(0)):
+    if not sum((Fraction(value) for value in exact), Fraction(0)):
         return split_exact(total, [1] * len(exact), quantum)
     return round_to_share(exact, total, quantum)
 
