@@ -33,15 +33,7 @@ from vapi_emulator.org import DemoOrg
 from vapi_emulator.query_sql import CompiledQuery, compile_query
 from vapi_emulator.records import MalformedRecordError, read_json_records
 from vapi_emulator.resolve import ResolvedQuery
-from vapi_emulator.store import (
-    OpenedStore,
-    StoreError,
-    StoreOptions,
-    close_store,
-    discard_partial,
-    open_store,
-    seal_store,
-)
+from vapi_emulator.store import OpenedStore, StoreOptions, close_store, fill_store, open_store
 from vapi_emulator.timezones import offset_segments
 
 OutputFormat = Literal["parquet", "jsonl"]
@@ -531,7 +523,9 @@ class Engine:
         with self._lock:
             if not self._loaded:
                 self.store = open_store(self._connection, self._store_options, self._paths)
-                self.calls = self._fill(self.store)
+                self.calls = fill_store(
+                    self._connection, self.store, lambda: load_calls(self._connection, self._paths)
+                )
                 bounds = _first_row(
                     self._connection, "SELECT min(created_us), max(created_us) FROM calls"
                 )
@@ -539,26 +533,6 @@ class Engine:
                     self._created_range = (int(bounds[0]), int(bounds[1]))
                 self._loaded = True
         return self.calls
-
-    def _fill(self, opened: OpenedStore) -> int:
-        """Load the files into a fresh store, or count the calls of a cached one."""
-        if opened.cached:
-            self._connection.execute("CREATE OR REPLACE VIEW calls AS SELECT * FROM store.calls")
-            count = _first_row(self._connection, "SELECT count(*) FROM calls")
-            return int(count[0]) if count else 0
-        try:
-            loaded = load_calls(self._connection, self._paths)
-        except duckdb.OutOfMemoryException as error:
-            discard_partial(self._connection, opened)
-            raise StoreError(
-                f"{self._paths[0]}: out of memory while loading the calls "
-                f"({str(error).splitlines()[0]}); raise --memory-limit"
-            ) from None
-        except BaseException:
-            discard_partial(self._connection, opened)
-            raise
-        seal_store(self._connection, opened)
-        return loaded
 
     def close(self) -> None:
         close_store(self._connection, self.store)

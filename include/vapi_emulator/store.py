@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -157,6 +157,34 @@ def open_store(
             "give a writable --store-path or use --store memory"
         ) from None
     return OpenedStore("disk", path, cached=False, key=key)
+
+
+def fill_store(
+    connection: duckdb.DuckDBPyConnection, opened: OpenedStore, load: Callable[[], int]
+) -> int:
+    """Fill a new store with ``load()`` (which creates the ``calls`` view) and seal it, or
+    only point the view at a cached one; returns the number of calls.
+
+    A failed load discards the partial file; running out of memory is a ``StoreError``.
+    """
+    if opened.cached:
+        connection.execute("CREATE OR REPLACE VIEW calls AS SELECT * FROM store.calls")
+        row = connection.execute("SELECT count(*) FROM calls").fetchone()
+        return int(row[0]) if row else 0
+    try:
+        loaded = load()
+    except duckdb.OutOfMemoryException as error:
+        discard_partial(connection, opened)
+        where = opened.path or "the in-memory store"
+        raise StoreError(
+            f"{where}: out of memory while loading the calls "
+            f"({str(error).splitlines()[0]}); raise --memory-limit"
+        ) from None
+    except BaseException:
+        discard_partial(connection, opened)
+        raise
+    seal_store(connection, opened)
+    return loaded
 
 
 def seal_store(connection: duckdb.DuckDBPyConnection, opened: OpenedStore) -> None:

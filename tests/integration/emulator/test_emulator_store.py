@@ -22,7 +22,7 @@ from vapi_emulator.data import generate_calls_file
 from vapi_emulator.engine import Engine
 from vapi_emulator.records import MalformedRecordError
 from vapi_emulator.server import run_emulator
-from vapi_emulator.store import CACHE_SUFFIX, StoreOptions, choose_kind
+from vapi_emulator.store import CACHE_SUFFIX, StoreError, StoreOptions, choose_kind
 
 KEY = "store-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -191,3 +191,15 @@ def test_serve_builds_the_cache_once_then_reuses_it(calls_file: Path, tmp_path: 
         "second.log",
         "served.duckdb",
     ], "the spill folder goes when the server stops"
+
+
+def test_too_small_a_memory_limit_fails_the_build_clearly(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.parquet"
+    generate_calls_file(calls, month="2026-10", calls_per_month=300_000, assistants=50)
+    tight = StoreOptions("disk", memory_limit="30MB", threads=1)
+    with pytest.raises(StoreError, match=r"out of memory while loading the calls .*--memory-limit"):
+        Engine([calls], tight).load()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "calls.assistants.json",
+        "calls.parquet",
+    ]
