@@ -106,8 +106,9 @@ def test_a_20000_assistant_plan_slices_days_and_stays_within_the_budget(
 
     assert all(rows <= ROW_BUDGET for rows in plan.estimated_rows.values())
     parts = plan.parts("by-type-reason")
-    # a day of 22,001 assistants × 3 × 2 × 4 is 528k rows: seven slices of each day
-    assert len(parts) == 31 * 7
+    # a day of 22,001 assistants × 3 × 2 × 4 is 528k rows, a slice may hold twice its
+    # share: fourteen slices of each day
+    assert len(parts) == 31 * 14
     assert parts[:2] == ["by-type-reason-01.1", "by-type-reason-01.2"]
     _assert_tiles_the_month(plan, "by-type-reason")
     long_day = [
@@ -116,6 +117,7 @@ def test_a_20000_assistant_plan_slices_days_and_stays_within_the_budget(
     lengths = [r.end - r.start for r in long_day if r and r.start and r.end]
     assert sum(lengths, timedelta()) == timedelta(hours=25)
     assert max(lengths) - min(lengths) <= timedelta(seconds=1)
+    assert len(lengths) == 14
     for time_range in long_day:
         assert time_range and time_range.start and time_range.start.microsecond == 0
         assert time_range.step == step
