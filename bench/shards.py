@@ -37,7 +37,7 @@ _CHILD = r"""
 import json, sys, time
 began = time.perf_counter()
 from vapi_chargeback import pipeline, sharded
-spec = json.loads(sys.argv[1])
+spec = json.loads(sys.stdin.read())
 run = pipeline.RunInfo.model_validate(spec["run"]) if spec["run"] else None
 task = spec["task"]
 imported = time.perf_counter()
@@ -52,7 +52,7 @@ if task == "plan+fetch":
 elif task == "allocate":
     out = pipeline.allocate_run(run, spec["fetched"])
 elif task == "partition":
-    out = sharded.partition_run(run, spec["fetched"], spec["batch"], spec["shards"])
+    out = [sharded.partition_run(run, spec["fetched"], b, spec["shards"]) for b in spec["batches"]]
 elif task == "allocate_shard":
     out = sharded.allocate_shard_run(
         run, spec["fetched"], spec["partitions"], spec["shard"], spec["shards"])
@@ -85,7 +85,8 @@ def _bench_pipeline() -> ModuleType:
 def task(spec: dict[str, Any]) -> dict[str, Any]:
     """One task in a fresh process: its result, seconds and peak RSS."""
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(spec)],
+        [sys.executable, "-c", _CHILD],
+        input=json.dumps(spec),
         capture_output=True,
         text=True,
         check=False,
@@ -106,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-centers", type=int, default=40)
     parser.add_argument("--definitions", type=int, default=3)
     parser.add_argument("--shards", type=int, nargs="+", default=[4, 16])
+    parser.add_argument(
+        "--partition-group",
+        type=int,
+        default=1,
+        help="batches partitioned per process (1 = one process per batch, as the DAG; more"
+        " saves process starts on months of many batches, the peak then covers the group)",
+    )
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -156,10 +164,20 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
         for shards in args.shards:
             say(f"{shards} shards …")
+            batches = list(range(run["batch_count"]))
+            group = args.partition_group
             cuts = [
-                task({**base, "task": "partition", "batch": b, "shards": shards})
-                for b in range(run["batch_count"])
+                task(
+                    {
+                        **base,
+                        "task": "partition",
+                        "batches": batches[i : i + group],
+                        "shards": shards,
+                    }
+                )
+                for i in range(0, len(batches), group)
             ]
+            partitions = [records for cut in cuts for records in cut["out"]]
             parts = [
                 task(
                     {
@@ -167,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                         "task": "allocate_shard",
                         "shard": s,
                         "shards": shards,
-                        "partitions": [cut["out"] for cut in cuts],
+                        "partitions": partitions,
                     }
                 )
                 for s in range(shards)
