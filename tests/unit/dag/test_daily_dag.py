@@ -152,4 +152,3 @@ def test_a_scheduled_run_waits_for_daily_time_in_the_org_zone(
     context = _context("scheduled", start=datetime(2026, 11, 13, tzinfo=UTC))
     assert daily_steps.run_is_due(context, ROOT, now=now) is due
     assert daily_steps.run_is_due(_context("manual"), ROOT, now=now) is True
-
