@@ -82,6 +82,8 @@ from pipeline_report import (
     writer_comparison,
 )
 
+from vapi_emulator.assistants import sidecar_path
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data" / "bench"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -139,6 +141,7 @@ def calls_file(args: argparse.Namespace) -> Path:
         check=True,
         stdout=sys.stderr,
     )
+    sidecar_path(partial).replace(sidecar_path(path))
     partial.replace(path)
     return path
 
