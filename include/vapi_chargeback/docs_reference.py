@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from vapi_chargeback.config import EMAIL_PATTERN, SLUG_PATTERN, ChargebackConfig
+from vapi_chargeback.errors import ChargebackError
 
 ROOT_MODEL: type[BaseModel] = ChargebackConfig
 NOTE_HEADING = re.compile(r"^## `([^`]+)`\s*$", re.M)
@@ -63,7 +64,7 @@ class FieldDoc:
         return re.sub(r"[^a-z0-9_]+", "-", self.path.lower()).strip("-")
 
 
-class NotesError(ValueError):
+class NotesError(ChargebackError):
     """The notes file names a field the models do not have."""
 
 

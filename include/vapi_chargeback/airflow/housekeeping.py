@@ -3,7 +3,7 @@
 ``tidy_runs`` runs after ``publish`` in both DAGs and removes run work folders older than
 chargeback.yaml's ``retention.runs_days`` (:func:`vapi_chargeback.runfolders.sweep_runs`):
 never a published version's run, never a folder a task is working in. Each step of a run
-holds its folder's lease for as long as it works there (:func:`work_lease`, applied by
+holds its folder's lease for as long as it works there (``steps.work_lease``, applied by
 ``steps.failure_policy`` to every step that is handed the run).
 
 The render folders a killed publisher left in the worker's temp directory are removed
@@ -15,25 +15,12 @@ Parsing the DAG imports this module: everything heavy is imported inside the fun
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from vapi_chargeback.airflow.steps import failure_policy
 
 log = logging.getLogger(__name__)
-
-
-def work_lease(args: Sequence[Any]) -> AbstractContextManager[None]:
-    """The lease of the work folder of the run among a step's arguments (none: no lease)."""
-    for arg in args:
-        if isinstance(arg, dict) and isinstance(arg.get("work_url"), str):
-            from vapi_chargeback.airflow.settings import storage_path
-            from vapi_chargeback.runfolders import run_lease
-
-            return run_lease(storage_path(arg["work_url"]))
-    return nullcontext()
 
 
 @failure_policy

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from vapi_chargeback.airflow.page_access import FINANCE_RESOURCE, PAGE_RESOURCE
+from vapi_chargeback.errors import ChargebackError
 
 OWNER_ROLE = "Chargeback Owner"
 FINANCE_ROLE = "Chargeback Finance"
@@ -67,7 +68,7 @@ ROLES = {OWNER_ROLE: OWNER_PERMISSIONS, FINANCE_ROLE: FINANCE_PERMISSIONS}
 ADMIN_EXTRA = [(READ, PAGE_RESOURCE), (READ, FINANCE_RESOURCE)]
 
 
-class RolesError(RuntimeError):
+class RolesError(ChargebackError):
     """The roles cannot be written here; the message says what to do."""
 
 

@@ -16,7 +16,8 @@ imported inside the functions, at run time only.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -34,8 +35,6 @@ def failure_policy(step: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(step)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        from vapi_chargeback.airflow.housekeeping import work_lease
-
         try:
             # The run's folder is leased while the step works in it: retention skips it.
             with work_lease(args):
@@ -47,6 +46,21 @@ def failure_policy(step: Callable[P, R]) -> Callable[P, R]:
             ) from error
 
     return run
+
+
+def work_lease(args: Sequence[Any]) -> AbstractContextManager[None]:
+    """The lease of the work folder of the run among a step's arguments (none: no lease).
+
+    Retention (``housekeeping.tidy_runs``) skips a leased folder, so a step never loses
+    the folder it works in.
+    """
+    for arg in args:
+        if isinstance(arg, dict) and isinstance(arg.get("work_url"), str):
+            from vapi_chargeback.airflow.settings import storage_path
+            from vapi_chargeback.runfolders import run_lease
+
+            return run_lease(storage_path(arg["work_url"]))
+    return nullcontext()
 
 
 class ReviewDecision(BaseModel):
