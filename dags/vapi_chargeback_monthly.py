@@ -21,10 +21,9 @@ statement is byte for byte the same for any shard count.
 
 Verification (param ``verify_calls``, else chargeback.yaml's ``verification.enabled``):
 ``verify`` recounts the month from call records (``GET /call``) between reconcile and
-publish; beyond tolerance it fails for good and nothing is published (README
-"Verification against call records").
+publish; beyond tolerance it fails for good and nothing is published (docs/verification.md).
 
-Time bounds (README "Operations"): every task has an ``execution_timeout``; a retry
+Time bounds (docs/operations.md): every task has an ``execution_timeout``; a retry
 waits ``RETRY_DELAY`` (60 s, or ``VAPI_CHARGEBACK_RETRY_DELAY_SECONDS``), doubling, at
 most 10 minutes.
 """
@@ -69,7 +68,7 @@ FETCH_RETRIES = 1
 PLAN_TIMEOUT = timedelta(minutes=10)
 ALLOCATE_TIMEOUT = timedelta(minutes=60)
 VERIFY_TIMEOUT = timedelta(minutes=60)
-"""Listing a month of 1.5M calls through GET /call takes minutes (README "Benchmarks")."""
+"""Listing a month of 1.5M calls through GET /call takes minutes (docs/benchmarks.md)."""
 
 
 @dag(

@@ -18,7 +18,7 @@ A week is the shortest window that holds every weekday once, and the most recent
 reacts fastest when spend changes course (a looping outbound campaign). The price: a
 one-off spike inside the last seven days is repeated on its weekday for the rest of the
 month, so the forecast errs high — the safe side for a warning. ``bench/forecast.py``
-measures the error on generated months (README "Benchmarks").
+measures the error on generated months (docs/benchmarks.md).
 """
 
 from __future__ import annotations

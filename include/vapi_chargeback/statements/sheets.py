@@ -43,7 +43,9 @@ REASONS = {
     ),
     "unmapped-assistant": "The assistant has no team mapping valid on the day of the call.",
 }
-UNKNOWN_REASON = "Not allocated by the configured rules; see the allocation rules in the README."
+UNKNOWN_REASON = (
+    "Not allocated by the configured rules; see 'Who pays for a call' in the documentation."
+)
 
 
 def _assistant_columns() -> list[Column]:

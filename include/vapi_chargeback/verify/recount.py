@@ -49,7 +49,7 @@ ZERO = Decimal(0)
 LISTINGS = 2
 """Slices of the month listed side by side: while one waits for the API, the other's page is
 parsed. Against the real API a page is mostly network wait, which the two overlap; on a
-loaded 2-core loopback the gain was within noise (README, benchmarks)."""
+loaded 2-core loopback the gain was within noise (docs/benchmarks.md)."""
 PUT_WAIT_S = 0.5
 
 CellKey = tuple[date, str | None, str | None]
