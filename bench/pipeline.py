@@ -8,8 +8,12 @@ CSV (``pipeline_org.py``) are written to a temporary folder each run.
 The emulator runs as its own process on loopback (``localrun.emulator_process``), so its
 memory is not the pipeline's. The month runs through ``runner.run_month`` — the DAG's
 steps, plan → fetch every batch (four at a time, as the DAG) → allocate → reconcile →
-publish, as plain functions in one fresh process, as the DAG's tasks would on one worker —
-and reports wall time and peak RSS per step. Then, side by side:
+publish, as plain functions in one fresh process, as the DAG's tasks would on one worker,
+except the mapped tasks of a sharded allocate (``partition``, ``allocate_shard``), which
+run ``--workers`` at a time in fresh processes, as the stack's two Celery workers run them;
+the shard count is the DAG's own (automatic from the raw responses' size, one shard up to
+256 MiB) unless ``--allocate-shards`` sets it — and reports the run's wall time and each
+step's time and peak RSS. Then, side by side:
 
 1. ``POST /analytics`` requests sent (counted by the client's transport and in the
    emulator's access log) against the plan's batches (packed by estimated rows) and one
@@ -285,16 +289,26 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     with VapiAnalyticsClient(
         spec["base_url"], API_KEY, transport=transport, **client_options
     ) as client:
-        month = run_month(settings, client, around_step=measured)
+        began = time.perf_counter()
+        month = run_month(
+            settings,
+            client,
+            around_step=measured,
+            allocate_shards=spec["allocate_shards"],
+            workers=spec["workers"],
+        )
+        wall = time.perf_counter() - began
     if profiler:
         profiler.dump_stats(spec["profile"])
+    peaks.update(month.task_peak_rss)
     return {
         "imports_seconds": imports_s,
         "baseline_rss_bytes": baseline_rss,
         "per_step_peaks": per_step_peaks,
         "step_seconds": month.step_seconds,
         "step_peak_rss_bytes": peaks,
-        "total_seconds": sum(month.step_seconds.values()),
+        "workers": spec["workers"],
+        "total_seconds": wall,
         "peak_rss_bytes": max((peak or 0) for peak in peaks.values()),
         "http_attempts": transport.counts,
         "run": month.run.model_dump(mode="json"),
@@ -405,6 +419,19 @@ def parser() -> argparse.ArgumentParser:
         help="write a cProfile of the pipeline steps here (read with python -m pstats)",
     )
     parser.add_argument(
+        "--allocate-shards",
+        type=_positive,
+        help="shards of the allocate step (the DAG param allocate_shards); default: the DAG's"
+        " automatic count from the size of the month's raw responses (one up to 256 MiB)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=2,
+        help="mapped tasks (partition, allocate_shard) run this many at a time, each in a"
+        " fresh process, as the stack's Celery workers run them (the stack has two)",
+    )
+    parser.add_argument(
         "--emulator-max-rows",
         type=_positive,
         help="diagnostics: raise the emulator's per-query row cap (stock: 100,000) to measure "
@@ -446,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
                     "base_url": server.url,
                     "month": args.month,
                     "profile": str(args.profile.resolve()) if args.profile else None,
+                    "allocate_shards": args.allocate_shards,
+                    "workers": args.workers,
                     "max_response_bytes": args.max_response_mb * MIB
                     if args.max_response_mb
                     else None,

@@ -239,7 +239,8 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append((label, f"{seconds:.2f} s", f"peak RSS {mib_text(peak)}", ""))
     rows += [
         (
-            "pipeline wall time (plan → publish, steps one after another)",
+            "pipeline wall time (plan → publish; mapped tasks"
+            f" {pipeline.get('workers', 1)} at a time)",
             f"{pipeline['total_seconds']:.1f} s",
             f"≤ {results['wall_target_seconds']:.0f} s",
             verdict(results["targets"]["wall"]),

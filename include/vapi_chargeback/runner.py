@@ -4,13 +4,15 @@ Airflow and it is the DAG's."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vapi_chargeback.pipeline import (
@@ -44,6 +46,9 @@ StepHook = Callable[[str], AbstractContextManager[object]]
 """Wraps each step of :func:`run_month`, given its name (the benchmark measures peak memory
 and profiles through it)."""
 
+MappedRunner = Callable[[Sequence[tuple[str, Callable[[], Any]]]], list[Any]]
+"""Runs one mapped stage's named tasks and returns their results in task order."""
+
 
 @dataclass(frozen=True)
 class MonthRun:
@@ -56,6 +61,9 @@ class MonthRun:
     published: dict[str, Any] | None
     """``None`` when the run stopped before publishing (``run_month(publish=False)``)."""
     step_seconds: dict[str, float]
+    task_peak_rss: dict[str, int] = field(default_factory=dict)
+    """Peak RSS in bytes of each mapped task run in a process of its own (``workers`` > 1),
+    by step name, as read by the kernel when the task ended."""
 
     @property
     def requests(self) -> int:
@@ -74,6 +82,7 @@ def run_month(
     around_step: StepHook | None = None,
     verify: bool | None = None,
     allocate_shards: int | None = 1,
+    workers: int = 1,
 ) -> MonthRun:
     """plan → fetch every batch → allocate → reconcile → verify → publish, as the DAG's tasks
     run them. ``verify`` is the DAG param ``verify_calls``: ``None`` follows the config.
@@ -81,7 +90,10 @@ def run_month(
     by the month's size); with more than one shard, allocate runs as the DAG's mapped tasks
     do, one after another here: ``partition`` every batch, ``allocate_shard`` each shard,
     then ``allocate`` (the merge). One process gains no parallelism from shards, only the
-    extra cut, so the default here is one shard, the single allocate task.
+    extra cut, so the default here is one shard, the single allocate task. ``workers`` > 1
+    runs the mapped tasks (``partition``, ``allocate_shard``) that many at a time, each in a
+    fresh process, as that many Celery workers would; their time and peak RSS are measured
+    in the task's own process (:attr:`MonthRun.task_peak_rss`).
 
     The same step functions, the same work folder, the same hand-overs (serialized as the
     DAG's XComs are): a statement published here has the bytes the DAG would publish. The
@@ -110,7 +122,10 @@ def run_month(
 
     run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
     fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run))
-    allocated = allocate_month(run, fetched, shard_count(fetched, allocate_shards), open_path, step)
+    peaks: dict[str, int] = {}
+    mapped = _mapped_in_processes(workers, seconds, peaks) if workers > 1 else None
+    shards = shard_count(fetched, allocate_shards)
+    allocated = allocate_month(run, fetched, shards, open_path, step, mapped)
     reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
     if verification_enabled(run, verify):
         checked = reconciled
@@ -123,7 +138,7 @@ def run_month(
         if publish
         else None
     )
-    return MonthRun(run, fetched, allocated, reconciled, published, seconds)
+    return MonthRun(run, fetched, allocated, reconciled, published, seconds, peaks)
 
 
 def allocate_month(
@@ -132,29 +147,89 @@ def allocate_month(
     shards: int,
     open_path: OpenPath,
     step: Callable[[str, Callable[[], Any]], Any],
+    mapped: MappedRunner | None = None,
 ) -> dict[str, Any]:
     """Allocate as the DAG does: one step with one shard; else each partition and shard as a
     step of its own (``partition[3]``, ``allocate_shard[0]`` …, so their time and memory show
-    apart), then ``allocate``, the merge."""
+    apart), then ``allocate``, the merge. ``mapped`` runs each mapped stage's tasks (default:
+    one after another, each through ``step``)."""
     allocated: dict[str, Any]
     if shards == 1:
         allocated = step("allocate", partial(allocate_run, run, fetched, open_path=open_path))
         return allocated
-    partitions = [
-        step(
-            f"partition[{batch}]",
-            partial(partition_run, run, fetched, batch, shards, open_path=open_path),
-        )
-        for batch in range(run.batch_count)
-    ]
-    parts = [
-        step(
-            f"allocate_shard[{shard}]",
-            partial(
-                allocate_shard_run, run, fetched, partitions, shard, shards, open_path=open_path
-            ),
-        )
-        for shard in range(shards)
-    ]
+
+    def one_by_one(tasks: Sequence[tuple[str, Callable[[], Any]]]) -> list[Any]:
+        return [step(name, task) for name, task in tasks]
+
+    stage = mapped or one_by_one
+    partitions = stage(
+        [
+            (
+                f"partition[{batch}]",
+                partial(partition_run, run, fetched, batch, shards, open_path=open_path),
+            )
+            for batch in range(run.batch_count)
+        ]
+    )
+    parts = stage(
+        [
+            (
+                f"allocate_shard[{shard}]",
+                partial(
+                    allocate_shard_run,
+                    run,
+                    fetched,
+                    partitions,
+                    shard,
+                    shards,
+                    open_path=open_path,
+                ),
+            )
+            for shard in range(shards)
+        ]
+    )
     allocated = step("allocate", partial(merge_run, run, fetched, parts, open_path=open_path))
     return allocated
+
+
+def _mapped_in_processes(
+    workers: int, seconds: dict[str, float], peaks: dict[str, int]
+) -> MappedRunner:
+    """Each task in a fresh spawned process, ``workers`` at a time: a Celery worker runs a
+    task in a process of its own, so one task's memory is never another's, and two workers
+    on two cores run two tasks at once. The tasks are ``functools.partial`` objects of
+    module functions over JSON-like arguments, so they pickle."""
+
+    def run(tasks: Sequence[tuple[str, Callable[[], Any]]]) -> list[Any]:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+            futures = [(name, pool.submit(_measured_task, task)) for name, task in tasks]
+            results = []
+            for name, future in futures:
+                result, took, peak = future.result()
+                seconds[name] = took
+                peaks[name] = peak
+                results.append(result)
+        return results
+
+    return run
+
+
+def _measured_task(task: Callable[[], Any]) -> tuple[Any, float, int]:
+    """Run ``task``; its result, wall seconds and this process's peak RSS (``VmHWM``)."""
+    began = time.perf_counter()
+    result = task()
+    took = time.perf_counter() - began
+    return result, took, _peak_rss_bytes()
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set (``VmHWM`` of ``/proc/self/status``), 0 off Linux."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0

@@ -86,7 +86,9 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
         yield config, url
 
 
-def _run(config: Path, base_url: str, output: Path, shards: int) -> runner.MonthRun:
+def _run(
+    config: Path, base_url: str, output: Path, shards: int, workers: int = 1
+) -> runner.MonthRun:
     settings = pipeline.RunSettings(
         config_path=str(config),
         output_url=output.as_uri(),
@@ -95,7 +97,7 @@ def _run(config: Path, base_url: str, output: Path, shards: int) -> runner.Month
         run_id=RUN_ID,
     )
     with VapiAnalyticsClient(base_url, KEY) as client:
-        return runner.run_month(settings, client, allocate_shards=shards)
+        return runner.run_month(settings, client, allocate_shards=shards, workers=workers)
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -137,6 +139,27 @@ def test_one_four_and_sixteen_shards_publish_the_same_bytes(
             f"allocate_shard[{i}]" for i in range(n)
         ]
         assert sum(s.startswith("partition[") for s in steps) == runs[n].run.batch_count
+
+
+def test_mapped_tasks_in_worker_processes_publish_the_same_bytes(
+    org: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Two workers, each task in a fresh process (as Celery runs them), two at a time: the
+    same statement files as one allocate task, and every task's own time and peak RSS."""
+    config, base_url = org
+    single = _run(config, base_url, tmp_path / "single", 1)
+    spread = _run(config, base_url, tmp_path / "spread", 4, workers=2)
+
+    assert _files(tmp_path / "spread" / MONTH) == _files(tmp_path / "single" / MONTH)
+    assert _figures(tmp_path / "spread" / MONTH) == _figures(tmp_path / "single" / MONTH)
+    assert single.task_peak_rss == {}
+    mapped = [
+        *(f"partition[{batch}]" for batch in range(spread.run.batch_count)),
+        *(f"allocate_shard[{shard}]" for shard in range(4)),
+    ]
+    assert sorted(spread.task_peak_rss) == sorted(mapped)
+    assert all(peak > 20 << 20 for peak in spread.task_peak_rss.values()), spread.task_peak_rss
+    assert all(spread.step_seconds[name] > 0 for name in mapped)
 
 
 def test_each_shard_reads_only_its_own_assistants(org: tuple[Path, str], tmp_path: Path) -> None:
