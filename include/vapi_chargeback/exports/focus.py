@@ -132,7 +132,8 @@ def write_focus(statement: Statement, path: Path) -> int:
     statement's total to the cent.
     """
     ids = statement.statement_ids
-    rows = [_row(statement, line, ids) for line in statement.lines]
+    billing = (focus_time(statement.period_start), focus_time(statement.period_end))
+    rows = [_row(statement, line, ids, billing) for line in statement.lines]
     billed = sum((Decimal(row[0]) for row in rows), Decimal(0))
     total = sum((line.cost_usd for line in statement.lines), Decimal(0))
     if billed != total:
@@ -147,10 +148,11 @@ def write_focus(statement: Statement, path: Path) -> int:
     return len(rows)
 
 
-def _row(statement: Statement, line: ChargebackLine, ids: StatementIds) -> list[str]:
-    """One FOCUS row; ``ids`` are the statement's, made once (each cost center's id for every
-    line would be lines × cost centers ids)."""
-    billing = (focus_time(statement.period_start), focus_time(statement.period_end))
+def _row(
+    statement: Statement, line: ChargebackLine, ids: StatementIds, billing: tuple[str, str]
+) -> list[str]:
+    """One FOCUS row; ``ids`` are the statement's and ``billing`` its period's bounds, made
+    once (each cost center's id for every line would be lines × cost centers ids)."""
     charged = billing
     charge_class = ""
     usage = not (line.is_correction or line.is_adjustment)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-from vapi_chargeback.money import HUNDRED, MINUTES_QUANTUM, percent_of
+from vapi_chargeback.money import HUNDRED, percent_of
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
+from vapi_chargeback.statements.formatting import shown_minutes
 
 SHARE_PLACES = Decimal("0.000001")
 """Percent shares are fractions kept to 0.0001 %: finer than any display, still exact."""
@@ -45,14 +46,6 @@ class Subtotal:
     """Part of ``cost_usd`` that corrects earlier, final months (``correction:`` lines)."""
     adjustments_usd: Decimal
     """Part of ``cost_usd`` that ties the month to its invoice (``adjustment:invoice``)."""
-
-
-def shown_minutes(minutes: Decimal) -> Decimal:
-    """Minutes as shown, to the hundredth: ``money.round_minutes``'s result (half away from
-    zero, zero positive) by Decimal's own exact ``quantize``, which rounds the exact value
-    once, as fast as the writers need it on every line."""
-    rounded = minutes.quantize(MINUTES_QUANTUM, rounding=ROUND_HALF_UP)
-    return rounded if rounded else abs(rounded)
 
 
 def is_pool(line: ChargebackLine) -> bool:

@@ -160,6 +160,8 @@ def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: Docu
     if not sheets:
         raise ValueError("a workbook needs at least one sheet")
     _check_titles([sheet.title for sheet in sheets])
+    for sheet in sheets:
+        _check_rows(sheet)
     workbook = Workbook(write_only=True)
     for style in _named_styles():
         workbook.add_named_style(style)
@@ -296,21 +298,32 @@ def _print_setup(worksheet: Any, header: int, footer: str) -> None:
 def _widths(sheet: Sheet) -> list[int]:
     """Widest shown value per column (header plus filter button, text, formatted numbers)."""
     rows = [*sheet.rows, *sheet.footer]
-    labels = [row[0] for row in sheet.title_block[1:] if row]
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * len(sheet.columns)
+    labels = tuple(row[0] for row in sheet.title_block[1:] if row)
     widths = []
     for index, column in enumerate(sheet.columns):
-        values = [row[index] for row in rows] + (labels if index == 0 else [])
-        texts = [len(value) for value in values if isinstance(value, str)]
-        numbers = [value for value in values if isinstance(value, int | Decimal)]
-        shown = [len(column.header) + FILTER_BUTTON_WIDTH, *texts]
-        if any(isinstance(value, date) for value in values):
+        values = by_column[index] + labels if index == 0 else by_column[index]
+        kinds = set(map(type, values))
+        shown = [len(column.header) + FILTER_BUTTON_WIDTH]
+        if any(issubclass(kind, str) for kind in kinds):
+            shown.append(max(len(value) for value in _of_kind(values, kinds, str)))
+        if any(issubclass(kind, date) for kind in kinds):
             shown.append(len(DATE_FORMAT))
-        if numbers:
+        if any(issubclass(kind, int | Decimal) for kind in kinds):
+            numbers = _of_kind(values, kinds, int | Decimal)
             shown += [_shown_length(max(numbers), column), _shown_length(min(numbers), column)]
         if index:
             shown += _title_numbers(sheet, index)
         widths.append(min(max(max(shown) + 1, MIN_WIDTH), MAX_WIDTH))
     return widths
+
+
+def _of_kind(values: Sequence[Any], kinds: set[type], wanted: Any) -> Sequence[Any]:
+    """The ``values`` that are instances of ``wanted``, in order: ``values`` themselves when
+    all are (``kinds`` holds their types), so a column of one type is not filtered."""
+    if all(issubclass(kind, wanted) for kind in kinds):
+        return values
+    return [value for value in values if isinstance(value, wanted)]
 
 
 def _title_numbers(sheet: Sheet, index: int) -> list[int]:
@@ -351,7 +364,6 @@ def _pin_properties(workbook: Any, info: DocumentInfo) -> None:
 
 def _sheet_rows(sheet: Sheet, styles: _Styles) -> Iterator[bytes]:
     letters = [get_column_letter(index) for index in range(1, len(sheet.columns) + 1)]
-    kinds = [_kind(column) for column in sheet.columns]
     number = sheet.header_row
     header = "".join(
         f'<c r="{letter}{number}" s="{styles.header}" t="inlineStr">'
@@ -360,17 +372,24 @@ def _sheet_rows(sheet: Sheet, styles: _Styles) -> Iterator[bytes]:
     )
     chunk = [*_title_block(sheet, styles), f'<row r="{number}">{header}</row>']
     for family, rows in ((styles.body, sheet.rows), (styles.total, sheet.footer)):
+        cells = _RowCells(sheet, letters, family)
         for values in rows:
             number += 1
-            if len(values) != len(letters):
-                raise ValueError(
-                    f"sheet {sheet.title!r} row {number}: {len(values)} values for {len(letters)} columns"
-                )
-            chunk.append(_row(number, values, letters, kinds, family, sheet.title))
+            chunk.append(cells.row(number, values))
             if len(chunk) >= ROWS_PER_CHUNK:
                 yield _encode(chunk, sheet.title)
                 chunk = []
     yield _encode(chunk, sheet.title)
+
+
+def _check_rows(sheet: Sheet) -> None:
+    """Every table and footer row has one value per column (before anything is laid out)."""
+    expected = len(sheet.columns)
+    for number, values in enumerate([*sheet.rows, *sheet.footer], start=sheet.header_row + 1):
+        if len(values) != expected:
+            raise ValueError(
+                f"sheet {sheet.title!r} row {number}: {len(values)} values for {expected} columns"
+            )
 
 
 def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
@@ -382,10 +401,13 @@ def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
         cells = (
             [] if not isinstance(lead, str) or not lead else [_text_cell(f"A{number}", lead, style)]
         )
-        letters = [get_column_letter(index) for index in range(2, len(rest) + 2)]
-        kinds = [value.kind if isinstance(value, Figure) else "" for value in rest]
-        plain = [value.value if isinstance(value, Figure) else value for value in rest]
-        cells += _cells(number, plain, letters, kinds, styles.body, sheet.title)
+        for index, value in enumerate(rest, start=2):
+            kind = value.kind if isinstance(value, Figure) else ""
+            plain = value.value if isinstance(value, Figure) else value
+            reference = f"{get_column_letter(index)}{number}"
+            cell = _cell(reference, plain, kind, styles.body, sheet.title)
+            if cell:
+                cells.append(cell)
         yield f'<row r="{number}">{"".join(cells)}</row>'
 
 
@@ -393,56 +415,92 @@ def _kind(column: Column) -> str:
     return "share" if column.percent else "rate" if column.rate else ""
 
 
-def _row(
-    number: int,
-    values: Sequence[CellValue],
-    letters: list[str],
-    kinds: list[str],
-    styles: _StyleIds,
-    title: str,
-) -> str:
-    return (
-        f'<row r="{number}">{"".join(_cells(number, values, letters, kinds, styles, title))}</row>'
+class _RowCells:
+    """Writes a table's rows in one style family (body or totals), one string join per row.
+
+    A statement workbook holds some 100,000 rows, so the per-column parts of each cell
+    (reference letter, style id) are built once here, and each distinct text's escaped XML
+    once per sheet: values of the plain types ``str``, ``Decimal`` and ``int`` take a
+    short path, anything else (dates, subclasses, values to refuse) goes through ``_cell``,
+    which spells out the rules. Both give the same bytes for the same value.
+    """
+
+    def __init__(self, sheet: Sheet, letters: list[str], styles: _StyleIds) -> None:
+        self._title = sheet.title
+        self._styles = styles
+        self._kinds = [_kind(column) for column in sheet.columns]
+        self._letters = letters
+        self._opens = [f'<c r="{letter}' for letter in letters]
+        self._decimals = [
+            f'" s="{getattr(styles, kind) if kind else styles.money}"><v>' for kind in self._kinds
+        ]
+        self._integers = [
+            f'" s="{getattr(styles, kind) if kind else styles.integer}"><v>' for kind in self._kinds
+        ]
+        self._date = f'" s="{styles.date}"><v>'
+        self._texts: dict[str, str] = {}
+        """Text → the rest of its cell after the row number."""
+
+    def row(self, number: int, values: Sequence[CellValue]) -> str:
+        row = str(number)
+        cells = [f'<row r="{row}">']
+        texts = self._texts
+        columns = zip(self._opens, self._decimals, self._integers, values, strict=True)
+        for index, (opening, decimal, integer, value) in enumerate(columns):
+            if type(value) is str:
+                if value:
+                    rest = texts.get(value) or self._text(value)
+                    cells.append(f"{opening}{row}{rest}")
+            elif type(value) is Decimal:
+                if not value.is_finite():
+                    self._slow(index, number, value)
+                cells.append(f"{opening}{row}{decimal}{value:f}</v></c>")
+            elif type(value) is int:
+                cells.append(f"{opening}{row}{integer}{value}</v></c>")
+            elif type(value) is date:
+                cells.append(f"{opening}{row}{self._date}{(value - EXCEL_EPOCH).days}</v></c>")
+            elif value is not None:
+                cells.append(self._slow(index, number, value))
+        cells.append("</row>")
+        return "".join(cells)
+
+    def _text(self, value: str) -> str:
+        """The rest of a text cell after its row number, remembered for the next row."""
+        styles = self._styles
+        style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
+        rest = self._texts[value] = f'" s="{style}" t="inlineStr"><is>{_text(value)}</is></c>'
+        return rest
+
+    def _slow(self, index: int, number: int, value: CellValue) -> str:
+        reference = f"{self._letters[index]}{number}"
+        return _cell(reference, value, self._kinds[index], self._styles, self._title)
+
+
+def _cell(reference: str, value: CellValue, kind: str, styles: _StyleIds, title: str) -> str:
+    """One cell's XML by the module's cell rules; ``""`` for no cell. ``kind``: ``share``,
+    ``rate`` or ``""`` (plain money and counts)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if not value:
+            return ""
+        style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
+        return _text_cell(reference, value, style)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"sheet {title!r} cell {reference}: {value} is not a finite number")
+        style = getattr(styles, kind) if kind else styles.money
+        return f'<c r="{reference}" s="{style}"><v>{value:f}</v></c>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        style = getattr(styles, kind) if kind else styles.integer
+        return f'<c r="{reference}" s="{style}"><v>{value}</v></c>'
+    if isinstance(value, date) and not isinstance(value, datetime):
+        serial = (value - EXCEL_EPOCH).days
+        return f'<c r="{reference}" s="{styles.date}"><v>{serial}</v></c>'
+    raise TypeError(
+        f"sheet {title!r} cell {reference}: {type(value).__name__} is not str, int,"
+        " Decimal, date or None"
     )
-
-
-def _cells(
-    number: int,
-    values: Sequence[CellValue],
-    letters: list[str],
-    kinds: list[str],
-    styles: _StyleIds,
-    title: str,
-) -> list[str]:
-    """``kinds`` per column: ``share``, ``rate`` or ``""`` (plain money and counts)."""
-    cells = []
-    for letter, kind, value in zip(letters, kinds, values, strict=True):
-        if value is None:
-            continue
-        if isinstance(value, str):
-            if not value:
-                continue
-            style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
-            cells.append(_text_cell(f"{letter}{number}", value, style))
-        elif isinstance(value, Decimal):
-            if not value.is_finite():
-                raise ValueError(
-                    f"sheet {title!r} cell {letter}{number}: {value} is not a finite number"
-                )
-            style = getattr(styles, kind) if kind else styles.money
-            cells.append(f'<c r="{letter}{number}" s="{style}"><v>{value:f}</v></c>')
-        elif isinstance(value, int) and not isinstance(value, bool):
-            style = getattr(styles, kind) if kind else styles.integer
-            cells.append(f'<c r="{letter}{number}" s="{style}"><v>{value}</v></c>')
-        elif isinstance(value, date) and not isinstance(value, datetime):
-            serial = (value - EXCEL_EPOCH).days
-            cells.append(f'<c r="{letter}{number}" s="{styles.date}"><v>{serial}</v></c>')
-        else:
-            raise TypeError(
-                f"sheet {title!r} cell {letter}{number}: {type(value).__name__} is not str, int,"
-                " Decimal, date or None"
-            )
-    return cells
 
 
 def _text_cell(reference: str, value: str, style: int) -> str:
