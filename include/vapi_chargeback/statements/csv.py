@@ -57,6 +57,7 @@ APPENDED_COLUMNS = ("assistant_name", "statement_id", "corrects")
 """After ``other_usd``, in this order (DESIGN §3 Wave-2 additions)."""
 LINE_TERMINATOR = "\n"
 NEEDS_QUOTES = re.compile('[,"\r\n]')
+QUOTE_OR_BREAK = re.compile('["\r\n]')
 COMPONENT_SUFFIX = "_usd"
 CONVERTED_PREFIX = "cost_"
 """``cost_<currency>``, after the appended columns, when a reporting currency is set."""
@@ -128,6 +129,9 @@ def safe_text(value: str) -> str:
 
 def record(fields: list[str]) -> str:
     """One line in this module's byte format; the FOCUS and journal exports use it too."""
+    line = ",".join(fields)
+    if line.count(",") == len(fields) - 1 and not QUOTE_OR_BREAK.search(line):
+        return line + LINE_TERMINATOR  # no field needs quotes: the usual line, one search
     return (
         ",".join(_quoted(field) if NEEDS_QUOTES.search(field) else field for field in fields)
         + LINE_TERMINATOR

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from io import BytesIO
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,13 +70,23 @@ class DeterministicZipFile(zipfile.ZipFile):
 
     def write(
         self,
-        filename: StrPath,
+        filename: StrPath | BytesIO,
         arcname: StrPath | None = None,
         compress_type: int | None = None,
         compresslevel: int | None = None,
     ) -> None:
+        """Store a file, or the bytes of a ``BytesIO`` (then ``arcname`` is required)."""
+        if isinstance(filename, BytesIO):
+            if arcname is None:
+                raise ValueError("an in-memory file needs an arcname")
+            self._store(str(arcname).lstrip("/"), BytesIO(filename.getvalue()))
+            return
         name = str(arcname if arcname is not None else filename).lstrip("/")
-        with open(filename, "rb") as source, self.open(self.entry(name), "w") as target:
+        with open(filename, "rb") as source:
+            self._store(name, source)
+
+    def _store(self, name: str, source: IO[bytes]) -> None:
+        with self.open(self.entry(name), "w") as target:
             for chunk in self.content(name, source):
                 target.write(chunk)
 

@@ -195,8 +195,29 @@ def key_figures(statement: Statement, center_id: str | None = None) -> KeyFigure
     )
 
 
-def _of(lines: Sequence[ChargebackLine], center_id: str | None) -> list[ChargebackLine]:
-    return [line for line in lines if center_id is None or line.cost_center_id == center_id]
+def _of(lines: Sequence[ChargebackLine], center_id: str | None) -> Sequence[ChargebackLine]:
+    if center_id is None:
+        return lines
+    return _grouped(lines).get(center_id, [])
+
+
+_GROUPED: list[tuple[Sequence[ChargebackLine], int, dict[str, list[ChargebackLine]]]] = []
+"""The last two line sequences grouped by cost center (a month's and its previous month's),
+with their lengths: each owner's key figures are asked for twice (workbook, manifest), and
+scanning every line for each of 400 cost centers made them quadratic in a large org."""
+
+
+def _grouped(lines: Sequence[ChargebackLine]) -> dict[str, list[ChargebackLine]]:
+    """``lines`` by cost center, in order; reused while the same unchanged sequence is asked
+    about (statements are not edited once built; a changed length regroups regardless)."""
+    for seen, length, groups in _GROUPED:
+        if seen is lines and length == len(lines):
+            return groups
+    groups = {}
+    for line in lines:
+        groups.setdefault(line.cost_center_id, []).append(line)
+    _GROUPED[:] = [(lines, len(lines), groups), *_GROUPED[:1]]
+    return groups
 
 
 def manifest_key_figures(statement: Statement) -> dict[str, Any]:

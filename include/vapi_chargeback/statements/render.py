@@ -4,11 +4,21 @@ Storage publishes only what was rendered here completely: validation runs first,
 the CSV, the FOCUS file, the journal (when the config has a ``gl:`` block), the finance
 workbook, one workbook per cost center and finally the manifest that hashes them. If anything raises, the caller discards the directory and nothing
 reaches the output.
+
+The workbooks are most of the work (finance's and one per cost center: 41 at 1.5M calls,
+401 in a large org) and independent of each other, so with several CPUs they are written
+by forked worker processes while this one writes the CSV and the exports. Each workbook
+is written whole by one process with the same code, so the bytes and the manifest's order
+do not depend on the workers; a fork shares the statement without copying or pickling it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,7 +34,7 @@ from vapi_chargeback.statements.manifest import (
     file_entry,
     sha256_file,
 )
-from vapi_chargeback.statements.totals import summarize
+from vapi_chargeback.statements.totals import StatementTotals, summarize
 from vapi_chargeback.statements.validate import validate_statement
 from vapi_chargeback.statements.xlsx import (
     cost_center_workbook_name,
@@ -48,6 +58,13 @@ class RenderedSet:
         return self.directory / MANIFEST_NAME
 
 
+PARALLEL_FROM = 8
+"""Cost centers from which the workbooks are written in worker processes: for fewer,
+starting the workers costs more than it saves."""
+FINANCE = -1
+"""The workbook task of finance's workbook; tasks 0, 1 … are the cost centers'."""
+
+
 def render_statement(statement: Statement, directory: Path) -> RenderedSet:
     """Validate ``statement`` and write its files and manifest into ``directory``."""
     validate_statement(statement)
@@ -60,21 +77,85 @@ def render_statement(statement: Statement, directory: Path) -> RenderedSet:
         path.parent.mkdir(parents=True, exist_ok=True)
         entries.append(file_entry(directory, relative, write(path)))
 
-    emit(csv_name(period), lambda path: write_csv(statement, path))
-    emit(focus_name(period), lambda path: write_focus(statement, path))
-    if statement.journal is not None:
-        emit(journal_name(period), lambda path: write_journal(statement, path))
-    emit(
-        statement_workbook_name(period),
-        lambda path: write_statement_workbook(statement, totals, path),
-    )
-    for center in statement.cost_centers:
-        emit(
-            cost_center_workbook_name(center.id, period),
-            partial(
-                write_cost_center_workbook, statement, center, totals.lines_by_center[center.id]
-            ),
-        )
+    with _workbooks(statement, totals, directory) as workbook_entries:
+        emit(csv_name(period), lambda path: write_csv(statement, path))
+        emit(focus_name(period), lambda path: write_focus(statement, path))
+        if statement.journal is not None:
+            emit(journal_name(period), lambda path: write_journal(statement, path))
+        entries.extend(workbook_entries())
     manifest = directory / MANIFEST_NAME
     manifest.write_bytes(build_manifest(statement, totals, entries))
     return RenderedSet(period, directory, tuple(entries), sha256_file(manifest))
+
+
+@contextmanager
+def _workbooks(
+    statement: Statement, totals: StatementTotals, directory: Path
+) -> Iterator[Callable[[], list[FileEntry]]]:
+    """Start writing finance's workbook and every cost center's; yields a function that
+    waits for them and returns their entries, finance's first, then in cost-center order.
+
+    In worker processes when there are several CPUs, ``fork`` and at least
+    :data:`PARALLEL_FROM` cost centers; else in this process, when the entries are asked for.
+    """
+    tasks = [FINANCE, *range(len(statement.cost_centers))]
+    workers = min(_usable_cpus(), len(tasks))
+    if (
+        workers < 2
+        or len(statement.cost_centers) < PARALLEL_FROM
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        yield lambda: [_write_workbook(statement, totals, directory, task) for task in tasks]
+        return
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_inherit,
+        initargs=(statement, totals, directory),
+    ) as pool:
+        pending = [pool.submit(_write_inherited, task) for task in tasks]
+        try:
+            yield lambda: [future.result() for future in pending]
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _write_workbook(
+    statement: Statement, totals: StatementTotals, directory: Path, task: int
+) -> FileEntry:
+    """Write finance's workbook (``task`` :data:`FINANCE`) or cost center ``task``'s."""
+    write: Callable[[Path], int]
+    if task == FINANCE:
+        relative = statement_workbook_name(statement.period)
+        write = partial(write_statement_workbook, statement, totals)
+    else:
+        center = statement.cost_centers[task]
+        relative = cost_center_workbook_name(center.id, statement.period)
+        lines = totals.lines_by_center[center.id]
+        write = partial(write_cost_center_workbook, statement, center, lines)
+    path = directory / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return file_entry(directory, relative, write(path))
+
+
+_inherited: tuple[Statement, StatementTotals, Path] | None = None
+"""In a worker process: what its parent is rendering, as the fork left it in memory."""
+
+
+def _inherit(statement: Statement, totals: StatementTotals, directory: Path) -> None:
+    global _inherited
+    _inherited = (statement, totals, directory)
+
+
+def _write_inherited(task: int) -> FileEntry:
+    if _inherited is None:
+        raise RuntimeError("not a rendering worker: _inherit did not run")
+    return _write_workbook(*_inherited, task)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, as a container or taskset limits it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

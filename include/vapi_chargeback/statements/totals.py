@@ -25,7 +25,9 @@ from decimal import Decimal
 
 from vapi_chargeback.money import HUNDRED, percent_of
 from vapi_chargeback.statement import UNALLOCATED, ChargebackLine, Statement
-from vapi_chargeback.statements.formatting import shown_minutes
+
+# shown_minutes moved to formatting (statement.py imports formatting); still imported from here.
+from vapi_chargeback.statements.formatting import shown_minutes as shown_minutes
 
 SHARE_PLACES = Decimal("0.000001")
 """Percent shares are fractions kept to 0.0001 %: finer than any display, still exact."""
