@@ -66,6 +66,8 @@ SHEET_TITLE_FORBIDDEN = re.compile(r"[:\\/?*\[\]\x00-\x1f]")
 RESERVED_SHEET_TITLES = {"history"}
 ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+NEEDS_ESCAPE = re.compile("[&<>\r]")
+"""Most texts have none of ``XML_ESCAPES``'s characters: a search is cheaper than a translate."""
 OOXML_ESCAPE_LOOKALIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 """Excel reads ``_xHHHH_`` in text as an escaped character; a literal one needs its ``_`` escaped."""
 EMPTY_SHEET_DATA = (b"<sheetData></sheetData>", b"<sheetData/>")
@@ -423,10 +425,10 @@ class _RowCells:
     """Writes a table's rows in one style family (body or totals), one string join per row.
 
     A statement workbook holds some 100,000 rows, so the per-column parts of each cell
-    (reference letter, style id) are built once here, and each distinct text's escaped XML
-    once per sheet: values of the plain types ``str``, ``Decimal`` and ``int`` take a
-    short path, anything else (dates, subclasses, values to refuse) goes through ``_cell``,
-    which spells out the rules. Both give the same bytes for the same value.
+    (reference letter, style id) are built once here: values of the plain types ``str``,
+    ``Decimal``, ``int`` and ``date`` take a short path, anything else (subclasses, values
+    to refuse) goes through ``_cell``, which spells out the rules. Both give the same bytes
+    for the same value.
     """
 
     def __init__(self, sheet: Sheet, letters: list[str], styles: _StyleIds) -> None:
@@ -442,19 +444,18 @@ class _RowCells:
             f'" s="{getattr(styles, kind) if kind else styles.integer}"><v>' for kind in self._kinds
         ]
         self._date = f'" s="{styles.date}"><v>'
-        self._texts: dict[str, str] = {}
-        """Text → the rest of its cell after the row number."""
+        self._plain = f'" s="{styles.text}" t="inlineStr"><is>'
+        self._quoted = f'" s="{styles.quoted}" t="inlineStr"><is>'
 
     def row(self, number: int, values: Sequence[CellValue]) -> str:
         row = str(number)
         cells = [f'<row r="{row}">']
-        texts = self._texts
         columns = zip(self._opens, self._decimals, self._integers, values, strict=True)
         for index, (opening, decimal, integer, value) in enumerate(columns):
             if type(value) is str:
                 if value:
-                    rest = texts.get(value) or self._text(value)
-                    cells.append(f"{opening}{row}{rest}")
+                    style = self._quoted if value.startswith(FORMULA_TRIGGERS) else self._plain
+                    cells.append(f"{opening}{row}{style}{_text(value)}</is></c>")
             elif type(value) is Decimal:
                 if not value.is_finite():
                     self._slow(index, number, value)
@@ -467,13 +468,6 @@ class _RowCells:
                 cells.append(self._slow(index, number, value))
         cells.append("</row>")
         return "".join(cells)
-
-    def _text(self, value: str) -> str:
-        """The rest of a text cell after its row number, remembered for the next row."""
-        styles = self._styles
-        style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
-        rest = self._texts[value] = f'" s="{style}" t="inlineStr"><is>{_text(value)}</is></c>'
-        return rest
 
     def _slow(self, index: int, number: int, value: CellValue) -> str:
         reference = f"{self._letters[index]}{number}"
@@ -514,7 +508,7 @@ def _text_cell(reference: str, value: str, style: int) -> str:
 def _text(value: str) -> str:
     if "_x" in value:
         value = OOXML_ESCAPE_LOOKALIKE.sub("_x005F_", value)
-    escaped = value.translate(XML_ESCAPES)
+    escaped = value.translate(XML_ESCAPES) if NEEDS_ESCAPE.search(value) else value
     if value[:1].isspace() or value[-1:].isspace():
         return f'<t xml:space="preserve">{escaped}</t>'
     return f"<t>{escaped}</t>"
