@@ -95,8 +95,9 @@ def _workbooks(
     """Start writing finance's workbook and every cost center's; yields a function that
     waits for them and returns their entries, finance's first, then in cost-center order.
 
-    In worker processes when there are several CPUs, ``fork`` and at least
-    :data:`PARALLEL_FROM` cost centers; else in this process, when the entries are asked for.
+    In worker processes when there are several CPUs, ``fork``, at least
+    :data:`PARALLEL_FROM` cost centers and this process may have children (a daemonic
+    multiprocessing worker may not); else in this process, when the entries are asked for.
     """
     tasks = [FINANCE, *range(len(statement.cost_centers))]
     workers = min(_usable_cpus(), len(tasks))
@@ -104,6 +105,7 @@ def _workbooks(
         workers < 2
         or len(statement.cost_centers) < PARALLEL_FROM
         or "fork" not in multiprocessing.get_all_start_methods()
+        or multiprocessing.current_process().daemon
     ):
         yield lambda: [_write_workbook(statement, totals, directory, task) for task in tasks]
         return
