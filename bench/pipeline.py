@@ -20,7 +20,8 @@ step's time and peak RSS. Then, side by side:
    request per definition; rows answered against the plan's estimates; the
    ``GET /assistant`` pages the names step lists are counted on both sides too;
 2. wall time per step and in total;
-3. peak RSS of the pipeline process, and of the emulator separately;
+3. peak RSS of each step (of a step that forks helpers, the sampled peak PSS of its
+   process tree where larger: ``tree_memory.py``), and of the emulator separately;
 4. DAG parse time: best of N ``runpy.run_path`` in fresh processes with ``airflow.sdk``
    already imported, as the dag-processor has it;
 5. our workbook writer against xlsxwriter ``constant_memory`` on the statement's own
@@ -85,6 +86,7 @@ from pipeline_report import (
     wall_target,
     writer_comparison,
 )
+from tree_memory import TreePeak
 
 from vapi_emulator.assistants import sidecar_path
 
@@ -268,6 +270,8 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     baseline_rss = proc_status("self", "VmRSS")
     profiler = cProfile.Profile() if spec["profile"] else None
     peaks: dict[str, int | None] = {}
+    tree_peaks: dict[str, int] = {}
+    """Steps that forked: the sampled peak of Σ PSS over the step's process tree."""
 
     @contextmanager
     def measured(name: str) -> Iterator[None]:
@@ -276,14 +280,21 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         began = time.perf_counter()
         if profiler:
             profiler.enable()
+        tree = TreePeak()
         try:
-            yield
+            with tree:
+                yield
         finally:
             if profiler:
                 profiler.disable()
-            peaks[name] = proc_status("self", "VmHWM")
+            own = proc_status("self", "VmHWM")
+            peaks[name] = max(own or 0, tree.bytes) or None
+            forked = f" (with its children: {mib_text(tree.bytes)} PSS)" if tree.bytes else ""
+            if tree.bytes:
+                tree_peaks[name] = tree.bytes
             say(
-                f"pipeline: {name} {time.perf_counter() - began:.2f} s, peak RSS {mib_text(peaks[name])}"
+                f"pipeline: {name} {time.perf_counter() - began:.2f} s,"
+                f" peak RSS {mib_text(own)}{forked}"
             )
 
     with VapiAnalyticsClient(
@@ -307,6 +318,7 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         "per_step_peaks": per_step_peaks,
         "step_seconds": month.step_seconds,
         "step_peak_rss_bytes": peaks,
+        "step_tree_pss_bytes": tree_peaks,
         "workers": spec["workers"],
         "total_seconds": wall,
         "peak_rss_bytes": max((peak or 0) for peak in peaks.values()),
