@@ -139,7 +139,7 @@ def writer_comparison(work: Path, repeat: int, scratch: Path) -> dict[str, Any]:
     from vapi_chargeback.statements.totals import summarize
 
     writer = load_writer_bench()
-    statement = statement_json.loads((work / RECONCILED_FILE).read_bytes())
+    statement = statement_json.loads((work / RECONCILED_FILE).read_bytes(), work)
     totals = summarize(statement)
     ours = writer.best_of(
         repeat, lambda path: writer.ours(statement, totals, path), scratch / "ours.xlsx"

@@ -17,7 +17,7 @@ no ended reason yet) is named, never left blank.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -103,27 +103,59 @@ class BreakdownBuilder:
         return [definition.groups for definition in self._definitions]
 
     def use_groups(self, groups: Sequence[dict[GroupKey, list[Decimal]]]) -> None:
-        """Take the exact groups of :meth:`exact_groups` (merged over shards) as summed here."""
+        """Take the exact groups of :meth:`exact_groups` (merged over shards) as summed here.
+
+        Each definition looks its groups up in ``groups`` only when its table is made: the
+        merge passes a sequence that reads them from the shards' files then
+        (``shard_groups.MergedGroups``), so it holds one cost center's groups at a time.
+        """
         if len(groups) != len(self._definitions):
             raise ValueError(f"{len(groups)} groups for {len(self._definitions)} definitions")
-        for definition, sums in zip(self._definitions, groups, strict=True):
-            definition.groups = sums
+        for index, definition in enumerate(self._definitions):
+            definition.source = (groups, index)
 
-    def tables(
-        self, statement_totals: Mapping[str, Mapping[str, Decimal]]
-    ) -> dict[str, list[Breakdown]]:
-        """Cost center id → its definitions' tables, in config order (empty list when none).
+    def tables(self, statement_totals: Mapping[str, Mapping[str, Decimal]]) -> BreakdownTables:
+        """Cost center id → its definitions' tables, in config order (empty list when none),
+        each cost center's rounded when looked up (:class:`BreakdownTables`).
 
         ``statement_totals``: cost center → its direct lines' ``calls``, ``minutes``,
         ``cost`` and components, which each table's additive columns add up to (a cost
         center without direct lines adds up to zero).
         """
-        tables: dict[str, list[Breakdown]] = {center: [] for center in self._cost_center_ids}
+        by_center: dict[str, list[_Definition]] = {center: [] for center in self._cost_center_ids}
         for definition in self._definitions:
-            center = definition.plan.cost_center_id
-            totals = statement_totals.get(center, {})
-            tables.setdefault(center, []).append(definition.table(self._period, totals))
-        return tables
+            by_center.setdefault(definition.plan.cost_center_id, []).append(definition)
+        return BreakdownTables(by_center, self._period, statement_totals)
+
+
+class BreakdownTables(Mapping[str, list[Breakdown]]):
+    """Cost center id → its tables, rounded from the exact groups when looked up, not kept.
+
+    At 20,000 assistants and 400 cost centers the tables of every owner are well over a
+    GiB as objects; the step that rounds them writes each cost center's away before the
+    next (``breakdown_files.store_breakdowns``), so only one cost center's are ever held.
+    Looking a cost center up twice rounds it twice, to the same tables.
+    """
+
+    def __init__(
+        self,
+        definitions: Mapping[str, Sequence[_Definition]],
+        period: StatementPeriod,
+        totals: Mapping[str, Mapping[str, Decimal]],
+    ) -> None:
+        self._definitions = definitions
+        self._period = period
+        self._totals = totals
+
+    def __getitem__(self, center: str) -> list[Breakdown]:
+        totals = self._totals.get(center, {})
+        return [item.table(self._period, totals) for item in self._definitions[center]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._definitions)
+
+    def __len__(self) -> int:
+        return len(self._definitions)
 
 
 class _Definition:
@@ -137,6 +169,8 @@ class _Definition:
         self._dimensions = list(plan.dimensions)
         self._buckets: dict[date, date] = {}
         self.groups: dict[GroupKey, list[Decimal]] = {}
+        self.source: tuple[Sequence[dict[GroupKey, list[Decimal]]], int] | None = None
+        """Where the groups are when summed elsewhere (:meth:`BreakdownBuilder.use_groups`)."""
 
     def add(self, item: AttributedRow) -> None:
         key = self._key(item)
@@ -149,9 +183,8 @@ class _Definition:
             sums[slot] += values[position]
 
     def table(self, period: StatementPeriod, totals: Mapping[str, Decimal]) -> Breakdown:
-        groups = {
-            key: dict(zip(self._measures, sums, strict=True)) for key, sums in self.groups.items()
-        }
+        summed = self.groups if self.source is None else self.source[0][self.source[1]]
+        groups = {key: dict(zip(self._measures, sums, strict=True)) for key, sums in summed.items()}
         return _table(self.plan, groups, period, totals)
 
     def _key(self, item: AttributedRow) -> GroupKey:

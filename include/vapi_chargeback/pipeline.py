@@ -31,6 +31,7 @@ from vapi_chargeback import __version__, statement_json
 from vapi_chargeback.allocate import allocate
 from vapi_chargeback.analytics.models import DEFAULT_MAX_QUERIES_PER_REQUEST
 from vapi_chargeback.analytics.row_cap import post_within_cap
+from vapi_chargeback.breakdown_files import store_breakdowns
 from vapi_chargeback.close import lifecycle
 from vapi_chargeback.close.invoices import load_invoices
 from vapi_chargeback.close.lifecycle import require_reason
@@ -305,7 +306,8 @@ def allocate_run(
     open_path: OpenPath = default_open_path,
     statement: Statement | None = None,
 ) -> dict[str, Any]:
-    """Allocate and keep the statement; a sharded run's merge passes its rounded ``statement``."""
+    """Allocate and keep the statement, its breakdowns one file per cost center beside it
+    (``breakdown_files``); a sharded run's merge passes its rounded ``statement``."""
     work = open_path(run.work_url)
     config, mapping, plan = load_inputs(run, work)
     if statement is None:
@@ -318,6 +320,7 @@ def allocate_run(
     statement = replace(
         statement,
         lines=named_lines(lines, names),
+        breakdowns=store_breakdowns(work, statement.breakdowns, make_folder),
         names=names,
         statement_prefix=config.statement_prefix,
         previous=previous_month(output, statement.period, config.statement_prefix),

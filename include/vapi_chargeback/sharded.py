@@ -8,10 +8,15 @@ workers, each holding only its own rows:
    per shard (skipped with one shard, whose task reads the raw responses themselves);
 2. :func:`allocate_shard_run` — one task per shard: sum its rows *exactly* into lines,
    successful calls, daily costs and breakdown groups (``allocate.exact_sums``), and keep
-   the sums in the run folder;
+   the sums in the run folder, the breakdown groups in a file of their own, one
+   definition a line (``shard_groups``);
 3. :func:`merge_run` — one task: add the shards' sums in shard order, then round once over
    all lines, split the shared pools and round breakdowns and daily costs
-   (``allocate.rounded_statement``), exactly as the single allocate task does.
+   (``allocate.rounded_statement``), exactly as the single allocate task does. The
+   breakdown groups are added and rounded one cost center at a time, each cost center's
+   tables written to the work folder before the next is read (``shard_groups``,
+   ``breakdown_files``): at 20,000 assistants all owners' groups and tables are several
+   times a worker's memory, the lines a small part of it.
 
 Nothing is rounded before the merge, and exact sums do not depend on how rows were
 grouped, so the statement is byte for byte the same for any shard count; one shard is the
@@ -25,13 +30,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from vapi_chargeback import exact_sums
 from vapi_chargeback.allocate import exact_sums as sum_exactly
 from vapi_chargeback.allocate import rounded_statement
+from vapi_chargeback.breakdowns import GroupKey
 from vapi_chargeback.names import run_rules
 from vapi_chargeback.pipeline import (
     OpenPath,
@@ -41,6 +48,7 @@ from vapi_chargeback.pipeline import (
     load_inputs,
     make_folder,
 )
+from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
 from vapi_chargeback.shards import (
     SHARDS_DIR,
     auto_shard_count,
@@ -65,6 +73,10 @@ class ShardSums(BaseModel):
     """Relative to the work folder's ``shards/``."""
     sha256: str
     pieces: int
+    groups_file: str = ""
+    """The breakdown groups (``shard_groups``), relative to ``shards/``; empty from a shard
+    task of an earlier version, whose groups are in ``file``."""
+    groups_sha256: str = ""
 
 
 def shard_count(fetched: Sequence[Mapping[str, Any]], requested: int | None) -> int:
@@ -125,11 +137,15 @@ def allocate_shard_run(
         cut = [[FetchedBatch.model_validate(item) for item in part] for part in partitions]
         results = shard_results(work, plan, cut, shard, shards)
     sums = sum_exactly(config, mapping, plan, results, run_rules(work, config.mapping_rules))
+    groups = dumps_groups(sums.groups)
+    sums.groups = []
     raw = exact_sums.dumps(sums)
     folder = shard_folder(work, shards)
     make_folder(folder)
     name = f"exact-{shard:03d}.json"
     (folder / name).write_bytes(raw)
+    groups_name = f"groups-{shard:03d}.jsonl"
+    (folder / groups_name).write_bytes(groups)
     log.info(
         "shard %d of %d: %d line pieces, %d bytes of exact sums",
         shard,
@@ -143,6 +159,8 @@ def allocate_shard_run(
         file=f"{folder.name}/{name}",
         sha256=hashlib.sha256(raw).hexdigest(),
         pieces=len(sums.pieces),
+        groups_file=f"{folder.name}/{groups_name}",
+        groups_sha256=hashlib.sha256(groups).hexdigest(),
     ).model_dump(mode="json")
 
 
@@ -178,5 +196,16 @@ def merge_run(
         else:
             merged.add(sums)
     assert merged is not None
-    statement = rounded_statement(config, plan, merged)
-    return allocate_run(run, fetched, open_path=open_path, statement=statement)
+    apart = {bool(part.groups_file) for part in shards}
+    if apart == {False}:
+        statement = rounded_statement(config, plan, merged)
+        return allocate_run(run, fetched, open_path=open_path, statement=statement)
+    if apart != {True}:
+        raise RunStateError(
+            "shards of two versions (groups apart or not): clear the allocate tasks"
+        )
+    files = [(folder / part.groups_file, part.groups_sha256) for part in shards]
+    with MergedGroups(files, len(plan.definitions)) as groups:
+        merged.groups = cast(list[dict[GroupKey, list[Decimal]]], groups)
+        statement = rounded_statement(config, plan, merged)
+        return allocate_run(run, fetched, open_path=open_path, statement=statement)

@@ -13,7 +13,7 @@ draft not tied to an invoice, which is what a run publishes before anyone review
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -424,8 +424,10 @@ class Statement:
     org_name: str = ""
     """The org's name (config ``org.name``), for the workbooks' title block; empty where not
     known (statements read back from a CSV, hand-made samples)."""
-    breakdowns: dict[str, list[Breakdown]] = field(default_factory=dict)
-    """Cost center id → its owner's query-definition breakdowns."""
+    breakdowns: Mapping[str, list[Breakdown]] = field(default_factory=dict)
+    """Cost center id → its owner's query-definition breakdowns. In a run, a mapping that
+    reads one cost center's tables when looked up (``breakdown_files.StoredBreakdowns``,
+    or ``breakdowns.BreakdownTables`` that rounds them then): read them per cost center."""
     reconciliation: Reconciliation | None = None
     provenance: Provenance | None = None
     pool_notes: dict[str, str] = field(default_factory=dict)

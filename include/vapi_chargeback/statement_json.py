@@ -4,59 +4,104 @@ JSON has no decimal type: money travels as strings and comes back as ``Decimal``
 cells mix text, numbers and dates, so amounts and dates are tagged (``{"d": "12.34"}``,
 ``{"date": "2026-10-05"}``) — otherwise a cost or a day would come back as text and land in
 a workbook as a string.
+
+The owners' breakdowns travel in one of two forms. A statement whose breakdowns are stored
+in the run's work folder (``breakdown_files.StoredBreakdowns``: what every pipeline step
+hands on) carries only their index, under ``breakdown_files``: cost center → file and
+sha256; :func:`loads` then needs that work folder, and reads no table until one is looked
+up. Any other statement carries them inline, under ``breakdowns``, as statements did
+before the index existed: statement JSON written by an older version (a published draft
+awaiting approval, a run picked up mid-way) reads back as it always did.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from vapi_chargeback.breakdown_files import (
+    DATE_TAG,
+    DECIMAL_TAG,
+    StoragePath,
+    StoredBreakdowns,
+    decode_tables,
+    encode_tables,
+    tag_cell,
+)
+from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import Statement
 
 _ADAPTER = TypeAdapter(Statement)
-_DECIMAL_TAG = "d"
-_DATE_TAG = "date"
+FILES_KEY = "breakdown_files"
+"""Where a statement with stored breakdowns keeps their index (in place of ``breakdowns``)."""
+
+
+class StatementJsonError(PermanentError, ValueError):
+    """A statement JSON whose breakdowns are stored, read without the work folder holding them."""
 
 
 def dumps(statement: Statement) -> bytes:
     """Deterministic bytes: the same statement always gives the same JSON.
 
     Keys keep their order (no ``sort_keys``): the order of ``components_usd`` is the order of
-    the statement's columns, and a dict carries it.
+    the statement's columns, and a dict carries it. Stored breakdowns are written as their
+    index; others inline, as :func:`encode_tables` lays them out.
     """
-    data = _ADAPTER.dump_python(statement, mode="json")
-    for cost_center, items in statement.breakdowns.items():
-        for index, breakdown in enumerate(items):
-            table = data["breakdowns"][cost_center][index]
-            table["rows"] = [[_encode_cell(cell) for cell in row] for row in breakdown.rows]
-            table["total"] = [_encode_cell(cell) for cell in breakdown.total]
-    return json.dumps(data, separators=(",", ":")).encode()
+    data = _ADAPTER.dump_python(replace(statement, breakdowns={}), mode="json")
+    breakdowns = statement.breakdowns
+    if isinstance(breakdowns, StoredBreakdowns):
+        data[FILES_KEY] = {
+            center: None if entry is None else {"file": entry[0], "sha256": entry[1]}
+            for center, entry in breakdowns.files.items()
+        }
+    else:
+        data["breakdowns"] = {center: encode_tables(items) for center, items in breakdowns.items()}
+    return json.dumps(data, separators=(",", ":"), default=tag_cell).encode()
 
 
-def loads(raw: bytes) -> Statement:
+def loads(raw: bytes, work: StoragePath | None = None) -> Statement:
+    """The statement of :func:`dumps`; ``work`` is the run's work folder, needed when its
+    breakdowns are stored there (they are read when looked up, not now)."""
     data: dict[str, Any] = json.loads(raw)
-    for items in data.get("breakdowns", {}).values():
-        for breakdown in items:
-            breakdown["rows"] = [[_decode_cell(cell) for cell in row] for row in breakdown["rows"]]
-            breakdown["total"] = [_decode_cell(cell) for cell in breakdown.get("total", [])]
-    return _ADAPTER.validate_python(data)
+    files = data.pop(FILES_KEY, None)
+    inline = data.pop("breakdowns", None) or {}
+    statement = _ADAPTER.validate_python(data)
+    if files is not None:
+        if work is None:
+            raise StatementJsonError(
+                "this statement's breakdowns are stored in its run's work folder: read it"
+                " with that folder (workfolder.load_statement)"
+            )
+        index = {
+            str(center): None if entry is None else (str(entry["file"]), str(entry["sha256"]))
+            for center, entry in files.items()
+        }
+        return replace(statement, breakdowns=StoredBreakdowns(work, index))
+    if not inline:
+        return statement
+    breakdowns = {
+        center: decode_tables([_decoded(item) for item in items])
+        for center, items in inline.items()
+    }
+    return replace(statement, breakdowns=breakdowns)
 
 
-def _encode_cell(cell: object) -> object:
-    if isinstance(cell, Decimal):
-        return {_DECIMAL_TAG: str(cell)}
-    if isinstance(cell, date):
-        return {_DATE_TAG: cell.isoformat()}
-    return cell
+def _decoded(table: dict[str, Any]) -> dict[str, Any]:
+    """An inline table's tagged cells read back (tags only ever stand for cells there)."""
+    return table | {
+        "rows": [[_decode_cell(cell) for cell in row] for row in table["rows"]],
+        "total": [_decode_cell(cell) for cell in table.get("total", [])],
+    }
 
 
 def _decode_cell(cell: Any) -> Any:
     if isinstance(cell, dict):
-        if _DATE_TAG in cell:
-            return date.fromisoformat(cell[_DATE_TAG])
-        return Decimal(cell[_DECIMAL_TAG])
+        if DATE_TAG in cell:
+            return date.fromisoformat(cell[DATE_TAG])
+        return Decimal(cell[DECIMAL_TAG])
     return cell

@@ -168,7 +168,9 @@ def _decode_batch(
 
 
 def load_statement(work: StoragePath, step: Mapping[str, Any]) -> Statement:
+    """The statement a step left in ``work``, held to its sha256; its breakdowns stay in
+    their files (``breakdown_files``) until a cost center's are looked up."""
     raw = (work / step["statement"]).read_bytes()
     if hashlib.sha256(raw).hexdigest() != step["sha256"]:
         raise RunStateError(f"{step['statement']} changed since the previous step wrote it")
-    return statement_json.loads(raw)
+    return statement_json.loads(raw, work)

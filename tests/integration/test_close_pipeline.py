@@ -138,8 +138,8 @@ def moved(run_info: pipeline.RunInfo, output: Path) -> pipeline.RunInfo:
 
 
 def published_statement(month: runner.MonthRun) -> Statement:
-    raw = (pipeline.default_open_path(month.run.work_url) / PUBLISHED_FILE).read_bytes()
-    return statement_json.loads(raw)
+    work = pipeline.default_open_path(month.run.work_url)
+    return statement_json.loads((work / PUBLISHED_FILE).read_bytes(), work)
 
 
 def cost_sum(rows: dict[Any, dict[str, str]], allocation_prefix: str = "") -> Decimal:

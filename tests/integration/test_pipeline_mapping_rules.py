@@ -76,7 +76,7 @@ def run_month(base_url: str, config: Path, output: Path) -> Statement:
         ]
     pipeline.publish_run(run, pipeline.reconcile_run(run, pipeline.allocate_run(run, fetched)))
     folder = pipeline.default_open_path(run.work_url)
-    return statement_json.loads(bytes((folder / pipeline.RECONCILED_FILE).read_bytes()))
+    return statement_json.loads(bytes((folder / pipeline.RECONCILED_FILE).read_bytes()), folder)
 
 
 def usage(statement: Statement, assistant: str) -> set[tuple[str, str, str, str]]:

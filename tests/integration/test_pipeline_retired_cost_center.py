@@ -99,7 +99,7 @@ def run_month(base_url: str, config: Path, output: Path, month: str) -> pipeline
 
 def statement(run: pipeline.RunInfo) -> Statement:
     folder = pipeline.default_open_path(run.work_url)
-    return statement_json.loads(bytes((folder / pipeline.RECONCILED_FILE).read_bytes()))
+    return statement_json.loads(bytes((folder / pipeline.RECONCILED_FILE).read_bytes()), folder)
 
 
 def csv_rows(output: Path, month: str) -> list[dict[str, str]]:

@@ -87,7 +87,9 @@ def test_windowed_plan_publishes_the_same_statement_as_the_day_plan(
         tmp_path / "daily" / MONTH / csv
     ).read_bytes()
     first, second = (
-        statement_json.loads(_work_file(run, pipeline.RECONCILED_FILE))
+        statement_json.loads(
+            _work_file(run, pipeline.RECONCILED_FILE), pipeline.default_open_path(run.work_url)
+        )
         for run in (daily_run, windowed_run)
     )
     assert (second.lines, second.breakdowns, second.reconciliation) == (
