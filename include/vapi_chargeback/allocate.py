@@ -23,21 +23,27 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
+from itertools import compress
+from operator import attrgetter, methodcaller
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.attribution import (
     DIRECT,
-    PRECEDENCE,
     REASONS,
     AnalyticsResultError,
+    AttributedRow,
     Attributor,
     ChargedBy,
-    attributed_rows,
+    QueryColumns,
+    attributed_columns,
+    attributions,
 )
 from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
@@ -45,7 +51,7 @@ from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, LineKey, Piece
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.mapping_rules import RuleBook
 from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units
-from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, Plan
+from vapi_chargeback.plan import SUCCESS_KEY, Plan
 from vapi_chargeback.split import CALL_QUANTUM, exact_context, round_to_total, split_exact
 from vapi_chargeback.statement import ChargebackLine, CostCenterInfo, Statement
 
@@ -105,43 +111,29 @@ def exact_sums(
     core = [measures[plan.core_query].index(m) for m in core_measures]
     success_calls = measures[plan.success_query].index("calls")
     daily_cost = measures[plan.daily_cost_query].index("cost")
+    read_by = _centers_reading(plan)
     exact = ExactSums(measures=core_measures)
-    sums, successes, charged, days = exact.pieces, exact.successes, exact.charged, exact.days
     with exact_context():
         for name, wanted in measures.items():
-            is_core = name == plan.core_query
-            is_success = name == plan.success_query
-            is_daily = name == plan.daily_cost_query
             for part in plan.parts(name):
-                rows = attributed_rows(
+                columns = attributed_columns(
                     config, mapping, plan, results, part, wanted, attributor=attributor
                 )
-                for item in rows:
-                    builder.add(name, item)
-                    a = item.attribution
-                    if is_core:
-                        key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
-                        piece = (key, key)
-                        if bare is not None:
-                            row = item.row
-                            b = bare(row.get(ASSISTANT_KEY), row.get(plan.variable_key), item.day)
-                            piece = ((b.cost_center_id, b.team, b.assistant_id, b.allocation), key)
-                        line = sums.get(piece)
-                        if line is None:
-                            line = sums[piece] = [Decimal(0)] * len(core)
-                        if key not in charged:
-                            charged[key] = a.charged_by
-                        elif a.charged_by != charged[key]:
-                            charged[key] = min(charged[key], a.charged_by, key=PRECEDENCE.index)
-                        values = item.values
-                        for position, index in enumerate(core):
-                            line[position] += values[index]
-                    if is_success and _succeeded(item.row.get(SUCCESS_KEY)):
-                        key = (a.cost_center_id, a.team, a.assistant_id, a.allocation)
-                        successes[key] = successes.get(key, ZERO) + item.values[success_calls]
-                    if is_daily and a.allocation == DIRECT:
-                        center = days.setdefault(a.cost_center_id, {})
-                        center[item.day] = center.get(item.day, ZERO) + item.values[daily_cost]
+                _to_breakdowns(builder, name, columns, read_by.get(name, frozenset()))
+                if name == plan.core_query:
+                    atoms = (
+                        None
+                        if bare is None
+                        else attributions(bare, columns.pairs, columns.days, columns.horizon)
+                    )
+                    exact.add_lines(columns.attributions, atoms, columns.values, core)
+                if name == plan.success_query:
+                    succeeded = list(map(_succeeded, map(_SUCCESS, columns.rows)))
+                    exact.add_successes(
+                        columns.attributions, succeeded, columns.values, success_calls
+                    )
+                if name == plan.daily_cost_query:
+                    exact.add_days(columns.attributions, columns.days, columns.values, daily_cost)
     exact.groups = builder.exact_groups()
     return exact
 
@@ -197,6 +189,33 @@ def _query_measures(plan: Plan) -> dict[str, list[str]]:
     needed.setdefault(plan.success_query, set()).add("calls")
     needed.setdefault(plan.daily_cost_query, set()).add("cost")
     return {name: sorted(wanted) for name, wanted in needed.items()}
+
+
+def _centers_reading(plan: Plan) -> dict[str, frozenset[str]]:
+    """Query name → the cost centers with a definition reading it: only their rows reach
+    the breakdowns (:meth:`BreakdownBuilder.add` passes over any other)."""
+    centers: dict[str, set[str]] = {}
+    for definition in plan.definitions:
+        centers.setdefault(definition.query, set()).add(definition.cost_center_id)
+    return {query: frozenset(ids) for query, ids in centers.items()}
+
+
+def _to_breakdowns(
+    builder: BreakdownBuilder, query: str, columns: QueryColumns, centers: frozenset[str]
+) -> None:
+    """Hand the builder, in row order, the rows of ``query`` that one of its definitions
+    reads (rows of other cost centers would pass it by: they are not made into rows)."""
+    if not centers:
+        return
+    wanted = map(centers.__contains__, map(_CENTER, columns.attributions))
+    rows = zip(columns.days, columns.attributions, columns.rows, columns.values, strict=True)
+    deque(map(partial(builder.add, query), map(_ATTRIBUTED_ROW, compress(rows, wanted))), maxlen=0)
+
+
+_CENTER = attrgetter("cost_center_id")
+_ATTRIBUTED_ROW = partial(tuple.__new__, AttributedRow)
+"""``AttributedRow._make`` in C (a named tuple is a tuple made by ``tuple.__new__``)."""
+_SUCCESS = methodcaller("get", SUCCESS_KEY)
 
 
 def _succeeded(value: object) -> bool:

@@ -12,12 +12,14 @@ breakdown can never attribute a call differently from the statement lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from itertools import chain
+from operator import itemgetter, methodcaller
+from typing import Any, Literal, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from vapi_chargeback.analytics.models import DATE_KEY, AnalyticsQuery, AnalyticsQueryResult
@@ -118,7 +120,16 @@ def _charged_center(
 
 class Attributor:
     """:func:`attribute`, memoised for one run: across queries, the same few thousand
-    (assistant, variable value, day) triples come back on every row."""
+    (assistant, variable value) pairs come back on every row.
+
+    An attribution changes with the day only on a *cut*: the start, or the day after the
+    end, of one of the assistant's mapping rows, or the day after the ``valid_to`` of a cost
+    center the variable value names (of any cost center, under mapping rules) — the only
+    ways :func:`attribute` reads the day. Between two cuts every day gets the same answer,
+    so it is computed once per (assistant, variable value, stretch between cuts), and a
+    pair with no cut inside a query's days is attributed without looking at the day at all
+    (:func:`attributions`).
+    """
 
     def __init__(
         self, config: ChargebackConfig, mapping: AssistantMapping, rules: RuleBook | None = None
@@ -127,8 +138,22 @@ class Attributor:
         self._mapping = mapping
         self._rules = rules
         self.seen: dict[tuple[object, object, date], Attribution] = {}
-        """Attributions found so far by (assistant, variable value, day): read directly by
-        :func:`attributed_rows`, which saves a call per row."""
+        """Attributions found so far by (assistant, variable value, day)."""
+        self._center_cuts = {
+            center: (cut,)
+            for center, cut in ((c, _day_after(e)) for c, e in self._ends.items())
+            if cut is not None
+        }
+        self._all_center_cuts = frozenset(cut for (cut,) in self._center_cuts.values())
+        self._mapping_cuts: dict[str, set[date]] = {}
+        for entry in mapping.entries:
+            cuts = self._mapping_cuts.setdefault(entry.assistant_id, set())
+            cuts.update(
+                cut for cut in (entry.valid_from, _day_after(entry.valid_to)) if cut is not None
+            )
+        self._cuts: dict[tuple[object, object], tuple[date, ...]] = {}
+        self._stretches: dict[tuple[object, object, int], Attribution] = {}
+        self._horizons: dict[tuple[date, date], _HorizonMemo] = {}
 
     def __call__(self, assistant_id: object, variable_value: object, day: date) -> Attribution:
         key = (assistant_id, variable_value, day)
@@ -137,12 +162,80 @@ class Attributor:
         except TypeError:
             key = (_hashable(assistant_id), _hashable(variable_value), day)
             found = self.seen.get(key)
+            if found is None:
+                found = self.seen[key] = attribute(
+                    self._ends, self._mapping, assistant_id, variable_value, day, self._rules
+                )
+            return found
         if found is None:
-            found = attribute(
+            found = self.seen[key] = self._in_stretch(assistant_id, variable_value, day)
+        return found
+
+    def over(self, horizon: tuple[date, date]) -> _HorizonMemo:
+        """The memo of (assistant, variable value) → attribution on every day of ``horizon``
+        (first and last day), for the pairs entered by :meth:`fill`."""
+        memo = self._horizons.get(horizon)
+        if memo is None:
+            memo = self._horizons[horizon] = _HorizonMemo({}, set())
+        return memo
+
+    def fill(self, horizon: tuple[date, date], pairs: Iterable[tuple[object, object]]) -> None:
+        """Enter ``pairs`` (hashable) into the memo of :meth:`over`: each pair's attribution
+        on the horizon's first day when no cut of the pair falls after it within the horizon
+        (every day is then in the first day's stretch); else the pair is one that *varies*."""
+        first, last = horizon
+        memo = self.over(horizon)
+        for pair in pairs:
+            cuts = self._cuts_of(*pair)
+            after = bisect_right(cuts, first)
+            if after < len(cuts) and cuts[after] <= last:
+                memo.varies.add(pair)
+                memo.constant[pair] = None
+            else:
+                memo.constant[pair] = self._in_stretch(pair[0], pair[1], first)
+
+    def _in_stretch(self, assistant_id: object, variable_value: object, day: date) -> Attribution:
+        """The attribution shared by every day of ``day``'s stretch between two cuts
+        (hashable arguments only)."""
+        stretch = bisect_right(self._cuts_of(assistant_id, variable_value), day)
+        key = (assistant_id, variable_value, stretch)
+        found = self._stretches.get(key)
+        if found is None:
+            found = self._stretches[key] = attribute(
                 self._ends, self._mapping, assistant_id, variable_value, day, self._rules
             )
-            self.seen[key] = found
         return found
+
+    def _cuts_of(self, assistant_id: object, variable_value: object) -> tuple[date, ...]:
+        """The first days on which :func:`attribute` may answer otherwise than the day
+        before, for this pair (hashable): a start, or the day after an end, of one of the
+        assistant's mapping rows (looked up as :func:`attribute` does), and the day after the
+        ``valid_to`` of the cost center the variable value names — of every cost center
+        under mapping rules, which may name any. A cut more than needed only costs a call."""
+        pair = (assistant_id, variable_value)
+        cuts = self._cuts.get(pair)
+        if cuts is not None:
+            return cuts
+        found: set[date] = set()
+        if isinstance(assistant_id, str):
+            found.update(self._mapping_cuts.get(canonical_assistant_id(assistant_id), ()))
+        if isinstance(variable_value, str):
+            found.update(self._center_cuts.get(variable_value, ()))
+        if self._rules is not None and self._rules.rules:
+            found.update(self._all_center_cuts)
+        cuts = self._cuts[pair] = tuple(sorted(found))
+        return cuts
+
+
+class _HorizonMemo(NamedTuple):
+    constant: dict[tuple[object, object], Attribution | None]
+    """Pair → its attribution on every day of the horizon; none for a pair that varies."""
+    varies: set[tuple[object, object]]
+
+
+def _day_after(day: date | None) -> date | None:
+    """The day after ``day``; none after none or the last day there is."""
+    return day + timedelta(days=1) if day is not None and day < date.max else None
 
 
 class AttributedRow(NamedTuple):
@@ -162,6 +255,22 @@ class AttributedRow(NamedTuple):
     Counts may arrive as ``int``: sum them into a ``Decimal``."""
 
 
+class QueryColumns(NamedTuple):
+    """One query's rows and, position for position, what :func:`attributed_rows` yields
+    for each: what allocation sums a column at a time, in C, instead of a row at a time."""
+
+    rows: Sequence[Mapping[str, Any]]
+    pairs: list[tuple[object, object]]
+    """(assistant, variable value) of each row: with its day, what an :class:`Attributor`
+    reads."""
+    days: list[date]
+    attributions: list[Attribution]
+    values: list[tuple[Decimal | int, ...]]
+    horizon: tuple[date, date]
+    """A first and last day between which every row's day lies: the statement month's, or
+    wider when the query's window is (what :func:`attributions` is memoised over)."""
+
+
 def attributed_rows(
     config: ChargebackConfig,
     mapping: AssistantMapping,
@@ -172,12 +281,35 @@ def attributed_rows(
     *,
     attributor: Attributor | None = None,
 ) -> Iterator[AttributedRow]:
-    """The rows of one compiled query, each with its local day, attribution and measures.
+    """The rows of one compiled query, each with its local day, attribution and measures
+    (:func:`attributed_columns`, a row at a time)."""
+    columns = attributed_columns(
+        config, mapping, plan, results, query_name, measures, attributor=attributor
+    )
+    yield from map(
+        AttributedRow._make,
+        zip(columns.days, columns.attributions, columns.rows, columns.values, strict=True),
+    )
 
-    A generator, so a month of rows is aggregated as it is read, never held twice; days
-    and attributions repeat across rows and are computed once each (across queries too,
-    when they share an ``attributor``). Rows whose measures are all JSON numbers take a
-    fast path; anything else is read value by value, which also names what is wrong.
+
+def attributed_columns(
+    config: ChargebackConfig,
+    mapping: AssistantMapping,
+    plan: Plan,
+    results: Mapping[str, AnalyticsQueryResult],
+    query_name: str,
+    measures: Sequence[str],
+    *,
+    attributor: Attributor | None = None,
+) -> QueryColumns:
+    """The rows of one compiled query with their local days, attributions and measures.
+
+    Days and attributions repeat across rows and are computed once each (across queries
+    too, when they share an ``attributor``). The columns are read with ``map`` over the
+    rows, in C, as long as every row is plainly good — each bucket a text, each measure
+    a JSON number; otherwise the query is read again a row at a time, which is the
+    reference: it reads anything else value by value and names the first problem, in row
+    order. Both give the same columns whenever both succeed.
     """
     result = results.get(query_name)
     if result is None:
@@ -185,43 +317,149 @@ def attributed_rows(
             f"no result for query {query_name!r}; got {sorted(results)}. Fetch every batch of"
             " the plan before allocating"
         )
+    reader = _QueryReader(plan, query_name, measures, result.result)
     attributor = attributor or Attributor(config, mapping)
-    zone = ZoneInfo(plan.period.timezone)
-    query = plan.query(query_name)
-    step = query.time_range.step if query.time_range else "day"
-    first, last = _window(query, plan, zone)
-    readers = [(measure_alias(m), measure_default_key(m)) for m in measures]
-    aliases = [alias for alias, _ in readers]
-    pick = _picker(aliases)
-    variable_key = plan.variable_key
-    days: dict[object, date] = {}
-    seen = attributor.seen
-    exact_types = _EXACT_TYPES
-    for index, row in enumerate(result.result):
-        if step is None:
-            day = first
-        else:
-            stamp = row.get(DATE_KEY)
-            found = days.get(stamp) if isinstance(stamp, str) else None
-            if found is None:
-                where = f"query {query_name!r} row {index}"
-                found = _row_day(stamp, step, zone, plan, (first, last), where)
-                days[stamp] = found
-            day = found
-        assistant, value = row.get(ASSISTANT_KEY), row.get(variable_key)
+    return reader.columns(attributor) or reader.row_by_row(attributor)
+
+
+def attributions(
+    attributor: Attributor,
+    pairs: Sequence[tuple[object, object]],
+    days: Sequence[date],
+    horizon: tuple[date, date],
+) -> list[Attribution]:
+    """``attributor`` applied to each row's (assistant, variable value) of ``pairs`` and day
+    of ``days``, every day inside ``horizon``: looked up by pair in C, each pair new to the
+    horizon worked out once (:meth:`Attributor.fill`); only the rows of a pair whose
+    attribution changes inside the horizon are attributed by their day."""
+    memo = attributor.over(horizon)
+    try:
+        distinct = set(pairs)
+    except TypeError:
+        return [attributor(a, v, day) for (a, v), day in zip(pairs, days, strict=True)]
+    attributor.fill(horizon, distinct.difference(memo.constant))
+    found = list(map(memo.constant.__getitem__, pairs))
+    if not memo.varies.isdisjoint(distinct):
+        return [
+            attributor(pair[0], pair[1], day) if a is None else a
+            for a, pair, day in zip(found, pairs, days, strict=True)
+        ]
+    return cast(list[Attribution], found)
+
+
+class _QueryReader:
+    """What reading one query's rows needs: its days' window, its measures' keys."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        query_name: str,
+        measures: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        self.rows = rows
+        self._plan = plan
+        self._name = query_name
+        self._zone = ZoneInfo(plan.period.timezone)
+        query = plan.query(query_name)
+        self._step = query.time_range.step if query.time_range else "day"
+        self._window = _window(query, plan, self._zone)
+        month = _window(query.model_copy(update={"time_range": None}), plan, self._zone)
+        self._horizon = (min(self._window[0], month[0]), max(self._window[1], month[1]))
+        self._readers = [(measure_alias(m), measure_default_key(m)) for m in measures]
+        self._pick = _picker([alias for alias, _ in self._readers])
+        self._variable_key = plan.variable_key
+
+    def columns(self, attributor: Attributor) -> QueryColumns | None:
+        """The columns, read in C; none when a row needs reading :meth:`row_by_row`."""
+        rows = self.rows
+        days = self._days()
+        values = self._values()
+        if days is None or values is None:
+            return None
+        pairs = list(
+            zip(
+                map(methodcaller("get", ASSISTANT_KEY), rows),
+                map(methodcaller("get", self._variable_key), rows),
+                strict=True,
+            )
+        )
+        found = attributions(attributor, pairs, days, self._horizon)
+        return QueryColumns(rows, pairs, days, found, values, self._horizon)
+
+    def _days(self) -> list[date] | None:
+        """Each row's day: its bucket's, checked once per distinct bucket text (none at a
+        bucket that is not a text, or not one of the query's days)."""
+        if self._step is None:
+            return [self._window[0]] * len(self.rows)
+        stamps = list(map(methodcaller("get", DATE_KEY), self.rows))
+        known: dict[str, date] = {}
         try:
-            attribution = seen.get((assistant, value, day)) or attributor(assistant, value, day)
+            distinct = set(stamps)
         except TypeError:
-            attribution = attributor(assistant, value, day)
+            return None
+        for stamp in distinct:
+            if not isinstance(stamp, str):
+                return None
+            try:
+                known[stamp] = _row_day(stamp, self._step, self._zone, self._plan, self._window, "")
+            except AnalyticsResultError:
+                return None
+        return list(map(known.__getitem__, stamps))
+
+    def _values(self) -> list[tuple[Decimal | int, ...]] | None:
+        """Each row's measures, picked in C when every one is a JSON number, else a row at
+        a time as :meth:`row_by_row` reads them (none at a measure it refuses)."""
         try:
-            values = pick(row)
+            values = list(map(self._pick, self.rows))
+            if _EXACT_TYPES.issuperset(map(type, chain.from_iterable(values))):
+                return values
+        except KeyError:
+            pass
+        try:
+            return [self._row_values(index, row) for index, row in enumerate(self.rows)]
+        except AnalyticsResultError:
+            return None
+
+    def _row_values(self, index: int, row: Mapping[str, Any]) -> tuple[Decimal | int, ...]:
+        try:
+            values = self._pick(row)
         except KeyError:
             values = None
-        if values is None or not exact_types.issuperset(map(type, values)):
+        if values is None or not _EXACT_TYPES.issuperset(map(type, values)):
             values = tuple(
-                _measure(row, alias, default, query_name, index) for alias, default in readers
+                _measure(row, alias, default, self._name, index) for alias, default in self._readers
             )
-        yield AttributedRow(day, attribution, row, values)
+        return values
+
+    def row_by_row(self, attributor: Attributor) -> QueryColumns:
+        """The columns, a row at a time: the reference reader, raising on the first row that
+        breaks the plan, in row order, with the row's index."""
+        days: list[date] = []
+        pairs: list[tuple[object, object]] = []
+        found: list[Attribution] = []
+        values: list[tuple[Decimal | int, ...]] = []
+        known: dict[object, date] = {}
+        first = self._window[0]
+        for index, row in enumerate(self.rows):
+            if self._step is None:
+                day = first
+            else:
+                stamp = row.get(DATE_KEY)
+                day_of = known.get(stamp) if isinstance(stamp, str) else None
+                if day_of is None:
+                    where = f"query {self._name!r} row {index}"
+                    day_of = _row_day(
+                        stamp, self._step, self._zone, self._plan, self._window, where
+                    )
+                    known[stamp] = day_of
+                day = day_of
+            pair = (row.get(ASSISTANT_KEY), row.get(self._variable_key))
+            found.append(attributor(pair[0], pair[1], day))
+            values.append(self._row_values(index, row))
+            days.append(day)
+            pairs.append(pair)
+        return QueryColumns(self.rows, pairs, days, found, values, self._horizon)
 
 
 _EXACT_TYPES = frozenset({Decimal, int})

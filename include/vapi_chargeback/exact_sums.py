@@ -14,12 +14,16 @@ the shard count.
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from itertools import compress
+from operator import itemgetter
 from typing import Any, cast
 
-from vapi_chargeback.attribution import PRECEDENCE, ChargedBy
+from vapi_chargeback.attribution import DIRECT, PRECEDENCE, Attribution, ChargedBy
 from vapi_chargeback.breakdowns import GroupKey
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.split import exact_context
@@ -53,6 +57,81 @@ class ExactSums:
     """Cost center → local day → cost of its direct rows."""
     groups: list[dict[GroupKey, list[Decimal]]] = field(default_factory=list)
     """Per definition of the plan (plan order): group key → exact sums of its measures."""
+
+    def add_lines(
+        self,
+        attributions: Sequence[Attribution],
+        atoms: Sequence[Attribution] | None,
+        values: Sequence[tuple[Decimal | int, ...]],
+        positions: Sequence[int],
+    ) -> None:
+        """Add core rows: row ``i``, attributed ``attributions[i]`` (and, under mapping rules,
+        ``atoms[i]`` without them), sums ``values[i][p]`` for each ``p`` of ``positions``
+        into its piece, and its rule into its line's ``charged``.
+
+        Rows are bucketed by piece in C (by the identity of their attribution objects, which
+        the :class:`Attributor` shares between rows), then each piece's columns are added in
+        row order by ``sum``: the very additions a row-at-a-time loop makes, in its order,
+        with the pieces created in the order of their first rows.
+        """
+        if atoms is None:
+            idents: list[Any] = list(map(id, attributions))
+            pairs: Iterable[tuple[Attribution, Attribution]] = zip(
+                attributions, attributions, strict=True
+            )
+        else:
+            idents = list(zip(map(id, attributions), map(id, atoms), strict=True))
+            pairs = zip(attributions, atoms, strict=True)
+        buckets: dict[PieceKey, list[tuple[Decimal | int, ...]]] = {}
+        bucket_of: dict[Any, list[tuple[Decimal | int, ...]]] = {}
+        for ident, (attribution, atom) in dict(zip(idents, pairs, strict=True)).items():
+            key = line_key(attribution)
+            bucket_of[ident] = buckets.setdefault((line_key(atom), key), [])
+            held = self.charged.get(key)
+            rule = attribution.charged_by
+            if held is None:
+                self.charged[key] = rule
+            elif rule != held:
+                self.charged[key] = min(held, rule, key=PRECEDENCE.index)
+        _append_each(map(bucket_of.__getitem__, idents), values)
+        for piece, rows in buckets.items():
+            sums = self.pieces.get(piece)
+            if sums is None:
+                sums = self.pieces[piece] = [Decimal(0)] * len(positions)
+            for slot, position in enumerate(positions):
+                sums[slot] = sum(map(itemgetter(position), rows), sums[slot])
+
+    def add_successes(
+        self,
+        attributions: Sequence[Attribution],
+        succeeded: Sequence[bool],
+        values: Sequence[tuple[Decimal | int, ...]],
+        position: int,
+    ) -> None:
+        """Add the successful calls (``values[i][position]``) of each row that ``succeeded``
+        to its line."""
+        keys = _line_keys(compress(attributions, succeeded))
+        _sum_by_key(self.successes, keys, map(itemgetter(position), compress(values, succeeded)))
+
+    def add_days(
+        self,
+        attributions: Sequence[Attribution],
+        days: Sequence[date],
+        values: Sequence[tuple[Decimal | int, ...]],
+        position: int,
+    ) -> None:
+        """Add the cost (``values[i][position]``) of each direct row to its cost center's day."""
+        idents = list(map(id, attributions))
+        center_of = {
+            ident: attribution.cost_center_id if attribution.allocation == DIRECT else None
+            for ident, attribution in dict(zip(idents, attributions, strict=True)).items()
+        }
+        keys = list(zip(map(center_of.__getitem__, idents), days, strict=True))
+        costs = map(itemgetter(position), values)
+        for (center, day), bucket in _buckets(keys, costs).items():
+            if center is not None:
+                into = self.days.setdefault(center, {})
+                into[day] = sum(bucket, into.get(day, ZERO))
 
     def add(self, other: ExactSums) -> None:
         """Add ``other``'s sums to these (they must come from the same plan)."""
@@ -180,3 +259,45 @@ def _group_order(item: tuple[GroupKey, list[Decimal]]) -> tuple[tuple[int, str],
         (0, p.isoformat()) if isinstance(p, date) else (1, p) if p is not None else (2, "")
         for p in item[0]
     )
+
+
+def line_key(attribution: Attribution) -> LineKey:
+    """The line an attributed row is summed into."""
+    return (
+        attribution.cost_center_id,
+        attribution.team,
+        attribution.assistant_id,
+        attribution.allocation,
+    )
+
+
+def _line_keys(attributions: Iterable[Attribution]) -> list[LineKey]:
+    """Each attribution's line key, made once per distinct attribution object."""
+    attributions = list(attributions)
+    made = {
+        ident: line_key(a)
+        for ident, a in dict(zip(map(id, attributions), attributions, strict=True)).items()
+    }
+    return list(map(made.__getitem__, map(id, attributions)))
+
+
+def _append_each(buckets: Iterable[list[Any]], items: Iterable[Any]) -> None:
+    """``bucket.append(item)`` for each pair, in C (a zero-length deque drains the map)."""
+    deque(map(list.append, buckets, items), maxlen=0)
+
+
+def _buckets(keys: Sequence[Any], items: Iterable[Any]) -> dict[Any, list[Any]]:
+    """Key → its items, in their order; keys in the order of their first item. Made in C
+    but for one dict entry per distinct key."""
+    buckets: dict[Any, list[Any]] = {key: [] for key in dict.fromkeys(keys)}
+    _append_each(map(buckets.__getitem__, keys), items)
+    return buckets
+
+
+def _sum_by_key(
+    into: dict[Any, Decimal], keys: Sequence[Any], amounts: Iterable[Decimal | int]
+) -> None:
+    """Add each amount to its key's sum in ``into`` (from ``ZERO``), the amounts of one key
+    in their order: the additions of a row-at-a-time loop, in its order."""
+    for key, bucket in _buckets(keys, amounts).items():
+        into[key] = sum(bucket, into.get(key, ZERO))
