@@ -169,12 +169,30 @@ def query_sheet(title: str, breakdown: Breakdown, names: Names) -> Sheet:
         if is_assistant:
             columns.append(Column("Assistant"))
 
+    special = [
+        (index, is_assistant, is_date)
+        for index, (is_assistant, is_date) in enumerate(zip(assistant, dated, strict=True))
+        if is_assistant or is_date
+    ]
+    width = len(breakdown.columns)
+
     def cells(row: Sequence[CellValue]) -> list[CellValue]:
+        """The row with dates parsed and names inserted; the other values copied in runs
+        (a breakdown holds tens of thousands of rows, most of their values plain)."""
+        if len(row) != width:
+            raise ValueError(
+                f"breakdown {breakdown.definition_id!r}: {len(row)} values for {width} columns"
+            )
         shown: list[CellValue] = []
-        for value, is_assistant, is_date in zip(row, assistant, dated, strict=True):
+        start = 0
+        for index, is_assistant, is_date in special:
+            shown.extend(row[start:index])
+            value = row[index]
             shown.append(_as_date(value) if is_date else value)
             if is_assistant:
                 shown.append(names.get(value) if isinstance(value, str) else None)
+            start = index + 1
+        shown.extend(row[start:])
         return shown
 
     footer = [cells(breakdown.total)] if breakdown.total else []
