@@ -210,6 +210,7 @@ def test_shard_files_keep_every_number_exactly(marked: bool) -> None:
     }
     if marked:
         row["costCenter"] = "\x00decimal:1.5"
+        row["team"] = "\x001.5\x01"
     back = decode_json(_dumps({"result": [row]}))["result"][0]
     assert back == row
     assert [str(back[k]) for k in ("cost", "big")] == ["0.000100", "1E+3"]
