@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -109,6 +110,10 @@ def _workbooks(
     ):
         yield lambda: [_write_workbook(statement, totals, directory, task) for task in tasks]
         return
+    # A forked worker flushes the output buffers it inherited when it ends: empty them first,
+    # or a line buffered here would be printed once more by every worker.
+    sys.stdout.flush()
+    sys.stderr.flush()
     with ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
