@@ -450,23 +450,29 @@ class _RowCells:
     def row(self, number: int, values: Sequence[CellValue]) -> str:
         row = str(number)
         cells = [f'<row r="{row}">']
-        columns = zip(self._opens, self._decimals, self._integers, values, strict=True)
+        append = cells.append
+        plain, quoted, day = self._plain, self._quoted, self._date
+        # Dispatch on the exact type, looked up once per value (a subclass takes the slow
+        # path); ``Any`` because mypy does not narrow a value by a saved ``type()``.
+        untyped: Sequence[Any] = values
+        columns = zip(self._opens, self._decimals, self._integers, untyped, strict=True)
         for index, (opening, decimal, integer, value) in enumerate(columns):
-            if type(value) is str:
-                if value:
-                    style = self._quoted if value.startswith(FORMULA_TRIGGERS) else self._plain
-                    cells.append(f"{opening}{row}{style}{_text(value)}</is></c>")
-            elif type(value) is Decimal:
+            kind = type(value)
+            if kind is Decimal:
                 if not value.is_finite():
                     self._slow(index, number, value)
-                cells.append(f"{opening}{row}{decimal}{value:f}</v></c>")
-            elif type(value) is int:
-                cells.append(f"{opening}{row}{integer}{value}</v></c>")
-            elif type(value) is date:
-                cells.append(f"{opening}{row}{self._date}{(value - EXCEL_EPOCH).days}</v></c>")
+                append(f"{opening}{row}{decimal}{value:f}</v></c>")
+            elif kind is str:
+                if value:
+                    style = quoted if value.startswith(FORMULA_TRIGGERS) else plain
+                    append(f"{opening}{row}{style}{_text(value)}</is></c>")
+            elif kind is int:
+                append(f"{opening}{row}{integer}{value}</v></c>")
+            elif kind is date:
+                append(f"{opening}{row}{day}{(value - EXCEL_EPOCH).days}</v></c>")
             elif value is not None:
-                cells.append(self._slow(index, number, value))
-        cells.append("</row>")
+                append(self._slow(index, number, value))
+        append("</row>")
         return "".join(cells)
 
     def _slow(self, index: int, number: int, value: CellValue) -> str:
