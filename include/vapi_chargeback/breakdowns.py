@@ -21,9 +21,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from math import lcm
 
 from vapi_chargeback.attribution import AttributedRow
-from vapi_chargeback.money import CENT, MINUTES_QUANTUM, round_money
+from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units, round_money
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, DefinitionPlan, Plan
 from vapi_chargeback.split import round_to_share, round_to_total, rounds_to, split_exact
@@ -60,6 +61,7 @@ NO_VALUES: dict[str, str] = {
 }
 """Dimensions whose missing value has a more telling name than :data:`NO_VALUE`."""
 SECONDS_PER_MINUTE = 60
+_RATE_NUMERATOR, _RATE_DENOMINATOR = RATE_QUANTUM.as_integer_ratio()
 TOTAL_LABEL = "Total"
 COVERAGE_COLUMN = "week_coverage"
 FULL_WEEK = "Full week"
@@ -256,9 +258,17 @@ def round_to_statement(
         return []
     if rounds_to(exact, total, quantum):
         return round_to_total(exact, quantum)
-    if not sum((Fraction(value) for value in exact), Fraction(0)):
+    if _adds_to_zero(exact):
         return split_exact(total, [1] * len(exact), quantum)
     return round_to_share(exact, total, quantum)
+
+
+def _adds_to_zero(values: Sequence[Decimal | Fraction]) -> bool:
+    """Whether exact values add up to zero, over one common denominator (in integers: a
+    ``Fraction`` made and reduced per value was a third of the time spent making tables)."""
+    ratios = [value.as_integer_ratio() for value in values]
+    common = lcm(*{denominator for _, denominator in ratios})
+    return not sum(numerator * (common // denominator) for numerator, denominator in ratios)
 
 
 def _whole_table(
@@ -323,21 +333,36 @@ def _metric(
     if metric in _MONEY_METRICS:
         return list(round_to_statement([s[metric] for s in sums], round_money(whole[metric])))
     assert metric in _AVERAGES, metric
-    cells: list[Cell] = []
-    for s in sums:
-        if metric == "avg_cost_per_call":
-            cells.append(_ratio(Fraction(s["cost"]), Fraction(s["calls"])))
-        elif metric == "avg_minutes_per_call":
-            cells.append(_ratio(_minutes(s), Fraction(s["calls"])))
-        else:
-            cells.append(_ratio(Fraction(s["cost"]), _minutes(s)))
-    return cells
+    if metric == "avg_cost_per_call":
+        return [_ratio(s["cost"].as_integer_ratio(), s["calls"].as_integer_ratio()) for s in sums]
+    if metric == "avg_minutes_per_call":
+        return [_ratio(_minutes_ratio(s), s["calls"].as_integer_ratio()) for s in sums]
+    return [_ratio(s["cost"].as_integer_ratio(), _minutes_ratio(s)) for s in sums]
 
 
 def _minutes(sums: Mapping[str, Decimal]) -> Fraction:
-    return Fraction(sums["seconds"]) / SECONDS_PER_MINUTE
+    return Fraction(*_minutes_ratio(sums))
 
 
-def _ratio(numerator: Fraction, denominator: Fraction) -> Decimal | None:
-    """A unit rate kept to :data:`RATE_QUANTUM`; none when there is nothing to average over."""
-    return round_money(numerator / denominator, RATE_QUANTUM) if denominator else None
+def _minutes_ratio(sums: Mapping[str, Decimal]) -> tuple[int, int]:
+    """The minutes as (numerator, denominator), not reduced: what :func:`_ratio` takes."""
+    numerator, denominator = sums["seconds"].as_integer_ratio()
+    return numerator, denominator * SECONDS_PER_MINUTE
+
+
+def _ratio(numerator: tuple[int, int], denominator: tuple[int, int]) -> Decimal | None:
+    """A unit rate kept to :data:`RATE_QUANTUM`; none when there is nothing to average over.
+
+    ``round_money`` of the exact quotient, in integer arithmetic: (a/b) / (c/d) in rate
+    quanta is a·d·q₂ / (b·c·q₁) for a quantum q₁/q₂, rounded half away from zero as
+    ``money.round_half_up`` rounds. A table has a few cells per group, and ``Fraction``s
+    made and reduced for each were most of the time spent making tables.
+    """
+    (a, b), (c, d) = numerator, denominator
+    if not c:
+        return None
+    top, bottom = a * d * _RATE_DENOMINATOR, b * c * _RATE_NUMERATOR
+    if bottom < 0:
+        top, bottom = -top, -bottom
+    magnitude = (2 * abs(top) + bottom) // (2 * bottom)
+    return from_units(-magnitude if top < 0 else magnitude, RATE_QUANTUM)

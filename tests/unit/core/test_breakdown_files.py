@@ -1,6 +1,7 @@
 """Breakdowns kept beside the statement, one file per cost center, read one cost center at a
 time: the same tables as inline, their files held to their sha256, and statement JSON of
-the previous version (breakdowns inline) still read as it was written."""
+the previous version (breakdowns inline) still read as it was written. Also the integer
+arithmetic that replaced ``Fraction``s in making tables, against the ``Fraction``s."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import json
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from upath import UPath
 
 from vapi_chargeback import statement_json
@@ -23,8 +27,9 @@ from vapi_chargeback.breakdown_files import (
     loads_tables,
     store_breakdowns,
 )
-from vapi_chargeback.breakdowns import GroupKey
+from vapi_chargeback.breakdowns import GroupKey, _adds_to_zero, _ratio
 from vapi_chargeback.exact_sums import ExactSums
+from vapi_chargeback.money import round_money
 from vapi_chargeback.shard_groups import MergedGroups, ShardGroupsError, dumps_groups
 from vapi_chargeback.statement import (
     Breakdown,
@@ -35,6 +40,7 @@ from vapi_chargeback.statement import (
     Statement,
 )
 from vapi_chargeback.statement_json import StatementJsonError
+from vapi_chargeback.statements.keyfigures import RATE_QUANTUM
 from vapi_chargeback.workfolder import load_statement
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -229,3 +235,27 @@ def test_altered_shard_groups_are_refused_before_any_is_used(tmp_path: Path) -> 
 
     with pytest.raises(ShardGroupsError, match=r"groups-001\.jsonl changed"):
         MergedGroups(files, 3)
+
+
+money = st.decimals(min_value=-(10**6), max_value=10**6, places=4, allow_nan=False)
+counts = st.integers(min_value=-5, max_value=10**5).map(Decimal)
+
+
+@given(numerator=money, denominator=st.one_of(counts, money))
+def test_unit_rates_in_integers_round_as_fractions_do(
+    numerator: Decimal, denominator: Decimal
+) -> None:
+    """``breakdowns._ratio`` against the ``Fraction`` rounding it replaced."""
+    expected = (
+        round_money(Fraction(numerator) / Fraction(denominator), RATE_QUANTUM)
+        if denominator
+        else None
+    )
+    got = _ratio(numerator.as_integer_ratio(), denominator.as_integer_ratio())
+    assert (str(got), type(got)) == (str(expected), type(expected))
+
+
+@given(values=st.lists(st.one_of(money, money.map(lambda v: Fraction(v) / 60)), min_size=1))
+def test_adding_up_to_zero_in_integers_is_the_fraction_sum(values: list[Decimal]) -> None:
+    assert _adds_to_zero(values) == (not sum((Fraction(v) for v in values), Fraction(0)))
+    assert _adds_to_zero([*values, *(-v for v in values)])
