@@ -333,7 +333,7 @@ def create_app(
     )
     def analytics(body: AnalyticsQueryDTO) -> Response:
         queries = resolve(body, time.time_ns() // 1_000_000 * 1_000)
-        results = engine.run(queries)
+        results = engine.run(queries, numbers_as_strings=numbers_as_strings)
         return Response(response_body(results, numbers_as_strings), media_type="application/json")
 
     directory = assistants if assistants is not None else AssistantDirectory.beside(engine.paths)

@@ -30,7 +30,7 @@ from vapi_emulator.generate import (
     MonthCalls,
 )
 from vapi_emulator.org import DemoOrg
-from vapi_emulator.query_sql import CompiledQuery, compile_query
+from vapi_emulator.query_sql import CompiledQuery, compile_query, json_renderable
 from vapi_emulator.records import MalformedRecordError, read_json_records
 from vapi_emulator.resolve import ResolvedQuery
 from vapi_emulator.store import OpenedStore, StoreOptions, close_store, fill_store, open_store
@@ -489,10 +489,13 @@ class ResultTooLarge(ValueError):
 
 @dataclass(frozen=True)
 class QueryRows:
-    """The raw rows of one query, as ``compile_query`` laid them out."""
+    """The raw rows of one query, as ``compile_query`` laid them out, or its rows as JSON
+    text already (``json_rows``: per bucket, the bucket and its rows' objects joined by
+    commas, written by SQL; see ``query_sql.json_rows_sql``)."""
 
     query: ResolvedQuery
     rows: list[tuple[Any, ...]]
+    json_rows: list[tuple[int | None, str]] | None = None
 
 
 class Engine:
@@ -541,8 +544,9 @@ class Engine:
         """A cursor on the loaded database, for running compiled SQL directly (benchmarks)."""
         return self._connection.cursor()
 
-    def compile(self, query: ResolvedQuery) -> CompiledQuery | None:
-        """The SQL for ``query``, or None when no loaded call can fall in its range."""
+    def compile(self, query: ResolvedQuery, *, as_json: bool = False) -> CompiledQuery | None:
+        """The SQL for ``query``, or None when no loaded call can fall in its range;
+        ``as_json`` (for a ``json_renderable`` query): its rows as JSON text."""
         if self._created_range is None:
             return None
         low = max(query.start_us, self._created_range[0])
@@ -550,26 +554,37 @@ class Engine:
         if low >= high:
             return None
         segments = offset_segments(query.timezone, low, high)
-        return compile_query(query, segments, MAX_RESULT_ROWS + 1)
+        return compile_query(query, segments, MAX_RESULT_ROWS + 1, as_json=as_json)
 
-    def run(self, queries: Sequence[ResolvedQuery]) -> list[QueryRows]:
-        """Answer a batch on a cursor of its own, so concurrent requests do not share state."""
+    def run(
+        self, queries: Sequence[ResolvedQuery], *, numbers_as_strings: bool = False
+    ) -> list[QueryRows]:
+        """Answer a batch on a cursor of its own, so concurrent requests do not share state.
+
+        A query SQL can write as JSON comes back as text (``QueryRows.json_rows``); with
+        ``numbers_as_strings`` every query comes back as rows for ``render`` to write.
+        """
         if not self._loaded:
             raise RuntimeError("Engine.load() must run before queries are answered")
         cursor = self._connection.cursor()
         try:
             results = []
             for query in queries:
-                compiled = self.compile(query)
-                rows = (
+                as_json = not numbers_as_strings and json_renderable(query)
+                compiled = self.compile(query, as_json=as_json)
+                fetched = (
                     cursor.execute(compiled.sql, compiled.parameters).fetchall() if compiled else []
                 )
-                if len(rows) > MAX_RESULT_ROWS:
+                count = sum(row[1] for row in fetched) if as_json else len(fetched)
+                if count > MAX_RESULT_ROWS:
                     raise ResultTooLarge(
                         f"query {query.name!r} would return more than {MAX_RESULT_ROWS:,} rows; "
                         "use a coarser timeRange.step or a shorter range"
                     )
-                results.append(QueryRows(query, rows))
+                if as_json:
+                    results.append(QueryRows(query, [], [(row[0], row[2]) for row in fetched]))
+                else:
+                    results.append(QueryRows(query, fetched))
             return results
         finally:
             cursor.close()

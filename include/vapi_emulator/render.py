@@ -22,7 +22,13 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from vapi_emulator.engine import QueryRows
-from vapi_emulator.query_sql import COLUMNS, HISTORY_DEFAULT_STEP, SpecColumn, bucket_kind
+from vapi_emulator.query_sql import (
+    BUCKET_MARK,
+    COLUMNS,
+    HISTORY_DEFAULT_STEP,
+    SpecColumn,
+    bucket_kind,
+)
 from vapi_emulator.resolve import DATE_KEY, ResolvedOperation, ResolvedQuery
 from vapi_emulator.timezones import iso_instant, local_wall_to_instant_us
 
@@ -158,6 +164,18 @@ def _writers(query: ResolvedQuery, text: _Text) -> list[tuple[str, Writer]]:
 
 def result_json(result: QueryRows, numbers_as_strings: bool = False) -> str:
     """The ``result`` array of one query as JSON text."""
+    if result.json_rows is not None:
+        if numbers_as_strings:
+            raise ValueError("rows written as JSON by SQL carry numbers as numbers")
+        bucket = _Buckets(result.query, result.query.step)
+        return (
+            "["
+            + ",".join(
+                text if value is None else text.replace(BUCKET_MARK, bucket(value))
+                for value, text in result.json_rows
+            )
+            + "]"
+        )
     writers = _writers(result.query, _Text(numbers_as_strings))
     rows = (
         "{" + ",".join(prefix + write(row) for prefix, write in writers) + "}"

@@ -64,9 +64,11 @@ class SwappableEngine(Engine):
     def load(self) -> int:
         return 0
 
-    def run(self, queries: Sequence[ResolvedQuery]) -> list[QueryRows]:
+    def run(
+        self, queries: Sequence[ResolvedQuery], *, numbers_as_strings: bool = False
+    ) -> list[QueryRows]:
         assert self.current is not None
-        return self.current.run(queries)
+        return self.current.run(queries, numbers_as_strings=numbers_as_strings)
 
 
 @pytest.fixture(scope="module")
