@@ -112,6 +112,10 @@ COLUMNS = (
 )
 
 
+TAGS_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""``json.dumps`` with these options, made once instead of once per line."""
+
+
 class FocusExportError(PermanentError):
     """The FOCUS file would not add up to the statement; nothing is published."""
 
@@ -251,4 +255,4 @@ def _tags(line: ChargebackLine) -> str:
         ("allocation", line.allocation),
     )
     tags = {key: value for key, value in pairs if value}
-    return json.dumps(tags, ensure_ascii=False, separators=(",", ":"))
+    return TAGS_JSON.encode(tags)
