@@ -76,8 +76,8 @@ def cut_statement(
     )
     with run_emulator([cut], key) as url, VapiAnalyticsClient(url, key) as client:
         done = runner.run_month(settings, client, publish=False, now=now)
-    raw = (default_open_path(done.run.work_url) / done.reconciled["statement"]).read_bytes()
-    return statement_json.loads(raw)
+    folder = default_open_path(done.run.work_url)
+    return statement_json.loads((folder / done.reconciled["statement"]).read_bytes(), folder)
 
 
 def statement_lines(statement: Statement) -> dict[LineKey, LineFigures]:
