@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import chain, compress
 from operator import itemgetter
 from typing import Any
 
@@ -72,35 +73,54 @@ def result_problems(query: AnalyticsQuery, result: AnalyticsQueryResult) -> list
 def _plainly_good(
     rows: list[dict[str, Any]], groups: list[str], aggregates: Sequence[tuple[str, str, str]]
 ) -> bool:
-    """Whether every row is fine by the rules of :func:`result_problems`, decided a column
-    at a time in C (``map``, ``set``, ``min``) rather than a row at a time in Python.
+    """Whether every row is fine by the rules of :func:`result_problems`, decided in C
+    (``map``, ``set``, ``min``) over all values of like columns at once rather than a row at
+    a time in Python.
 
     True only when each group key holds only plain values and each aggregate only
-    non-negative ``int``s (and, but for counts, finite ``Decimal``s) — what a good JSON
-    body decodes to. Anything else, a missing key included, is left to the row-by-row
-    check, which also words the problem; so both paths refuse exactly the same rows.
+    non-negative ``int``s (and, but for counts, finite, unsigned ``Decimal``s) — what a
+    good JSON body decodes to. Anything else, a missing key or a ``-0.0`` included, is
+    left to the row-by-row check, which also words the problem; so both paths refuse
+    exactly the same rows.
     """
+    counts = [key for key, operation, _ in aggregates if operation == "count"]
+    numbers = [key for key, operation, _ in aggregates if operation != "count"]
     try:
-        for key in groups:
-            if not set(map(type, map(itemgetter(key), rows))) <= _PLAIN_TYPES:
+        if groups and not set(map(type, _values(rows, groups))) <= _PLAIN_TYPES:
+            return False
+        if counts:
+            values = _values(rows, counts)
+            if not set(map(type, values)) <= _COUNT_TYPES or (values and min(values) < 0):
                 return False
-        for key, operation, _ in aggregates:
-            values = list(map(itemgetter(key), rows))
+        if numbers:
+            values = _values(rows, numbers)
             types = set(map(type, values))
-            allowed = _COUNT_TYPES if operation == "count" else _NUMBER_TYPES
-            if not types <= allowed:
+            if not types <= _NUMBER_TYPES:
                 return False
-            if Decimal in types and not all(
-                map(Decimal.is_finite, (value for value in values if type(value) is Decimal))
+            decimals = (
+                values if int not in types else list(compress(values, map(_is_decimal, values)))
+            )
+            whole = values if Decimal not in types else list(compress(values, map(_is_int, values)))
+            if Decimal in types and (
+                any(map(Decimal.is_signed, decimals)) or not all(map(Decimal.is_finite, decimals))
             ):
                 return False
-            if values and min(values) < 0:
+            if int in types and min(whole) < 0:
                 return False
     except KeyError:
         return False
     return True
 
 
+def _values(rows: list[dict[str, Any]], keys: list[str]) -> list[Any]:
+    """The values of ``keys`` in every row, in one flat list (``KeyError`` if one is missing)."""
+    if len(keys) == 1:
+        return list(map(itemgetter(keys[0]), rows))
+    return list(chain.from_iterable(map(itemgetter(*keys), rows)))
+
+
+_is_decimal = Decimal.__instancecheck__
+_is_int = int.__instancecheck__
 _PLAIN_TYPES = frozenset({str, bool, int, Decimal, type(None)})
 _COUNT_TYPES = frozenset({int})
 _NUMBER_TYPES = frozenset({int, Decimal})

@@ -61,7 +61,7 @@ def result_from_json(item: Any) -> AnalyticsQueryResult:
     if not isinstance(item, dict):
         raise ValueError("a result must be a JSON object")
     rows = item.get("result")
-    if not isinstance(rows, list) or not all(type(row) is dict for row in rows):
+    if not isinstance(rows, list) or not set(map(type, rows)) <= _DICT_ONLY:
         raise ValueError("a result's rows must be a list of JSON objects")
     envelope = AnalyticsQueryResult.model_validate({**item, "result": []})
     return envelope.model_copy(update={"result": rows})
@@ -90,6 +90,8 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number finance can book")
 
 
+_DICT_ONLY = frozenset({dict})
+"""Row types a result may hold: exactly ``dict`` (a subclass would not be a decoded object)."""
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 

@@ -240,3 +240,87 @@ def test_good_rows_take_the_column_at_a_time_path() -> None:
             ("count_id", "count", "id"),
         ],
     )
+
+
+WIDE_QUERY = PLAIN_QUERY.model_copy(
+    update={
+        "name": "wide",
+        "operations": [
+            *PLAIN_QUERY.operations,
+            AnalyticsOperation(operation="sum", column="costBreakdown.llm", alias="sum_llm"),
+            AnalyticsOperation(operation="count", column="id", alias="count_again"),
+        ],
+    }
+)
+"""Several sums and counts: the column-at-a-time path checks like columns together."""
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_like_columns_checked_together_find_what_the_row_by_row_check_finds(
+    data: st.DataObject,
+) -> None:
+    rows = []
+    for _ in range(data.draw(st.integers(0, 6))):
+        row = _plain_row(data) | {"sum_llm": Decimal("0.25"), "count_again": 1}
+        for key in data.draw(st.lists(st.sampled_from(["sum_llm", "count_again"]), max_size=1)):
+            change = data.draw(st.one_of(ANY_VALUE, st.just(DROP)))
+            if change is DROP:
+                row.pop(key)
+            else:
+                row[key] = change
+        rows.append(row)
+    result = AnalyticsQueryResult(name="wide", timeRange={}, result=rows)
+
+    found = result_problems(WIDE_QUERY, result)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(checks, "_plainly_good", lambda *_: False)
+        row_by_row = result_problems(WIDE_QUERY, result)
+
+    assert found == row_by_row
+
+
+EDGE_VALUES = [
+    Decimal("-1.5"),
+    Decimal("-0.0"),
+    Decimal("-0"),
+    Decimal("NaN"),
+    Decimal("-NaN"),
+    Decimal("sNaN"),
+    Decimal("Infinity"),
+    Decimal("-Infinity"),
+    Decimal("1E+400"),
+    -1,
+    0,
+    True,
+    None,
+    "1.5",
+    2.5,
+]
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES, ids=repr)
+@pytest.mark.parametrize("key", ["sum_cost", "sum_llm", "count_id", "count_again"])
+@pytest.mark.parametrize("position", [0, 2, 4])
+def test_one_edge_value_among_good_rows_is_judged_as_row_by_row(
+    value: object, key: str, position: int
+) -> None:
+    rows = [
+        {
+            **dict.fromkeys(PLAIN_KEYS[:4], "x"),
+            "sum_cost": Decimal("1.25") if index % 2 else 0,
+            "sum_llm": Decimal("0.5"),
+            "count_id": 3,
+            "count_again": index,
+        }
+        for index in range(5)
+    ]
+    rows[position][key] = value
+    result = AnalyticsQueryResult(name="wide", timeRange={}, result=rows)
+
+    found = result_problems(WIDE_QUERY, result)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(checks, "_plainly_good", lambda *_: False)
+        row_by_row = result_problems(WIDE_QUERY, result)
+
+    assert found == row_by_row
