@@ -172,7 +172,13 @@ def merge_run(
     open_path: OpenPath = default_open_path,
 ) -> dict[str, Any]:
     """Add the shards' exact sums in shard order, round once, keep the statement: the result
-    of the single allocate step (``pipeline.allocate_run``), for reconcile."""
+    of the single allocate step (``pipeline.allocate_run``), for reconcile.
+
+    The breakdown groups stay in the shards' files: ``MergedGroups`` stands in for the
+    merged ``ExactSums.groups`` (a sequence, one item per definition, added up when looked
+    up), and ``allocate_run`` rounds and writes one cost center's tables at a time.
+    Shard results of an earlier version (groups inside the exact sums) merge as before.
+    """
     shards = sorted((ShardSums.model_validate(part) for part in parts), key=lambda s: s.shard)
     counts = {part.shards for part in shards}
     if not shards or len(counts) != 1 or [s.shard for s in shards] != list(range(len(shards))):
