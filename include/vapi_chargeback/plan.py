@@ -12,7 +12,9 @@ attributed afterwards with the same rules as the money. Hence every compiled que
 A query's shape is its set of dimensions; definitions with the same shape share one
 query whose operations are the union of what they need, so identical definitions of
 different owners cost one query. Definitions grouped by assistant only (or by nothing)
-merge into the core allocation query. An ungrouped org-total query, sharing nothing, is
+merge into the core allocation query, and a shape whose dimensions all belong to a wider
+shape asked at least as finely reads that shape's rows, rolled up (by ended reason from
+by status and ended reason): it would only ask for the same groups again. An ungrouped org-total query, sharing nothing, is
 the independent check reconciliation needs.
 
 How finely a shape's rows are cut in time is its *grain*. Without the mapping (the plan
@@ -282,7 +284,12 @@ def build_plan(
             definitions.append((center.id, definition, shape))
     needs.setdefault(SUCCESS_SHAPE, set()).add("calls")
     grains.setdefault(SUCCESS_SHAPE, _grain(None, segments))
-    names = {shape: _query_name(shape) for shape in needs}
+    answered_by = _answering_shapes(grains)
+    for shape, wider in answered_by.items():
+        if shape != wider:
+            needs[wider].update(needs.pop(shape))
+            del grains[shape]
+    names = {shape: _query_name(answered_by[shape]) for shape in answered_by}
     families: dict[str, list[AnalyticsQuery]] = {}
     estimated: dict[str, int] = {}
     cuts = _Cuts(window_days, rows, len(config.cost_centers))
@@ -362,6 +369,32 @@ def build_plan(
             if [query.name for query in parts] != [family]
         },
     )
+
+
+def _answering_shapes(
+    grains: dict[tuple[Dimension, ...], Grain],
+) -> dict[tuple[Dimension, ...], tuple[Dimension, ...]]:
+    """Each shape → the shape whose query answers it: the widest shape that contains all of
+    its dimensions and is asked at least as finely, else itself.
+
+    Rows, not queries, are what a large org pays for (fetch, check and attribute are linear
+    in them), and a wider shape's rows hold every group of a narrower one: rolled up by the
+    definition's own dimensions (``breakdowns.py`` keys groups by those alone), sums and
+    counts are exact, so e.g. "minutes by ended reason" read from the rows of "calls by
+    status and ended reason" costs no row of its own. A narrower shape asked more finely
+    keeps its query, since answering it would multiply the wider one's rows. The core
+    shape stays the core query.
+    """
+    rank = _GRAIN_RANK
+    answered: dict[tuple[Dimension, ...], tuple[Dimension, ...]] = {}
+    for shape, grain in grains.items():
+        wider = [
+            other
+            for other, other_grain in grains.items()
+            if shape and set(shape) < set(other) and rank[grain] <= rank[other_grain]
+        ]
+        answered[shape] = max(wider, key=lambda other: (len(other), other), default=shape)
+    return answered
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ def test_demo_plan_shares_one_query_per_shape() -> None:
     assert plan.query_names == [
         CORE_QUERY,
         ORG_TOTAL_QUERY,
-        "by-reason",
         "by-reason-status",
         "by-success",
         "by-type",
@@ -50,8 +49,9 @@ def test_demo_plan_shares_one_query_per_shape() -> None:
     assert reads[("sales", "cost-by-assistant-day")] == CORE_QUERY
     assert reads[("operations", "cost-by-assistant-day")] == CORE_QUERY
     assert reads[("marketing", "daily-cost")] == CORE_QUERY
-    assert reads[("sales", "minutes-by-ended-reason")] == "by-reason"
-    assert reads[("support", "minutes-by-ended-reason")] == "by-reason"
+    # by ended reason is inside by status and ended reason, both by day: one query
+    assert reads[("sales", "minutes-by-ended-reason")] == "by-reason-status"
+    assert reads[("support", "minutes-by-ended-reason")] == "by-reason-status"
     assert reads[("support", "calls-by-success")] == reads[("marketing", "calls-by-success")]
 
 
@@ -182,10 +182,13 @@ def test_many_owners_collapse_to_few_queries(
     plan = build_plan(config_from(doc), OCTOBER, max_queries_per_request=3)
 
     assert len(plan.definitions) == 120
-    assert len(plan.queries) == 6
-    assert len(plan.batches) == 2
+    # every shape is inside the widest one and all are by day: core, org total, the widest
+    assert plan.query_names == [CORE_QUERY, ORG_TOTAL_QUERY, "by-type-reason-success-status"]
+    assert len(plan.batches) == 1
     assert max(len(name) for name in plan.query_names) <= NAME_MAX_LENGTH
-    assert "by-type-reason-success-status" in plan.query_names
+    assert plan.success_query == "by-type-reason-success-status"
+    widest = plan.query("by-type-reason-success-status")
+    assert [op.alias for op in widest.operations] == ["count_id", "sum_duration", "sum_cost"]
 
 
 def test_plan_refuses_a_period_in_another_zone() -> None:
@@ -219,13 +222,37 @@ def _mapping(config: ChargebackConfig) -> AssistantMapping:
     return AssistantMapping(entries)
 
 
+def test_a_narrower_shape_asked_more_finely_keeps_its_own_query(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    doc = base_config()
+    doc["cost_centers"][0]["queries"] = [
+        _definition("by-day", ["endedReason"], ["calls"], step="day"),
+        _definition("whole", ["status", "endedReason"], ["calls"]),
+        _definition("weekly", ["status"], ["minutes"], step="week"),
+    ]
+    config = config_from(doc)
+
+    plan = build_plan(config, OCTOBER, mapping=_mapping(config), window_days=31)
+
+    reads = {d.definition_id: d.query for d in plan.definitions}
+    # by day is finer than the whole month: reading it from month rows is impossible, and
+    # asking the wider shape by day would multiply its rows
+    assert reads["by-day"] == "by-reason"
+    assert plan.query("by-reason").time_range.step == "day"  # type: ignore[union-attr]
+    # by week is finer than the month too; the whole-month shape keeps its coarse query
+    assert reads["weekly"] == "by-status"
+    assert reads["whole"] == "by-reason-status"
+    assert plan.query("by-reason-status").time_range.step is None  # type: ignore[union-attr]
+
+
 def test_the_demo_plan_reads_successes_and_daily_cost_from_queries_it_already_has() -> None:
     plan = _demo_plan()
 
     assert plan.success_query == "by-success"
     assert plan.daily_cost_query == CORE_QUERY
     assert "count_id" in [op.alias for op in plan.query("by-success").operations]
-    assert len(plan.queries) == 6, "no query added for successful calls or daily cost"
+    assert len(plan.queries) == 5, "no query added for successful calls or daily cost"
 
 
 def test_successes_get_the_coarsest_query_the_mapping_allows(

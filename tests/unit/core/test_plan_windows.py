@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from vapi_chargeback import plan as plan_module
 from vapi_chargeback.allocate import allocate
 from vapi_chargeback.analytics.models import NAME_MAX_LENGTH, AnalyticsQueryResult
 from vapi_chargeback.attribution import AnalyticsResultError
@@ -73,12 +74,18 @@ MENU = [
 
 
 def _config(
-    config_from: Callable[[dict[str, Any]], ChargebackConfig], timezone: str = "Europe/Berlin"
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    timezone: str = "Europe/Berlin",
+    *,
+    leave_out: tuple[str, ...] = (),
 ) -> ChargebackConfig:
+    """Two owners over the menu; ``leave_out`` drops definitions by id (without
+    ``status-reason``, the period shape of ``reasons`` has no wider shape to read)."""
     doc = base_config()
     doc["org"]["timezone"] = timezone
-    doc["cost_centers"][0]["queries"] = MENU[:5]
-    doc["cost_centers"][1]["queries"] = [MENU[0], *MENU[4:]]
+    kept = [item for item in MENU if item["id"] not in leave_out]
+    doc["cost_centers"][0]["queries"] = [item for item in kept if item in MENU[:5]]
+    doc["cost_centers"][1]["queries"] = [item for item in kept if item in [MENU[0], *MENU[4:]]]
     doc["shared_costs"] = [
         {"name": "fee", "amount": D("10.00"), "method": "even"},
         {
@@ -263,9 +270,22 @@ def test_windowed_plan_shape(config_from: Callable[[dict[str, Any]], ChargebackC
     # a week shape: split at the mapping change (the 15th) and again at a Monday
     assert plan.parts("by-success") == ["by-success-01", "by-success-15", "by-success-26"]
     assert {steps[name] for name in plan.parts("by-success")} == {"week"}
+    # a shape inside a wider one asked at least as finely reads the wider one's rows:
+    # "reasons" (no step) rolls up the week rows of "status-reason", and costs no query
+    reads = {d.definition_id: d.query for d in plan.definitions}
+    assert reads["reasons"] == reads["status-reason"] == "by-reason-status"
+    assert plan.parts("by-reason-status") == [
+        "by-reason-status-01",
+        "by-reason-status-15",
+        "by-reason-status-26",
+    ]
+    assert {steps[name] for name in plan.parts("by-reason-status")} == {"week"}
+    assert not any(name.startswith("by-reason-0") for name in plan.query_names)
     # a shape without steps finer than the month: one row per group and mapping stretch
-    assert plan.parts("by-reason") == ["by-reason-01", "by-reason-15"]
-    assert {steps[name] for name in plan.parts("by-reason")} == {None}
+    alone = _config(config_from, leave_out=("status-reason",))
+    _, coarse = _plans(alone, _mapping(alone))
+    assert coarse.parts("by-reason") == ["by-reason-01", "by-reason-15"]
+    assert {coarse.query(name).time_range.step for name in coarse.parts("by-reason")} == {None}  # type: ignore[union-attr]
     assert plan.parts(ORG_TOTAL_QUERY) == [ORG_TOTAL_QUERY]
     assert plan.queries[3].name == ORG_TOTAL_QUERY
     assert max(len(name) for name in plan.query_names) <= NAME_MAX_LENGTH
@@ -281,7 +301,7 @@ def test_windowed_plan_shape(config_from: Callable[[dict[str, Any]], ChargebackC
 def test_without_mapping_changes_coarse_shapes_take_one_query(
     config_from: Callable[[dict[str, Any]], ChargebackConfig],
 ) -> None:
-    config = _config(config_from)
+    config = _config(config_from, leave_out=("status-reason",))
     steady = (
         "assistant_id,team,cost_center_id,valid_from,valid_to\nasst-sales,outbound-sales,sales,,\n"
     )
@@ -411,7 +431,11 @@ def test_coarse_queries_are_cut_the_day_after_a_cost_center_ends(
     _, plan = _plans(config, _mapping(config))
 
     # mapping change on the 15th, legacy-crm's last day the 20th, Mondays past 14 days
-    assert plan.parts("by-reason") == ["by-reason-01", "by-reason-15", "by-reason-21"]
+    assert plan.parts("by-reason-status") == [
+        "by-reason-status-01",
+        "by-reason-status-15",
+        "by-reason-status-21",
+    ]
     assert plan.parts("by-success") == ["by-success-01", "by-success-15", "by-success-21"]
     # day rows never span a change: only Mondays cut them
     assert plan.parts(CORE_QUERY) == [
@@ -439,3 +463,25 @@ def test_cost_center_ends_count_towards_the_fall_back_to_day_rows(
     assert allocate(config, mapping, plan, answer(plan, calls)) == allocate(
         config, mapping, daily, answer(daily, calls)
     )
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_shapes_read_from_a_wider_query_give_the_statement_of_their_own_queries(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+) -> None:
+    """Rolling "reasons" up from the week rows of "status-reason" is exact: the same
+    statement, breakdowns included, as asking each shape its own query."""
+    config = _config(config_from)
+    mapping = _mapping(config)
+    calls = _calls(seed)
+    _, merged = _plans(config, mapping)
+    monkeypatch.setattr(plan_module, "_answering_shapes", lambda grains: {s: s for s in grains})
+    _, apart = _plans(config, mapping)
+
+    assert "by-reason-01" in apart.query_names and "by-reason-01" not in merged.query_names
+    assert len(merged.queries) < len(apart.queries)
+    statement = allocate(config, mapping, merged, answer(merged, calls))
+    assert statement == allocate(config, mapping, apart, answer(apart, calls))
+    assert any(b.rows for tables in statement.breakdowns.values() for b in tables)
