@@ -26,6 +26,7 @@ from typing import Any, cast
 from vapi_chargeback.attribution import DIRECT, PRECEDENCE, Attribution, ChargedBy
 from vapi_chargeback.breakdowns import GroupKey
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.shard_groups import group_order, key_part, read_part
 from vapi_chargeback.split import exact_context
 
 LineKey = tuple[str, str, str, str]
@@ -183,8 +184,8 @@ def dumps(sums: ExactSums) -> bytes:
             for center, days in sorted(sums.days.items())
         },
         "groups": [
-            [[[_key_part(part) for part in key], [str(v) for v in values]] for key, values in g]
-            for g in (sorted(groups.items(), key=_group_order) for groups in sums.groups)
+            [[[key_part(part) for part in key], [str(v) for v in values]] for key, values in g]
+            for g in (sorted(groups.items(), key=group_order) for groups in sums.groups)
         ],
     }
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
@@ -211,7 +212,7 @@ def loads(raw: bytes, source: str) -> ExactSums:
         for center, days in document["days"].items():
             sums.days[center] = {date.fromisoformat(d): _decimal(c) for d, c in days}
         sums.groups = [
-            {tuple(map(_read_part, key)): _decimals(values) for key, values in g}
+            {tuple(map(read_part, key)): _decimals(values) for key, values in g}
             for g in document["groups"]
         ]
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
@@ -239,26 +240,6 @@ def _decimal(text: object) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"{text!r} is not a finite number")
     return value
-
-
-def _key_part(part: date | str | None) -> Any:
-    return {"day": part.isoformat()} if isinstance(part, date) else part
-
-
-def _read_part(part: Any) -> date | str | None:
-    if isinstance(part, dict):
-        return date.fromisoformat(part["day"])
-    if part is None or isinstance(part, str):
-        return part
-    raise ValueError(f"group key part {part!r} is neither a day, a text nor null")
-
-
-def _group_order(item: tuple[GroupKey, list[Decimal]]) -> tuple[tuple[int, str], ...]:
-    """Group keys mix days, texts and nulls: ordered by kind, then value, for stable files."""
-    return tuple(
-        (0, p.isoformat()) if isinstance(p, date) else (1, p) if p is not None else (2, "")
-        for p in item[0]
-    )
 
 
 def line_key(attribution: Attribution) -> LineKey:

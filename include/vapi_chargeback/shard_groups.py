@@ -44,8 +44,8 @@ def dumps_groups(groups: Sequence[Groups]) -> bytes:
     lines = [
         json.dumps(
             [
-                [*map(_key_part, key), [str(v) for v in values]]
-                for key, values in sorted(items.items(), key=_group_order)
+                [*map(key_part, key), [str(v) for v in values]]
+                for key, values in sorted(items.items(), key=group_order)
             ],
             separators=(",", ":"),
         )
@@ -64,7 +64,7 @@ def loads_line(raw: bytes, source: str) -> Groups:
             sums = list(map(Decimal, values))
             if not all(map(Decimal.is_finite, sums)):
                 raise ValueError(f"{values!r} holds a number that is not finite")
-            groups[tuple(map(_read_part, key))] = sums
+            groups[tuple(map(read_part, key))] = sums
     except (ValueError, TypeError, KeyError, InvalidOperation) as error:
         raise ShardGroupsError(
             f"{source}: not a shard's breakdown groups ({type(error).__name__}: {error});"
@@ -162,11 +162,13 @@ def _check_sha256(path: StoragePath, expected: str) -> None:
         raise ShardGroupsError(f"{path.name} changed since its shard wrote it")
 
 
-def _key_part(part: date | str | None) -> Any:
+def key_part(part: date | str | None) -> Any:
+    """A group key's part as JSON (a day tagged, so it reads back as a day); the exact-sums
+    files of earlier shards wrote theirs the same way."""
     return {"day": part.isoformat()} if isinstance(part, date) else part
 
 
-def _read_part(part: Any) -> date | str | None:
+def read_part(part: Any) -> date | str | None:
     if isinstance(part, dict):
         return date.fromisoformat(part["day"])
     if part is None or isinstance(part, str):
@@ -174,7 +176,7 @@ def _read_part(part: Any) -> date | str | None:
     raise ValueError(f"group key part {part!r} is neither a day, a text nor null")
 
 
-def _group_order(item: tuple[GroupKey, list[Decimal]]) -> tuple[tuple[int, str], ...]:
+def group_order(item: tuple[GroupKey, list[Decimal]]) -> tuple[tuple[int, str], ...]:
     """Group keys mix days, texts and nulls: ordered by kind, then value, for stable files."""
     return tuple(
         (0, p.isoformat()) if isinstance(p, date) else (1, p) if p is not None else (2, "")
