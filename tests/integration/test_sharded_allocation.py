@@ -30,6 +30,7 @@ from vapi_chargeback import pipeline, runner
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.decode import decode_json
 from vapi_chargeback.shards import SHARDS_DIR, shard_of
+from vapi_chargeback.statements import render
 from vapi_emulator.assistants import sidecar_path
 from vapi_emulator.server import run_emulator
 
@@ -160,6 +161,33 @@ def test_mapped_tasks_in_worker_processes_publish_the_same_bytes(
     assert sorted(spread.task_peak_rss) == sorted(mapped)
     assert all(peak > 20 << 20 for peak in spread.task_peak_rss.values()), spread.task_peak_rss
     assert all(spread.step_seconds[name] > 0 for name in mapped)
+
+
+def test_workbooks_written_by_forked_workers_are_the_bytes_of_one_process(
+    org: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 cost centers: publish forks workbook workers (two, as on a 2-CPU worker with room
+    in memory), and every file is the one a single process writes; with the process as
+    large as the task's memory allows a second copy of, it writes them itself."""
+    config, base_url = org
+    started: list[int] = []
+
+    class Recorded(render.ProcessPoolExecutor):
+        def __init__(self, workers: int, **options: Any) -> None:
+            started.append(workers)
+            super().__init__(workers, **options)
+
+    monkeypatch.setattr(render, "ProcessPoolExecutor", Recorded)
+    monkeypatch.setattr(render, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(render, "_resident_bytes", lambda: 200 << 20)
+    _run(config, base_url, tmp_path / "forked", 1)
+    assert started == [2]
+    monkeypatch.setattr(render, "_resident_bytes", lambda: 400 << 20)
+    _run(config, base_url, tmp_path / "alone", 1)
+    assert started == [2], "at 400 MiB one worker would fit 1 GiB: no fork"
+
+    assert _files(tmp_path / "forked" / MONTH) == _files(tmp_path / "alone" / MONTH)
+    assert _figures(tmp_path / "forked" / MONTH) == _figures(tmp_path / "alone" / MONTH)
 
 
 def test_each_shard_reads_only_its_own_assistants(org: tuple[Path, str], tmp_path: Path) -> None:

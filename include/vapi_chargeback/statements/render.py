@@ -7,7 +7,8 @@ reaches the output.
 
 The workbooks are most of the work (finance's and one per cost center: 41 at 1.5M calls,
 401 in a large org) and independent of each other, so with several CPUs they are written
-by forked worker processes while this one writes the CSV and the exports. Each workbook
+by forked worker processes while this one writes the CSV and the exports, as many as the
+task's memory allows (:data:`TASK_MEMORY_BYTES`). Each workbook
 is written whole by one process with the same code, so the bytes and the manifest's order
 do not depend on the workers; a fork shares the statement without copying or pickling it.
 """
@@ -97,11 +98,12 @@ def _workbooks(
     waits for them and returns their entries, finance's first, then in cost-center order.
 
     In worker processes when there are several CPUs, ``fork``, at least
-    :data:`PARALLEL_FROM` cost centers and this process may have children (a daemonic
+    :data:`PARALLEL_FROM` cost centers, room for two workers within
+    :data:`TASK_MEMORY_BYTES` and this process may have children (a daemonic
     multiprocessing worker may not); else in this process, when the entries are asked for.
     """
     tasks = [FINANCE, *range(len(statement.cost_centers))]
-    workers = min(_usable_cpus(), len(tasks))
+    workers = min(_usable_cpus(), len(tasks), _workers_within_memory())
     if (
         workers < 2
         or len(statement.cost_centers) < PARALLEL_FROM
@@ -159,6 +161,37 @@ def _write_inherited(task: int) -> FileEntry:
     if _inherited is None:
         raise RuntimeError("not a rendering worker: _inherit did not run")
     return _write_workbook(*_inherited, task)
+
+
+TASK_MEMORY_BYTES = 1 << 30
+"""What the publish task may hold with its workers (a worker's share for one task).
+
+A forked worker starts sharing this process's pages, but Python writes every object it
+touches (reference counts), and each workbook reads lines of the whole statement: so a
+worker can come to copy about as much as this process holds. At 20,000 assistants the
+statement alone is ~400 MiB and two workers took the task past 1 GiB (PSS measured), so
+workers are only forked as far as a copy each still fits."""
+
+
+def _workers_within_memory() -> int:
+    """Workers that fit :data:`TASK_MEMORY_BYTES` beside this process if each came to be as
+    large as this one is now: 1 at 400 MiB (too few to be worth forking), 3 at 230 MiB."""
+    resident = _resident_bytes()
+    if resident <= 0:
+        return 0
+    return max(0, TASK_MEMORY_BYTES // resident - 1)
+
+
+def _resident_bytes() -> int:
+    """This process's resident set now (``VmRSS``); 0 where ``/proc`` does not say."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _usable_cpus() -> int:
