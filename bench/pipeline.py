@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -247,9 +248,19 @@ class _CountingTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+class _SayHandler(logging.Handler):
+    """The runner's log of each mapped task (run in worker processes), as progress lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(f"pipeline: {record.getMessage()}")
+
+
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     """``runner.run_month`` in this (fresh) process, each step timed, with its peak RSS."""
     started = time.perf_counter()
+    runner_log = logging.getLogger("vapi_chargeback.runner")
+    runner_log.addHandler(_SayHandler())
+    runner_log.setLevel(logging.INFO)
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
     from vapi_chargeback.pipeline import RunSettings
     from vapi_chargeback.runner import run_month

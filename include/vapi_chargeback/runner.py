@@ -4,11 +4,12 @@ Airflow and it is the DAG's."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -37,6 +38,8 @@ from vapi_chargeback.verify.step import verification_enabled, verify_run
 if TYPE_CHECKING:
     from vapi_chargeback.analytics.client import VapiAnalyticsClient
 
+log = logging.getLogger(__name__)
+
 DEFAULT_FETCH_CONCURRENCY = 4
 """Batches :func:`run_month` sends side by side: the DAG's fetch task runs at most four
 at once per run (``max_active_tis_per_dagrun``), and an API that rate-limits sees the same
@@ -62,8 +65,8 @@ class MonthRun:
     """``None`` when the run stopped before publishing (``run_month(publish=False)``)."""
     step_seconds: dict[str, float]
     task_peak_rss: dict[str, int] = field(default_factory=dict)
-    """Peak RSS in bytes of each mapped task run in a process of its own (``workers`` > 1),
-    by step name, as read by the kernel when the task ended."""
+    """Peak RSS in bytes of each mapped task run in a worker process (``workers`` > 1), by
+    step name: the worker's ``VmHWM`` when the task ended, restarted when it began."""
 
     @property
     def requests(self) -> int:
@@ -195,14 +198,16 @@ def allocate_month(
 def _mapped_in_processes(
     workers: int, seconds: dict[str, float], peaks: dict[str, int]
 ) -> MappedRunner:
-    """Each task in a fresh spawned process, ``workers`` at a time: a Celery worker runs a
-    task in a process of its own, so one task's memory is never another's, and two workers
-    on two cores run two tasks at once. The tasks are ``functools.partial`` objects of
-    module functions over JSON-like arguments, so they pickle."""
+    """The tasks ``workers`` at a time in worker processes, as Celery's pool runs them: each
+    worker is started once (spawned, so it holds nothing of this process) and runs task
+    after task, its peak RSS counter restarted before each, so a task's peak is its own
+    (plus what the worker kept from earlier tasks: an overestimate, never an under-).
+    The tasks are ``functools.partial`` objects of module functions over JSON-like
+    arguments, so they pickle."""
 
     def run(tasks: Sequence[tuple[str, Callable[[], Any]]]) -> list[Any]:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = [(name, pool.submit(_measured_task, task)) for name, task in tasks]
             results = []
             for name, future in futures:
@@ -210,17 +215,25 @@ def _mapped_in_processes(
                 seconds[name] = took
                 peaks[name] = peak
                 results.append(result)
+                log.info("%s: %.2f s, peak RSS %d MiB", name, took, peak >> 20)
         return results
 
     return run
 
 
 def _measured_task(task: Callable[[], Any]) -> tuple[Any, float, int]:
-    """Run ``task``; its result, wall seconds and this process's peak RSS (``VmHWM``)."""
+    """Run ``task``; its result, wall seconds and the peak RSS (``VmHWM``) it reached."""
+    _restart_peak_rss()
     began = time.perf_counter()
     result = task()
     took = time.perf_counter() - began
     return result, took, _peak_rss_bytes()
+
+
+def _restart_peak_rss() -> None:
+    """Restart this process's ``VmHWM`` at its current RSS (Linux ``clear_refs`` 5)."""
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def _peak_rss_bytes() -> int:
