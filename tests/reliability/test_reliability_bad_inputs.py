@@ -58,7 +58,7 @@ from support.reliability import (
 )
 
 CALLS_PER_MONTH = 3_000
-CORE, ORG_TOTAL, BY_REASON = "core-allocation", "org-total", "by-reason"
+CORE, ORG_TOTAL, BY_REASON = "core-allocation", "org-total", "by-reason-status"
 FETCH_ERRORS = (ResponseError,)
 """Errors raised while fetching: the refused body must not be stored."""
 
@@ -263,7 +263,7 @@ API_CASES: dict[str, Case] = {
         "api",
         drop_key(BY_REASON, "endedReason"),
         ResponseError,
-        r"'by-reason' row 0: no group key 'endedReason'",
+        r"'by-reason-status' row 0: no group key 'endedReason'",
     ),
     "group-value-an-object": Case(
         "api",
