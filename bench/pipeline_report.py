@@ -235,7 +235,7 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
     ]
     for name, (count, seconds, peak) in step_groups(pipeline).items():
-        label = f"  {name}" if count == 1 else f"  {name} × {count}"
+        label = f"  {name}" if count == 1 else f"  {name} × {count} (time summed over tasks)"
         rows.append((label, f"{seconds:.2f} s", f"peak RSS {mib_text(peak)}", ""))
     rows += [
         (
