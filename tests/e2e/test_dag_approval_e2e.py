@@ -146,15 +146,26 @@ def start_month(setup: Setup, month: str) -> Run:
 
 
 def review_request(setup: Setup, run: Run) -> dict[str, Any]:
-    """The month's open approval request, once the review task has written it."""
+    """The month's open approval request, once the review task has written it *and* is
+    waiting for it (state ``awaiting_input``, when the Required Actions page offers it).
+
+    The request exists a moment before the task has paused: an answer sent in between is
+    stored, but ``airflow dags test`` then waits for an answer forever (seen under load, the
+    run's state update came 1.1 s after the request). A person answers a waiting task;
+    so does this test.
+    """
 
     def probe() -> dict[str, Any] | None:
         if run.process.poll() is not None:
             tail = "\n".join(run.log.read_text(errors="replace").splitlines()[-40:])
             raise AssertionError(f"dags test of {run.month} ended before asking:\n{tail}")
-        return next(
+        request = next(
             (item for item in setup.approver.pending() if run.month in item["subject"]), None
         )
+        if request is None:
+            return None
+        states = setup.approver.task_states(request["task_instance"]["dag_run_id"])
+        return request if states.get("review") == "awaiting_input" else None
 
     return dict(wait_until(f"the review of {run.month}", probe, timeout_s=REVIEW_TIMEOUT_S))
 
