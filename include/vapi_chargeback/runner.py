@@ -9,11 +9,10 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vapi_chargeback.pipeline import (
@@ -27,6 +26,7 @@ from vapi_chargeback.pipeline import (
     publish_run,
     reconcile_run,
 )
+from vapi_chargeback.process_memory import restart_peak, status_bytes
 from vapi_chargeback.sharded import (
     allocate_shard_run,
     merge_run,
@@ -223,26 +223,8 @@ def _mapped_in_processes(
 
 def _measured_task(task: Callable[[], Any]) -> tuple[Any, float, int]:
     """Run ``task``; its result, wall seconds and the peak RSS (``VmHWM``) it reached."""
-    _restart_peak_rss()
+    restart_peak()
     began = time.perf_counter()
     result = task()
     took = time.perf_counter() - began
-    return result, took, _peak_rss_bytes()
-
-
-def _restart_peak_rss() -> None:
-    """Restart this process's ``VmHWM`` at its current RSS (Linux ``clear_refs`` 5)."""
-    with suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_bytes() -> int:
-    """This process's peak resident set (``VmHWM`` of ``/proc/self/status``), 0 off Linux."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return result, took, status_bytes("VmHWM")

@@ -179,10 +179,10 @@ def test_workbooks_written_by_forked_workers_are_the_bytes_of_one_process(
 
     monkeypatch.setattr(render, "ProcessPoolExecutor", Recorded)
     monkeypatch.setattr(render, "_usable_cpus", lambda: 2)
-    monkeypatch.setattr(render, "_resident_bytes", lambda: 200 << 20)
+    monkeypatch.setattr(render, "status_bytes", lambda field: 200 << 20)
     _run(config, base_url, tmp_path / "forked", 1)
     assert started == [2]
-    monkeypatch.setattr(render, "_resident_bytes", lambda: 400 << 20)
+    monkeypatch.setattr(render, "status_bytes", lambda field: 400 << 20)
     _run(config, base_url, tmp_path / "alone", 1)
     assert started == [2], "at 400 MiB one worker would fit 1 GiB: no fork"
 

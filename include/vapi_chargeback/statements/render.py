@@ -27,6 +27,7 @@ from pathlib import Path
 
 from vapi_chargeback.exports.focus import focus_name, write_focus
 from vapi_chargeback.exports.journal import journal_name, write_journal
+from vapi_chargeback.process_memory import status_bytes
 from vapi_chargeback.statement import Statement
 from vapi_chargeback.statements.csv import csv_name, write_csv
 from vapi_chargeback.statements.manifest import (
@@ -176,22 +177,10 @@ workers are only forked as far as a copy each still fits."""
 def _workers_within_memory() -> int:
     """Workers that fit :data:`TASK_MEMORY_BYTES` beside this process if each came to be as
     large as this one is now: 1 at 400 MiB (too few to be worth forking), 3 at 230 MiB."""
-    resident = _resident_bytes()
+    resident = status_bytes("VmRSS")
     if resident <= 0:
         return 0
     return max(0, TASK_MEMORY_BYTES // resident - 1)
-
-
-def _resident_bytes() -> int:
-    """This process's resident set now (``VmRSS``); 0 where ``/proc`` does not say."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _usable_cpus() -> int:
