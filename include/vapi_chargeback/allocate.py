@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -96,11 +96,14 @@ def exact_sums(
     plan: Plan,
     results: Mapping[str, AnalyticsQueryResult],
     rules: RuleBook | None = None,
+    *,
+    only: Collection[str] | None = None,
 ) -> ExactSums:
     """The exact phase: every row of ``results`` attributed and summed, nothing rounded.
 
-    Sums of any split of the rows by assistant, added together (:meth:`ExactSums.add`),
-    are these sums: a row's contribution depends on the row alone.
+    Sums of any split of the rows, added together (:meth:`ExactSums.add`), are these
+    sums: a row's contribution depends on the row alone. ``only`` names the plan's queries
+    this part sums (a shard's batches); ``None`` is every query, each one required.
     """
     config = config.for_period(plan.period)
     core_measures = _core_measures(plan)
@@ -116,6 +119,8 @@ def exact_sums(
     with exact_context():
         for name, wanted in measures.items():
             for part in plan.parts(name):
+                if only is not None and part not in only:
+                    continue
                 columns = attributed_columns(
                     config, mapping, plan, results, part, wanted, attributor=attributor
                 )
