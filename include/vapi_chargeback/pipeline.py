@@ -265,7 +265,9 @@ def fetch_batch(
 
     A response whose rows break what the plan asked (a missing group key, a negative cost)
     raises here and is not kept: later steps only ever see batches that passed. The body is
-    checked one result at a time and not kept as objects: this task only stores it.
+    checked one result at a time and not kept as objects: this task only stores it. The
+    record says how it was checked (:attr:`FetchedBatch.checked`), so a later step reading
+    the same bytes by the same rules need not check them again.
     Batch 0 also lists the org's assistants once per run, for their names
     (``names.fetch_assistants``: a failure there is recorded, not raised).
     """
@@ -296,6 +298,7 @@ def fetch_batch(
         status_code=response.status_code,
         spans=response.spans,
         pieces=response.pieces,
+        checked=response.checked,
     )
 
 

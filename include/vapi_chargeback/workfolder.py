@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from vapi_chargeback import statement_json
+from vapi_chargeback.analytics.checked import checked_fingerprint
 from vapi_chargeback.analytics.checks import check_results
 from vapi_chargeback.analytics.decode import decode_json, result_from_json
 from vapi_chargeback.analytics.models import AnalyticsQuery, AnalyticsQueryResult
@@ -53,6 +54,9 @@ class FetchedBatch(BaseModel):
     pieces: dict[str, list[str]] = Field(default_factory=dict)
     """Query name → the results answering it together, for a query the API refused for its
     rows and that was asked in pieces (``analytics.row_cap``); empty when none was."""
+    checked: str = ""
+    """The fingerprint of the rules and queries the fetch checked every row of this body by
+    (``analytics.checked``); empty in records of older runs or from anywhere else."""
 
 
 def file_sha256(path: Path) -> str:
@@ -68,7 +72,13 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
 
     The hash proves the bytes are those fetched; parsing and checking them with the same
     rules as the fetch means a raw file from anywhere else (an older client, a restored
-    backup) gets no easier treatment. A query is decoded when it is looked up, from its
+    backup) gets no easier treatment. Checking is skipped for one body only: one whose
+    record carries the fingerprint (:attr:`FetchedBatch.checked`) that this code gives the
+    batch's planned queries (``analytics.checked.checked_fingerprint``). The same bytes
+    checked against the same queries by the same source under the same Python pass again,
+    so the second check could find nothing; a record without it, a tampered or older one, a
+    query planned otherwise or any edit to the rules, and every row is checked again. The
+    results are still decoded, held to their names and to the batch's queries. A query is decoded when it is looked up, from its
     span of the body, and not kept: a large org's month is hundreds of thousands of rows,
     several times its bytes as Python objects, while allocation needs one query at a
     time and reconciliation only the small org total. Likewise a body is read (and its
@@ -86,16 +96,22 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
         self._spans: dict[str, tuple[str, int, int]] = {}
         self._decoded: dict[str, AnalyticsQueryResult] = {}
         self._pieces: dict[str, list[str]] = {}
+        self._trusted: set[str] = set()
+        """Files whose record proves this code checked every row (see the class docstring)."""
         for batch in sorted(fetched, key=lambda item: item.index):
             if not 0 <= batch.index < len(plan.batches):
                 raise RunStateError(
                     f"raw response {batch.file} is for batch {batch.index}, not in the plan"
                 )
             names = plan.batches[batch.index]
+            queries = [plan.query(name) for name in names]
             self._digests[batch.file] = batch.sha256
+            if batch.checked and batch.checked == checked_fingerprint(queries):
+                self._trusted.add(batch.file)
             if not batch.spans:
                 raw = self._read(batch.file)
-                self._decoded.update(_decode_batch(raw, batch, [plan.query(n) for n in names]))
+                check = batch.file not in self._trusted
+                self._decoded.update(_decode_batch(raw, batch, queries, check=check))
                 continue
             answered = [part for name in names for part in batch.pieces.get(name, [name])]
             if sorted(batch.spans) != sorted(answered) or not set(batch.pieces) <= set(names):
@@ -138,7 +154,8 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
             raise RunStateError(
                 f"raw response {file} holds {result.name!r} where {part!r} was recorded"
             )
-        check_results([self._plan.query(query)], [result], request=f"stored {file}")
+        if file not in self._trusted:
+            check_results([self._plan.query(query)], [result], request=f"stored {file}")
         return result
 
     def __iter__(self) -> Iterator[str]:
@@ -152,9 +169,10 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
 
 
 def _decode_batch(
-    raw: bytes, batch: FetchedBatch, queries: list[AnalyticsQuery]
+    raw: bytes, batch: FetchedBatch, queries: list[AnalyticsQuery], *, check: bool
 ) -> dict[str, AnalyticsQueryResult]:
-    """A whole stored batch, checked like the fetch checks it."""
+    """A whole stored batch, its rows checked like the fetch checks them unless ``check``
+    is false (the fetch provably did, see :class:`StoredResults`)."""
     parsed = _RESULTS.validate_python(decode_json(raw))
     by_name = {result.name: result for result in parsed}
     if sorted(by_name) != sorted(query.name for query in queries) or len(parsed) != len(queries):
@@ -163,7 +181,8 @@ def _decode_batch(
             f"{batch.index}: {sorted(by_name)}"
         )
     ordered = [by_name[query.name] for query in queries]
-    check_results(queries, ordered, request=f"stored {batch.file}")
+    if check:
+        check_results(queries, ordered, request=f"stored {batch.file}")
     return {result.name: result for result in ordered}
 
 

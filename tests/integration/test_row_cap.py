@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from vapi_chargeback import pipeline, runner, workfolder
+from vapi_chargeback.analytics.checked import checked_fingerprint
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.analytics.decode import iter_json_array
 from vapi_chargeback.analytics.row_cap import MAX_HALVINGS, PIECE_MARK, RowCapError
@@ -156,6 +157,11 @@ def test_an_over_cap_answer_is_split_and_the_statement_is_the_same(
     stock_rows = _month_rows(stock)
     for name, parts in pieces.items():
         assert sum(rows[part] for part in parts) >= stock_rows[name]
+    work = Path(capped.run.work_url.removeprefix("file://"))
+    plan = Plan.model_validate_json((work / "plan.json").read_bytes())
+    for batch in capped.fetched:
+        queries = [plan.query(name) for name in plan.batches[batch["index"]]]
+        assert batch["checked"] == checked_fingerprint(queries), "pieces checked by the fetch"
     stock_files = _statement_files(tmp_path / "stock" / MONTH)
     assert stock_files and stock_files == _statement_files(tmp_path / "capped" / MONTH)
 
@@ -204,6 +210,9 @@ def test_stored_bodies_are_read_when_used_and_held_to_their_hash(
     work = Path(month.run.work_url.removeprefix("file://"))
     plan = Plan.model_validate_json((work / "plan.json").read_bytes())
     fetched = [FetchedBatch.model_validate(item) for item in month.fetched]
+    for batch in fetched:
+        queries = [plan.query(name) for name in plan.batches[batch.index]]
+        assert batch.checked == checked_fingerprint(queries), "the fetch records its check"
     everything = {name: StoredResults(work, plan, fetched)[name] for name in plan.query_names}
     monkeypatch.setattr(workfolder, "HELD_BODY_BYTES", 1)
 

@@ -27,6 +27,7 @@ from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from vapi_chargeback.analytics.checked import checked_fingerprint
 from vapi_chargeback.analytics.errors import BadRequestError
 from vapi_chargeback.analytics.models import AnalyticsQuery, TimeRange
 
@@ -60,17 +61,25 @@ class CappedBatch:
     pieces: dict[str, list[str]]
     """Planned query → the pieces answering it, for each query that was split; else empty."""
     requests: int
+    checked: str
+    """Every row was checked against the planned queries by these rules
+    (:func:`~vapi_chargeback.analytics.checked.checked_fingerprint`)."""
 
 
 def post_within_cap(
     client: VapiAnalyticsClient, queries: Sequence[AnalyticsQuery], *, batch_index: int
 ) -> CappedBatch:
-    """Send one planned batch; a query refused for its rows is split and asked again."""
+    """Send one planned batch; a query refused for its rows is split and asked again.
+
+    Every response is checked row by row (``check=True``), so the answer carries the
+    fingerprint of that check.
+    """
     responses = _send(client, list(queries), batch_index)
+    checked = checked_fingerprint(queries)
     if len(responses) == 1:
         only = responses[0]
         return CappedBatch(
-            only.raw, only.sha256, only.status_code, only.attempts, dict(only.spans), {}, 1
+            only.raw, only.sha256, only.status_code, only.attempts, dict(only.spans), {}, 1, checked
         )
     parts: list[bytes] = []
     spans: dict[str, tuple[int, int]] = {}
@@ -95,6 +104,7 @@ def post_within_cap(
         spans,
         pieces,
         len(responses),
+        checked,
     )
 
 
