@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -71,36 +71,39 @@ class ExactSums:
         into its piece, and its rule into its line's ``charged``.
 
         Rows are bucketed by piece in C (by the identity of their attribution objects, which
-        the :class:`Attributor` shares between rows), then each piece's columns are added in
-        row order by ``sum``: the very additions a row-at-a-time loop makes, in its order,
-        with the pieces created in the order of their first rows.
+        the :class:`Attributor` shares between rows), then each piece's columns, transposed
+        in C, are added by ``sum``: the very additions a row-at-a-time loop makes, in its
+        order, with the pieces created in the order of their first rows.
         """
         if atoms is None:
             idents: list[Any] = list(map(id, attributions))
-            pairs: Iterable[tuple[Attribution, Attribution]] = zip(
-                attributions, attributions, strict=True
-            )
+            distinct: dict[Any, Any] = dict(zip(idents, attributions, strict=True))
         else:
             idents = list(zip(map(id, attributions), map(id, atoms), strict=True))
-            pairs = zip(attributions, atoms, strict=True)
+            distinct = dict(zip(idents, zip(attributions, atoms, strict=True), strict=True))
         buckets: dict[PieceKey, list[tuple[Decimal | int, ...]]] = {}
         bucket_of: dict[Any, list[tuple[Decimal | int, ...]]] = {}
-        for ident, (attribution, atom) in dict(zip(idents, pairs, strict=True)).items():
+        charged = self.charged
+        for ident, found in distinct.items():
+            attribution, atom = (found, found) if atoms is None else found
             key = line_key(attribution)
-            bucket_of[ident] = buckets.setdefault((line_key(atom), key), [])
-            held = self.charged.get(key)
+            piece = (key, key) if atom is attribution else (line_key(atom), key)
+            bucket_of[ident] = buckets.setdefault(piece, [])
+            held = charged.get(key)
             rule = attribution.charged_by
             if held is None:
-                self.charged[key] = rule
+                charged[key] = rule
             elif rule != held:
-                self.charged[key] = min(held, rule, key=PRECEDENCE.index)
+                charged[key] = min(held, rule, key=PRECEDENCE.index)
         _append_each(map(bucket_of.__getitem__, idents), values)
+        pick = _picker(positions)
+        zeros = [ZERO] * len(positions)
+        pieces = self.pieces
         for piece, rows in buckets.items():
-            sums = self.pieces.get(piece)
+            sums = pieces.get(piece)
             if sums is None:
-                sums = self.pieces[piece] = [Decimal(0)] * len(positions)
-            for slot, position in enumerate(positions):
-                sums[slot] = sum(map(itemgetter(position), rows), sums[slot])
+                sums = pieces[piece] = list(zeros)
+            sums[:] = map(sum, pick(tuple(zip(*rows, strict=True))), sums)
 
     def add_successes(
         self,
@@ -110,9 +113,10 @@ class ExactSums:
         position: int,
     ) -> None:
         """Add the successful calls (``values[i][position]``) of each row that ``succeeded``
-        to its line."""
-        keys = _line_keys(compress(attributions, succeeded))
-        _sum_by_key(self.successes, keys, map(itemgetter(position), compress(values, succeeded)))
+        to its line (:func:`_sum_by_line`)."""
+        chosen = list(compress(attributions, succeeded))
+        amounts = map(itemgetter(position), compress(values, succeeded))
+        _sum_by_line(self.successes, chosen, amounts)
 
     def add_days(
         self,
@@ -252,16 +256,6 @@ def line_key(attribution: Attribution) -> LineKey:
     )
 
 
-def _line_keys(attributions: Iterable[Attribution]) -> list[LineKey]:
-    """Each attribution's line key, made once per distinct attribution object."""
-    attributions = list(attributions)
-    made = {
-        ident: line_key(a)
-        for ident, a in dict(zip(map(id, attributions), attributions, strict=True)).items()
-    }
-    return list(map(made.__getitem__, map(id, attributions)))
-
-
 def _append_each(buckets: Iterable[list[Any]], items: Iterable[Any]) -> None:
     """``bucket.append(item)`` for each pair, in C (a zero-length deque drains the map)."""
     deque(map(list.append, buckets, items), maxlen=0)
@@ -275,10 +269,26 @@ def _buckets(keys: Sequence[Any], items: Iterable[Any]) -> dict[Any, list[Any]]:
     return buckets
 
 
-def _sum_by_key(
-    into: dict[Any, Decimal], keys: Sequence[Any], amounts: Iterable[Decimal | int]
+def _sum_by_line(
+    into: dict[LineKey, Decimal], attributions: list[Attribution], amounts: Iterable[Decimal | int]
 ) -> None:
-    """Add each amount to its key's sum in ``into`` (from ``ZERO``), the amounts of one key
-    in their order: the additions of a row-at-a-time loop, in its order."""
-    for key, bucket in _buckets(keys, amounts).items():
+    """Add each amount to the sum of its attribution's line in ``into`` (from ``ZERO``), lines
+    new to ``into`` in the order of their first rows. Bucketed by the identity of the
+    attribution objects (an ``int`` hashes in C; a line key, four texts, hashes anew each
+    time), each object's amounts in row order, an object's after another's of the same
+    line: not row order, but the same sum, as every caller adds in the exact context
+    (``split.exact_context``: any rounding raises), where a sum has one value and the least
+    exponent of its terms whatever their order."""
+    idents = list(map(id, attributions))
+    distinct = dict(zip(idents, attributions, strict=True))
+    for ident, bucket in _buckets(idents, amounts).items():
+        key = line_key(distinct[ident])
         into[key] = sum(bucket, into.get(key, ZERO))
+
+
+def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The items at ``positions`` of a sequence, as a tuple, in one C call."""
+    if len(positions) == 1:
+        position = positions[0]
+        return lambda items: (items[position],)
+    return itemgetter(*positions)
