@@ -24,10 +24,16 @@ from fractions import Fraction
 from math import lcm
 
 from vapi_chargeback.attribution import AttributedRow
-from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units, round_money
+from vapi_chargeback.money import (
+    CENT,
+    MINUTES_QUANTUM,
+    from_units,
+    from_units_each,
+    round_half_up,
+)
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, DefinitionPlan, Plan
-from vapi_chargeback.split import round_to_share, round_to_total, rounds_to, split_exact
+from vapi_chargeback.split import round_units_to_statement, units_over, whole_units
 from vapi_chargeback.statement import Breakdown, BreakdownCell
 from vapi_chargeback.statements.keyfigures import RATE_QUANTUM
 
@@ -186,8 +192,7 @@ class _Definition:
 
     def table(self, period: StatementPeriod, totals: Mapping[str, Decimal]) -> Breakdown:
         summed = self.groups if self.source is None else self.source[0][self.source[1]]
-        groups = {key: dict(zip(self._measures, sums, strict=True)) for key, sums in summed.items()}
-        return _table(self.plan, groups, period, totals)
+        return _table(self.plan, self._measures, summed, period, totals)
 
     def _key(self, item: AttributedRow) -> GroupKey:
         """(bucket, then each dimension's value as shown); a plain string value, the usual
@@ -210,34 +215,57 @@ class _Definition:
 
 def _table(
     definition: DefinitionPlan,
-    groups: Mapping[GroupKey, dict[str, Decimal]],
+    measures: Sequence[str],
+    groups: Mapping[GroupKey, Sequence[Decimal]],
     period: StatementPeriod,
     totals: Mapping[str, Decimal],
 ) -> Breakdown:
-    keys = sorted(groups, key=lambda key: tuple((part is None, part or "") for part in key))
+    """The definition's table from its groups (key → exact sums in ``measures`` order),
+    made a column at a time: a table has a row per assistant and day."""
+    keys = _sorted_keys(groups)
     week = definition.step == "week"
     columns: list[str] = [] if definition.step is None else [definition.step]
     columns += [COVERAGE_COLUMN] if week else []
     columns += [_DIMENSION_COLUMNS[d] for d in definition.dimensions]
     labels = len(columns)
     columns += [_METRIC_COLUMNS[m] for m in definition.metrics]
-    sums = [groups[key] for key in keys]
-    whole = _whole_table(definition.aliases, sums, totals)
-    metric_columns = [_metric(metric, sums, whole) for metric in definition.metrics]
-    rows: list[list[Cell]] = []
-    for i, key in enumerate(keys):
-        cells: list[Cell] = []
-        parts = list(key)
-        if definition.step is not None:
-            bucket = parts.pop(0)
-            cells.append(bucket)
-            if week:
-                cells.append(_coverage(bucket, period))
-        cells += [_named(d, part) for d, part in zip(definition.dimensions, parts, strict=True)]
-        rows.append([*cells, *(values[i] for values in metric_columns)])
+    summed = [groups[key] for key in keys]
+    by_measure = (
+        dict(zip(measures, map(list, zip(*summed, strict=True)), strict=True)) if summed else {}
+    )
+    exact = {name: by_measure.get(name, []) for name in measures}
+    whole = _whole_table(exact, totals)
+    metric_columns = _Columns(exact, whole)
+    positions = len(definition.dimensions) + (definition.step is not None)
+    parts = list(zip(*keys, strict=True)) if keys else [()] * positions
+    cells: list[Sequence[Cell]] = []
+    if definition.step is not None:
+        buckets = parts.pop(0)
+        cells.append(buckets)
+        if week:
+            coverage = {bucket: _coverage(bucket, period) for bucket in set(buckets)}
+            cells.append(list(map(coverage.__getitem__, buckets)))
+    for dimension, values in zip(definition.dimensions, parts, strict=True):
+        cells.append(
+            [value if type(value) is str else _named(dimension, value) for value in values]
+        )
+    cells += [metric_columns.column(metric) for metric in definition.metrics]
+    rows: list[list[Cell]] = list(map(list, zip(*cells, strict=True)))
     total: list[Cell] = [TOTAL_LABEL, *[""] * (labels - 1)] if labels else []
-    total += [_metric(metric, [whole], whole)[0] for metric in definition.metrics]
+    whole_row = _Columns({name: [value] for name, value in whole.items()}, whole)
+    total += [whole_row.column(metric)[0] for metric in definition.metrics]
     return Breakdown(definition.definition_id, definition.title, columns, rows, total)
+
+
+def _sorted_keys(groups: Iterable[GroupKey]) -> list[GroupKey]:
+    """Group keys in table order: by each part, a missing one (``None``) after any value.
+
+    Without a missing part that is the keys' own order (a bucket is a day, a dimension a
+    text), which ``sorted`` compares in C; with one, each key is made a sort key."""
+    keys = list(groups)
+    if any(None in key for key in keys):
+        return sorted(keys, key=lambda key: tuple((part is None, part or "") for part in key))
+    return sorted(keys)
 
 
 def round_to_statement(
@@ -252,15 +280,13 @@ def round_to_statement(
     in proportion to its exact value, rounded by largest remainder (``round_to_total``):
     within one quantum of that share. When ``total`` is the rounded exact sum (most
     tables), that is plain rounding of the exact values. Exact values adding up to zero
-    (refunds) spread ``total`` evenly.
+    (refunds) spread ``total`` evenly. In integers (``split.round_units_to_statement``).
     """
     if not exact:
         return []
-    if rounds_to(exact, total, quantum):
-        return round_to_total(exact, quantum)
-    if _adds_to_zero(exact):
-        return split_exact(total, [1] * len(exact), quantum)
-    return round_to_share(exact, total, quantum)
+    numerators, denominator = units_over([value.as_integer_ratio() for value in exact], quantum)
+    parts = round_units_to_statement(numerators, denominator, whole_units(total, quantum))
+    return from_units_each(parts, quantum)
 
 
 def _adds_to_zero(values: Sequence[Decimal | Fraction]) -> bool:
@@ -272,15 +298,14 @@ def _adds_to_zero(values: Sequence[Decimal | Fraction]) -> bool:
 
 
 def _whole_table(
-    measures: Iterable[str], sums: Sequence[Mapping[str, Decimal]], totals: Mapping[str, Decimal]
+    exact: Mapping[str, Sequence[Decimal]], totals: Mapping[str, Decimal]
 ) -> dict[str, Decimal]:
     """The table's measures summed exactly, then replaced by the statement's direct-line
     totals where it has them (calls, money; minutes as seconds): the total row's figures."""
-    names = set(measures)
-    whole = {name: sum((group[name] for group in sums), Decimal(0)) for name in names}
-    for name in names & set(totals):
+    whole = {name: sum(column, Decimal(0)) for name, column in exact.items()}
+    for name in whole.keys() & totals.keys():
         whole[name] = totals[name]
-    if "seconds" in names and "minutes" in totals:
+    if "seconds" in whole and "minutes" in totals:
         whole["seconds"] = totals["minutes"] * SECONDS_PER_MINUTE
     return whole
 
@@ -320,34 +345,56 @@ def _display(value: object) -> str | None:
     return str(value)
 
 
-def _metric(
-    metric: str, sums: Sequence[Mapping[str, Decimal]], whole: Mapping[str, Decimal]
-) -> list[Cell]:
-    """One metric's column: additive ones rounded together against ``whole`` (the totals
-    the table adds up to), averages per cell to :data:`RATE_QUANTUM`."""
-    if metric == "calls":
-        return [int(s["calls"]) for s in sums]
-    if metric == "minutes":
-        target = round_money(_minutes(whole), MINUTES_QUANTUM)
-        return list(round_to_statement([_minutes(s) for s in sums], target, MINUTES_QUANTUM))
-    if metric in _MONEY_METRICS:
-        return list(round_to_statement([s[metric] for s in sums], round_money(whole[metric])))
-    assert metric in _AVERAGES, metric
-    if metric == "avg_cost_per_call":
-        return [_ratio(s["cost"].as_integer_ratio(), s["calls"].as_integer_ratio()) for s in sums]
-    if metric == "avg_minutes_per_call":
-        return [_ratio(_minutes_ratio(s), s["calls"].as_integer_ratio()) for s in sums]
-    return [_ratio(s["cost"].as_integer_ratio(), _minutes_ratio(s)) for s in sums]
+class _Columns:
+    """A table's metric columns from its measures' exact columns (``exact``, group by
+    group): additive ones rounded together against ``whole`` (the totals the table adds
+    up to), averages per cell to :data:`RATE_QUANTUM`, all in integers.
+
+    Each measure's exact values are read as ``as_integer_ratio`` pairs once, however many
+    metrics use them."""
+
+    def __init__(self, exact: Mapping[str, Sequence[Decimal]], whole: Mapping[str, Decimal]):
+        self._exact = exact
+        self._whole = whole
+        self._ratios: dict[str, list[tuple[int, int]]] = {}
+
+    def column(self, metric: str) -> Sequence[Cell]:
+        if metric == "calls":
+            return list(map(int, self._exact["calls"]))
+        if metric == "minutes":
+            target = round_half_up(_minutes(self._whole) / Fraction(MINUTES_QUANTUM))
+            return self._rounded(self._minutes(), target, MINUTES_QUANTUM)
+        if metric in _MONEY_METRICS:
+            target = round_half_up(Fraction(self._whole[metric]) / Fraction(CENT))
+            return self._rounded(self.ratios(metric), target, CENT)
+        assert metric in _AVERAGES, metric
+        if metric == "avg_cost_per_call":
+            return list(map(_ratio, self.ratios("cost"), self.ratios("calls")))
+        if metric == "avg_minutes_per_call":
+            return list(map(_ratio, self._minutes(), self.ratios("calls")))
+        return list(map(_ratio, self.ratios("cost"), self._minutes()))
+
+    def ratios(self, measure: str) -> list[tuple[int, int]]:
+        ratios = self._ratios.get(measure)
+        if ratios is None:
+            ratios = self._ratios[measure] = [v.as_integer_ratio() for v in self._exact[measure]]
+        return ratios
+
+    def _minutes(self) -> list[tuple[int, int]]:
+        """The minutes as (numerator, denominator), not reduced: what :func:`_ratio` takes."""
+        return [(n, d * SECONDS_PER_MINUTE) for n, d in self.ratios("seconds")]
+
+    @staticmethod
+    def _rounded(ratios: Sequence[tuple[int, int]], target: int, quantum: Decimal) -> list[Cell]:
+        numerators, denominator = units_over(ratios, quantum)
+        return list(
+            from_units_each(round_units_to_statement(numerators, denominator, target), quantum)
+        )
 
 
 def _minutes(sums: Mapping[str, Decimal]) -> Fraction:
-    return Fraction(*_minutes_ratio(sums))
-
-
-def _minutes_ratio(sums: Mapping[str, Decimal]) -> tuple[int, int]:
-    """The minutes as (numerator, denominator), not reduced: what :func:`_ratio` takes."""
     numerator, denominator = sums["seconds"].as_integer_ratio()
-    return numerator, denominator * SECONDS_PER_MINUTE
+    return Fraction(numerator, denominator * SECONDS_PER_MINUTE)
 
 
 def _ratio(numerator: tuple[int, int], denominator: tuple[int, int]) -> Decimal | None:

@@ -8,7 +8,8 @@ are ``Fraction``s, so nothing rounds before :func:`round_money` says so.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterable
+from decimal import Decimal, Inexact, localcontext
 from fractions import Fraction
 from math import floor
 
@@ -53,3 +54,15 @@ def round_half_up(value: Fraction) -> int:
 def from_units(units: int, quantum: Decimal) -> Decimal:
     """``units`` quanta as a ``Decimal`` with exactly the quantum's places."""
     return (Decimal(units) * quantum).quantize(quantum)
+
+
+def from_units_each(units: Iterable[int], quantum: Decimal) -> list[Decimal]:
+    """:func:`from_units` of each (a table's column of cells at a time).
+
+    ``Decimal(units) * quantum`` already has the quantum's exponent, so the ``quantize``
+    of :func:`from_units` changes nothing, unless the product rounded (more digits than
+    the context's precision): trapped here, where ``quantize`` would have refused it.
+    """
+    with localcontext() as context:
+        context.traps[Inexact] = True
+        return list(map(quantum.__mul__, map(Decimal, units)))

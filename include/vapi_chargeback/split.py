@@ -130,6 +130,58 @@ def rounds_to(values: Sequence[Decimal | Fraction | int], total: Decimal, quantu
     return target * units_denominator == units_numerator
 
 
+def round_units_to_statement(numerators: Sequence[int], denominator: int, total: int) -> list[int]:
+    """``breakdowns.round_to_statement`` on values already in quanta, as whole numerators
+    over one positive ``denominator`` (:func:`units_over`), to ``total`` whole quanta: the
+    parts in whole quanta.
+
+    The same three cases in integers: the plain rounding (``round_to_total``) when the
+    values' sum rounds to ``total``, an even split when they add up to zero
+    (``split_exact`` by equal weights), else each value's share of ``total``
+    (``round_to_share``). Scaling every numerator and the denominator by one positive
+    factor changes no floor and no order of remainders, so any common denominator gives
+    what the smallest one gives.
+    """
+    if not numerators:
+        return []
+    whole = sum(numerators)
+    if _round_half_up(whole, denominator) == total:
+        return _largest_remainder(numerators, denominator, total)
+    if not whole:
+        sign = -1 if total < 0 else 1
+        magnitude = abs(total)
+        parts = _largest_remainder([magnitude] * len(numerators), len(numerators), magnitude)
+        return [sign * part for part in parts]
+    sign = -1 if whole < 0 else 1
+    return _largest_remainder([sign * total * n for n in numerators], sign * whole, total)
+
+
+def whole_units(total: Decimal, quantum: Decimal) -> int:
+    """``total`` in quanta; it must be a whole number of them."""
+    (numerator,), denominator = _common_denominator([total], quantum)
+    units, rest = divmod(numerator, denominator)
+    if rest:
+        raise ValueError(f"total {total} is not a whole number of {quantum}")
+    return units
+
+
+def units_over(ratios: Sequence[tuple[int, int]], quantum: Decimal) -> tuple[list[int], int]:
+    """Exact values given as ``as_integer_ratio`` pairs, in quanta: whole numerators over
+    one positive common denominator (a multiple per distinct denominator, not per value)."""
+    quantum_numerator, quantum_denominator = quantum.as_integer_ratio()
+    if quantum_numerator <= 0:
+        raise ValueError(f"quantum {quantum} must be positive")
+    denominators = {denominator for _, denominator in ratios}
+    common = lcm(*denominators) if denominators else 1
+    factors = {d: quantum_denominator * (common // d) for d in denominators}
+    if len(factors) == 1:
+        (factor,) = factors.values()
+        numerators = [numerator * factor for numerator, _ in ratios]
+    else:
+        numerators = [numerator * factors[denominator] for numerator, denominator in ratios]
+    return numerators, common * quantum_numerator
+
+
 def _common_denominator(
     values: Sequence[Decimal | Fraction | int], quantum: Decimal
 ) -> tuple[list[int], int]:
@@ -138,16 +190,7 @@ def _common_denominator(
     ``as_integer_ratio`` is exact for all three types (and in C for ``Decimal``), so the
     numerators over the denominator are exactly the values in quanta.
     """
-    quantum_numerator, quantum_denominator = quantum.as_integer_ratio()
-    if quantum_numerator <= 0:
-        raise ValueError(f"quantum {quantum} must be positive")
-    ratios = [value.as_integer_ratio() for value in values]
-    common = lcm(*{denominator for _, denominator in ratios}) if ratios else 1
-    numerators = [
-        numerator * quantum_denominator * (common // denominator)
-        for numerator, denominator in ratios
-    ]
-    return numerators, common * quantum_numerator
+    return units_over([value.as_integer_ratio() for value in values], quantum)
 
 
 def _round_half_up(numerator: int, denominator: int) -> int:
@@ -170,11 +213,9 @@ def _largest_remainder(numerators: Sequence[int], denominator: int, target: int)
     if not 0 <= missing <= len(numerators):
         raise ValueError(f"cannot reach {target} by rounding {len(numerators)} values")
     if missing:
-        remainders = [
-            numerator - whole * denominator
-            for numerator, whole in zip(numerators, floors, strict=True)
-        ]
-        by_remainder = sorted(range(len(floors)), key=lambda i: (-remainders[i], i))
+        remainders = [numerator % denominator for numerator in numerators]
+        # A stable sort keeps equal remainders in order even reversed: ties to the earlier.
+        by_remainder = sorted(range(len(floors)), key=remainders.__getitem__, reverse=True)
         for index in by_remainder[:missing]:
             floors[index] += 1
     return floors
