@@ -49,10 +49,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.writer.excel import ExcelWriter
 
+from vapi_chargeback.statements.cellxml import CellValue, RowCells, StyleIds, text, text_cell
+from vapi_chargeback.statements.cellxml import cell as xml_cell
 from vapi_chargeback.statements.deterministic import DeterministicZipFile, zip_timestamp
-from vapi_chargeback.statements.formatting import FORMULA_TRIGGERS
 
-CellValue = str | int | Decimal | date | None
 ChartHook = Callable[[Any, "Sheet"], None]
 """Adds native charts to a sheet: called with the openpyxl worksheet (``add_chart``) and the
 ``Sheet`` (its ``header_row`` and rows say where the data a chart references sits)."""
@@ -65,11 +65,6 @@ ROWS_PER_CHUNK = 1_000
 SHEET_TITLE_FORBIDDEN = re.compile(r"[:\\/?*\[\]\x00-\x1f]")
 RESERVED_SHEET_TITLES = {"history"}
 ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-NEEDS_ESCAPE = re.compile("[&<>\r]")
-"""Most texts have none of ``XML_ESCAPES``'s characters: a search is cheaper than a translate."""
-OOXML_ESCAPE_LOOKALIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
-"""Excel reads ``_xHHHH_`` in text as an escaped character; a literal one needs its ``_`` escaped."""
 EMPTY_SHEET_DATA = (b"<sheetData></sheetData>", b"<sheetData/>")
 
 HEADER_FILL = "DDEBF7"
@@ -78,8 +73,6 @@ MONEY_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.00%"
 RATE_FORMAT = "#,##0.0000"
 DATE_FORMAT = "yyyy-mm-dd"
-EXCEL_EPOCH = date(1899, 12, 30)
-"""Day 0 of Excel's 1900 date system as the serials from March 1900 on count it."""
 PAGE_FOOTER_RIGHT = "page &P of &N"
 TITLE_SIZE = 14
 
@@ -140,23 +133,12 @@ class DocumentInfo:
 
 
 @dataclass(frozen=True)
-class _StyleIds:
-    text: int
-    quoted: int
-    integer: int
-    money: int
-    share: int
-    rate: int
-    date: int
-
-
-@dataclass(frozen=True)
 class _Styles:
     header: int
     title: int
     label: int
-    body: _StyleIds
-    total: _StyleIds
+    body: StyleIds
+    total: StyleIds
 
 
 def write_workbook(target: Path | IO[bytes], sheets: Sequence[Sheet], info: DocumentInfo) -> None:
@@ -259,8 +241,8 @@ def _style_ids(worksheet: Any) -> _Styles:
             cell.quotePrefix = True
         return int(cell.style_id)
 
-    def family(prefix: str) -> _StyleIds:
-        return _StyleIds(
+    def family(prefix: str) -> StyleIds:
+        return StyleIds(
             text=style_id(f"{prefix}Text"),
             quoted=style_id(f"{prefix}Text", quoted=True),
             integer=style_id(f"{prefix}Integer"),
@@ -370,18 +352,22 @@ def _pin_properties(workbook: Any, info: DocumentInfo) -> None:
 
 def _sheet_rows(sheet: Sheet, styles: _Styles) -> Iterator[bytes]:
     letters = [get_column_letter(index) for index in range(1, len(sheet.columns) + 1)]
+    kinds = [_kind(column) for column in sheet.columns]
     number = sheet.header_row
     header = "".join(
         f'<c r="{letter}{number}" s="{styles.header}" t="inlineStr">'
-        f"<is>{_text(column.header)}</is></c>"
+        f"<is>{text(column.header)}</is></c>"
         for letter, column in zip(letters, sheet.columns, strict=True)
     )
     chunk = [*_title_block(sheet, styles), f'<row r="{number}">{header}</row>']
     for family, rows in ((styles.body, sheet.rows), (styles.total, sheet.footer)):
-        cells = _RowCells(sheet, letters, family)
-        for values in rows:
-            number += 1
-            chunk.append(cells.row(number, values))
+        cells = RowCells(sheet.title, letters, kinds, family)
+        start = 0
+        while start < len(rows):
+            part = rows[start : start + max(ROWS_PER_CHUNK - len(chunk), 1)]
+            chunk += cells.rows(number + 1, part)
+            number += len(part)
+            start += len(part)
             if len(chunk) >= ROWS_PER_CHUNK:
                 yield _encode(chunk, sheet.title)
                 chunk = []
@@ -405,13 +391,13 @@ def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
         lead, *rest = values or [None]
         style = styles.title if number == 1 else styles.label
         cells = (
-            [] if not isinstance(lead, str) or not lead else [_text_cell(f"A{number}", lead, style)]
+            [] if not isinstance(lead, str) or not lead else [text_cell(f"A{number}", lead, style)]
         )
         for index, value in enumerate(rest, start=2):
             kind = value.kind if isinstance(value, Figure) else ""
             plain = value.value if isinstance(value, Figure) else value
             reference = f"{get_column_letter(index)}{number}"
-            cell = _cell(reference, plain, kind, styles.body, sheet.title)
+            cell = xml_cell(reference, plain, kind, styles.body, sheet.title)
             if cell:
                 cells.append(cell)
         yield f'<row r="{number}">{"".join(cells)}</row>'
@@ -419,105 +405,6 @@ def _title_block(sheet: Sheet, styles: _Styles) -> Iterator[str]:
 
 def _kind(column: Column) -> str:
     return "share" if column.percent else "rate" if column.rate else ""
-
-
-class _RowCells:
-    """Writes a table's rows in one style family (body or totals), one string join per row.
-
-    A statement workbook holds some 100,000 rows, so the per-column parts of each cell
-    (reference letter, style id) are built once here: values of the plain types ``str``,
-    ``Decimal``, ``int`` and ``date`` take a short path, anything else (subclasses, values
-    to refuse) goes through ``_cell``, which spells out the rules. Both give the same bytes
-    for the same value.
-    """
-
-    def __init__(self, sheet: Sheet, letters: list[str], styles: _StyleIds) -> None:
-        self._title = sheet.title
-        self._styles = styles
-        self._kinds = [_kind(column) for column in sheet.columns]
-        self._letters = letters
-        self._opens = [f'<c r="{letter}' for letter in letters]
-        self._decimals = [
-            f'" s="{getattr(styles, kind) if kind else styles.money}"><v>' for kind in self._kinds
-        ]
-        self._integers = [
-            f'" s="{getattr(styles, kind) if kind else styles.integer}"><v>' for kind in self._kinds
-        ]
-        self._date = f'" s="{styles.date}"><v>'
-        self._plain = f'" s="{styles.text}" t="inlineStr"><is>'
-        self._quoted = f'" s="{styles.quoted}" t="inlineStr"><is>'
-
-    def row(self, number: int, values: Sequence[CellValue]) -> str:
-        row = str(number)
-        cells = [f'<row r="{row}">']
-        append = cells.append
-        plain, quoted, day = self._plain, self._quoted, self._date
-        # Dispatch on the exact type, looked up once per value (a subclass takes the slow
-        # path); ``Any`` because mypy does not narrow a value by a saved ``type()``.
-        untyped: Sequence[Any] = values
-        columns = zip(self._opens, self._decimals, self._integers, untyped, strict=True)
-        for index, (opening, decimal, integer, value) in enumerate(columns):
-            kind = type(value)
-            if kind is Decimal:
-                if not value.is_finite():
-                    self._slow(index, number, value)
-                append(f"{opening}{row}{decimal}{value:f}</v></c>")
-            elif kind is str:
-                if value:
-                    style = quoted if value.startswith(FORMULA_TRIGGERS) else plain
-                    append(f"{opening}{row}{style}{_text(value)}</is></c>")
-            elif kind is int:
-                append(f"{opening}{row}{integer}{value}</v></c>")
-            elif kind is date:
-                append(f"{opening}{row}{day}{(value - EXCEL_EPOCH).days}</v></c>")
-            elif value is not None:
-                append(self._slow(index, number, value))
-        append("</row>")
-        return "".join(cells)
-
-    def _slow(self, index: int, number: int, value: CellValue) -> str:
-        reference = f"{self._letters[index]}{number}"
-        return _cell(reference, value, self._kinds[index], self._styles, self._title)
-
-
-def _cell(reference: str, value: CellValue, kind: str, styles: _StyleIds, title: str) -> str:
-    """One cell's XML by the module's cell rules; ``""`` for no cell. ``kind``: ``share``,
-    ``rate`` or ``""`` (plain money and counts)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        if not value:
-            return ""
-        style = styles.quoted if value.startswith(FORMULA_TRIGGERS) else styles.text
-        return _text_cell(reference, value, style)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"sheet {title!r} cell {reference}: {value} is not a finite number")
-        style = getattr(styles, kind) if kind else styles.money
-        return f'<c r="{reference}" s="{style}"><v>{value:f}</v></c>'
-    if isinstance(value, int) and not isinstance(value, bool):
-        style = getattr(styles, kind) if kind else styles.integer
-        return f'<c r="{reference}" s="{style}"><v>{value}</v></c>'
-    if isinstance(value, date) and not isinstance(value, datetime):
-        serial = (value - EXCEL_EPOCH).days
-        return f'<c r="{reference}" s="{styles.date}"><v>{serial}</v></c>'
-    raise TypeError(
-        f"sheet {title!r} cell {reference}: {type(value).__name__} is not str, int,"
-        " Decimal, date or None"
-    )
-
-
-def _text_cell(reference: str, value: str, style: int) -> str:
-    return f'<c r="{reference}" s="{style}" t="inlineStr"><is>{_text(value)}</is></c>'
-
-
-def _text(value: str) -> str:
-    if "_x" in value:
-        value = OOXML_ESCAPE_LOOKALIKE.sub("_x005F_", value)
-    escaped = value.translate(XML_ESCAPES) if NEEDS_ESCAPE.search(value) else value
-    if value[:1].isspace() or value[-1:].isspace():
-        return f'<t xml:space="preserve">{escaped}</t>'
-    return f"<t>{escaped}</t>"
 
 
 def _encode(chunk: list[str], title: str) -> bytes:
