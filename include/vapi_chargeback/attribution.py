@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from itertools import chain
-from operator import itemgetter, methodcaller
+from itertools import chain, compress, repeat
+from operator import is_, itemgetter, methodcaller
 from typing import Any, Literal, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
@@ -152,6 +152,7 @@ class Attributor:
                 cut for cut in (entry.valid_from, _day_after(entry.valid_to)) if cut is not None
             )
         self._cuts: dict[tuple[object, object], tuple[date, ...]] = {}
+        self._assistant_cuts: dict[object, tuple[date, ...]] = {}
         self._stretches: dict[tuple[object, object, int], Attribution] = {}
         self._horizons: dict[tuple[date, date], _HorizonMemo] = {}
 
@@ -185,19 +186,28 @@ class Attributor:
         (every day is then in the first day's stretch); else the pair is one that *varies*."""
         first, last = horizon
         memo = self.over(horizon)
+        constant = memo.constant
         for pair in pairs:
-            cuts = self._cuts_of(*pair)
+            assistant_id, variable_value = pair
+            cuts = self._cuts_of(assistant_id, variable_value)
             after = bisect_right(cuts, first)
             if after < len(cuts) and cuts[after] <= last:
                 memo.varies.add(pair)
-                memo.constant[pair] = None
+                constant[pair] = None
             else:
-                memo.constant[pair] = self._in_stretch(pair[0], pair[1], first)
+                constant[pair] = self._stretch(assistant_id, variable_value, after, first)
 
     def _in_stretch(self, assistant_id: object, variable_value: object, day: date) -> Attribution:
         """The attribution shared by every day of ``day``'s stretch between two cuts
         (hashable arguments only)."""
         stretch = bisect_right(self._cuts_of(assistant_id, variable_value), day)
+        return self._stretch(assistant_id, variable_value, stretch, day)
+
+    def _stretch(
+        self, assistant_id: object, variable_value: object, stretch: int, day: date
+    ) -> Attribution:
+        """The attribution of the pair's ``stretch`` (the number of its cuts on or before
+        ``day``, a day inside it)."""
         key = (assistant_id, variable_value, stretch)
         found = self._stretches.get(key)
         if found is None:
@@ -211,19 +221,27 @@ class Attributor:
         before, for this pair (hashable): a start, or the day after an end, of one of the
         assistant's mapping rows (looked up as :func:`attribute` does), and the day after the
         ``valid_to`` of the cost center the variable value names — of every cost center
-        under mapping rules, which may name any. A cut more than needed only costs a call."""
+        under mapping rules, which may name any. A cut more than needed only costs a call.
+        The assistant's own cuts are sorted once per assistant: most pairs add none."""
         pair = (assistant_id, variable_value)
         cuts = self._cuts.get(pair)
         if cuts is not None:
             return cuts
-        found: set[date] = set()
-        if isinstance(assistant_id, str):
-            found.update(self._mapping_cuts.get(canonical_assistant_id(assistant_id), ()))
-        if isinstance(variable_value, str):
-            found.update(self._center_cuts.get(variable_value, ()))
+        own = self._assistant_cuts.get(assistant_id)
+        if own is None:
+            found = (
+                self._mapping_cuts.get(canonical_assistant_id(assistant_id), ())
+                if isinstance(assistant_id, str)
+                else ()
+            )
+            own = self._assistant_cuts[assistant_id] = tuple(sorted(found))
         if self._rules is not None and self._rules.rules:
-            found.update(self._all_center_cuts)
-        cuts = self._cuts[pair] = tuple(sorted(found))
+            extra: Iterable[date] = self._all_center_cuts
+        elif isinstance(variable_value, str):
+            extra = self._center_cuts.get(variable_value, ())
+        else:
+            extra = ()
+        cuts = self._cuts[pair] = tuple(sorted({*own, *extra})) if extra else own
         return cuts
 
 
@@ -329,17 +347,23 @@ def attributions(
     horizon: tuple[date, date],
 ) -> list[Attribution]:
     """``attributor`` applied to each row's (assistant, variable value) of ``pairs`` and day
-    of ``days``, every day inside ``horizon``: looked up by pair in C, each pair new to the
-    horizon worked out once (:meth:`Attributor.fill`); only the rows of a pair whose
+    of ``days``, every day inside ``horizon``: looked up by pair in C, in one pass when
+    every pair is known to the horizon already (as for most queries after the first), each
+    pair new to it worked out once (:meth:`Attributor.fill`); only the rows of a pair whose
     attribution changes inside the horizon are attributed by their day."""
     memo = attributor.over(horizon)
+    constant = memo.constant
     try:
-        distinct = set(pairs)
+        found = list(map(constant.get, pairs))
     except TypeError:
         return [attributor(a, v, day) for (a, v), day in zip(pairs, days, strict=True)]
-    attributor.fill(horizon, distinct.difference(memo.constant))
-    found = list(map(memo.constant.__getitem__, pairs))
-    if not memo.varies.isdisjoint(distinct):
+    if not any(map(is_, found, repeat(None))):
+        return cast(list[Attribution], found)
+    attributor.fill(
+        horizon, set(compress(pairs, map(is_, found, repeat(None)))).difference(constant)
+    )
+    found = list(map(constant.__getitem__, pairs))
+    if any(map(is_, found, repeat(None))):
         return [
             attributor(pair[0], pair[1], day) if a is None else a
             for a, pair, day in zip(found, pairs, days, strict=True)
