@@ -30,7 +30,12 @@ from vapi_emulator.generate import (
     MonthCalls,
 )
 from vapi_emulator.org import DemoOrg
-from vapi_emulator.query_sql import CompiledQuery, compile_query, json_renderable
+from vapi_emulator.query_sql import (
+    CompiledQuery,
+    compile_query,
+    json_renderable,
+    python_escapes,
+)
 from vapi_emulator.records import MalformedRecordError, read_json_records
 from vapi_emulator.resolve import ResolvedQuery
 from vapi_emulator.store import OpenedStore, StoreOptions, close_store, fill_store, open_store
@@ -582,7 +587,10 @@ class Engine:
                         "use a coarser timeRange.step or a shorter range"
                     )
                 if as_json:
-                    results.append(QueryRows(query, [], [(row[0], row[2]) for row in fetched]))
+                    json_rows = [
+                        (row[0], python_escapes(row[2]) if row[3] else row[2]) for row in fetched
+                    ]
+                    results.append(QueryRows(query, [], json_rows))
                 else:
                     results.append(QueryRows(query, fetched))
             return results

@@ -8,6 +8,7 @@ never from a request. ``engine`` runs the SQL; ``render`` reads its rows back.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -86,8 +87,8 @@ def bucket_kind(step: str | None) -> BucketKind:
 class CompiledQuery:
     """SQL and its parameters. Result columns: the group keys, the bucket, then per
     operation one column (two for ``avg``: sum and count), as ``render`` reads them;
-    ``as_json``: one row per bucket instead, ``(bucket, rows, JSON text of its rows)``
-    (:func:`json_rows_sql`)."""
+    ``as_json``: one row per bucket instead, ``(bucket, rows, JSON text of its rows,
+    whether that text needs python_escapes)`` (:func:`json_rows_sql`)."""
 
     sql: str
     parameters: dict[str, object]
@@ -100,7 +101,6 @@ bucket's ISO instant there. JSON text never holds it raw: control characters are
 
 _JSON_OPERATIONS = frozenset({"count", "sum", "min", "max"})
 _JSON_KINDS = frozenset({"id", "money", "integer", "seconds"})
-_SHORT_ESCAPES = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
 
 
 def json_renderable(query: ResolvedQuery) -> bool:
@@ -113,23 +113,22 @@ def json_renderable(query: ResolvedQuery) -> bool:
     )
 
 
-def _json_string_sql(raw: str, written: str) -> str:
-    """The string ``raw`` as ``json.dumps(raw, ensure_ascii=False)`` writes it, or ``null``,
-    given ``written`` = ``to_json(raw)``.
+_UPPER_HEX_ESCAPE = re.compile(r"\\\\|\\u00[0-9A-F]{2}")
+"""An escaped backslash (kept whole, so the ``u00..`` text after it is never read as an
+escape) or a ``\\u00XX`` escape: the two things :func:`python_escapes` can meet."""
 
-    DuckDB's ``to_json`` escapes exactly the characters Python does, the same way, but
-    for the hex digits of ``\\u00XX`` (upper case, Python's lower): a string escaped so
-    (rare: control characters) is escaped here by hand, backslash and quote first.
+
+def python_escapes(text: str) -> str:
+    """JSON text written by DuckDB's ``to_json`` as ``json.dumps`` writes it: the same
+    escapes, but the hex digits of ``\\u00XX`` in lower case, as Python writes them.
+
+    DuckDB escapes exactly the characters Python does, the same way, except for that case
+    (``\\u001F`` vs ``\\u001f``); only control characters are written so, and rarely, so
+    SQL flags the buckets holding one and only those are rewritten here. (Fixing them in
+    SQL took a chain of 34 ``replace`` per string key, which cost about 11 ms to plan on
+    every query whether or not any string needed it.)
     """
-    by_hand = f"replace(replace({raw}, '\\', '\\\\'), '\"', '\\\"')"
-    for code in range(32):
-        escape = _SHORT_ESCAPES.get(code, f"\\u{code:04x}")
-        by_hand = f"replace({by_hand}, chr({code}), '{escape}')"
-    return (
-        f"CASE WHEN {written} IS NULL THEN 'null'"
-        f" WHEN contains({written}, '\\u00') THEN concat('\"', {by_hand}, '\"')"
-        f" ELSE {written} END"
-    )
+    return _UPPER_HEX_ESCAPE.sub(lambda match: match.group().lower(), text)
 
 
 def _trimmed_sql(value: str) -> str:
@@ -162,23 +161,27 @@ def json_rows_sql(
     than the SQL that produced them; this way a result arrives as a few strings.
     ``json_values`` converts each value once (``to_json``, trimming); ``json_rows`` writes
     and joins them (``concat`` of all parts at once: chained ``||`` copied each row
-    several times).
+    several times). The last column says whether a bucket's text needs
+    :func:`python_escapes`.
     """
     names = [*query.group_by, *query.variable_keys, *(op.key for op in query.operations)]
     converted = [f"grouped.{key} AS {key}" for key in keys]
     converted += [f"CAST(to_json(grouped.{key}) AS VARCHAR) AS v{i}" for i, key in enumerate(keys)]
-    written = [_json_string_sql(key, f"v{i}") for i, key in enumerate(keys)]
+    strings = [f"v{i}" for i in range(len(keys))]
+    written = [f"coalesce({value}, 'null')" for value in strings]
     for index, (operation, output) in enumerate(zip(query.operations, outputs, strict=True)):
         value = f"v{len(keys) + index}"
         if operation.operation == "count":
             converted.append(f"CAST({output} AS VARCHAR) AS {value}")
             written.append(value)
         elif COLUMNS[operation.column].kind == "id":
-            converted += [f"{output} AS r{index}", f"CAST(to_json({output}) AS VARCHAR) AS {value}"]
-            written.append(_json_string_sql(f"r{index}", value))
+            converted.append(f"CAST(to_json({output}) AS VARCHAR) AS {value}")
+            written.append(f"coalesce({value}, 'null')")
+            strings.append(value)
         else:
             converted.append(f"{_trimmed_sql(output)} AS {value}")
             written.append(_json_number_sql(value))
+    upper_hex = " OR ".join(f"contains({value}, '\\u00')" for value in strings) or "false"
     parts = ["'{'"]
     if query.step:
         parts.append(f"'{json.dumps(DATE_KEY)}:', chr(1)")
@@ -198,11 +201,13 @@ def json_rows_sql(
 ),
 
 json_rows AS (
-    SELECT b, {"".join(f"{key}, " for key in keys)}concat({", ".join(parts)}) AS row_json
+    SELECT b, {"".join(f"{key}, " for key in keys)}concat({", ".join(parts)}) AS row_json,
+        {upper_hex} AS upper_hex
     FROM json_values
 )
 
-SELECT b, count(*), string_agg(row_json, ','{" ORDER BY " + order if order else ""})
+SELECT b, count(*), string_agg(row_json, ','{" ORDER BY " + order if order else ""}),
+    coalesce(bool_or(upper_hex), false)
 FROM json_rows
 GROUP BY b
 ORDER BY b ASC NULLS LAST"""
