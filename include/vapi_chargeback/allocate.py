@@ -22,13 +22,11 @@ shape), rounded against the cost center's direct lines so the days add up to the
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from fractions import Fraction
 from functools import partial
 from itertools import compress
 from operator import attrgetter, methodcaller
@@ -50,9 +48,16 @@ from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, LineKey, PieceKey
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.mapping_rules import RuleBook
-from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units
+from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units_each
 from vapi_chargeback.plan import SUCCESS_KEY, Plan
-from vapi_chargeback.split import CALL_QUANTUM, exact_context, round_to_total, split_exact
+from vapi_chargeback.split import (
+    CALL_QUANTUM,
+    exact_context,
+    largest_remainder,
+    round_half_up_ratio,
+    split_exact,
+    units_over,
+)
 from vapi_chargeback.statement import ChargebackLine, CostCenterInfo, Statement
 
 ZERO = Decimal(0)
@@ -156,11 +161,7 @@ def rounded_statement(config: ChargebackConfig, plan: Plan, sums: ExactSums) -> 
     builder = BreakdownBuilder(plan, config.cost_center_ids, _query_measures(plan))
     builder.use_groups(sums.groups)
     order = _LineOrder(config)
-    exact = {
-        piece: dict(zip(core_measures, values, strict=True))
-        for piece, values in sums.pieces.items()
-    }
-    lines = _rounded_lines(config, plan, exact, sums.successes, sums.charged)
+    lines = _rounded_lines(config, plan, sums.pieces, sums.successes, sums.charged)
     direct = _direct_totals(lines, plan.components)
     lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))
@@ -265,12 +266,12 @@ def _daily_cost(
 def _rounded_lines(
     config: ChargebackConfig,
     plan: Plan,
-    sums: Mapping[PieceKey, Mapping[str, Decimal]],
+    sums: Mapping[PieceKey, Sequence[Decimal]],
     successes: Mapping[LineKey, Decimal],
     charged: Mapping[LineKey, ChargedBy],
 ) -> list[ChargebackLine]:
     """The direct and unallocated lines, in statement order, from exact per-piece sums
-    (``calls``, ``seconds``, ``cost`` and each component).
+    (``calls``, ``seconds``, ``cost`` and each component, in that order).
 
     Each column is rounded once over all *atoms* (largest remainder, in line order), so the
     atoms add up to its rounded total; an atom whose rows went to several lines is split
@@ -285,35 +286,44 @@ def _rounded_lines(
     show the first in the order rules are tried (:data:`PRECEDENCE`).
     """
     order = _LineOrder(config)
-
-    def line_order(key: LineKey) -> tuple[int, int, str, str]:
-        return order.key(key[0], key[3], key[1], key[2])
-
-    atoms: dict[LineKey, list[PieceKey]] = {}
-    for piece in sorted(sums, key=lambda piece: line_order(piece[1])):
-        atoms.setdefault(piece[0], []).append(piece)
-    atom_order = sorted(atoms, key=line_order)
+    pieces = list(sums)
+    line_keys = {line for _, line in pieces} | {atom for atom, _ in pieces}
+    line_order = {key: order.key(key[0], key[3], key[1], key[2]) for key in line_keys}.__getitem__
+    atoms: dict[LineKey, list[int]] = {}
+    for index in sorted(range(len(pieces)), key=lambda i: line_order(pieces[i][1])):
+        atoms.setdefault(pieces[index][0], []).append(index)
+    atom_pieces = [atoms[atom] for atom in sorted(atoms, key=line_order)]
+    lines_of = _LinesOf([piece[1] for piece in pieces], atom_pieces)
+    measures = _core_measures(plan)
     columns = {"cost": ("cost", CENT), "minutes": ("seconds", MINUTES_QUANTUM)}
     columns.update({c: (c, CENT) for c in plan.components})
     rounded: dict[str, dict[LineKey, Decimal]] = {}
     for column, (measure, quantum) in columns.items():
-        exact = {piece: _exact(values[measure], measure) for piece, values in sums.items()}
-        totals = [_total([exact[piece] for piece in atoms[atom]]) for atom in atom_order]
-        by_line = rounded[column] = {}
-        for atom, amount in zip(atom_order, round_to_total(totals, quantum), strict=True):
-            pieces = atoms[atom]
-            parts = (
-                [amount]
-                if len(pieces) == 1
-                else _parts([exact[piece] for piece in pieces], amount, quantum)
-            )
-            for (_, key), part in zip(pieces, parts, strict=True):
-                by_line[key] = by_line[key] + part if key in by_line else part
+        ratios = _ratios(sums.values(), measures.index(measure), measure == "seconds")
+        exact, denominator = units_over(ratios, quantum)
+        totals = lines_of.atom_totals(exact)
+        amounts = largest_remainder(
+            totals, denominator, round_half_up_ratio(sum(totals), denominator)
+        )
+        by_line = lines_of.line_units(exact, denominator, amounts)
+        rounded[column] = dict(
+            zip(by_line, from_units_each(by_line.values(), quantum), strict=True)
+        )
     calls: dict[LineKey, Decimal] = {}
+    calls_at = measures.index("calls")
     for (_, key), values in sums.items():
-        calls[key] = calls.get(key, ZERO) + values["calls"]
+        calls[key] = calls.get(key, ZERO) + values[calls_at]
     names = {center.id: center.name for center in config.cost_centers}
     keys = sorted(calls, key=line_order)
+    shown = {column: list(map(by_line.__getitem__, keys)) for column, by_line in rounded.items()}
+    components = (
+        [
+            dict(zip(plan.components, amounts, strict=True))
+            for amounts in zip(*(shown[c] for c in plan.components), strict=True)
+        ]
+        if plan.components
+        else [{} for _ in keys]
+    )
     return [
         ChargebackLine(
             cost_center_id=key[0],
@@ -322,40 +332,69 @@ def _rounded_lines(
             assistant_id=key[2],
             allocation=key[3],
             calls=_whole(calls[key]),
-            minutes=rounded["minutes"][key],
-            cost_usd=rounded["cost"][key],
-            components_usd={c: rounded[c][key] for c in plan.components},
+            minutes=minutes,
+            cost_usd=cost,
+            components_usd=parts,
             charged_by=charged[key],
             successful_calls=_whole(successes.get(key, ZERO)),
         )
-        for key in keys
+        for key, minutes, cost, parts in zip(
+            keys, shown["minutes"], shown["cost"], components, strict=True
+        )
     ]
 
 
-def _parts(exact: Sequence[Decimal | Fraction], amount: Decimal, quantum: Decimal) -> list[Decimal]:
-    """An atom's rounded ``amount`` split among its pieces: each piece its exact value
-    rounded down or up to ``quantum``, the extra quanta to the largest remainders (ties to
-    the earlier piece), as :func:`round_to_total` rounds, but to an amount rounded already.
+class _LinesOf:
+    """Which pieces make each atom (in atom order) and which line each piece goes to: a
+    column's atom totals, and its lines from the atoms' rounded amounts.
 
-    ``amount`` is the floor or the ceiling of the pieces' exact sum, so it is reachable.
+    Without mapping rules every atom is one piece and one line: then both are a reordering
+    of a list, done in C, instead of a loop over pieces per column.
     """
-    units = [Fraction(value) / Fraction(quantum) for value in exact]
-    floors = [math.floor(value) for value in units]
-    missing = int(Fraction(amount) / Fraction(quantum)) - sum(floors)
-    by_remainder = sorted(range(len(units)), key=lambda i: (floors[i] - units[i], i))
-    for index in by_remainder[:missing]:
-        floors[index] += 1
-    return [from_units(whole, quantum) for whole in floors]
+
+    def __init__(self, piece_lines: Sequence[LineKey], atom_pieces: Sequence[list[int]]):
+        self._piece_lines = piece_lines
+        self._atom_pieces = atom_pieces
+        self._single = all(len(indexes) == 1 for indexes in atom_pieces)
+        self._order = [indexes[0] for indexes in atom_pieces] if self._single else []
+        atom_lines = [piece_lines[index] for index in self._order]
+        self._atom_lines = atom_lines if len(set(atom_lines)) == len(piece_lines) else None
+
+    def atom_totals(self, exact: Sequence[int]) -> list[int]:
+        if self._single:
+            return list(map(exact.__getitem__, self._order))
+        return [sum(map(exact.__getitem__, indexes)) for indexes in self._atom_pieces]
+
+    def line_units(
+        self, exact: Sequence[int], denominator: int, amounts: Sequence[int]
+    ) -> dict[LineKey, int]:
+        """Each line's units: the sum of its pieces' parts, an atom of several pieces split
+        among them to its rounded amount (each its exact value rounded down or up, the extra
+        units to the largest remainders, ties to the earlier piece)."""
+        if self._atom_lines is not None:
+            return dict(zip(self._atom_lines, amounts, strict=True))
+        by_line: dict[LineKey, int] = {}
+        for indexes, amount in zip(self._atom_pieces, amounts, strict=True):
+            parts = (
+                [amount]
+                if len(indexes) == 1
+                else largest_remainder([exact[i] for i in indexes], denominator, amount)
+            )
+            for index, part in zip(indexes, parts, strict=True):
+                key = self._piece_lines[index]
+                by_line[key] = by_line.get(key, 0) + part
+        return by_line
 
 
-def _exact(value: Decimal, measure: str) -> Decimal | Fraction:
-    """A piece's exact amount in its line column: seconds become minutes."""
-    return Fraction(value) / SECONDS_PER_MINUTE if measure == "seconds" else value
-
-
-def _total(values: Sequence[Decimal | Fraction]) -> Decimal | Fraction:
-    """Exact sum of an atom's pieces (``Fraction``s: a ``Decimal`` sum could round)."""
-    return values[0] if len(values) == 1 else sum((Fraction(v) for v in values), Fraction(0))
+def _ratios(
+    sums: Iterable[Sequence[Decimal]], position: int, seconds: bool
+) -> list[tuple[int, int]]:
+    """Each piece's exact amount in its line column as (numerator, denominator), not
+    reduced: seconds become minutes."""
+    ratios = [values[position].as_integer_ratio() for values in sums]
+    if seconds:
+        return [(n, d * SECONDS_PER_MINUTE) for n, d in ratios]
+    return ratios
 
 
 def _with_shared_pools(

@@ -80,7 +80,7 @@ def split_exact(
         return [from_units(0, quantum)] * len(weights)
     magnitude = abs(units)
     shares = [magnitude * weight for weight in scaled]
-    parts = _largest_remainder(shares, weight_sum, magnitude)
+    parts = largest_remainder(shares, weight_sum, magnitude)
     return [from_units(sign * part, quantum) for part in parts]
 
 
@@ -95,8 +95,8 @@ def round_to_total(
     earlier value. Signs are allowed (a refund line stays negative).
     """
     units, denominator = _common_denominator(values, quantum)
-    target = _round_half_up(sum(units), denominator)
-    return [from_units(part, quantum) for part in _largest_remainder(units, denominator, target)]
+    target = round_half_up_ratio(sum(units), denominator)
+    return [from_units(part, quantum) for part in largest_remainder(units, denominator, target)]
 
 
 def round_to_share(
@@ -118,7 +118,7 @@ def round_to_share(
         raise ValueError(f"total {total} is not a whole number of {quantum}")
     sign = -1 if whole < 0 else 1
     shares = [sign * numerator * units for numerator in numerators]
-    parts = _largest_remainder(shares, sign * whole, units)
+    parts = largest_remainder(shares, sign * whole, units)
     return [from_units(part, quantum) for part in parts]
 
 
@@ -126,7 +126,7 @@ def rounds_to(values: Sequence[Decimal | Fraction | int], total: Decimal, quantu
     """Whether ``sum(values)`` rounded half up to ``quantum`` is ``total``, exactly."""
     numerators, denominator = _common_denominator(values, quantum)
     (units_numerator,), units_denominator = _common_denominator([total], quantum)
-    target = _round_half_up(sum(numerators), denominator)
+    target = round_half_up_ratio(sum(numerators), denominator)
     return target * units_denominator == units_numerator
 
 
@@ -145,15 +145,15 @@ def round_units_to_statement(numerators: Sequence[int], denominator: int, total:
     if not numerators:
         return []
     whole = sum(numerators)
-    if _round_half_up(whole, denominator) == total:
-        return _largest_remainder(numerators, denominator, total)
+    if round_half_up_ratio(whole, denominator) == total:
+        return largest_remainder(numerators, denominator, total)
     if not whole:
         sign = -1 if total < 0 else 1
         magnitude = abs(total)
-        parts = _largest_remainder([magnitude] * len(numerators), len(numerators), magnitude)
+        parts = largest_remainder([magnitude] * len(numerators), len(numerators), magnitude)
         return [sign * part for part in parts]
     sign = -1 if whole < 0 else 1
-    return _largest_remainder([sign * total * n for n in numerators], sign * whole, total)
+    return largest_remainder([sign * total * n for n in numerators], sign * whole, total)
 
 
 def whole_units(total: Decimal, quantum: Decimal) -> int:
@@ -193,14 +193,14 @@ def _common_denominator(
     return units_over([value.as_integer_ratio() for value in values], quantum)
 
 
-def _round_half_up(numerator: int, denominator: int) -> int:
+def round_half_up_ratio(numerator: int, denominator: int) -> int:
     """``numerator / denominator`` (denominator > 0) to the nearest whole number, halves away
     from zero (``2.5`` → 3, ``-2.5`` → -3), as ``money.round_half_up`` rounds a ``Fraction``."""
     magnitude = (2 * abs(numerator) + denominator) // (2 * denominator)
     return -magnitude if numerator < 0 else magnitude
 
 
-def _largest_remainder(numerators: Sequence[int], denominator: int, target: int) -> list[int]:
+def largest_remainder(numerators: Sequence[int], denominator: int, target: int) -> list[int]:
     """Whole numbers, each the floor or ceiling of its exact value ``numerator /
     denominator``, summing to ``target``; the extra units go to the largest remainders, ties
     to the earlier value.
