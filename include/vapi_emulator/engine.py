@@ -31,6 +31,7 @@ from vapi_emulator.generate import (
 )
 from vapi_emulator.org import DemoOrg
 from vapi_emulator.query_sql import (
+    MONEY_SCALE,
     CompiledQuery,
     compile_query,
     json_renderable,
@@ -239,7 +240,7 @@ def _quote_path(path: Path) -> str:
 # Loading Call records into the ``calls`` table
 # ---------------------------------------------------------------------------------------
 
-MONEY_TYPE = "DECIMAL(38, 12)"
+MONEY_TYPE = f"DECIMAL(38, {MONEY_SCALE})"
 """Exact for any amount with up to 12 decimal places; more places are rounded half away from zero."""
 
 _PROBLEMS = {

@@ -11,7 +11,7 @@ import pytest
 from vapi_chargeback.analytics.models import AnalyticsQueryDTO
 from vapi_emulator import engine as engine_module
 from vapi_emulator.engine import Engine, ResultTooLarge
-from vapi_emulator.query_sql import json_pointer
+from vapi_emulator.query_sql import COLUMNS, NARROW_TYPES, json_pointer
 from vapi_emulator.render import response_body
 from vapi_emulator.resolve import resolve
 from vapi_emulator.timezones import local_wall_to_instant_us, offset_segments
@@ -116,3 +116,47 @@ def test_offset_changes_are_found_to_the_second(zone: str, changes: list[str]) -
 def test_local_midnight_to_instant(zone: str, wall: str, instant: str) -> None:
     wall_us = us(wall + "+00:00")
     assert local_wall_to_instant_us(zone, wall_us) == us(instant)
+
+
+@pytest.mark.parametrize("column", [c for c, spec in COLUMNS.items() if spec.kind in NARROW_TYPES])
+def test_narrow_text_keeps_the_scale_of_each_aggregate(engine: Engine, column: str) -> None:
+    """Text written through ``NARROW_TYPES`` has the digits of the wide value only if the
+    scales agree; a changed stored type must change the narrow type with it."""
+    spec = COLUMNS[column]
+    narrow = engine.cursor().execute(f"SELECT typeof(TRY_CAST(NULL AS {NARROW_TYPES[spec.kind]}))")
+    (narrow_type,) = narrow.fetchone() or ("",)
+    for aggregate in ("sum", "min", "max"):
+        typed = engine.cursor().execute(f"SELECT typeof({aggregate}({spec.source})) FROM calls")
+        (wide_type,) = typed.fetchone() or ("",)
+        assert wide_type.partition(",")[2] == narrow_type.partition(",")[2], aggregate
+
+
+def test_sums_beyond_64_bits_are_written_exactly(tmp_path: Path) -> None:
+    """Sums too large for the 64-bit text path take the 128-bit one, digit for digit."""
+    path = tmp_path / "calls.jsonl"
+    numbers = [("9000000.000000000001", "9223372036854775807"), ("1000000.5", "300"), ("-1", "7")]
+    path.write_text(
+        "".join(
+            f'{{"id": "c{i}", "createdAt": "2026-10-05T09:0{i}:00.000Z", "cost": {cost},'
+            f' "costBreakdown": {{"llmPromptTokens": {tokens}}}}}\n'
+            for i, (cost, tokens) in enumerate(numbers)
+        )
+    )
+    engine = Engine([path])
+    engine.load()
+    query = {
+        "table": "call",
+        "name": "big",
+        "timeRange": {"start": "2026-10-05T00:00:00Z", "end": "2026-10-06T00:00:00Z"},
+        "operations": [
+            {"operation": "sum", "column": "cost"},
+            {"operation": "max", "column": "cost"},
+            {"operation": "sum", "column": "costBreakdown.llmPromptTokens"},
+        ],
+    }
+    body = response_body(
+        engine.run(resolve(AnalyticsQueryDTO.model_validate({"queries": [query]}), 0))
+    ).decode()
+    assert '"sumCost":9999999.500000000001,' in body
+    assert '"maxCost":9000000.000000000001,' in body
+    assert '"sumCostBreakdownLlmPromptTokens":9223372036854776114}' in body
