@@ -1,7 +1,8 @@
 """Refuse a Statement that would produce a wrong, unsafe or unreadable statement set.
 
-Validation runs before a single byte is written, so a bad Statement leaves the
-published month untouched. Every problem names the field (``lines[12].cost_usd``)
+Validation runs before a single byte is published, so a bad Statement leaves the
+published month untouched (rendering checks each cost center's stored breakdown tables
+as it reads them for the workbook, in its scratch folder: :func:`table_problems`). Every problem names the field (``lines[12].cost_usd``)
 and what the producer has to fix; all problems are reported at once so one run
 shows the whole picture.
 
@@ -15,7 +16,7 @@ lines changed); an adjustment needs the invoice it ties the month to.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -67,19 +68,26 @@ class StatementError(PermanentError, ValueError):
         super().__init__("\n".join(lines))
 
 
-def validate_statement(statement: Statement) -> None:
-    """Raise ``StatementError`` listing every problem; return quietly when publishable."""
+def validate_statement(statement: Statement, *, tables: bool = True) -> None:
+    """Raise ``StatementError`` listing every problem; return quietly when publishable.
+
+    ``tables=False`` leaves the breakdown tables' contents to the caller, who checks each
+    cost center's with :func:`table_problems` when reading them anyway (rendering reads a
+    stored cost center's tables once, not once here and again for its workbook). Should
+    anything else be wrong, the tables are checked here too: a refusal lists everything."""
     problems = [
         *_period_problems(statement),
         *_cost_center_problems(statement),
         *_line_problems(statement),
-        *_breakdown_problems(statement),
+        *_breakdown_problems(statement, tables=tables),
         *_reconciliation_problems(statement),
         *_provenance_problems(statement),
         *_lifecycle_problems(statement),
         *_invoice_problems(statement),
         *_changes_problems(statement),
     ]
+    if problems and not tables:
+        validate_statement(statement)
     if problems:
         raise StatementError(problems)
 
@@ -230,18 +238,24 @@ def _carried_problems(where: str, line: ChargebackLine, statement: Statement) ->
         )
 
 
-def _breakdown_problems(statement: Statement) -> Iterable[str]:
+def _breakdown_problems(statement: Statement, *, tables: bool) -> Iterable[str]:
     known = {center.id for center in statement.cost_centers}
-    for center_id, breakdowns in statement.breakdowns.items():
+    for center_id in statement.breakdowns:
         if center_id not in known:
             yield f"breakdowns[{center_id!r}]: not a configured cost center"
-        ids: set[str] = set()
-        for index, breakdown in enumerate(breakdowns):
-            where = f"breakdowns[{center_id!r}][{index}]"
-            if breakdown.definition_id in ids:
-                yield f"{where}.definition_id: {breakdown.definition_id!r} appears twice"
-            ids.add(breakdown.definition_id)
-            yield from _one_breakdown_problems(where, breakdown)
+        if tables:
+            yield from table_problems(center_id, statement.breakdowns[center_id])
+
+
+def table_problems(center_id: str, breakdowns: Sequence[Breakdown]) -> Iterable[str]:
+    """What is wrong with one cost center's breakdown tables, named as in the statement."""
+    ids: set[str] = set()
+    for index, breakdown in enumerate(breakdowns):
+        where = f"breakdowns[{center_id!r}][{index}]"
+        if breakdown.definition_id in ids:
+            yield f"{where}.definition_id: {breakdown.definition_id!r} appears twice"
+        ids.add(breakdown.definition_id)
+        yield from _one_breakdown_problems(where, breakdown)
 
 
 def _one_breakdown_problems(where: str, breakdown: Breakdown) -> Iterable[str]:

@@ -49,7 +49,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.writer.excel import ExcelWriter
 
-from vapi_chargeback.statements.cellxml import CellValue, RowCells, StyleIds, text, text_cell
+from vapi_chargeback.statements.cellxml import CellValue as CellValue
+from vapi_chargeback.statements.cellxml import RowCells, StyleIds, text, text_cell
 from vapi_chargeback.statements.cellxml import cell as xml_cell
 from vapi_chargeback.statements.deterministic import DeterministicZipFile, zip_timestamp
 

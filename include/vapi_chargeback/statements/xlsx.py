@@ -21,7 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vapi_chargeback.statement import FINAL, UNALLOCATED, ChargebackLine, CostCenterInfo, Statement
+from vapi_chargeback.statement import (
+    FINAL,
+    UNALLOCATED,
+    Breakdown,
+    ChargebackLine,
+    CostCenterInfo,
+    Statement,
+)
 from vapi_chargeback.statements.cells import InCurrency, component_labels
 from vapi_chargeback.statements.charts import finance_chart_sheets, owner_chart_sheets
 from vapi_chargeback.statements.reference_sheets import (
@@ -86,13 +93,20 @@ def write_statement_workbook(statement: Statement, totals: StatementTotals, path
 
 
 def write_cost_center_workbook(
-    statement: Statement, center: CostCenterInfo, lines: Sequence[ChargebackLine], path: Path
+    statement: Statement,
+    center: CostCenterInfo,
+    lines: Sequence[ChargebackLine],
+    path: Path,
+    breakdowns: Sequence[Breakdown] | None = None,
 ) -> int:
-    """Write one owner's workbook; return its number of statement lines."""
+    """Write one owner's workbook; return its number of statement lines. ``breakdowns``:
+    the cost center's tables when the caller read them already (stored ones are read from
+    the work folder at each lookup)."""
     direct = [line for line in lines if line.allocation == "direct"]
     shared = [line for line in lines if line.allocation.startswith("shared:")]
     carried = [line for line in lines if line.is_correction or line.is_adjustment]
-    breakdowns = statement.breakdowns.get(center.id, [])
+    if breakdowns is None:
+        breakdowns = statement.breakdowns.get(center.id, [])
     money = InCurrency.of(statement)
     title = f"Chargeback statement {statement.period}: {center.name}"
     statement_id = statement.statement_ids.for_cost_center(center.id)
