@@ -9,10 +9,11 @@ The emulator runs as its own process on loopback (``localrun.emulator_process``)
 memory is not the pipeline's. The month runs through ``runner.run_month`` — the DAG's
 steps, plan → fetch every batch (four at a time, as the DAG) → allocate → reconcile →
 publish, as plain functions in one fresh process, as the DAG's tasks would on one worker,
-except the mapped tasks of a sharded allocate (``partition``, ``allocate_shard``), which
-run ``--workers`` at a time in fresh processes, as the stack's two Celery workers run them;
-the shard count is the DAG's own (automatic from the raw responses' size, one shard up to
-256 MiB) unless ``--allocate-shards`` sets it — and reports the run's wall time and each
+except the mapped tasks — ``fetch`` (four sent at a time) and a sharded allocate's
+``allocate_shard`` — which run ``--workers`` at a time in warm worker processes, as the
+stack's two Celery workers run them (``--fetch-in threads``: fetch in threads of the run's
+own process instead); the shard count is the DAG's own (automatic from the raw responses'
+size) unless ``--allocate-shards`` sets it — and reports the run's wall time and each
 step's time and peak RSS. Then, side by side:
 
 1. ``POST /analytics`` requests sent (counted by the client's transport and in the
@@ -59,6 +60,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -270,6 +272,11 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     client_options: dict[str, Any] = {}
     if spec["max_response_bytes"]:
         client_options["max_response_bytes"] = spec["max_response_bytes"]
+    client_factory = (
+        partial(VapiAnalyticsClient, spec["base_url"], API_KEY, **client_options)
+        if spec["fetch_in"] == "workers" and spec["workers"] > 1
+        else None
+    )
     settings = RunSettings(
         config_path=spec["config_path"],
         output_url=spec["output_url"],
@@ -318,11 +325,16 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
             around_step=measured,
             allocate_shards=spec["allocate_shards"],
             workers=spec["workers"],
+            client_factory=client_factory,
         )
         wall = time.perf_counter() - began
     if profiler:
         profiler.dump_stats(spec["profile"])
     peaks.update(month.task_peak_rss)
+    attempts = dict(transport.counts)
+    if client_factory is not None:
+        # Fetched in the workers, each with a client of its own: their attempts, as recorded.
+        attempts[ANALYTICS_ROUTE] = attempts.get(ANALYTICS_ROUTE, 0) + month.requests
     return {
         "imports_seconds": imports_s,
         "baseline_rss_bytes": baseline_rss,
@@ -331,9 +343,10 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
         "step_peak_rss_bytes": peaks,
         "step_tree_pss_bytes": tree_peaks,
         "workers": spec["workers"],
+        "fetch_in": "workers" if client_factory is not None else "threads",
         "total_seconds": wall,
         "peak_rss_bytes": max((peak or 0) for peak in peaks.values()),
-        "http_attempts": transport.counts,
+        "http_attempts": attempts,
         "run": month.run.model_dump(mode="json"),
         "fetched": month.fetched,
         "allocated": {key: value for key, value in month.allocated.items() if key != "fetched"},
@@ -445,14 +458,21 @@ def parser() -> argparse.ArgumentParser:
         "--allocate-shards",
         type=_positive,
         help="shards of the allocate step (the DAG param allocate_shards); default: the DAG's"
-        " automatic count from the size of the month's raw responses (one up to 256 MiB)",
+        " automatic count from the size of the month's raw responses",
     )
     parser.add_argument(
         "--workers",
         type=_positive,
         default=2,
-        help="mapped tasks (partition, allocate_shard) run this many at a time, each in a"
-        " fresh process, as the stack's Celery workers run them (the stack has two)",
+        help="mapped tasks (fetch, allocate_shard) run this many at a time in worker"
+        " processes, as the stack's Celery workers run them (the stack has two)",
+    )
+    parser.add_argument(
+        "--fetch-in",
+        choices=("workers", "threads"),
+        default="workers",
+        help="fetch tasks in the worker processes (as on Celery; with --workers > 1), or in"
+        " threads of the run's process",
     )
     parser.add_argument(
         "--emulator-max-rows",
@@ -498,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
                     "profile": str(args.profile.resolve()) if args.profile else None,
                     "allocate_shards": args.allocate_shards,
                     "workers": args.workers,
+                    "fetch_in": args.fetch_in,
                     "max_response_bytes": args.max_response_mb * MIB
                     if args.max_response_mb
                     else None,

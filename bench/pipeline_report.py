@@ -235,7 +235,8 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
     ]
     for name, (count, seconds, peak) in step_groups(pipeline).items():
-        label = f"  {name}" if count == 1 else f"  {name} × {count} (time summed over tasks)"
+        tasks = name.endswith(" tasks")
+        label = f"  {name} × {count} (time summed over tasks)" if tasks else f"  {name}"
         rows.append((label, f"{seconds:.2f} s", f"peak RSS {mib_text(peak)}", ""))
     rows += [
         (
@@ -277,11 +278,12 @@ def report(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def step_groups(pipeline: dict[str, Any]) -> dict[str, tuple[int, float, int | None]]:
-    """Steps by kind (``partition[3]`` is a ``partition``): how many, their seconds, the
-    largest peak RSS among them."""
+    """Steps by kind (``allocate_shard[3]`` is one of the ``allocate_shard`` tasks; the step
+    ``fetch``, the wall time of every fetch, is apart from its tasks ``fetch[0]`` …): how
+    many, their seconds, the largest peak RSS among them."""
     groups: dict[str, tuple[int, float, int | None]] = {}
     for name, seconds in pipeline["step_seconds"].items():
-        kind = name.split("[")[0]
+        kind = f"{name.split('[')[0]} tasks" if "[" in name else name
         peak = pipeline["step_peak_rss_bytes"].get(name)
         count, total, largest = groups.get(kind, (0, 0.0, None))
         groups[kind] = (count + 1, total + seconds, max(largest or 0, peak or 0) or None)

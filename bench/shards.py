@@ -5,8 +5,8 @@ cached calls) is planned and fetched once against the emulator; then allocate ru
 DAG runs it, every task in a process of its own as a Celery worker runs it:
 
 - ``allocate`` unsharded (one shard: the single allocate task);
-- for each shard count N: ``partition[b]`` for every batch, ``allocate_shard[s]`` for
-  every shard, then ``allocate`` (the merge).
+- for each shard count N: ``allocate_shard[s]`` for every shard (each summing the stored
+  batches dealt to it), then ``allocate`` (the merge).
 
 Each task reports its wall time and peak RSS (``VmHWM``); the merged statement's sha256
 must equal the unsharded one (same run, same provenance), or the script exits 1.
@@ -51,11 +51,8 @@ if task == "plan+fetch":
             for b in range(run.batch_count)]}
 elif task == "allocate":
     out = pipeline.allocate_run(run, spec["fetched"])
-elif task == "partition":
-    out = [sharded.partition_run(run, spec["fetched"], b, spec["shards"]) for b in spec["batches"]]
 elif task == "allocate_shard":
-    out = sharded.allocate_shard_run(
-        run, spec["fetched"], spec["partitions"], spec["shard"], spec["shards"])
+    out = sharded.allocate_shard_run(run, spec["fetched"], spec["shard"], spec["shards"])
 elif task == "merge":
     out = sharded.merge_run(run, spec["fetched"], spec["parts"])
 else:
@@ -107,13 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-centers", type=int, default=40)
     parser.add_argument("--definitions", type=int, default=3)
     parser.add_argument("--shards", type=int, nargs="+", default=[4, 16])
-    parser.add_argument(
-        "--partition-group",
-        type=int,
-        default=1,
-        help="batches partitioned per process (1 = one process per batch, as the DAG; more"
-        " saves process starts on months of many batches, the peak then covers the group)",
-    )
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -164,44 +154,21 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
         for shards in args.shards:
             say(f"{shards} shards …")
-            batches = list(range(run["batch_count"]))
-            group = args.partition_group
-            cuts = [
-                task(
-                    {
-                        **base,
-                        "task": "partition",
-                        "batches": batches[i : i + group],
-                        "shards": shards,
-                    }
-                )
-                for i in range(0, len(batches), group)
-            ]
-            partitions = [records for cut in cuts for records in cut["out"]]
             parts = [
-                task(
-                    {
-                        **base,
-                        "task": "allocate_shard",
-                        "shard": s,
-                        "shards": shards,
-                        "partitions": partitions,
-                    }
-                )
+                task({**base, "task": "allocate_shard", "shard": s, "shards": shards})
                 for s in range(shards)
             ]
             merge = task({**base, "task": "merge", "parts": [p["out"] for p in parts]})
             same = merge["out"]["sha256"] == expected
             ok &= same
             figures[f"shards_{shards}"] = {
-                "partition": [{"seconds": c["seconds"], "peak_rss": c["peak_rss"]} for c in cuts],
                 "allocate_shard": [
                     {"seconds": p["seconds"], "peak_rss": p["peak_rss"]} for p in parts
                 ],
                 "merge": {"seconds": merge["seconds"], "peak_rss": merge["peak_rss"]},
                 "statement_identical": same,
             }
-            for name, items in (("partition", cuts), ("allocate_shard", parts), ("merge", [merge])):
+            for name, items in (("allocate_shard", parts), ("merge", [merge])):
                 rows.append(
                     (
                         str(shards),

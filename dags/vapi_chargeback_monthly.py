@@ -13,11 +13,11 @@ chargeback.yaml answers itself) and ``finalize`` make it *final*; only then does
 ``deliver`` mail it (drafts too with ``deliver_drafts: true``, marked DRAFT). A rejection
 or a timeout skips ``finalize``: the month stays a draft and the run ends green.
 
-Allocation is spread over shards of assistants (param ``allocate_shards``; empty = by the
-month's size, one shard for most orgs): ``partition`` cuts each stored response into one
-file per shard, ``allocate_shard`` (one mapped task per shard, on any worker) sums its
-rows exactly, and ``allocate`` merges the sums and rounds once over all lines. The
-statement is byte for byte the same for any shard count.
+Allocation is spread over shards of the fetched batches (param ``allocate_shards``; empty
+= by the month's size, one shard for most orgs): ``allocate_shard`` (one mapped task per
+shard, on any worker) sums the rows of its batches exactly, read from the stored
+responses, and ``allocate`` merges the sums and rounds once over all lines. The statement
+is byte for byte the same for any shard count.
 
 Verification (param ``verify_calls``, else chargeback.yaml's ``verification.enabled``):
 ``verify`` recounts the month from call records (``GET /call``) between reconcile and
@@ -126,7 +126,7 @@ VERIFY_TIMEOUT = timedelta(minutes=60)
             minimum=1,
             maximum=256,
             description=(
-                "Shards of assistants allocate is spread over, one mapped task each (the"
+                "Shards of fetched batches allocate is spread over, one mapped task each (the"
                 " statement is the same for any count). Empty = one per 256 MiB of API"
                 " responses, at most 16."
             ),
@@ -161,26 +161,15 @@ def vapi_chargeback_monthly() -> None:
 
     @task(execution_timeout=PLAN_TIMEOUT)
     def shards(fetched: list[dict[str, Any]]) -> list[int]:
-        """How many shards of assistants allocate is spread over (param allocate_shards)."""
+        """How many shards of batches allocate is spread over (param allocate_shards)."""
         return steps.shards(get_current_context(), fetched)
-
-    @task(max_active_tis_per_dagrun=4, execution_timeout=ALLOCATE_TIMEOUT)
-    def partition(
-        batch: int, run: dict[str, Any], fetched: list[dict[str, Any]], shards: list[int]
-    ) -> list[dict[str, Any]]:
-        """Cut one stored response into one file per shard (nothing to do with one shard)."""
-        return steps.partition(run, fetched, batch, shards)
 
     @task(execution_timeout=ALLOCATE_TIMEOUT)
     def allocate_shard(
-        shard: int,
-        run: dict[str, Any],
-        fetched: list[dict[str, Any]],
-        partitions: list[list[dict[str, Any]]],
-        shards: list[int],
+        shard: int, run: dict[str, Any], fetched: list[dict[str, Any]], shards: list[int]
     ) -> dict[str, Any]:
-        """Attribute one shard's rows, rule by rule, and sum them exactly (nothing rounded)."""
-        return steps.allocate_shard(run, fetched, partitions, shard, shards)
+        """Attribute the rows of one shard's batches, rule by rule, and sum them exactly."""
+        return steps.allocate_shard(run, fetched, shard, shards)
 
     @task(execution_timeout=ALLOCATE_TIMEOUT)
     def allocate(
@@ -228,12 +217,9 @@ def vapi_chargeback_monthly() -> None:
     batch_numbers = batches(run)
     fetched = fetch.partial(run=run).expand(batch=batch_numbers)
     shard_numbers = shards(fetched)
-    partitions = partition.partial(run=run, fetched=fetched, shards=shard_numbers).expand(
-        batch=batch_numbers
+    parts = allocate_shard.partial(run=run, fetched=fetched, shards=shard_numbers).expand(
+        shard=shard_numbers
     )
-    parts = allocate_shard.partial(
-        run=run, fetched=fetched, partitions=partitions, shards=shard_numbers
-    ).expand(shard=shard_numbers)
     allocated = allocate(run, fetched, parts)
     published = publish(run, verify(run, allocated, reconcile(run, allocated)))
     published >> tidy_runs(run)

@@ -8,7 +8,13 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,12 +33,7 @@ from vapi_chargeback.pipeline import (
     reconcile_run,
 )
 from vapi_chargeback.process_memory import restart_peak, status_bytes
-from vapi_chargeback.sharded import (
-    allocate_shard_run,
-    merge_run,
-    partition_run,
-    shard_count,
-)
+from vapi_chargeback.sharded import allocate_shard_run, merge_run, shard_count
 from vapi_chargeback.verify.step import verification_enabled, verify_run
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ and profiles through it)."""
 
 MappedRunner = Callable[[Sequence[tuple[str, Callable[[], Any]]]], list[Any]]
 """Runs one mapped stage's named tasks and returns their results in task order."""
+
+ClientFactory = Callable[[], "VapiAnalyticsClient"]
+"""Makes a client like the run's own, in a worker process: a picklable callable, e.g.
+``functools.partial(VapiAnalyticsClient, base_url, api_key)``."""
 
 
 @dataclass(frozen=True)
@@ -86,17 +91,18 @@ def run_month(
     verify: bool | None = None,
     allocate_shards: int | None = 1,
     workers: int = 1,
+    client_factory: ClientFactory | None = None,
 ) -> MonthRun:
     """plan → fetch every batch → allocate → reconcile → verify → publish, as the DAG's tasks
     run them. ``verify`` is the DAG param ``verify_calls``: ``None`` follows the config.
     ``allocate_shards`` is the DAG param of that name (``None``: the DAG's automatic count,
     by the month's size); with more than one shard, allocate runs as the DAG's mapped tasks
-    do, one after another here: ``partition`` every batch, ``allocate_shard`` each shard,
-    then ``allocate`` (the merge). One process gains no parallelism from shards, only the
-    extra cut, so the default here is one shard, the single allocate task. ``workers`` > 1
-    runs the mapped tasks (``partition``, ``allocate_shard``) that many at a time, each in a
-    fresh process, as that many Celery workers would; their time and peak RSS are measured
-    in the task's own process (:attr:`MonthRun.task_peak_rss`).
+    do, one after another here: ``allocate_shard`` each shard, then ``allocate`` (the
+    merge). One process gains no parallelism from shards, only the extra merge, so the
+    default here is one shard, the single allocate task. ``workers`` > 1 runs the mapped
+    tasks (``allocate_shard``) that many at a time in worker processes, as that many Celery
+    workers would; their time and peak RSS are measured in the task's own process
+    (:attr:`MonthRun.task_peak_rss`).
 
     The same step functions, the same work folder, the same hand-overs (serialized as the
     DAG's XComs are): a statement published here has the bytes the DAG would publish. The
@@ -114,21 +120,35 @@ def run_month(
             finally:
                 seconds[name] = time.perf_counter() - began
 
-    def fetch_all(run: RunInfo) -> list[dict[str, Any]]:
+    def fetch_all(run: RunInfo, pool: _WorkerPool | None) -> list[dict[str, Any]]:
+        if pool is not None and client_factory is not None:
+            return pool.run(
+                [
+                    (
+                        f"fetch[{index}]",
+                        partial(_fetch_with_own_client, client_factory, run, index, open_path),
+                    )
+                    for index in range(run.batch_count)
+                ],
+                in_flight=max(1, fetch_concurrency),
+            )
+
         def one(index: int) -> dict[str, Any]:
             return fetch_batch(run, index, client, open_path=open_path).model_dump(mode="json")
 
         if fetch_concurrency <= 1 or run.batch_count <= 1:
             return [one(index) for index in range(run.batch_count)]
-        with ThreadPoolExecutor(min(fetch_concurrency, run.batch_count)) as pool:
-            return list(pool.map(one, range(run.batch_count)))
+        with ThreadPoolExecutor(min(fetch_concurrency, run.batch_count)) as threads:
+            return list(threads.map(one, range(run.batch_count)))
 
-    run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
-    fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run))
     peaks: dict[str, int] = {}
-    mapped = _mapped_in_processes(workers, seconds, peaks) if workers > 1 else None
-    shards = shard_count(fetched, allocate_shards)
-    allocated = allocate_month(run, fetched, shards, open_path, step, mapped)
+    with _WorkerPool(workers, seconds, peaks) if workers > 1 else nullcontext() as pool:
+        run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
+        fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run, pool))
+        shards = shard_count(fetched, allocate_shards)
+        allocated = allocate_month(
+            run, fetched, shards, open_path, step, pool.run if pool is not None else None
+        )
     reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
     if verification_enabled(run, verify):
         checked = reconciled
@@ -152,10 +172,10 @@ def allocate_month(
     step: Callable[[str, Callable[[], Any]], Any],
     mapped: MappedRunner | None = None,
 ) -> dict[str, Any]:
-    """Allocate as the DAG does: one step with one shard; else each partition and shard as a
-    step of its own (``partition[3]``, ``allocate_shard[0]`` …, so their time and memory show
-    apart), then ``allocate``, the merge. ``mapped`` runs each mapped stage's tasks (default:
-    one after another, each through ``step``)."""
+    """Allocate as the DAG does: one step with one shard; else each shard as a step of its
+    own (``allocate_shard[0]`` …, so their time and memory show apart), then ``allocate``,
+    the merge. ``mapped`` runs the shard tasks (default: one after another, each through
+    ``step``)."""
     allocated: dict[str, Any]
     if shards == 1:
         allocated = step("allocate", partial(allocate_run, run, fetched, open_path=open_path))
@@ -165,28 +185,11 @@ def allocate_month(
         return [step(name, task) for name, task in tasks]
 
     stage = mapped or one_by_one
-    partitions = stage(
-        [
-            (
-                f"partition[{batch}]",
-                partial(partition_run, run, fetched, batch, shards, open_path=open_path),
-            )
-            for batch in range(run.batch_count)
-        ]
-    )
     parts = stage(
         [
             (
                 f"allocate_shard[{shard}]",
-                partial(
-                    allocate_shard_run,
-                    run,
-                    fetched,
-                    partitions,
-                    shard,
-                    shards,
-                    open_path=open_path,
-                ),
+                partial(allocate_shard_run, run, fetched, shard, shards, open_path=open_path),
             )
             for shard in range(shards)
         ]
@@ -195,30 +198,59 @@ def allocate_month(
     return allocated
 
 
-def _mapped_in_processes(
-    workers: int, seconds: dict[str, float], peaks: dict[str, int]
-) -> MappedRunner:
-    """The tasks ``workers`` at a time in worker processes, as Celery's pool runs them: each
-    worker is started once (spawned, so it holds nothing of this process) and runs task
-    after task, its peak RSS counter restarted before each, so a task's peak is its own
-    (plus what the worker kept from earlier tasks: an overestimate, never an under-).
-    The tasks are ``functools.partial`` objects of module functions over JSON-like
-    arguments, so they pickle."""
+class _WorkerPool:
+    """Tasks run in ``workers`` worker processes, as Celery's pool runs them: each worker is
+    started once (spawned, so it holds nothing of this process) and runs task after task,
+    fetch and allocate alike, its peak RSS counter restarted before each, so a task's peak
+    is its own (plus what the worker kept from earlier tasks: an overestimate, never an
+    under-). The tasks are ``functools.partial`` objects of module functions over
+    JSON-like arguments, so they pickle. Each task's wall seconds and peak go into
+    ``seconds`` and ``peaks`` by its name. The workers end with the ``with`` block."""
 
-    def run(tasks: Sequence[tuple[str, Callable[[], Any]]]) -> list[Any]:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [(name, pool.submit(_measured_task, task)) for name, task in tasks]
-            results = []
-            for name, future in futures:
-                result, took, peak = future.result()
-                seconds[name] = took
-                peaks[name] = peak
-                results.append(result)
-                log.info("%s: %.2f s, peak RSS %d MiB", name, took, peak >> 20)
+    def __init__(self, workers: int, seconds: dict[str, float], peaks: dict[str, int]) -> None:
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._seconds = seconds
+        self._peaks = peaks
+
+    def __enter__(self) -> _WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(
+        self, tasks: Sequence[tuple[str, Callable[[], Any]]], in_flight: int | None = None
+    ) -> list[Any]:
+        """The tasks' results in task order; at most ``in_flight`` handed to the workers at
+        once (default: all, queued until a worker is free). The first failure raises and
+        no further task is handed over."""
+        limit = in_flight or max(1, len(tasks))
+        futures: list[tuple[str, Future[tuple[Any, float, int]]]] = []
+        pending: set[Future[tuple[Any, float, int]]] = set()
+        for name, task in tasks:
+            if len(pending) >= limit:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+            future = self._pool.submit(_measured_task, task)
+            futures.append((name, future))
+            pending.add(future)
+        results = []
+        for name, future in futures:
+            result, took, peak = future.result()
+            self._seconds[name] = took
+            self._peaks[name] = peak
+            results.append(result)
+            log.info("%s: %.2f s, peak RSS %d MiB", name, took, peak >> 20)
         return results
 
-    return run
+
+def _fetch_with_own_client(
+    client_factory: ClientFactory, run: RunInfo, index: int, open_path: OpenPath
+) -> dict[str, Any]:
+    """One fetch task in a worker process: a client of its own, as each DAG fetch task has."""
+    with client_factory() as client:
+        return fetch_batch(run, index, client, open_path=open_path).model_dump(mode="json")
 
 
 def _measured_task(task: Callable[[], Any]) -> tuple[Any, float, int]:

@@ -1,16 +1,16 @@
-"""The allocate step spread over shards of assistants: partition, sum, merge.
+"""The allocate step spread over shards of fetched batches: sum, merge.
 
 Allocation's cost grows with the org (rows ≈ assistants × days), so a large month is
-split by assistant (``shards.py``) into shards that Airflow runs as mapped tasks, on any
-workers, each holding only its own rows:
+split into shards that Airflow runs as mapped tasks, on any workers, each holding only
+its own rows. Exact sums are additive and a row's contribution depends on the row alone,
+so a shard is simply some of the month's stored batches (``shards.assign_batches``):
 
-1. :func:`partition_run` — one task per fetched batch: cut its raw response into one file
-   per shard (skipped with one shard, whose task reads the raw responses themselves);
-2. :func:`allocate_shard_run` — one task per shard: sum its rows *exactly* into lines,
-   successful calls, daily costs and breakdown groups (``allocate.exact_sums``), and keep
-   the sums in the run folder, the breakdown groups in a file of their own, one
-   definition a line (``shard_groups``);
-3. :func:`merge_run` — one task: add the shards' sums in shard order, then round once over
+1. :func:`allocate_shard_run` — one task per shard: sum the rows of its batches *exactly*,
+   read straight from the raw responses fetch stored, into lines, successful calls,
+   daily costs and breakdown groups (``allocate.exact_sums(only=…)``), and keep the sums
+   in the run folder, the breakdown groups in a file of their own, one definition a line
+   (``shard_groups``);
+2. :func:`merge_run` — one task: add the shards' sums in shard order, then round once over
    all lines, split the shared pools and round breakdowns and daily costs
    (``allocate.rounded_statement``), exactly as the single allocate task does. The
    breakdown groups are added and rounded one cost center at a time, each cost center's
@@ -18,9 +18,11 @@ workers, each holding only its own rows:
    ``breakdown_files``): at 20,000 assistants all owners' groups and tables are several
    times a worker's memory, the lines a small part of it.
 
-Nothing is rounded before the merge, and exact sums do not depend on how rows were
-grouped, so the statement is byte for byte the same for any shard count; one shard is the
-single allocate task of old. The shard count is the DAG param ``allocate_shards``
+Shards overlap freely: the same line, day or breakdown group is summed in several shards
+(an assistant's calls are in every batch of the month) and added in the merge. Nothing is
+rounded before the merge, and exact sums do not depend on how rows were grouped, so the
+statement is byte for byte the same for any shard count; one shard is the single
+allocate task of old. The shard count is the DAG param ``allocate_shards``
 (``run_month(allocate_shards=…)``); empty, it follows the size of the month's raw
 responses (:func:`shards.auto_shard_count`).
 """
@@ -51,13 +53,12 @@ from vapi_chargeback.pipeline import (
 from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
 from vapi_chargeback.shards import (
     SHARDS_DIR,
+    assign_batches,
     auto_shard_count,
     checked_count,
-    partition_batch,
     shard_folder,
-    shard_results,
 )
-from vapi_chargeback.workfolder import FetchedBatch, RunStateError, StoredResults, load_plan
+from vapi_chargeback.workfolder import FetchedBatch, RunStateError, StoredResults
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,11 @@ class ShardSums(BaseModel):
     """Relative to the work folder's ``shards/``."""
     sha256: str
     pieces: int
-    groups_file: str = ""
-    """The breakdown groups (``shard_groups``), relative to ``shards/``; empty from a shard
-    task of an earlier version, whose groups are in ``file``."""
-    groups_sha256: str = ""
+    groups_file: str
+    """The breakdown groups (``shard_groups``), relative to ``shards/``."""
+    groups_sha256: str
+    batches: list[int]
+    """The fetched batches this shard summed (``shards.assign_batches``)."""
 
 
 def shard_count(fetched: Sequence[Mapping[str, Any]], requested: int | None) -> int:
@@ -86,57 +88,33 @@ def shard_count(fetched: Sequence[Mapping[str, Any]], requested: int | None) -> 
     return auto_shard_count(sum(int(item["size"]) for item in fetched))
 
 
-def partition_run(
-    run: RunInfo,
-    fetched: Sequence[Mapping[str, Any]],
-    batch: int,
-    shards: int,
-    *,
-    open_path: OpenPath = default_open_path,
-) -> list[dict[str, Any]]:
-    """Cut batch ``batch``'s raw response into ``shards`` files; their records, by shard
-    (none with one shard: its task reads the raw responses)."""
-    if checked_count(shards, "partition") == 1:
-        return []
-    records = [FetchedBatch.model_validate(item) for item in fetched]
-    record = next((item for item in records if item.index == batch), None)
-    if record is None:
-        raise RunStateError(f"batch {batch} was not fetched; got {[r.index for r in records]}")
-    work = open_path(run.work_url)
-    make_folder(shard_folder(work, shards) / "raw")
-    parts = partition_batch(work, load_plan(work), record, shards)
-    log.info(
-        "batch %d of %s cut in %d shards: %s bytes",
-        batch,
-        run.month,
-        shards,
-        ", ".join(str(part.size) for part in parts),
-    )
-    return [part.model_dump(mode="json") for part in parts]
-
-
 def allocate_shard_run(
     run: RunInfo,
     fetched: Sequence[Mapping[str, Any]],
-    partitions: Sequence[Sequence[Mapping[str, Any]]],
     shard: int,
     shards: int,
     *,
     open_path: OpenPath = default_open_path,
 ) -> dict[str, Any]:
-    """Sum shard ``shard``'s rows exactly and keep the sums in the work folder."""
+    """Sum the rows of shard ``shard``'s batches exactly and keep the sums in the work folder."""
     checked_count(shards, "allocate shard")
     if not 0 <= shard < shards:
         raise RunStateError(f"shard {shard} is not one of 0..{shards - 1}")
     work = open_path(run.work_url)
     config, mapping, plan = load_inputs(run, work)
-    if shards == 1:
-        batches = [FetchedBatch.model_validate(item) for item in fetched]
-        results = StoredResults(work, plan, batches)
-    else:
-        cut = [[FetchedBatch.model_validate(item) for item in part] for part in partitions]
-        results = shard_results(work, plan, cut, shard, shards)
-    sums = sum_exactly(config, mapping, plan, results, run_rules(work, config.mapping_rules))
+    records = {record.index: record for record in map(FetchedBatch.model_validate, fetched)}
+    indexes = sorted(records)
+    if indexes != list(range(len(plan.batches))) or len(fetched) != len(indexes):
+        raise RunStateError(
+            f"shard {shard} was handed the records of batches {indexes}, not of every batch"
+            f" of the plan (0..{len(plan.batches) - 1}) once: clear the fetch tasks"
+        )
+    mine = assign_batches({index: record.size for index, record in records.items()}, shards)[shard]
+    results = StoredResults(work, plan, [records[index] for index in mine])
+    only = {name for index in mine for name in plan.batches[index]}
+    sums = sum_exactly(
+        config, mapping, plan, results, run_rules(work, config.mapping_rules), only=only
+    )
     groups = dumps_groups(sums.groups)
     sums.groups = []
     raw = exact_sums.dumps(sums)
@@ -147,9 +125,10 @@ def allocate_shard_run(
     groups_name = f"groups-{shard:03d}.jsonl"
     (folder / groups_name).write_bytes(groups)
     log.info(
-        "shard %d of %d: %d line pieces, %d bytes of exact sums",
+        "shard %d of %d: batches %s, %d line pieces, %d bytes of exact sums",
         shard,
         shards,
+        mine,
         len(sums.pieces),
         len(raw),
     )
@@ -161,6 +140,7 @@ def allocate_shard_run(
         pieces=len(sums.pieces),
         groups_file=f"{folder.name}/{groups_name}",
         groups_sha256=hashlib.sha256(groups).hexdigest(),
+        batches=mine,
     ).model_dump(mode="json")
 
 
@@ -177,7 +157,6 @@ def merge_run(
     The breakdown groups stay in the shards' files: ``MergedGroups`` stands in for the
     merged ``ExactSums.groups`` (a sequence, one item per definition, added up when looked
     up), and ``allocate_run`` rounds and writes one cost center's tables at a time.
-    Shard results of an earlier version (groups inside the exact sums) merge as before.
     """
     shards = sorted((ShardSums.model_validate(part) for part in parts), key=lambda s: s.shard)
     counts = {part.shards for part in shards}
@@ -190,6 +169,12 @@ def merge_run(
         raise RunStateError(f"{len(shards)} shard results for a cut in {counts.pop()}")
     work = open_path(run.work_url)
     config, _, plan = load_inputs(run, work)
+    summed = sorted(index for part in shards for index in part.batches)
+    if summed != list(range(len(plan.batches))):
+        raise RunStateError(
+            f"the shards summed batches {summed}, not every batch of the plan"
+            f" (0..{len(plan.batches) - 1}) once: clear the allocate tasks"
+        )
     folder = work / SHARDS_DIR
     merged: exact_sums.ExactSums | None = None
     for part in shards:
@@ -202,14 +187,6 @@ def merge_run(
         else:
             merged.add(sums)
     assert merged is not None
-    apart = {bool(part.groups_file) for part in shards}
-    if apart == {False}:
-        statement = rounded_statement(config, plan, merged)
-        return allocate_run(run, fetched, open_path=open_path, statement=statement)
-    if apart != {True}:
-        raise RunStateError(
-            "shards of two versions (groups apart or not): clear the allocate tasks"
-        )
     files = [(folder / part.groups_file, part.groups_sha256) for part in shards]
     with MergedGroups(files, len(plan.definitions)) as groups:
         merged.groups = cast(list[dict[GroupKey, list[Decimal]]], groups)

@@ -1,10 +1,11 @@
 """The real DAG with allocate spread over three shards publishes the statement of one allocation.
 
-``airflow dags test`` runs October with ``allocate_shards: 3``: ``partition`` is mapped
-over the fetched batches, ``allocate_shard`` over shards 0..2 (task instances with those
-map indexes, all successful), and ``allocate`` merges and rounds. The CSV must be byte
-for byte the one ``runner.run_month`` publishes from the same calls with one shard, and
-the manifest's totals and reconciliation the same.
+``airflow dags test`` runs October with ``allocate_shards: 3``: ``allocate_shard`` is
+mapped over shards 0..2 (task instances with those map indexes, all successful), each
+summing the stored batches it was dealt (every batch by exactly one shard; with fewer
+batches than shards some shards sum none), and ``allocate`` merges and rounds. The CSV
+must be byte for byte the one ``runner.run_month`` publishes from the same calls with one
+shard, and the manifest's totals and reconciliation the same.
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ def mapped_states(database: Path, task_id: str) -> dict[int, str]:
     return {int(index): str(state) for index, state in rows}
 
 
+def shard_results(database: Path) -> dict[int, dict[str, Any]]:
+    """Map index → what each ``allocate_shard`` handed the merge (its XCom)."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT map_index, value FROM xcom WHERE dag_id = ? AND task_id = ?"
+            " AND key = 'return_value'",
+            (localrun.DAG_ID, "allocate_shard"),
+        ).fetchall()
+    results: dict[int, dict[str, Any]] = {}
+    for index, value in rows:
+        document = json.loads(value)
+        results[int(index)] = json.loads(document) if isinstance(document, str) else document
+    return results
+
+
 def test_the_dag_with_three_shards_publishes_the_statement_of_one(
     emulator: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -89,8 +105,12 @@ def test_the_dag_with_three_shards_publishes_the_statement_of_one(
 
     database = home / "airflow.db"
     assert mapped_states(database, "allocate_shard") == dict.fromkeys(range(SHARDS), "success")
-    partitions = mapped_states(database, "partition")
-    assert partitions == dict.fromkeys(range(reference.run.batch_count), "success")
+    assert mapped_states(database, "partition") == {}, "no task cuts the batches any more"
+    summed = shard_results(database)
+    assert sorted(summed) == list(range(SHARDS))
+    assert sorted(b for part in summed.values() for b in part["batches"]) == list(
+        range(reference.run.batch_count)
+    ), summed
     assert mapped_states(database, "allocate") == {-1: "success"}
     assert "allocate_shard[0]" not in reference.step_seconds
     assert (sharded / MONTH / CSV).read_bytes() == (single / MONTH / CSV).read_bytes(), log

@@ -1,4 +1,4 @@
-"""Allocation spread over shards of assistants publishes the same bytes as one allocation.
+"""Allocation spread over shards of fetched batches publishes the same bytes as one allocation.
 
 A mid-size org — the pipeline benchmark's (``bench/pipeline.py``): 40 cost centers × 3
 query definitions, four shared pools (one re-spreading the calls without an assistant),
@@ -6,8 +6,10 @@ a mapping with history and a mid-month move, some assistants left unmapped — a
 assistants, so the plan is the windowed one; plus a name rule that charges every unmapped
 assistant, so rule lines (whose rounding runs over the lines they replace) are in play.
 The month runs over real HTTP against the emulator through ``runner.run_month`` with 1,
-4 and 16 shards: every statement file must be byte for byte the same, and the sharded
-runs must really have been cut (each shard summing its own assistants, and only those).
+4 and 16 shards, its plan cut in small windows sent one a request so that it has more
+batches than 16 shards: every statement file must be byte for byte the same, and the sharded runs must
+really have been cut (each shard summing exactly the batches dealt to it, every batch
+summed once).
 """
 
 from __future__ import annotations
@@ -20,17 +22,22 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from vapi_chargeback import pipeline, runner
+from vapi_chargeback import exact_sums, pipeline, runner
+from vapi_chargeback.allocate import exact_sums as sum_exactly
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
-from vapi_chargeback.analytics.decode import decode_json
-from vapi_chargeback.shards import SHARDS_DIR, shard_of
+from vapi_chargeback.names import run_rules
+from vapi_chargeback.plan import RowBudget
+from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
+from vapi_chargeback.shards import SHARDS_DIR, assign_batches
 from vapi_chargeback.statements import render
+from vapi_chargeback.workfolder import FetchedBatch, StoredResults
 from vapi_emulator.assistants import sidecar_path
 from vapi_emulator.server import run_emulator
 
@@ -42,8 +49,18 @@ CALLS = 40_000
 SHARD_COUNTS = (1, 4, 16)
 RUN_ID = "sharded-test"
 """One run id for every shard count: the workbooks name the run, and must not differ."""
+ROWS_PER_QUERY = 1_000
+QUERIES_PER_REQUEST = 1
+"""Windows of about 1,000 rows, one a request: more batches than the largest shard count, so
+16 shards are 16 real parts of the month (the stock plan has 3 batches at this size)."""
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def many_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans of this module's runs sized for :data:`ROWS_PER_QUERY` rows a query."""
+    monkeypatch.setattr(pipeline, "RowBudget", partial(RowBudget, rows_per_query=ROWS_PER_QUERY))
 
 
 def _bench_pipeline() -> ModuleType:
@@ -96,9 +113,13 @@ def _run(
         default_output_url=output.as_uri(),
         month=MONTH,
         run_id=RUN_ID,
+        max_queries_per_request=QUERIES_PER_REQUEST,
     )
+    own_client = partial(VapiAnalyticsClient, base_url, KEY) if workers > 1 else None
     with VapiAnalyticsClient(base_url, KEY) as client:
-        return runner.run_month(settings, client, allocate_shards=shards, workers=workers)
+        return runner.run_month(
+            settings, client, allocate_shards=shards, workers=workers, client_factory=own_client
+        )
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -134,19 +155,20 @@ def test_one_four_and_sixteen_shards_publish_the_same_bytes(
     assert ",by-name," in csv, "the name rule charges the unmapped assistants"
 
     assert "allocate_shard[0]" not in runs[1].step_seconds
+    assert runs[16].run.batch_count > 16, "every one of 16 shards has a batch to sum"
     for n in (4, 16):
         steps = runs[n].step_seconds
         assert [s for s in steps if s.startswith("allocate_shard[")] == [
             f"allocate_shard[{i}]" for i in range(n)
         ]
-        assert sum(s.startswith("partition[") for s in steps) == runs[n].run.batch_count
 
 
 def test_mapped_tasks_in_worker_processes_publish_the_same_bytes(
     org: tuple[Path, str], tmp_path: Path
 ) -> None:
-    """Two workers, each task in a fresh process (as Celery runs them), two at a time: the
-    same statement files as one allocate task, and every task's own time and peak RSS."""
+    """Two worker processes (as Celery runs the tasks), two at a time, fetch tasks and shard
+    tasks alike, each fetch with a client of its own: the same statement files as one
+    process, and every task's own time and peak RSS."""
     config, base_url = org
     single = _run(config, base_url, tmp_path / "single", 1)
     spread = _run(config, base_url, tmp_path / "spread", 4, workers=2)
@@ -155,7 +177,7 @@ def test_mapped_tasks_in_worker_processes_publish_the_same_bytes(
     assert _figures(tmp_path / "spread" / MONTH) == _figures(tmp_path / "single" / MONTH)
     assert single.task_peak_rss == {}
     mapped = [
-        *(f"partition[{batch}]" for batch in range(spread.run.batch_count)),
+        *(f"fetch[{batch}]" for batch in range(spread.run.batch_count)),
         *(f"allocate_shard[{shard}]" for shard in range(4)),
     ]
     assert sorted(spread.task_peak_rss) == sorted(mapped)
@@ -190,31 +212,48 @@ def test_workbooks_written_by_forked_workers_are_the_bytes_of_one_process(
     assert _figures(tmp_path / "forked" / MONTH) == _figures(tmp_path / "alone" / MONTH)
 
 
-def test_each_shard_reads_only_its_own_assistants(org: tuple[Path, str], tmp_path: Path) -> None:
+def test_each_shard_sums_exactly_its_own_batches_and_every_batch_once(
+    org: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Each shard's files hold the exact sums of the batches dealt to it and of no other,
+    recomputed here from all stored responses with ``only`` those batches' queries; the
+    deal covers every batch once; and the shards' files added are the sums of the month."""
     config, base_url = org
     shards = 4
     month = _run(config, base_url, tmp_path / "cut", shards)
-    folder = Path(month.run.work_url.removeprefix("file://")) / SHARDS_DIR / f"of-{shards:02d}"
-
-    seen: dict[int, set[str]] = {shard: set() for shard in range(shards)}
-    rows = 0
-    for shard in range(shards):
-        for path in sorted((folder / "raw").glob(f"batch-*-shard-{shard:03d}.json")):
-            for result in decode_json(path.read_bytes()):
-                for row in result["result"]:
-                    rows += 1
-                    assert shard_of(row.get("assistantId"), shards) == shard, (path, row)
-                    if isinstance(row.get("assistantId"), str):
-                        seen[shard].add(row["assistantId"])
-    assert all(len(seen[shard]) > 20 for shard in range(shards)), {
-        shard: len(ids) for shard, ids in seen.items()
-    }
-    assert not set.intersection(*seen.values())
-    raw_rows = sum(
-        len(result["result"])
-        for path in (Path(month.run.work_url.removeprefix("file://")) / "raw").glob("batch-*.json")
-        for result in decode_json(path.read_bytes())
+    work = pipeline.default_open_path(month.run.work_url)
+    folder = work / SHARDS_DIR / f"of-{shards:02d}"
+    fetched = [FetchedBatch.model_validate(item) for item in month.fetched]
+    dealt = assign_batches({batch.index: batch.size for batch in fetched}, shards)
+    assert sorted(index for batches in dealt for index in batches) == list(
+        range(month.run.batch_count)
     )
-    assert rows == raw_rows, "the shards together hold every row, once"
-    sums = [json.loads((folder / f"exact-{shard:03d}.json").read_bytes()) for shard in range(4)]
-    assert all(document["pieces"] for document in sums)
+    assert all(len(batches) >= 2 for batches in dealt), dealt
+
+    settings, mapping, plan = pipeline.load_inputs(month.run, work)
+    rules = run_rules(work, settings.mapping_rules)
+    stored = StoredResults(work, plan, fetched)
+    for shard, batches in enumerate(dealt):
+        only = {name for index in batches for name in plan.batches[index]}
+        own = sum_exactly(settings, mapping, plan, stored, rules, only=only)
+        assert (folder / f"groups-{shard:03d}.jsonl").read_bytes() == dumps_groups(own.groups)
+        own.groups = []
+        assert (folder / f"exact-{shard:03d}.json").read_bytes() == exact_sums.dumps(own)
+
+    whole = sum_exactly(settings, mapping, plan, stored, rules)
+    merged = exact_sums.loads((folder / "exact-000.json").read_bytes(), "exact-000.json")
+    for shard in range(1, shards):
+        name = f"exact-{shard:03d}.json"
+        merged.add(exact_sums.loads((folder / name).read_bytes(), name))
+    files = [
+        (folder / f"groups-{shard:03d}.jsonl", _sha256(folder / f"groups-{shard:03d}.jsonl"))
+        for shard in range(shards)
+    ]
+    with MergedGroups(files, len(plan.definitions)) as groups:
+        assert list(groups) == whole.groups, "every breakdown group summed once"
+    whole.groups = []
+    assert exact_sums.dumps(merged) == exact_sums.dumps(whole), "every row summed once"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -454,7 +454,8 @@ def test_compose_healthchecks_pass_against_the_native_processes(stack: Stack) ->
 
 def test_rest_triggered_run_writes_its_month(stack: Stack) -> None:
     """Also the sharded DAG on two Celery workers: allocate mapped over :data:`SHARDS` shards
-    (map indexes 0..N-1, one merge), the statement complete and reconciled."""
+    (map indexes 0..N-1, each summing the stored batches dealt to it; no task cuts the
+    batches first; one merge), the statement complete and reconciled."""
     airflow = stack.airflow
     with stack.clock.phase(f"REST-triggered run ({REST_MONTH}), {SHARDS} shards, two workers"):
         extra = airflow.start_worker(SHARD_WORKER)
@@ -471,6 +472,7 @@ def test_rest_triggered_run_writes_its_month(stack: Stack) -> None:
         shards = {ti["map_index"]: ti for ti in instances if ti["task_id"] == "allocate_shard"}
         assert sorted(shards) == list(range(SHARDS))
         assert {ti["state"] for ti in shards.values()} == {"success"}
+        assert not [ti for ti in instances if ti["task_id"] == "partition"]
         merge = [ti for ti in instances if ti["task_id"] == "allocate"]
         assert [(ti["map_index"], ti["state"]) for ti in merge] == [(-1, "success")]
         hosts = {ti["map_index"]: ti["hostname"] for ti in shards.values()}

@@ -118,24 +118,8 @@ def shards(context: Any, fetched: list[dict[str, Any]]) -> list[int]:
 
 
 @failure_policy
-def partition(
-    run: dict[str, Any], fetched: list[dict[str, Any]], batch: int, shards: list[int]
-) -> list[dict[str, Any]]:
-    from vapi_chargeback.airflow.settings import storage_path
-    from vapi_chargeback.pipeline import RunInfo
-    from vapi_chargeback.sharded import partition_run
-
-    info = RunInfo.model_validate(run)
-    return partition_run(info, list(fetched), batch, len(shards), open_path=storage_path)
-
-
-@failure_policy
 def allocate_shard(
-    run: dict[str, Any],
-    fetched: list[dict[str, Any]],
-    partitions: list[list[dict[str, Any]]],
-    shard: int,
-    shards: list[int],
+    run: dict[str, Any], fetched: list[dict[str, Any]], shard: int, shards: list[int]
 ) -> dict[str, Any]:
     from vapi_chargeback.airflow.settings import storage_path
     from vapi_chargeback.pipeline import RunInfo
@@ -144,7 +128,6 @@ def allocate_shard(
     return allocate_shard_run(
         RunInfo.model_validate(run),
         list(fetched),
-        [list(part) for part in partitions],
         shard,
         len(shards),
         open_path=storage_path,

@@ -1,15 +1,18 @@
-"""Allocation cut in shards of assistants and merged gives the statement of one allocation.
+"""Allocation cut in shards of the plan's batches and merged gives the statement of one
+allocation.
 
-The property: split any month's rows by :func:`shards.shard_of`, sum each shard exactly,
-write and read back each shard's sums, merge them in any order, round — the statement is
-byte for byte the one ``allocate`` makes from all rows at once (lines, shared pools,
-breakdowns, daily cost, successful calls).
+The property: give each shard any of the plan's queries (as whole stored batches are
+given), sum each shard exactly over only its queries (``exact_sums(only=…)``), write and
+read back each shard's sums, merge them in any order, round — the statement is byte for
+byte the one ``allocate`` makes from all rows at once (lines, shared pools, breakdowns,
+daily cost, successful calls). And the split of batches itself (``assign_batches``): every
+batch in one shard, balanced, the same wherever it is worked out.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
+import random
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -22,20 +25,17 @@ from hypothesis import strategies as st
 from vapi_chargeback import exact_sums, statement_json
 from vapi_chargeback.allocate import allocate, rounded_statement
 from vapi_chargeback.allocate import exact_sums as sum_exactly
-from vapi_chargeback.analytics.decode import decode_json
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.config import ChargebackConfig
 from vapi_chargeback.mapping import AssistantMapping, parse_mapping
 from vapi_chargeback.period import StatementPeriod
-from vapi_chargeback.plan import build_plan
+from vapi_chargeback.plan import Plan, build_plan
 from vapi_chargeback.shards import (
     MAX_AUTO_SHARDS,
-    NO_ASSISTANT_SHARD,
     ShardCountError,
-    _dumps,
+    assign_batches,
     auto_shard_count,
     checked_count,
-    shard_of,
 )
 
 from support.core_fixtures import Call, base_config, fake_results
@@ -117,17 +117,26 @@ def _config(
     return config_from(doc)
 
 
-def _by_shard(
-    results: dict[str, AnalyticsQueryResult], shards: int
-) -> list[dict[str, AnalyticsQueryResult]]:
-    """Each shard's view of the results: every query, only its assistants' rows."""
-    cut: list[dict[str, AnalyticsQueryResult]] = [{} for _ in range(shards)]
-    for name, result in results.items():
-        for shard in range(shards):
-            rows = [
-                row for row in result.result if shard_of(row.get("assistantId"), shards) == shard
-            ]
-            cut[shard][name] = result.model_copy(update={"result": rows})
+def _month(
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+    pools: list[dict[str, Any]],
+    calls: list[Call],
+) -> tuple[ChargebackConfig, AssistantMapping, Plan, dict[str, AnalyticsQueryResult]]:
+    config = _config(config_from, pools)
+    entries, problems = parse_mapping(MAPPING.encode(), "teams.csv", set(config.cost_center_ids))
+    assert problems == []
+    plan = build_plan(config, StatementPeriod.for_month("2026-10", config.timezone))
+    return config, AssistantMapping(entries), plan, fake_results(plan, calls)
+
+
+def _split(plan: Plan, shards: int, draw: random.Random) -> list[set[str]]:
+    """The plan's queries dealt to ``shards`` shards at random (some possibly none), each to
+    exactly one: what a cut of whole batches gives each shard to sum."""
+    names = [name for batch in plan.batches for name in batch]
+    assert len(names) >= 4, "enough queries for the split to mean something"
+    cut: list[set[str]] = [set() for _ in range(shards)]
+    for name in names:
+        cut[draw.randrange(shards)].add(name)
     return cut
 
 
@@ -138,28 +147,26 @@ def _by_shard(
     calls=st.lists(call_strategy, min_size=1, max_size=60),
     pools=st.lists(pool_strategy, max_size=3, unique_by=lambda p: json.dumps(p, default=str)),
     shards=st.integers(min_value=2, max_value=7),
-    order=st.randoms(use_true_random=False),
+    draw=st.randoms(use_true_random=False),
 )
-def test_any_sharding_merges_into_the_statement_of_one_allocation(
+def test_any_split_of_the_queries_merges_into_the_statement_of_one_allocation(
     calls: list[Call],
     pools: list[dict[str, Any]],
     shards: int,
-    order: Any,
+    draw: random.Random,
     config_from: Callable[[dict[str, Any]], ChargebackConfig],
 ) -> None:
-    config = _config(config_from, pools)
-    entries, problems = parse_mapping(MAPPING.encode(), "teams.csv", set(config.cost_center_ids))
-    assert problems == []
-    mapping = AssistantMapping(entries)
-    plan = build_plan(config, StatementPeriod.for_month("2026-10", config.timezone))
-    results = fake_results(plan, calls)
+    config, mapping, plan, results = _month(config_from, pools, calls)
 
     whole = allocate(config, mapping, plan, results)
     parts = [
-        exact_sums.loads(exact_sums.dumps(sum_exactly(config, mapping, plan, part)), f"shard {i}")
-        for i, part in enumerate(_by_shard(results, shards))
+        exact_sums.loads(
+            exact_sums.dumps(sum_exactly(config, mapping, plan, results, only=only)),
+            f"shard {i}",
+        )
+        for i, only in enumerate(_split(plan, shards, draw))
     ]
-    order.shuffle(parts)
+    draw.shuffle(parts)
     merged = parts[0]
     for part in parts[1:]:
         merged.add(part)
@@ -169,19 +176,73 @@ def test_any_sharding_merges_into_the_statement_of_one_allocation(
     )
 
 
-def test_an_assistant_always_lands_in_the_same_shard_whatever_its_case() -> None:
-    assistant = "6F1D2C8A-0B1E-4C55-9D3B-2A7E5C1F9B00"
-    expected = zlib.crc32(assistant.lower().encode()) % 16
-    assert shard_of(assistant, 16) == shard_of(assistant.lower(), 16) == expected
-    assert {shard_of(f"asst-{n}", 16) for n in range(200)} == set(range(16)), "spread over all"
-    assert {shard_of(f"asst-{n}", 1) for n in range(50)} == {0}
-
-
-@pytest.mark.parametrize(
-    "assistant", [None, "", ZERO_ID, ZERO_ID.upper(), 42, ["not", "an", "id"]], ids=repr
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-def test_rows_without_an_assistant_go_to_the_fixed_shard(assistant: object) -> None:
-    assert shard_of(assistant, 8) == NO_ASSISTANT_SHARD
+@given(
+    calls=st.lists(call_strategy, min_size=1, max_size=40),
+    shards=st.integers(min_value=2, max_value=5),
+    draw=st.randoms(use_true_random=False),
+)
+def test_sums_over_disjoint_sets_of_queries_added_are_the_sums_of_every_query(
+    calls: list[Call],
+    shards: int,
+    draw: random.Random,
+    config_from: Callable[[dict[str, Any]], ChargebackConfig],
+) -> None:
+    """``only`` sums exactly the queries it names: sums over a partition of the plan's
+    queries add up to the sums over all of them, piece for piece and group for group,
+    each query counted once (a query summed twice, or skipped, would change them)."""
+    config, mapping, plan, results = _month(config_from, [], calls)
+    whole = sum_exactly(config, mapping, plan, results)
+    split = _split(plan, shards, draw)
+    parts = [sum_exactly(config, mapping, plan, results, only=only) for only in split]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.add(part)
+
+    assert exact_sums.dumps(merged) == exact_sums.dumps(whole)
+    for left, right in zip(merged.groups, whole.groups, strict=True):
+        assert left == right
+    nothing = sum_exactly(config, mapping, plan, results, only=set())
+    assert (nothing.pieces, nothing.days, nothing.successes) == ({}, {}, {})
+    assert not any(nothing.groups)
+
+
+def test_every_batch_goes_to_exactly_one_shard_balanced_by_size() -> None:
+    draw = random.Random(16)
+    for _ in range(200):
+        sizes = {
+            index: draw.choice([1, 5, 5, 40, draw.randrange(1, 10**6)])
+            for index in range(draw.randrange(0, 40))
+        }
+        shards = draw.randrange(1, 12)
+        cut = assign_batches(sizes, shards)
+
+        assert len(cut) == shards
+        assert sorted(index for batches in cut for index in batches) == sorted(sizes)
+        assert all(batches == sorted(batches) for batches in cut)
+        loads = [sum(sizes[index] for index in batches) for batches in cut]
+        largest = max(sizes.values(), default=0)
+        assert max(loads, default=0) <= sum(sizes.values()) / shards + largest, (sizes, cut)
+        if len(sizes) >= shards:
+            assert all(cut), "a shard left idle while another holds two batches"
+
+
+def test_the_split_is_a_function_of_the_sizes_alone() -> None:
+    """Every shard task works it out on its own: the order the records arrive in must not
+    matter, and ties go the same way everywhere (lower index first, to the lower shard)."""
+    sizes = {index: size for index, size in enumerate([7, 3, 7, 3, 10, 1, 1, 7])}
+    expected = assign_batches(sizes, 3)
+    for seed in range(20):
+        items = list(sizes.items())
+        random.Random(seed).shuffle(items)
+        assert assign_batches(dict(items), 3) == expected
+    assert expected == [[3, 4], [0, 7], [1, 2, 5, 6]]
+    assert assign_batches({0: 5, 1: 5}, 4) == [[0], [1], [], []]
+    assert assign_batches({0: 5, 1: 9}, 1) == [[0, 1]]
+    with pytest.raises(ShardCountError):
+        assign_batches(sizes, 0)
 
 
 def test_the_automatic_count_grows_with_the_responses_and_stops_at_its_cap() -> None:
@@ -194,26 +255,6 @@ def test_the_automatic_count_grows_with_the_responses_and_stops_at_its_cap() -> 
 def test_a_shard_count_out_of_range_is_refused_naming_its_source(count: object) -> None:
     with pytest.raises(ShardCountError, match=r"allocate_shards: .* 1 to 256"):
         checked_count(count, "allocate_shards")
-
-
-@pytest.mark.parametrize("marked", [False, True], ids=["plain", "a string like a mark"])
-def test_shard_files_keep_every_number_exactly(marked: bool) -> None:
-    """Decimals are written as the numbers they are, with their exponent; a string of the
-    data that looks like the writer's internal mark is still written as that string."""
-    row: dict[str, Any] = {
-        "assistantId": "a",
-        "cost": D("0.000100"),
-        "big": D("1E+3"),
-        "calls": 7,
-        "flag": True,
-        "none": None,
-    }
-    if marked:
-        row["costCenter"] = "\x00decimal:1.5"
-        row["team"] = "\x001.5\x01"
-    back = decode_json(_dumps({"result": [row]}))["result"][0]
-    assert back == row
-    assert [str(back[k]) for k in ("cost", "big")] == ["0.000100", "1E+3"]
 
 
 def test_exact_sums_that_are_not_a_shards_are_refused_naming_the_file() -> None:

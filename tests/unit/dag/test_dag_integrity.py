@@ -44,7 +44,6 @@ def test_chargeback_dag_contract(dagbag: DagBag) -> None:
         "batches",
         "fetch",
         "shards",
-        "partition",
         "allocate_shard",
         "allocate",
         "reconcile",
@@ -165,16 +164,16 @@ def test_the_package_imports_with_the_dags_folder_first_on_sys_path() -> None:
 
 
 def test_allocate_is_mapped_over_shards_and_merged_once(dagbag: DagBag) -> None:
-    """Issue 16: ``partition`` is mapped over the fetched batches, ``allocate_shard`` over the
-    shards; ``allocate`` (the merge) reads every shard's result; the count is a param."""
+    """Issue 16: ``allocate_shard`` is mapped over the shards, each reading its own fetched
+    batches (no task cuts them first); ``allocate`` (the merge) reads every shard's result;
+    the count is a param."""
     dag = dagbag.dags[DAG_ID]
     param = dag.params.get_param("allocate_shards")
     assert param.value is None and param.schema["type"] == ["null", "integer"]
     assert (param.schema["minimum"], param.schema["maximum"]) == (1, 256)
-    partition, shard, merge = (dag.get_task(t) for t in ("partition", "allocate_shard", "allocate"))
-    assert (partition.is_mapped, shard.is_mapped, merge.is_mapped) == (True, True, False)
+    shard, merge = (dag.get_task(t) for t in ("allocate_shard", "allocate"))
+    assert (shard.is_mapped, merge.is_mapped) == (True, False)
     assert dag.get_task("shards").upstream_task_ids == {"fetch"}
-    assert partition.upstream_task_ids == {"plan", "batches", "fetch", "shards"}
-    assert shard.upstream_task_ids == {"plan", "fetch", "partition", "shards"}
+    assert shard.upstream_task_ids == {"plan", "fetch", "shards"}
     assert merge.upstream_task_ids == {"plan", "fetch", "allocate_shard"}
     assert dag.get_task("reconcile").upstream_task_ids == {"plan", "allocate"}
