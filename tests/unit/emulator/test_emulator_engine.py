@@ -68,7 +68,7 @@ def test_any_variable_key_groups_by_its_value(engine: Engine, key: str) -> None:
 
 def test_too_many_rows_is_refused(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_module, "MAX_RESULT_ROWS", 2)
-    query = {
+    query: dict[str, object] = {
         "table": "call",
         "name": "per-second",
         "timeRange": {
