@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from vapi_chargeback.close.ids import ORG, StatementPrefixError, validate_prefix
@@ -52,6 +52,9 @@ MAX_CELL_TEXT = 32_767
 MAX_EXACT_MONEY = Decimal(10) ** 13
 """Excel keeps 15 significant digits: beyond this an amount loses its cents."""
 MAX_REPORTED_PROBLEMS = 25
+PLAIN_CELL_TYPES = frozenset({str, int, Decimal, date, type(None)})
+"""A breakdown cell's types (``BreakdownCell``) exactly: a subclass (``bool``, ``datetime``)
+is checked cell by cell."""
 
 
 class StatementError(PermanentError, ValueError):
@@ -267,6 +270,8 @@ def _one_breakdown_problems(where: str, breakdown: Breakdown) -> Iterable[str]:
     for index, column in enumerate(breakdown.columns):
         yield from _text_problems(f"{where}.columns[{index}]", column, required=True)
     width = len(breakdown.columns)
+    if _plain_cells([*breakdown.rows, *([breakdown.total] if breakdown.total else [])], width):
+        return
     rows = [(f"{where}.rows[{index}]", row) for index, row in enumerate(breakdown.rows)]
     if breakdown.total:
         rows.append((f"{where}.total", breakdown.total))
@@ -275,6 +280,28 @@ def _one_breakdown_problems(where: str, breakdown: Breakdown) -> Iterable[str]:
             yield f"{row_where}: {len(row)} values for {width} columns"
         for column_index, value in enumerate(row):
             yield from _cell_problems(f"{row_where}[{column_index}]", value)
+
+
+def _plain_cells(rows: list[list[BreakdownCell]], width: int) -> bool:
+    """Whether no row and no cell has a problem, checked column by column (a large org's
+    tables hold some 4 million cells): one value per column, only the exact cell types,
+    amounts finite and texts short and XML-safe. Else the rows are checked cell by cell,
+    which names each problem."""
+    if any(len(row) != width for row in rows):
+        return False
+    for values in zip(*rows, strict=True):
+        kinds = set(map(type, values))
+        if not kinds <= PLAIN_CELL_TYPES:
+            return False
+        if Decimal in kinds:
+            amounts = values if len(kinds) == 1 else [v for v in values if type(v) is Decimal]
+            if not all(map(Decimal.is_finite, amounts)):
+                return False
+        if str in kinds:
+            texts = values if len(kinds) == 1 else [v for v in values if type(v) is str]
+            if max(map(len, texts)) > MAX_CELL_TEXT or ILLEGAL_XML.search("".join(texts)):
+                return False
+    return True
 
 
 def _cell_problems(cell: str, value: object) -> Iterable[str]:

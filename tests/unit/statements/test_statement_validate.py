@@ -123,6 +123,10 @@ CASES = [
     pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [], ["Total", 1])), "breakdowns['sales'][0].total: 2 values for 1 columns", id="ragged-total-row"),
     pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [], [1.5])), "total[0]: float is not", id="float-in-total-row"),
     pytest.param(_breakdown("sales", Breakdown("../x", "X", ["a"], [])), "definition_id: '../x' is not a slug", id="breakdown-id-traversal"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a", "b"], [["ok", 1], [None, 2], ["b\x01d", 3]])), "rows[2][0]: control character U+0001", id="control-character-in-breakdown"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [["ok"], ["x" * 40_000]])), "rows[1][0]: 40000 characters", id="overlong-breakdown-text"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [[Decimal(1)], [None], [Decimal("NaN")]])), "rows[2][0]: Decimal('NaN') is not a finite number", id="nan-in-breakdown"),
+    pytest.param(_breakdown("sales", Breakdown("x", "X", ["a"], [[1], [True]])), "rows[1][0]: bool is not str", id="bool-in-breakdown"),
 ]  # fmt: skip
 
 # Cases on the closed sample (corrections of September, tied to its invoice): index 6 is
