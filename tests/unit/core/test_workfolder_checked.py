@@ -26,6 +26,7 @@ from vapi_chargeback.analytics.checked import (
     checked_fingerprint,
     rules_version,
 )
+from vapi_chargeback.analytics.checks import check_results
 from vapi_chargeback.analytics.client import BatchResponse
 from vapi_chargeback.analytics.decode import iter_json_array
 from vapi_chargeback.analytics.errors import UnusableResponseError
@@ -100,7 +101,7 @@ def _number(value: object) -> object:
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The requests ``StoredResults`` checked rows of, in order."""
     seen: list[str] = []
-    real = workfolder.check_results
+    real = check_results
 
     def counting(*args: Any, **kwargs: Any) -> None:
         seen.append(kwargs["request"])
