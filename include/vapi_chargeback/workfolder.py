@@ -72,20 +72,24 @@ class StoredResults(Mapping[str, AnalyticsQueryResult]):
 
     The hash proves the bytes are those fetched; parsing and checking them with the same
     rules as the fetch means a raw file from anywhere else (an older client, a restored
-    backup) gets no easier treatment. Checking is skipped for one body only: one whose
-    record carries the fingerprint (:attr:`FetchedBatch.checked`) that this code gives the
-    batch's planned queries (``analytics.checked.checked_fingerprint``). The same bytes
-    checked against the same queries by the same source under the same Python pass again,
-    so the second check could find nothing; a record without it, a tampered or older one, a
-    query planned otherwise or any edit to the rules, and every row is checked again. The
-    results are still decoded, held to their names and to the batch's queries. A query is decoded when it is looked up, from its
-    span of the body, and not kept: a large org's month is hundreds of thousands of rows,
-    several times its bytes as Python objects, while allocation needs one query at a
-    time and reconciliation only the small org total. Likewise a body is read (and its
-    hash checked) when one of its queries is first looked up, and bodies are held only up
-    to :data:`HELD_BODY_BYTES`, the least recently read dropped first: a 20,000-assistant
-    month is gigabytes of responses, of which reconciliation reads one batch. Batches
-    fetched without spans are read and decoded whole, as before.
+    backup) gets no easier treatment.
+
+    The row checks alone are skipped, for a body whose record carries the fingerprint
+    (:attr:`FetchedBatch.checked`) that this code gives the batch's planned queries
+    (``analytics.checked.checked_fingerprint``): the fetch checked these very bytes against
+    these queries with this source under this Python, so a second check could only pass
+    again. A record without it, a tampered or older one, a query planned otherwise, any
+    edit to the rules or another Python, and every row is checked again. Either way the
+    results are decoded and held to their names and to the batch's queries.
+
+    A query is decoded when it is looked up, from its span of the body, and not kept: a
+    large org's month is hundreds of thousands of rows, several times its bytes as Python
+    objects, while allocation needs one query at a time and reconciliation only the small
+    org total. Likewise a body is read (and its hash checked) when one of its queries is
+    first looked up, and bodies are held only up to :data:`HELD_BODY_BYTES`, the least
+    recently read dropped first: a 20,000-assistant month is gigabytes of responses, of
+    which reconciliation reads one batch. Batches fetched without spans are read and decoded
+    whole, as before.
     """
 
     def __init__(self, work: StoragePath, plan: Plan, fetched: Sequence[FetchedBatch]) -> None:
