@@ -43,7 +43,7 @@ from vapi_chargeback.attribution import (
     attributed_columns,
     attributions,
 )
-from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
+from vapi_chargeback.breakdowns import BreakdownBuilder, paused_gc, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, LineKey, PieceKey
 from vapi_chargeback.mapping import AssistantMapping
@@ -161,7 +161,8 @@ def rounded_statement(config: ChargebackConfig, plan: Plan, sums: ExactSums) -> 
     builder = BreakdownBuilder(plan, config.cost_center_ids, _query_measures(plan))
     builder.use_groups(sums.groups)
     order = _LineOrder(config)
-    lines = _rounded_lines(config, plan, sums.pieces, sums.successes, sums.charged)
+    with paused_gc():
+        lines = _rounded_lines(config, plan, sums.pieces, sums.successes, sums.charged)
     direct = _direct_totals(lines, plan.components)
     lines, notes = _with_shared_pools(config, plan, lines)
     lines.sort(key=lambda line: order.key(*_line_key(line)))

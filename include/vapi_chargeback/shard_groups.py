@@ -21,9 +21,11 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from operator import add
 from typing import IO, Any
 
-from vapi_chargeback.breakdowns import GroupKey
+from vapi_chargeback.breakdowns import GroupKey, paused_gc
 from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.split import exact_context
 
@@ -55,22 +57,44 @@ def dumps_groups(groups: Sequence[Groups]) -> bytes:
 
 
 def loads_line(raw: bytes, source: str) -> Groups:
-    """One definition's groups from a line of :func:`dumps_groups`."""
+    """One definition's groups from a line of :func:`dumps_groups`.
+
+    Checked as it is read, in C where it can be (a line holds thousands of groups): days
+    are made by the decoder itself, each key part must be a day, a text or null, and each
+    sum a finite number written as text.
+    """
     try:
         groups: Groups = {}
-        for *key, values in json.loads(raw):
-            if type(values) is not list or not all(type(text) is str for text in values):
+        for item in json.loads(raw, object_pairs_hook=_day):
+            values = item.pop()
+            if type(values) is not list:
                 raise ValueError(f"{values!r} is not a list of numbers written as text")
+            "".join(values)  # a TypeError unless every sum is written as text
             sums = list(map(Decimal, values))
             if not all(map(Decimal.is_finite, sums)):
                 raise ValueError(f"{values!r} holds a number that is not finite")
-            groups[tuple(map(read_part, key))] = sums
-    except (ValueError, TypeError, KeyError, InvalidOperation) as error:
+            key = tuple(item)
+            if not _KEY_PART_TYPES.issuperset(map(type, key)):
+                raise ValueError(f"group key {key!r} has a part neither a day, a text nor null")
+            groups[key] = sums
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, InvalidOperation) as error:
         raise ShardGroupsError(
             f"{source}: not a shard's breakdown groups ({type(error).__name__}: {error});"
             " clear the shard's task so it writes them again"
         ) from None
     return groups
+
+
+_KEY_PART_TYPES = frozenset({date, str, type(None)})
+_day_from_text = lru_cache(maxsize=4096)(date.fromisoformat)
+"""A month's groups name a few dozen days, each thousands of times."""
+
+
+def _day(pairs: list[tuple[str, Any]]) -> date:
+    """A JSON object of a groups line: only ever a day, ``{"day": "2026-10-05"}``."""
+    if len(pairs) != 1 or pairs[0][0] != "day":
+        raise ValueError(f"{dict(pairs)!r} is not a day")
+    return _day_from_text(pairs[0][1])
 
 
 class MergedGroups(Sequence[Groups]):
@@ -95,21 +119,26 @@ class MergedGroups(Sequence[Groups]):
         if not 0 <= index < self._definitions:
             raise IndexError(index)
         merged: Groups = {}
-        with exact_context():
+        with exact_context(), paused_gc():
             for shard, (path, _) in enumerate(self._files):
                 reader = self._readers[shard]
                 if reader is None or reader.next_line > index:
                     if reader is not None:
                         reader.close()
                     reader = self._readers[shard] = _LineReader(path)
-                line = reader.line(index)
-                for key, values in loads_line(line, f"{path.name} line {index + 1}").items():
+                source = f"{path.name} line {index + 1}"
+                groups = loads_line(reader.line(index), source)
+                if not merged:
+                    merged = groups
+                    continue
+                for key, values in groups.items():
                     sums = merged.get(key)
                     if sums is None:
                         merged[key] = values
-                        continue
-                    for position, value in enumerate(values):
-                        sums[position] += value
+                    elif len(sums) == len(values):
+                        merged[key] = list(map(add, sums, values))
+                    else:
+                        raise ShardGroupsError(f"{source}: {key!r} has {len(values)} sums")
         return merged
 
     def __iter__(self) -> Iterator[Groups]:
