@@ -295,7 +295,7 @@ def _widths(sheet: Sheet) -> list[int]:
         kinds = set(map(type, values))
         shown = [len(column.header) + FILTER_BUTTON_WIDTH]
         if any(issubclass(kind, str) for kind in kinds):
-            shown.append(max(len(value) for value in _of_kind(values, kinds, str)))
+            shown.append(max(map(len, _of_kind(values, kinds, str))))
         if any(issubclass(kind, date) for kind in kinds):
             shown.append(len(DATE_FORMAT))
         if any(issubclass(kind, int | Decimal) for kind in kinds):
