@@ -69,17 +69,29 @@ class AssistantMapping:
     def __init__(self, entries: Iterable[MappingEntry], *, sha256: str | None = None) -> None:
         self.sha256 = sha256
         self._by_assistant: dict[str, list[MappingEntry]] = {}
+        self._spans: dict[str, list[tuple[date, date, MappingMatch]]] = {}
+        """Per assistant, each row's first and last day (open ends as ``date.min`` and
+        ``date.max``) and its match, made once: allocation looks up tens of thousands of
+        (assistant, day) pairs."""
         for entry in entries:
             self._by_assistant.setdefault(entry.assistant_id, []).append(entry)
+            self._spans.setdefault(entry.assistant_id, []).append(
+                (
+                    entry.valid_from or date.min,
+                    entry.valid_to or date.max,
+                    MappingMatch(entry.team, entry.cost_center_id),
+                )
+            )
 
     def lookup(self, assistant_id: str, local_date: date) -> MappingMatch | None:
-        """The assistant's team and cost center on ``local_date`` (org calendar), if mapped.
+        """The assistant's team and cost center on ``local_date`` (org calendar), if mapped
+        (the first of its rows that :meth:`MappingEntry.covers` the day).
 
         ``assistant_id`` in any case: UUIDs compare case-blind.
         """
-        for entry in self._by_assistant.get(canonical_assistant_id(assistant_id), ()):
-            if entry.covers(local_date):
-                return MappingMatch(entry.team, entry.cost_center_id)
+        for first, last, match in self._spans.get(canonical_assistant_id(assistant_id), ()):
+            if first <= local_date <= last:
+                return match
         return None
 
     @property
