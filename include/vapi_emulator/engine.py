@@ -497,11 +497,11 @@ class ResultTooLarge(ValueError):
 class QueryRows:
     """The raw rows of one query, as ``compile_query`` laid them out, or its rows as JSON
     text already (``json_rows``: per bucket, the bucket and its rows' objects joined by
-    commas, written by SQL; see ``query_sql.json_rows_sql``)."""
+    commas, written by SQL as UTF-8 bytes; see ``query_sql.json_rows_sql``)."""
 
     query: ResolvedQuery
     rows: list[tuple[Any, ...]]
-    json_rows: list[tuple[int | None, str]] | None = None
+    json_rows: list[tuple[int | None, bytes]] | None = None
 
 
 class Engine:
@@ -589,7 +589,8 @@ class Engine:
                     )
                 if as_json:
                     json_rows = [
-                        (row[0], python_escapes(row[2]) if row[3] else row[2]) for row in fetched
+                        (row[0], python_escapes(row[2].decode()).encode() if row[3] else row[2])
+                        for row in fetched
                     ]
                     results.append(QueryRows(query, [], json_rows))
                 else:

@@ -87,8 +87,8 @@ def bucket_kind(step: str | None) -> BucketKind:
 class CompiledQuery:
     """SQL and its parameters. Result columns: the group keys, the bucket, then per
     operation one column (two for ``avg``: sum and count), as ``render`` reads them;
-    ``as_json``: one row per bucket instead, ``(bucket, rows, JSON text of its rows,
-    whether that text needs python_escapes)`` (:func:`json_rows_sql`)."""
+    ``as_json``: one row per bucket instead, ``(bucket, rows, JSON text of its rows as
+    UTF-8 bytes, whether that text needs python_escapes)`` (:func:`json_rows_sql`)."""
 
     sql: str
     parameters: dict[str, object]
@@ -206,7 +206,7 @@ json_rows AS (
     FROM json_values
 )
 
-SELECT b, count(*), string_agg(row_json, ','{" ORDER BY " + order if order else ""}),
+SELECT b, count(*), encode(string_agg(row_json, ','{" ORDER BY " + order if order else ""})),
     coalesce(bool_or(upper_hex), false)
 FROM json_rows
 GROUP BY b
