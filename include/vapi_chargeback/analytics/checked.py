@@ -2,7 +2,7 @@
 
 The fetch decodes and checks every row of a batch (``check=True``) before it stores the
 body; the steps after it read the same bytes back (``workfolder.StoredResults``). Checking
-them again is a second pass over every row, at 5M calls a month about 40 % of the
+them again is a second pass over every row, at 5M calls a month about 28 % of the
 re-read's cost. That check can be skipped only where it provably finds nothing new: the
 same bytes (the body's sha256, verified on every read), the same queries, and the same
 rules. :func:`checked_fingerprint` names the last two; the fetch records it beside the
