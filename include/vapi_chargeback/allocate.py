@@ -29,7 +29,7 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 from itertools import compress
-from operator import attrgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.attribution import (
@@ -392,7 +392,7 @@ def _ratios(
 ) -> list[tuple[int, int]]:
     """Each piece's exact amount in its line column as (numerator, denominator), not
     reduced: seconds become minutes."""
-    ratios = [values[position].as_integer_ratio() for values in sums]
+    ratios = list(map(Decimal.as_integer_ratio, map(itemgetter(position), sums)))
     if seconds:
         return [(n, d * SECONDS_PER_MINUTE) for n, d in ratios]
     return ratios

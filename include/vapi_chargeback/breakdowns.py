@@ -366,6 +366,10 @@ def _display(value: object) -> str | None:
     return str(value)
 
 
+_AS_RATIO = Decimal.as_integer_ratio
+"""Exact sums are ``Decimal`` (counts too, summed into one), so the method is called in C."""
+
+
 class _Columns:
     """A table's metric columns from its measures' exact columns (``exact``, group by
     group): additive ones rounded together against ``whole`` (the totals the table adds
@@ -398,7 +402,7 @@ class _Columns:
     def ratios(self, measure: str) -> list[tuple[int, int]]:
         ratios = self._ratios.get(measure)
         if ratios is None:
-            ratios = self._ratios[measure] = [v.as_integer_ratio() for v in self._exact[measure]]
+            ratios = self._ratios[measure] = list(map(_AS_RATIO, self._exact[measure]))
         return ratios
 
     def _minutes(self) -> list[tuple[int, int]]:
