@@ -9,10 +9,12 @@ The emulator runs as its own process on loopback (``localrun.emulator_process``)
 memory is not the pipeline's. The month runs through ``runner.run_month`` — the DAG's
 steps, plan → fetch every batch (four at a time, as the DAG) → allocate → reconcile →
 publish, as plain functions in one fresh process, as the DAG's tasks would on one worker,
-except the mapped tasks — ``fetch`` (four sent at a time) and a sharded allocate's
-``allocate_shard`` — which run ``--workers`` at a time in warm worker processes, as the
-stack's two Celery workers run them (``--fetch-in threads``: fetch in threads of the run's
-own process instead); the shard count is the DAG's own (automatic from the raw responses'
+except the mapped tasks of a sharded allocate (``allocate_shard``), which run ``--workers``
+at a time in warm worker processes, as the stack's two Celery workers run them; the fetch
+tasks (four sent at a time) run in threads of the run's process, or with ``--fetch-in
+workers`` in the worker processes too (slower on this 2-core machine: 1.5M org 4.7-19.6 s
+in threads vs 7.5-26.9 s in two workers, same plan side by side; 20,000 assistants, 117
+batches: 80 vs 95 s); the shard count is the DAG's own (automatic from the raw responses'
 size) unless ``--allocate-shards`` sets it — and reports the run's wall time and each
 step's time and peak RSS. Then, side by side:
 
@@ -464,15 +466,16 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         default=2,
-        help="mapped tasks (fetch, allocate_shard) run this many at a time in worker"
-        " processes, as the stack's Celery workers run them (the stack has two)",
+        help="mapped tasks (allocate_shard; fetch too with --fetch-in workers) run this many"
+        " at a time in worker processes, as the stack's Celery workers run them (the stack"
+        " has two)",
     )
     parser.add_argument(
         "--fetch-in",
-        choices=("workers", "threads"),
-        default="workers",
-        help="fetch tasks in the worker processes (as on Celery; with --workers > 1), or in"
-        " threads of the run's process",
+        choices=("threads", "workers"),
+        default="threads",
+        help="fetch tasks in threads of the run's process (faster here), or in the worker"
+        " processes (as on Celery; with --workers > 1)",
     )
     parser.add_argument(
         "--emulator-max-rows",
