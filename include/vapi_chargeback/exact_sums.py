@@ -3,7 +3,7 @@
 Allocation is two phases (``allocate.py``): rows are summed *exactly* into lines, successful
 calls, daily costs and breakdown groups; then everything is rounded at once, over all
 lines. Only the first phase grows with the rows, so it is the one a sharded run spreads:
-each shard sums its own assistants' rows into an :class:`ExactSums`, writes it to the run
+each shard sums the rows of its own stored batches into an :class:`ExactSums`, writes it to the run
 folder (:func:`dumps`), and the merge adds the shards together (:meth:`ExactSums.add`)
 before rounding. Exact sums of exact values do not depend on the order they are added
 in (the ``Decimal`` context traps any rounding, and a sum's exponent is the least of its
@@ -33,8 +33,8 @@ LineKey = tuple[str, str, str, str]
 """(cost center, team, assistant, allocation): what one line sums."""
 PieceKey = tuple[LineKey, LineKey]
 """(atom, line): the rows of one line that, without mapping rules, would form the atom's
-line (``allocate._rounded_lines``). Both hold the row's assistant, so a piece never
-straddles shards."""
+line (``allocate._rounded_lines``). A piece's rows may lie in several shards' batches
+(one assistant's days are in many batches): the merge adds them like any other sum."""
 FORMAT = 1
 """Version of the file :func:`dumps` writes; :func:`loads` refuses any other."""
 ZERO = Decimal(0)
