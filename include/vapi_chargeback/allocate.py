@@ -22,21 +22,17 @@ shape), rounded against the cost center's direct lines so the days add up to the
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import partial
-from itertools import compress
-from operator import attrgetter, itemgetter, methodcaller
+from operator import itemgetter, methodcaller
 
 from vapi_chargeback.analytics.models import AnalyticsQueryResult
 from vapi_chargeback.attribution import (
     DIRECT,
     REASONS,
     AnalyticsResultError,
-    AttributedRow,
     Attributor,
     ChargedBy,
     QueryColumns,
@@ -210,18 +206,13 @@ def _centers_reading(plan: Plan) -> dict[str, frozenset[str]]:
 def _to_breakdowns(
     builder: BreakdownBuilder, query: str, columns: QueryColumns, centers: frozenset[str]
 ) -> None:
-    """Hand the builder, in row order, the rows of ``query`` that one of its definitions
-    reads (rows of other cost centers would pass it by: they are not made into rows)."""
+    """Hand the builder the rows of ``query`` as columns, when one of its definitions reads
+    the query (the builder picks out the rows of the cost centers that do)."""
     if not centers:
         return
-    wanted = map(centers.__contains__, map(_CENTER, columns.attributions))
-    rows = zip(columns.days, columns.attributions, columns.rows, columns.values, strict=True)
-    deque(map(partial(builder.add, query), map(_ATTRIBUTED_ROW, compress(rows, wanted))), maxlen=0)
+    builder.add_rows(query, columns.days, columns.attributions, columns.rows, columns.values)
 
 
-_CENTER = attrgetter("cost_center_id")
-_ATTRIBUTED_ROW = partial(tuple.__new__, AttributedRow)
-"""``AttributedRow._make`` in C (a named tuple is a tuple made by ``tuple.__new__``)."""
 _SUCCESS = methodcaller("get", SUCCESS_KEY)
 
 

@@ -23,9 +23,12 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from itertools import repeat
 from math import lcm
+from operator import attrgetter, methodcaller
+from typing import Any
 
-from vapi_chargeback.attribution import AttributedRow
+from vapi_chargeback.attribution import Attribution
 from vapi_chargeback.money import (
     CENT,
     MINUTES_QUANTUM,
@@ -75,6 +78,7 @@ COVERAGE_COLUMN = "week_coverage"
 FULL_WEEK = "Full week"
 
 Cell = BreakdownCell
+_CENTER = attrgetter("cost_center_id")
 GroupKey = tuple[date | str | None, ...]
 
 
@@ -97,15 +101,38 @@ class BreakdownBuilder:
         self._definitions = [
             _Definition(definition, measures[definition.query]) for definition in plan.definitions
         ]
-        self._readers: dict[tuple[str, str], list[_Definition]] = {}
+        self._by_query: dict[str, dict[str, list[_Definition]]] = {}
         for item in self._definitions:
-            key = (item.plan.query, item.plan.cost_center_id)
-            self._readers.setdefault(key, []).append(item)
+            centers = self._by_query.setdefault(item.plan.query, {})
+            centers.setdefault(item.plan.cost_center_id, []).append(item)
 
-    def add(self, query: str, item: AttributedRow) -> None:
-        """Count one row of ``query`` towards each definition that reads it (exact sums)."""
-        for definition in self._readers.get((query, item.attribution.cost_center_id), ()):
-            definition.add(item)
+    def add_rows(
+        self,
+        query: str,
+        days: Sequence[date],
+        attributions: Sequence[Attribution],
+        rows: Sequence[Mapping[str, Any]],
+        values: Sequence[Sequence[Decimal | int]],
+    ) -> None:
+        """Count the rows of ``query``, a column each (position for position), towards each
+        definition that reads them (exact sums): each cost center's rows are picked out once
+        and handed to its definitions as columns, whose keys are made a column at a time."""
+        readers = self._by_query.get(query)
+        if not readers:
+            return
+        picked: dict[str, list[int]] = {}
+        for index, center in enumerate(map(_CENTER, attributions)):
+            if center in readers:
+                picked.setdefault(center, []).append(index)
+        for center, indexes in picked.items():
+            mine = (
+                [days[i] for i in indexes],
+                [attributions[i] for i in indexes],
+                [rows[i] for i in indexes],
+                [values[i] for i in indexes],
+            )
+            for definition in readers[center]:
+                definition.add_rows(*mine)
 
     def exact_groups(self) -> list[dict[GroupKey, list[Decimal]]]:
         """Each definition's groups with their exact sums, in plan order: what a shard of a
@@ -183,37 +210,50 @@ class _Definition:
         self.source: tuple[Sequence[dict[GroupKey, list[Decimal]]], int] | None = None
         """Where the groups are when summed elsewhere (:meth:`BreakdownBuilder.use_groups`)."""
 
-    def add(self, item: AttributedRow) -> None:
-        key = self._key(item)
-        sums = self.groups.get(key)
-        values = item.values
-        if sums is None:
-            self.groups[key] = [Decimal(0) + values[position] for position in self._positions]
-            return
-        for slot, position in enumerate(self._positions):
-            sums[slot] += values[position]
+    def add_rows(
+        self,
+        days: Sequence[date],
+        attributions: Sequence[Attribution],
+        rows: Sequence[Mapping[str, Any]],
+        values: Sequence[Sequence[Decimal | int]],
+    ) -> None:
+        """Sum rows of this definition's cost center, given as columns, into its groups."""
+        groups = self.groups
+        positions = self._positions
+        for key, row_values in zip(self._keys(days, attributions, rows), values, strict=True):
+            sums = groups.get(key)
+            if sums is None:
+                groups[key] = [Decimal(0) + row_values[position] for position in positions]
+                continue
+            for slot, position in enumerate(positions):
+                sums[slot] += row_values[position]
 
     def table(self, period: StatementPeriod, totals: Mapping[str, Decimal]) -> Breakdown:
         summed = self.groups if self.source is None else self.source[0][self.source[1]]
         return _table(self.plan, self._measures, summed, period, totals)
 
-    def _key(self, item: AttributedRow) -> GroupKey:
-        """(bucket, then each dimension's value as shown); a plain string value, the usual
-        case, is taken as is, anything else goes through :func:`_display`."""
-        row = item.row
-        parts: list[date | str | None] = []
+    def _keys(
+        self,
+        days: Sequence[date],
+        attributions: Sequence[Attribution],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> Iterable[GroupKey]:
+        """Each row's (bucket, then each dimension's value as shown), a part a column at a
+        time; a plain string value, the usual case, is taken as is, anything else goes
+        through :func:`_display`."""
+        parts: list[list[date | str | None]] = []
         if self._step is not None:
-            bucket = self._buckets.get(item.day)
-            if bucket is None:
-                bucket = self._buckets[item.day] = _bucket(item.day, self._step)
-            parts.append(bucket)
+            buckets = self._buckets
+            for day in set(days) - buckets.keys():
+                buckets[day] = _bucket(day, self._step)
+            parts.append(list(map(buckets.__getitem__, days)))
         for dimension in self._dimensions:
             if dimension == ASSISTANT_KEY:
-                parts.append(item.attribution.assistant_id or None)
+                parts.append([item.assistant_id or None for item in attributions])
                 continue
-            value = row.get(dimension)
-            parts.append((value if type(value) is str else _display(value)) or None)
-        return tuple(parts)
+            shown = map(methodcaller("get", dimension), rows)
+            parts.append([(v if type(v) is str else _display(v)) or None for v in shown])
+        return zip(*parts, strict=True) if parts else repeat((), len(days))
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_split import _reference_round_to_statement
 
+from vapi_chargeback.attribution import Attribution
 from vapi_chargeback.breakdowns import (
     _AVERAGES,
     _DIMENSION_COLUMNS,
@@ -22,7 +23,10 @@ from vapi_chargeback.breakdowns import (
     SECONDS_PER_MINUTE,
     TOTAL_LABEL,
     GroupKey,
+    _bucket,
     _coverage,
+    _Definition,
+    _display,
     _named,
     _ratio,
     _sorted_keys,
@@ -31,6 +35,7 @@ from vapi_chargeback.breakdowns import (
 from vapi_chargeback.money import CENT, MINUTES_QUANTUM, round_money
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import METRIC_MEASURES, DefinitionPlan, measure_alias
+from vapi_chargeback.split import exact_context
 from vapi_chargeback.statement import Breakdown, BreakdownCell
 
 D = Decimal
@@ -182,3 +187,79 @@ def test_keys_sort_missing_parts_last_as_the_sort_key_did(keys: list[GroupKey]) 
     assert _sorted_keys(keys) == sorted(
         keys, key=lambda key: tuple((p is None, p or "") for p in key)
     )
+
+
+def _reference_groups(
+    definition: DefinitionPlan,
+    order: list[str],
+    rows: list[tuple[date, Attribution, dict[str, object], tuple[Decimal | int, ...]]],
+) -> dict[GroupKey, list[Decimal]]:
+    """``_Definition.add`` as it was, a row at a time: the reference for ``add_rows``."""
+    positions = [order.index(measure) for measure in definition.aliases]
+    groups: dict[GroupKey, list[Decimal]] = {}
+    for day, attribution, row, values in rows:
+        parts: list[date | str | None] = []
+        if definition.step is not None:
+            parts.append(_bucket(day, definition.step))
+        for dimension in definition.dimensions:
+            if dimension == "assistantId":
+                parts.append(attribution.assistant_id or None)
+                continue
+            value = row.get(dimension)
+            parts.append((value if type(value) is str else _display(value)) or None)
+        sums = groups.get(tuple(parts))
+        if sums is None:
+            groups[tuple(parts)] = [Decimal(0) + values[p] for p in positions]
+            continue
+        for slot, position in enumerate(positions):
+            sums[slot] += values[position]
+    return groups
+
+
+row_value = st.one_of(
+    st.none(), st.sampled_from(["", "ended", "queued", "x"]), st.booleans(), st.integers(0, 3)
+)
+attributed = st.tuples(
+    day,
+    st.sampled_from(["", "asst-1", "asst-2"]).map(
+        lambda a: Attribution("sales", "team", a, "direct")
+    ),
+    st.fixed_dictionaries({}, optional={d: row_value for d in DIMENSIONS if d != "assistantId"}),
+    st.tuples(
+        st.integers(0, 5),
+        *[st.decimals(min_value=-5, max_value=50, places=4, allow_nan=False)] * 7,
+    ),
+)
+ORDER = sorted(["calls", "seconds", "cost", *COMPONENTS])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    step=st.sampled_from([None, "day", "week", "month"]),
+    dimensions=st.lists(st.sampled_from(DIMENSIONS), unique=True, max_size=3),
+    rows=st.lists(attributed, max_size=30),
+)
+def test_rows_summed_a_column_at_a_time_are_the_row_at_a_time_groups(
+    step: str | None, dimensions: list[str], rows: list
+) -> None:
+    metrics = ["calls", "minutes", "cost", "llm"]
+    definition = DefinitionPlan(
+        cost_center_id="sales",
+        definition_id="d",
+        title="D",
+        dimensions=dimensions,
+        step=step,
+        metrics=metrics,
+        query="q",
+        aliases={m: measure_alias(m) for x in metrics for m in METRIC_MEASURES[x]},
+    )
+    summed = _Definition(definition, ORDER)
+
+    with exact_context():
+        days, attributions, shown, values = [[row[i] for row in rows] for i in range(4)]
+        summed.add_rows(days, attributions, shown, values)
+        expected = _reference_groups(definition, ORDER, rows)
+
+    assert summed.groups == expected
+    assert list(summed.groups) == list(expected)
+    assert repr(summed.groups) == repr(expected)
