@@ -39,13 +39,14 @@ from vapi_chargeback.attribution import (
     attributed_columns,
     attributions,
 )
-from vapi_chargeback.breakdowns import BreakdownBuilder, paused_gc, round_to_statement
+from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
 from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, LineKey, PieceKey
 from vapi_chargeback.mapping import AssistantMapping
 from vapi_chargeback.mapping_rules import RuleBook
 from vapi_chargeback.money import CENT, MINUTES_QUANTUM, from_units_each
 from vapi_chargeback.plan import SUCCESS_KEY, Plan
+from vapi_chargeback.process_memory import paused_gc
 from vapi_chargeback.split import (
     CALL_QUANTUM,
     exact_context,

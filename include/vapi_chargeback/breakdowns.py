@@ -17,9 +17,7 @@ no ended reason yet) is named, never left blank.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -38,6 +36,7 @@ from vapi_chargeback.money import (
 )
 from vapi_chargeback.period import StatementPeriod
 from vapi_chargeback.plan import ASSISTANT_KEY, SUCCESS_KEY, DefinitionPlan, Plan
+from vapi_chargeback.process_memory import paused_gc
 from vapi_chargeback.split import round_units_to_statement, units_over, whole_units
 from vapi_chargeback.statement import Breakdown, BreakdownCell
 from vapi_chargeback.statements.keyfigures import RATE_QUANTUM
@@ -254,24 +253,6 @@ class _Definition:
             shown = map(methodcaller("get", dimension), rows)
             parts.append([(v if type(v) is str else _display(v)) or None for v in shown])
         return zip(*parts, strict=True) if parts else repeat((), len(days))
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Cyclic garbage collection paused while many acyclic objects are made (rows, cells,
-    groups, lines), then resumed as it was; reference counting frees them as usual.
-
-    Each collection the allocations set off scans every live container, and at 20,000
-    assistants the merge holds millions (exact sums, lines, one cost center's groups):
-    the collections were half the time spent making tables.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _table(

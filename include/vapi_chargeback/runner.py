@@ -146,9 +146,15 @@ def run_month(
         run: RunInfo = step("plan", lambda: plan_run(settings, open_path=open_path, now=now))
         fetched: list[dict[str, Any]] = step("fetch", lambda: fetch_all(run, pool))
         shards = shard_count(fetched, allocate_shards)
-        allocated = allocate_month(
+        parts = sum_shards(
             run, fetched, shards, open_path, step, pool.run if pool is not None else None
         )
+    allocated: dict[str, Any] = step(
+        "allocate",
+        partial(allocate_run, run, fetched, open_path=open_path)
+        if parts is None
+        else partial(merge_run, run, fetched, parts, open_path=open_path),
+    )
     reconciled = step("reconcile", lambda: reconcile_run(run, allocated, open_path=open_path))
     if verification_enabled(run, verify):
         checked = reconciled
@@ -164,28 +170,28 @@ def run_month(
     return MonthRun(run, fetched, allocated, reconciled, published, seconds, peaks)
 
 
-def allocate_month(
+def sum_shards(
     run: RunInfo,
     fetched: list[dict[str, Any]],
     shards: int,
     open_path: OpenPath,
     step: Callable[[str, Callable[[], Any]], Any],
     mapped: MappedRunner | None = None,
-) -> dict[str, Any]:
-    """Allocate as the DAG does: one step with one shard; else each shard as a step of its
-    own (``allocate_shard[0]`` …, so their time and memory show apart), then ``allocate``,
-    the merge. ``mapped`` runs the shard tasks (default: one after another, each through
-    ``step``)."""
-    allocated: dict[str, Any]
+) -> list[Any] | None:
+    """The shard tasks' results as the DAG's mapped ``allocate_shard`` makes them (``None``
+    with one shard: the single allocate task sums and rounds at once), each shard a step of
+    its own (``allocate_shard[0]`` …, so their time and memory show apart). ``mapped`` runs
+    them (default: one after another, each through ``step``). The merge (``allocate``) is
+    the caller's next step, once the worker processes are gone: a DAG's merge task does not
+    share its worker with idle shard processes, and neither does its measured memory."""
     if shards == 1:
-        allocated = step("allocate", partial(allocate_run, run, fetched, open_path=open_path))
-        return allocated
+        return None
 
     def one_by_one(tasks: Sequence[tuple[str, Callable[[], Any]]]) -> list[Any]:
         return [step(name, task) for name, task in tasks]
 
     stage = mapped or one_by_one
-    parts = stage(
+    return stage(
         [
             (
                 f"allocate_shard[{shard}]",
@@ -194,8 +200,6 @@ def allocate_month(
             for shard in range(shards)
         ]
     )
-    allocated = step("allocate", partial(merge_run, run, fetched, parts, open_path=open_path))
-    return allocated
 
 
 class _WorkerPool:

@@ -25,8 +25,9 @@ from functools import lru_cache
 from operator import add
 from typing import IO, Any
 
-from vapi_chargeback.breakdowns import GroupKey, paused_gc
+from vapi_chargeback.breakdowns import GroupKey
 from vapi_chargeback.errors import PermanentError
+from vapi_chargeback.process_memory import paused_gc
 from vapi_chargeback.split import exact_context
 
 StoragePath = Any

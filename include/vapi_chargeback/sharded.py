@@ -50,6 +50,7 @@ from vapi_chargeback.pipeline import (
     load_inputs,
     make_folder,
 )
+from vapi_chargeback.process_memory import paused_gc
 from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
 from vapi_chargeback.shards import (
     SHARDS_DIR,
@@ -58,7 +59,7 @@ from vapi_chargeback.shards import (
     checked_count,
     shard_folder,
 )
-from vapi_chargeback.workfolder import FetchedBatch, RunStateError, StoredResults
+from vapi_chargeback.workfolder import FetchedBatch, RunStateError, StoragePath, StoredResults
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,9 @@ def allocate_shard_run(
     mine = assign_batches({index: record.size for index, record in records.items()}, shards)[shard]
     results = StoredResults(work, plan, [records[index] for index in mine])
     only = {name for index in mine for name in plan.batches[index]}
-    sums = sum_exactly(
-        config, mapping, plan, results, run_rules(work, config.mapping_rules), only=only
-    )
+    rules = run_rules(work, config.mapping_rules)
+    with paused_gc():
+        sums = sum_exactly(config, mapping, plan, results, rules, only=only)
     groups = dumps_groups(sums.groups)
     sums.groups = []
     raw = exact_sums.dumps(sums)
@@ -176,6 +177,17 @@ def merge_run(
             f" (0..{len(plan.batches) - 1}) once: clear the allocate tasks"
         )
     folder = work / SHARDS_DIR
+    with paused_gc():
+        merged = _added(folder, shards)
+        files = [(folder / part.groups_file, part.groups_sha256) for part in shards]
+        with MergedGroups(files, len(plan.definitions)) as groups:
+            merged.groups = cast(list[dict[GroupKey, list[Decimal]]], groups)
+            statement = rounded_statement(config, plan, merged)
+            return allocate_run(run, fetched, open_path=open_path, statement=statement)
+
+
+def _added(folder: StoragePath, shards: Sequence[ShardSums]) -> exact_sums.ExactSums:
+    """The shards' exact sums added in shard order, each file held to its sha256."""
     merged: exact_sums.ExactSums | None = None
     for part in shards:
         raw = (folder / part.file).read_bytes()
@@ -187,8 +199,4 @@ def merge_run(
         else:
             merged.add(sums)
     assert merged is not None
-    files = [(folder / part.groups_file, part.groups_sha256) for part in shards]
-    with MergedGroups(files, len(plan.definitions)) as groups:
-        merged.groups = cast(list[dict[GroupKey, list[Decimal]]], groups)
-        statement = rounded_statement(config, plan, merged)
-        return allocate_run(run, fetched, open_path=open_path, statement=statement)
+    return merged
