@@ -22,7 +22,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from itertools import repeat
-from math import lcm
 from operator import attrgetter, methodcaller
 from typing import Any
 
@@ -329,14 +328,6 @@ def round_to_statement(
     numerators, denominator = units_over([value.as_integer_ratio() for value in exact], quantum)
     parts = round_units_to_statement(numerators, denominator, whole_units(total, quantum))
     return from_units_each(parts, quantum)
-
-
-def _adds_to_zero(values: Sequence[Decimal | Fraction]) -> bool:
-    """Whether exact values add up to zero, over one common denominator (in integers: a
-    ``Fraction`` made and reduced per value was a third of the time spent making tables)."""
-    ratios = [value.as_integer_ratio() for value in values]
-    common = lcm(*{denominator for _, denominator in ratios})
-    return not sum(numerator * (common // denominator) for numerator, denominator in ratios)
 
 
 def _whole_table(

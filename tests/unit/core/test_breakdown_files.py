@@ -27,7 +27,7 @@ from vapi_chargeback.breakdown_files import (
     loads_tables,
     store_breakdowns,
 )
-from vapi_chargeback.breakdowns import GroupKey, _adds_to_zero, _ratio
+from vapi_chargeback.breakdowns import GroupKey, _ratio
 from vapi_chargeback.exact_sums import ExactSums
 from vapi_chargeback.money import round_money
 from vapi_chargeback.shard_groups import MergedGroups, ShardGroupsError, dumps_groups
@@ -253,9 +253,3 @@ def test_unit_rates_in_integers_round_as_fractions_do(
     )
     got = _ratio(numerator.as_integer_ratio(), denominator.as_integer_ratio())
     assert (str(got), type(got)) == (str(expected), type(expected))
-
-
-@given(values=st.lists(st.one_of(money, money.map(lambda v: Fraction(v) / 60)), min_size=1))
-def test_adding_up_to_zero_in_integers_is_the_fraction_sum(values: list[Decimal]) -> None:
-    assert _adds_to_zero(values) == (not sum((Fraction(v) for v in values), Fraction(0)))
-    assert _adds_to_zero([*values, *(-v for v in values)])
