@@ -61,7 +61,6 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -70,6 +69,16 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench's own modules
+from pipeline_emulator import (
+    ANALYTICS_ROUTE,
+    API_KEY,
+    ASSISTANTS_ROUTE,
+    ROUTES,
+    proc_status,
+    requests_logged,
+    reset_peak_rss,
+)
+from pipeline_emulator import emulator as emulator  # re-exported: bench/shards.py serves with it
 from pipeline_org import MENU, TIMEZONE, write_org
 from pipeline_org import center_ids as center_ids  # re-exported: the shard test reads it here
 from pipeline_report import (
@@ -99,9 +108,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data" / "bench"
 RESULTS_DIR = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
-API_KEY = "bench-pipeline-key"
 RUN_ID = "bench"
-EMULATOR_START_TIMEOUT_S = 120.0
 
 
 # --------------------------------------------------------------------------- progress
@@ -155,82 +162,6 @@ def calls_file(args: argparse.Namespace) -> Path:
     sidecar_path(partial).replace(sidecar_path(path))
     partial.replace(path)
     return path
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def proc_status(pid: int | str, field: str) -> int | None:
-    """A memory figure of ``/proc/<pid>/status`` (``VmHWM`` = peak RSS) in bytes."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Restart the kernel's peak-RSS counter of this process, so each step gets its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-_RAISED_CAP = (
-    "import sys, vapi_emulator.engine as engine; engine.MAX_RESULT_ROWS = int(sys.argv[1]); "
-    "from vapi_emulator.cli import main; sys.exit(main(sys.argv[2:]))"
-)
-
-
-@dataclass
-class Emulator:
-    url: str
-    pid: int
-    log: Path
-    loaded_rss: int | None = None
-    peak_rss: int | None = None
-
-
-@contextmanager
-def emulator(calls: Path, log: Path, max_rows: int | None) -> Iterator[Emulator]:
-    """``vapi-emulator serve`` in its own process (``localrun``'s launcher), logging each request."""
-    from vapi_chargeback import localrun
-
-    launcher = () if max_rows is None else (sys.executable, "-c", _RAISED_CAP, str(max_rows))
-    with localrun.emulator_process(
-        [calls],
-        API_KEY,
-        log=log,
-        extra_args=["--log-level", "info"],
-        launcher=launcher,
-        start_timeout=EMULATOR_START_TIMEOUT_S,
-    ) as process:
-        running = Emulator(process.url, process.pid, log)
-        running.loaded_rss = proc_status(process.pid, "VmRSS")
-        try:
-            yield running
-        finally:
-            running.peak_rss = proc_status(process.pid, "VmHWM")
-
-
-ANALYTICS_ROUTE = "POST /analytics"
-ASSISTANTS_ROUTE = "GET /assistant"
-ROUTES = (ANALYTICS_ROUTE, ASSISTANTS_ROUTE)
-"""What the pipeline asks the API: the plan's batches, and the assistants' names."""
-
-
-def requests_logged(log: Path) -> dict[str, int]:
-    """Access-log lines per route of :data:`ROUTES`: the server's own counts."""
-    lines = log.read_text(errors="replace").splitlines()
-    return {
-        route: sum(f'"{route} ' in line or f'"{route}?' in line for line in lines)
-        for route in ROUTES
-    }
 
 
 # --------------------------------------------------------------------------- the pipeline
