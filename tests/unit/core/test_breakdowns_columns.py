@@ -135,19 +135,8 @@ def tables(draw: st.DrawFn) -> tuple[DefinitionPlan, dict[GroupKey, list[Decimal
     step = draw(st.sampled_from([None, "day", "week", "month"]))
     dimensions = draw(st.lists(st.sampled_from(DIMENSIONS), unique=True, max_size=2))
     metrics = draw(st.lists(st.sampled_from(METRICS), unique=True, min_size=1))
-    aliases = {
-        measure: measure_alias(measure) for metric in metrics for measure in METRIC_MEASURES[metric]
-    }
-    definition = DefinitionPlan(
-        cost_center_id="sales",
-        definition_id="d",
-        title="D",
-        dimensions=dimensions,
-        step=step,
-        metrics=metrics,
-        query="q",
-        aliases=aliases,
-    )
+    definition = _definition(dimensions, step, metrics)
+    aliases = definition.aliases
     key = st.tuples(*([day] if step else []), *([label] * len(dimensions)))
     groups = draw(st.dictionaries(key, values, max_size=25))
     if groups and draw(st.booleans()):
@@ -243,16 +232,7 @@ def test_rows_summed_a_column_at_a_time_are_the_row_at_a_time_groups(
     step: str | None, dimensions: list[str], rows: list
 ) -> None:
     metrics = ["calls", "minutes", "cost", "llm"]
-    definition = DefinitionPlan(
-        cost_center_id="sales",
-        definition_id="d",
-        title="D",
-        dimensions=dimensions,
-        step=step,
-        metrics=metrics,
-        query="q",
-        aliases={m: measure_alias(m) for x in metrics for m in METRIC_MEASURES[x]},
-    )
+    definition = _definition(dimensions, step, metrics)
     summed = _Definition(definition, ORDER)
 
     with exact_context():
@@ -263,3 +243,21 @@ def test_rows_summed_a_column_at_a_time_are_the_row_at_a_time_groups(
     assert summed.groups == expected
     assert list(summed.groups) == list(expected)
     assert repr(summed.groups) == repr(expected)
+
+
+def _definition(dimensions: list[str], step: str | None, metrics: list[str]) -> DefinitionPlan:
+    """Sales' definition ``d`` of ``metrics`` by ``dimensions`` and ``step``, read from ``q``."""
+    return DefinitionPlan(
+        cost_center_id="sales",
+        definition_id="d",
+        title="D",
+        dimensions=dimensions,
+        step=step,
+        metrics=metrics,
+        query="q",
+        aliases={
+            measure: measure_alias(measure)
+            for metric in metrics
+            for measure in METRIC_MEASURES[metric]
+        },
+    )
