@@ -36,9 +36,12 @@ from support.reliability import (
 MONTHS = ["2025-12", *(f"2026-{number:02d}" for number in range(1, 12))]
 """Twelve months that have all settled (a month that has not is refused before fetching)."""
 SEED = 4
-FAULTS = "rate=0.3,kinds=429,503,timeout,reset,slow,garbage,retry_after=0,hang=1.5,delay=0.2"
-CLIENT_OPTIONS = {"read_timeout": 0.75, "backoff_base": 0.05, "max_retries": 5}
-"""A read timeout below the fault's hang, and short backoffs: the test waits little."""
+FAULTS = "rate=0.3,kinds=429,503,timeout,reset,slow,garbage,retry_after=0,hang=30,delay=0.2"
+CLIENT_OPTIONS = {"read_timeout": 5.0, "backoff_base": 0.05, "max_retries": 5}
+"""A read timeout far below the fault's hang (the emulator stops hanging when the client
+leaves) and far above any honest answer, even on a loaded machine: a timeout the test did
+not inject would be a retry no fault accounts for (a 0.75 s timeout did that under load 10).
+Short backoffs: the test waits little."""
 
 
 @pytest.mark.parametrize(
@@ -145,7 +148,7 @@ def _one_query() -> AnalyticsQuery:
 def test_each_fault_is_survived_by_the_client(
     calls: Path, kind: str, attempts: int, status: str
 ) -> None:
-    plan = FaultPlan(1.0, (kind,), seed=SEED, retry_after=0, hang=1.5, delay=0.3, max_streak=1)
+    plan = FaultPlan(1.0, (kind,), seed=SEED, retry_after=0, hang=30, delay=0.3, max_streak=1)
     with (
         emulator([calls], plan) as api,
         make_client(api.base_url, **CLIENT_OPTIONS) as clean,
