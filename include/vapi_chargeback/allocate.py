@@ -39,7 +39,12 @@ from vapi_chargeback.attribution import (
     attributed_columns,
     attributions,
 )
-from vapi_chargeback.breakdowns import BreakdownBuilder, round_to_statement
+from vapi_chargeback.breakdowns import (
+    BreakdownBuilder,
+    BreakdownTables,
+    GroupKey,
+    round_to_statement,
+)
 from vapi_chargeback.config import ChargebackConfig, SharedPool
 from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, LineKey, PieceKey
 from vapi_chargeback.mapping import AssistantMapping
@@ -155,8 +160,6 @@ def rounded_statement(config: ChargebackConfig, plan: Plan, sums: ExactSums) -> 
             f"exact sums of measures {sums.measures} do not belong to this plan"
             f" ({core_measures}); clear the run's allocate tasks"
         )
-    builder = BreakdownBuilder(plan, config.cost_center_ids, _query_measures(plan))
-    builder.use_groups(sums.groups)
     order = _LineOrder(config)
     with paused_gc():
         lines = _rounded_lines(config, plan, sums.pieces, sums.successes, sums.charged)
@@ -173,10 +176,25 @@ def rounded_statement(config: ChargebackConfig, plan: Plan, sums: ExactSums) -> 
         cost_centers=[CostCenterInfo(c.id, c.name, c.owner_email) for c in config.cost_centers],
         lines=lines,
         org_name=config.org.name,
-        breakdowns=builder.tables(direct),
+        breakdowns=breakdown_tables(config, plan, sums.groups, direct),
         pool_notes=notes,
         daily_cost_usd=_daily_cost(sums.days, direct),
     )
+
+
+def breakdown_tables(
+    config: ChargebackConfig,
+    plan: Plan,
+    groups: Sequence[dict[GroupKey, list[Decimal]]],
+    direct: Mapping[str, Mapping[str, Decimal]],
+) -> BreakdownTables:
+    """The breakdown tables of :func:`rounded_statement` (rounded when looked up) from the
+    exact groups and the direct lines' totals (``BreakdownTables.totals``): what a sharded
+    merge's breakdowns worker makes again, sent only the totals
+    (``breakdown_files.forked_writer``). ``config`` is the month's (``for_period``)."""
+    builder = BreakdownBuilder(plan, config.cost_center_ids, _query_measures(plan))
+    builder.use_groups(groups)
+    return builder.tables(direct)
 
 
 def _core_measures(plan: Plan) -> list[str]:

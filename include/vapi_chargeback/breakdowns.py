@@ -182,6 +182,11 @@ class BreakdownTables(Mapping[str, list[Breakdown]]):
         self._period = period
         self._totals = totals
 
+    @property
+    def totals(self) -> Mapping[str, Mapping[str, Decimal]]:
+        """Cost center → the direct lines' totals its tables add up to."""
+        return self._totals
+
     def __getitem__(self, center: str) -> list[Breakdown]:
         totals = self._totals.get(center, {})
         with paused_gc():
