@@ -4,25 +4,23 @@ Storage publishes only what was rendered here completely: validation runs first 
 cost center's stored breakdown tables are checked as its workbook reads them, so they are
 read and decoded once; any problem fails the rendering, so nothing is published), then
 the CSV, the FOCUS file, the journal (when the config has a ``gl:`` block), the finance
-workbook, one workbook per cost center and finally the manifest that hashes them. If anything raises, the caller discards the directory and nothing
-reaches the output.
+workbook, one workbook per cost center and finally the manifest that hashes them. If
+anything raises, the caller discards the directory and nothing reaches the output.
 
 The workbooks are most of the work (finance's and one per cost center: 41 at 1.5M calls,
-401 in a large org) and independent of each other, so with several CPUs they are written
-by forked worker processes while this one writes the CSV and the exports, as many as the
-task's memory allows (:data:`TASK_MEMORY_BYTES`). Each workbook
-is written whole by one process with the same code, so the bytes and the manifest's order
-do not depend on the workers; a fork shares the statement without copying or pickling it.
+401 in a large org) and independent of each other, so with several CPUs the owners'
+workbooks are written by worker processes (``render_workers``: fresh interpreters, each
+sent only its cost centers' lines) while this one writes the CSV, the exports and
+finance's workbook, which read every line; as many workers as the task's memory allows
+(:data:`TASK_MEMORY_BYTES`). Each workbook is written whole by one process with the same
+code, so the bytes and the manifest's order do not depend on the workers.
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -40,6 +38,12 @@ from vapi_chargeback.statements.manifest import (
     build_manifest,
     file_entry,
     sha256_file,
+)
+from vapi_chargeback.statements.render_workers import (
+    WORKER_BYTES,
+    Written,
+    can_share,
+    written_by_workers,
 )
 from vapi_chargeback.statements.totals import StatementTotals, summarize
 from vapi_chargeback.statements.validate import StatementError, table_problems, validate_statement
@@ -68,8 +72,6 @@ class RenderedSet:
 PARALLEL_FROM = 8
 """Cost centers from which the workbooks are written in worker processes: for fewer,
 starting the workers costs more than it saves."""
-Written = tuple[FileEntry | None, list[str]]
-"""A workbook task's file, or ``None`` and the problems of the breakdown tables it refused."""
 FINANCE = -1
 """The workbook task of finance's workbook; tasks 0, 1 … are the cost centers'."""
 
@@ -126,40 +128,27 @@ def _long_lived_objects_frozen() -> Iterator[None]:
 def _workbooks(
     statement: Statement, totals: StatementTotals, directory: Path
 ) -> Iterator[Callable[[], list[Written]]]:
-    """Start writing finance's workbook and every cost center's; yields a function that
-    waits for them and returns what each wrote, finance's first, then in cost-center order.
+    """Start writing every cost center's workbook; yields a function that writes finance's,
+    waits for the others and returns what each wrote, finance's first, then in cost-center
+    order.
 
-    In worker processes when there are several CPUs, ``fork``, at least
-    :data:`PARALLEL_FROM` cost centers, room for two workers within
-    :data:`TASK_MEMORY_BYTES` and this process may have children (a daemonic
-    multiprocessing worker may not); else in this process, when the entries are asked for.
+    In worker processes (``render_workers``) when there are several CPUs, at least
+    :data:`PARALLEL_FROM` cost centers and room for two workers within
+    :data:`TASK_MEMORY_BYTES`; else in this process, when the entries are asked for.
+    Finance's workbook reads every line, like the CSV and the exports: this process writes
+    it while the workers write the owners' workbooks.
     """
-    tasks = [FINANCE, *range(len(statement.cost_centers))]
-    workers = min(_usable_cpus(), len(tasks), _workers_within_memory())
-    if (
-        workers < 2
-        or len(statement.cost_centers) < PARALLEL_FROM
-        or "fork" not in multiprocessing.get_all_start_methods()
-        or multiprocessing.current_process().daemon
-    ):
-        yield lambda: [_write_workbook(statement, totals, directory, task) for task in tasks]
+    centers = range(len(statement.cost_centers))
+    workers = 0
+    if len(statement.cost_centers) >= PARALLEL_FROM and can_share(statement):
+        workers = min(_usable_cpus(), len(statement.cost_centers), _workers_within_memory())
+    if workers < 2:
+        yield lambda: [
+            _write_workbook(statement, totals, directory, task) for task in (FINANCE, *centers)
+        ]
         return
-    # A forked worker flushes the output buffers it inherited when it ends: empty them first,
-    # or a line buffered here would be printed once more by every worker.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_inherit,
-        initargs=(statement, totals, directory),
-    ) as pool:
-        pending = [pool.submit(_write_inherited, task) for task in tasks]
-        try:
-            yield lambda: [future.result() for future in pending]
-        finally:
-            for future in pending:
-                future.cancel()
+    with written_by_workers(statement, totals.lines_by_center, directory, workers) as owners:
+        yield lambda: [_write_workbook(statement, totals, directory, FINANCE), *owners()]
 
 
 def _write_workbook(
@@ -188,38 +177,18 @@ def _write_workbook(
     return file_entry(directory, relative, write(path)), []
 
 
-_inherited: tuple[Statement, StatementTotals, Path] | None = None
-"""In a worker process: what its parent is rendering, as the fork left it in memory."""
-
-
-def _inherit(statement: Statement, totals: StatementTotals, directory: Path) -> None:
-    global _inherited
-    _inherited = (statement, totals, directory)
-
-
-def _write_inherited(task: int) -> Written:
-    if _inherited is None:
-        raise RuntimeError("not a rendering worker: _inherit did not run")
-    return _write_workbook(*_inherited, task)
-
-
 TASK_MEMORY_BYTES = 1 << 30
-"""What the publish task may hold with its workers (a worker's share for one task).
-
-A forked worker starts sharing this process's pages, but Python writes every object it
-touches (reference counts), and each workbook reads lines of the whole statement: so a
-worker can come to copy about as much as this process holds. At 20,000 assistants the
-statement alone is ~400 MiB and two workers took the task past 1 GiB (PSS measured), so
-workers are only forked as far as a copy each still fits."""
+"""What the publish task may hold with its workers (process tree PSS)."""
 
 
 def _workers_within_memory() -> int:
-    """Workers that fit :data:`TASK_MEMORY_BYTES` beside this process if each came to be as
-    large as this one is now: 1 at 400 MiB (too few to be worth forking), 3 at 230 MiB."""
+    """Workers that fit :data:`TASK_MEMORY_BYTES` beside this process as large as it is now
+    (it grows little more: finance's workbook) if each came to :data:`WORKER_BYTES`: 3 at
+    400 MiB (20,000 assistants), 0 at 900 MiB."""
     resident = status_bytes("VmRSS")
     if resident <= 0:
         return 0
-    return max(0, TASK_MEMORY_BYTES // resident - 1)
+    return max(0, (TASK_MEMORY_BYTES - resident) // WORKER_BYTES)
 
 
 def _usable_cpus() -> int:
