@@ -36,7 +36,7 @@ from vapi_chargeback.names import run_rules
 from vapi_chargeback.plan import RowBudget
 from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
 from vapi_chargeback.shards import SHARDS_DIR, assign_batches
-from vapi_chargeback.statements import render
+from vapi_chargeback.statements import render, render_workers
 from vapi_chargeback.workfolder import FetchedBatch, StoredResults
 from vapi_emulator.assistants import sidecar_path
 from vapi_emulator.server import run_emulator
@@ -186,31 +186,31 @@ def test_mapped_tasks_in_worker_processes_publish_the_same_bytes(
     assert all(spread.step_seconds[name] > 0 for name in mapped)
 
 
-def test_workbooks_written_by_forked_workers_are_the_bytes_of_one_process(
+def test_workbooks_written_by_workers_are_the_bytes_of_one_process(
     org: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """40 cost centers: publish forks workbook workers (two, as on a 2-CPU worker with room
-    in memory), and every file is the one a single process writes; with the process as
-    large as the task's memory allows a second copy of, it writes them itself."""
+    """40 cost centers: publish starts two workbook workers (as on a 2-CPU worker with room
+    in memory), and every file is the one a single process writes; with the process too
+    large for two workers beside it within the task's memory, it writes them itself."""
     config, base_url = org
     started: list[int] = []
+    start = render_workers._start
 
-    class Recorded(render.ProcessPoolExecutor):
-        def __init__(self, workers: int, **options: Any) -> None:
-            started.append(workers)
-            super().__init__(workers, **options)
+    def recorded(*arguments: Any) -> Any:
+        started.append(1)
+        return start(*arguments)
 
-    monkeypatch.setattr(render, "ProcessPoolExecutor", Recorded)
+    monkeypatch.setattr(render_workers, "_start", recorded)
     monkeypatch.setattr(render, "_usable_cpus", lambda: 2)
     monkeypatch.setattr(render, "status_bytes", lambda field: 200 << 20)
-    _run(config, base_url, tmp_path / "forked", 1)
-    assert started == [2]
-    monkeypatch.setattr(render, "status_bytes", lambda field: 400 << 20)
+    _run(config, base_url, tmp_path / "workers", 1)
+    assert len(started) == 2
+    monkeypatch.setattr(render, "status_bytes", lambda field: 700 << 20)
     _run(config, base_url, tmp_path / "alone", 1)
-    assert started == [2], "at 400 MiB one worker would fit 1 GiB: no fork"
+    assert len(started) == 2, "at 700 MiB two workers of 200 MiB would pass 1 GiB: none"
 
-    assert _files(tmp_path / "forked" / MONTH) == _files(tmp_path / "alone" / MONTH)
-    assert _figures(tmp_path / "forked" / MONTH) == _figures(tmp_path / "alone" / MONTH)
+    assert _files(tmp_path / "workers" / MONTH) == _files(tmp_path / "alone" / MONTH)
+    assert _figures(tmp_path / "workers" / MONTH) == _figures(tmp_path / "alone" / MONTH)
 
 
 def test_each_shard_sums_exactly_its_own_batches_and_every_batch_once(
