@@ -227,3 +227,31 @@ def test_the_fetch_records_the_fingerprint_of_its_checked_queries(plan: Plan) ->
     answer = post_within_cap(client, queries, batch_index=0)  # type: ignore[arg-type]
     assert client.checks == [True]
     assert answer.checked == checked_fingerprint(queries)
+
+
+def test_a_trusted_body_is_decoded_by_decode_trusted_to_the_same_results(
+    tmp_path: Path, plan: Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body the fetch checked goes through ``decode_trusted`` (msgspec), any other through
+    ``decode_json``; the results are the same, row for row."""
+    records = _store(tmp_path, plan)
+    untrusted = [record.model_copy(update={"checked": ""}) for record in records]
+    calls: list[str] = []
+
+    def counted(name: str, decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def decoding(raw: bytes) -> Any:
+            calls.append(name)
+            return decode(raw)
+
+        return decoding
+
+    monkeypatch.setattr(workfolder, "decode_trusted", counted("fast", workfolder.decode_trusted))
+    monkeypatch.setattr(workfolder, "decode_json", counted("json", workfolder.decode_json))
+    fast = StoredResults(tmp_path, plan, records)
+    slow = StoredResults(tmp_path, plan, untrusted)
+    for name in plan.query_names:
+        quick, checked = fast[name], slow[name]
+        assert quick.model_dump() == checked.model_dump()
+        assert [repr(row) for row in quick.result] == [repr(row) for row in checked.result]
+    count = len(plan.query_names)
+    assert sorted(calls) == ["fast"] * count + ["json"] * count
