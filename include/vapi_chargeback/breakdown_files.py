@@ -167,14 +167,7 @@ def forked_writer(
     daemonic process (which may not have children): the breakdowns are then written by
     this process alone, as ``store_breakdowns`` always did.
     """
-    from vapi_chargeback.published import LOCAL_PROTOCOLS
-
-    if (
-        str(getattr(work, "protocol", "") or "") not in LOCAL_PROTOCOLS
-        or "fork" not in multiprocessing.get_all_start_methods()
-        or multiprocessing.current_process().daemon
-        or _usable_cpus() < 2
-    ):
+    if not may_fork(work):
         yield None
         return
     context = multiprocessing.get_context("fork")
@@ -194,6 +187,20 @@ def forked_writer(
             yield writer
         finally:
             writer.stop()
+
+
+def may_fork(work: StoragePath) -> bool:
+    """Whether a step working in ``work`` may fork a worker process to share its work:
+    with a second CPU, on a local filesystem (a fork of an object store's client is not
+    safe), and not as a daemonic process (which may not have children)."""
+    from vapi_chargeback.published import LOCAL_PROTOCOLS
+
+    return (
+        str(getattr(work, "protocol", "") or "") in LOCAL_PROTOCOLS
+        and "fork" in multiprocessing.get_all_start_methods()
+        and not multiprocessing.current_process().daemon
+        and _usable_cpus() >= 2
+    )
 
 
 class ForkedWriter:
