@@ -35,7 +35,7 @@ from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.names import run_rules
 from vapi_chargeback.plan import RowBudget
 from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
-from vapi_chargeback.shards import SHARDS_DIR, assign_batches
+from vapi_chargeback.shards import SHARDS_DIR, assign_batches, batch_weights
 from vapi_chargeback.statements import render, render_workers
 from vapi_chargeback.workfolder import FetchedBatch, StoredResults
 from vapi_emulator.assistants import sidecar_path
@@ -225,13 +225,13 @@ def test_each_shard_sums_exactly_its_own_batches_and_every_batch_once(
     work = pipeline.default_open_path(month.run.work_url)
     folder = work / SHARDS_DIR / f"of-{shards:02d}"
     fetched = [FetchedBatch.model_validate(item) for item in month.fetched]
-    dealt = assign_batches({batch.index: batch.size for batch in fetched}, shards)
+    settings, mapping, plan = pipeline.load_inputs(month.run, work)
+    dealt = assign_batches(batch_weights(plan, fetched), shards)
     assert sorted(index for batches in dealt for index in batches) == list(
         range(month.run.batch_count)
     )
     assert all(len(batches) >= 2 for batches in dealt), dealt
 
-    settings, mapping, plan = pipeline.load_inputs(month.run, work)
     rules = run_rules(work, settings.mapping_rules)
     stored = StoredResults(work, plan, fetched)
     for shard, batches in enumerate(dealt):
