@@ -153,9 +153,13 @@ class ExactSums:
                     continue
                 for position, value in enumerate(values):
                     mine[position] += value
+            charged = self.charged
             for key, rule in other.charged.items():
-                held = self.charged.get(key)
-                self.charged[key] = rule if held is None else min(held, rule, key=PRECEDENCE.index)
+                held = charged.get(key)
+                if held is None:
+                    charged[key] = rule
+                elif held != rule:
+                    charged[key] = min(held, rule, key=PRECEDENCE.index)
             for key, value in other.successes.items():
                 self.successes[key] = self.successes.get(key, ZERO) + value
             for center, days in other.days.items():
@@ -203,7 +207,7 @@ def loads(raw: bytes, source: str) -> ExactSums:
             raise ValueError(f"format {document.get('format')!r}, expected {FORMAT}")
         sums = ExactSums(measures=[str(m) for m in document["measures"]])
         for *key, values in document["pieces"]:
-            if len(key) != 8 or not all(isinstance(part, str) for part in key):
+            if len(key) != 8 or not _TEXT.issuperset(map(type, key)):
                 raise ValueError(f"piece {key}: not eight texts")
             piece = ((key[0], key[1], key[2], key[3]), (key[4], key[5], key[6], key[7]))
             sums.pieces[piece] = _decimals(values)
@@ -227,9 +231,13 @@ def loads(raw: bytes, source: str) -> ExactSums:
     return sums
 
 
+_TEXT = frozenset({str})
+"""What a key part and a sum are written as: checked in C (``issuperset`` of their types)."""
+
+
 def _decimals(texts: object) -> list[Decimal]:
     """A list of numbers written as text, each checked like :func:`_decimal` (in C where it can)."""
-    if type(texts) is not list or not all(type(text) is str for text in texts):
+    if type(texts) is not list or not _TEXT.issuperset(map(type, texts)):
         raise ValueError(f"{texts!r} is not a list of numbers written as text")
     values = list(map(Decimal, texts))
     if not all(map(Decimal.is_finite, values)):

@@ -7,13 +7,15 @@ equal but distinct, which the bucketing by identity must still add into one line
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vapi_chargeback.attribution import DIRECT, PRECEDENCE, Attribution
-from vapi_chargeback.exact_sums import ExactSums, dumps, line_key
+from vapi_chargeback.exact_sums import ExactSums, ExactSumsError, dumps, line_key, loads
 from vapi_chargeback.split import exact_context
 
 MEASURES = ["calls", "seconds", "cost", "llm"]
@@ -96,3 +98,29 @@ def test_sums_by_column_are_the_row_by_row_sums_in_the_same_order(
         piece: [value.as_tuple().exponent for value in values]
         for piece, values in expected.pieces.items()
     }
+
+
+@given(st.sampled_from([7, None, 1.5, ["c"], {"day": "2026-10-01"}]), st.integers(0, 7))
+def test_a_piece_key_part_that_is_not_text_is_refused(part: object, position: int) -> None:
+    key: list[object] = ["c", "t", "a", DIRECT] * 2
+    key[position] = part
+    document = {
+        "format": 1,
+        "measures": ["calls"],
+        "pieces": [[*key, ["1"]]],
+        "charged": [],
+        "successes": [],
+        "days": {},
+        "groups": [],
+    }
+    with pytest.raises(ExactSumsError, match="not eight texts"):
+        loads(json.dumps(document).encode(), "x.json")
+
+
+@given(st.lists(st.sampled_from(PRECEDENCE), min_size=1, max_size=5))
+def test_merged_rules_are_the_first_in_precedence_whatever_the_order(rules: list[str]) -> None:
+    key = ("c", "t", "a", DIRECT)
+    merged = ExactSums(measures=["calls"], charged={key: rules[0]})  # type: ignore[dict-item]
+    for rule in rules[1:]:
+        merged.add(ExactSums(measures=["calls"], charged={key: rule}))  # type: ignore[dict-item]
+    assert merged.charged[key] == min(rules, key=PRECEDENCE.index)
