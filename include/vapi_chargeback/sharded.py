@@ -32,15 +32,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from vapi_chargeback import exact_sums
+from vapi_chargeback.allocate import breakdown_tables, rounded_statement
 from vapi_chargeback.allocate import exact_sums as sum_exactly
-from vapi_chargeback.allocate import rounded_statement
-from vapi_chargeback.breakdowns import GroupKey
+from vapi_chargeback.breakdown_files import forked_writer
+from vapi_chargeback.breakdowns import BreakdownTables, GroupKey
+from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.names import run_rules
 from vapi_chargeback.pipeline import (
     OpenPath,
@@ -50,6 +54,7 @@ from vapi_chargeback.pipeline import (
     load_inputs,
     make_folder,
 )
+from vapi_chargeback.plan import Plan
 from vapi_chargeback.process_memory import paused_gc
 from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
 from vapi_chargeback.shards import (
@@ -60,7 +65,14 @@ from vapi_chargeback.shards import (
     checked_count,
     shard_folder,
 )
-from vapi_chargeback.workfolder import FetchedBatch, RunStateError, StoragePath, StoredResults
+from vapi_chargeback.workfolder import (
+    FetchedBatch,
+    RunStateError,
+    StoragePath,
+    StoredResults,
+    file_sha256,
+    load_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +186,11 @@ def merge_run(
 
     The breakdown groups stay in the shards' files: ``MergedGroups`` stands in for the
     merged ``ExactSums.groups`` (a sequence, one item per definition, added up when looked
-    up), and ``allocate_run`` rounds and writes one cost center's tables at a time.
+    up), and ``allocate_run`` rounds and writes one cost center's tables at a time. With a
+    second CPU a worker process forked before any sums are loaded writes half of them
+    (``breakdown_files.forked_writer``): sent the direct lines' totals once the lines are
+    rounded, it starts on the tables while this process names the lines, and both take
+    cost centers from a shared counter; the files are the same bytes.
     """
     shards = sorted((ShardSums.model_validate(part) for part in parts), key=lambda s: s.shard)
     counts = {part.shards for part in shards}
@@ -186,7 +202,7 @@ def merge_run(
     if counts != {len(shards)}:
         raise RunStateError(f"{len(shards)} shard results for a cut in {counts.pop()}")
     work = open_path(run.work_url)
-    config, _, plan = load_inputs(run, work)
+    config, plan = _config_and_plan(run, work)
     summed = sorted(index for part in shards for index in part.batches)
     if summed != list(range(len(plan.batches))):
         raise RunStateError(
@@ -194,13 +210,40 @@ def merge_run(
             f" (0..{len(plan.batches) - 1}) once: clear the allocate tasks"
         )
     folder = work / SHARDS_DIR
-    with paused_gc():
+    files = [(folder / part.groups_file, part.groups_sha256) for part in shards]
+    month = config.for_period(plan.period)
+
+    def tables_for(direct: Mapping[str, Mapping[str, Decimal]]) -> BreakdownTables:
+        """In the breakdowns worker: the tables this process rounds, from the same files."""
+        return breakdown_tables(month, plan, MergedGroups(files, len(plan.definitions)), direct)
+
+    with paused_gc(), forked_writer(work, make_folder, tables_for) as writer:
         merged = _added(folder, shards)
-        files = [(folder / part.groups_file, part.groups_sha256) for part in shards]
         with MergedGroups(files, len(plan.definitions)) as groups:
             merged.groups = cast(list[dict[GroupKey, list[Decimal]]], groups)
             statement = rounded_statement(config, plan, merged)
+            del merged  # the lines are rounded: the exact sums are no longer needed
+            tables = cast(BreakdownTables, statement.breakdowns)
+            if writer is not None:
+                shared = writer.share(work, tables, make_folder, tables.totals)
+                statement = replace(statement, breakdowns=shared)
             return allocate_run(run, fetched, open_path=open_path, statement=statement)
+
+
+def _config_and_plan(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Plan]:
+    """``load_inputs`` without parsing the mapping (the merge does not attribute rows, and
+    ``allocate_run`` loads it for the names): both files are still held to the run."""
+    mapping_file = Path(run.mapping_path)
+    if file_sha256(mapping_file) != run.mapping_sha256:
+        raise RunStateError(
+            f"{mapping_file} changed after this run was planned; clear the run to plan it again"
+        )
+    config_file = Path(run.config_path)
+    if file_sha256(config_file) != run.config_sha256:
+        raise RunStateError(
+            f"{config_file} changed after this run was planned; clear the run to plan it again"
+        )
+    return load_config(config_file), load_plan(work)
 
 
 def _added(folder: StoragePath, shards: Sequence[ShardSums]) -> exact_sums.ExactSums:
