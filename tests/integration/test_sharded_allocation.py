@@ -22,6 +22,7 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from vapi_chargeback import exact_sums, pipeline, runner
+from vapi_chargeback import breakdown_files, exact_sums, pipeline, runner, sharded
 from vapi_chargeback.allocate import exact_sums as sum_exactly
 from vapi_chargeback.analytics.client import VapiAnalyticsClient
 from vapi_chargeback.names import run_rules
@@ -254,6 +255,38 @@ def test_each_shard_sums_exactly_its_own_batches_and_every_batch_once(
         assert list(groups) == whole.groups, "every breakdown group summed once"
     whole.groups = []
     assert exact_sums.dumps(merged) == exact_sums.dumps(whole), "every row summed once"
+
+
+def test_the_merge_writes_the_same_breakdowns_with_a_forked_worker_as_alone(
+    org: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge's breakdowns worker (``breakdown_files.forked_writer``) shares the cost
+    centers with the merge; without it (one CPU) the merge writes them all: the same work
+    folder files and statement either way."""
+    config, base_url = org
+    writers: list[object] = []
+    forked_writer = breakdown_files.forked_writer
+
+    @contextmanager
+    def recorded(*args: Any) -> Iterator[Any]:
+        with forked_writer(*args) as writer:
+            writers.append(writer)
+            yield writer
+
+    monkeypatch.setattr(sharded, "forked_writer", recorded)
+    monkeypatch.setattr(breakdown_files, "_usable_cpus", lambda: 2)
+    forked = _run(config, base_url, tmp_path / "forked", 4)
+    monkeypatch.setattr(breakdown_files, "_usable_cpus", lambda: 1)
+    alone = _run(config, base_url, tmp_path / "alone", 4)
+
+    assert len(writers) == 2 and writers[0] is not None and writers[1] is None
+    assert forked.allocated["sha256"] == alone.allocated["sha256"]
+    for month in (forked, alone):
+        assert month.allocated["statement"] == "statement.json"
+    works = [Path(pipeline.default_open_path(month.run.work_url).path) for month in (forked, alone)]
+    tables = [_files(work / "breakdowns") for work in works]
+    assert tables[0] == tables[1] and len(tables[0]) >= 40
+    assert _files(tmp_path / "forked" / MONTH) == _files(tmp_path / "alone" / MONTH)
 
 
 def _sha256(path: Path) -> str:
