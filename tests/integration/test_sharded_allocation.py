@@ -190,9 +190,10 @@ def test_mapped_tasks_in_worker_processes_publish_the_same_bytes(
 def test_workbooks_written_by_workers_are_the_bytes_of_one_process(
     org: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """40 cost centers: publish starts two workbook workers (as on a 2-CPU worker with room
-    in memory), and every file is the one a single process writes; with the process too
-    large for two workers beside it within the task's memory, it writes them itself."""
+    """40 cost centers: publish starts a workbook worker (as on a 2-CPU worker with room in
+    memory; the task's own process is the other CPU's writer), and every file is the one a
+    single process writes; with the process too large for a worker beside it within the
+    task's memory, it writes them itself."""
     config, base_url = org
     started: list[int] = []
     start = render_workers._start
@@ -205,10 +206,10 @@ def test_workbooks_written_by_workers_are_the_bytes_of_one_process(
     monkeypatch.setattr(render, "_usable_cpus", lambda: 2)
     monkeypatch.setattr(render, "status_bytes", lambda field: 200 << 20)
     _run(config, base_url, tmp_path / "workers", 1)
-    assert len(started) == 2
-    monkeypatch.setattr(render, "status_bytes", lambda field: 700 << 20)
+    assert len(started) == 1
+    monkeypatch.setattr(render, "status_bytes", lambda field: 800 << 20)
     _run(config, base_url, tmp_path / "alone", 1)
-    assert len(started) == 2, "at 700 MiB two workers of 200 MiB would pass 1 GiB: none"
+    assert len(started) == 1, "at 800 MiB a worker of 256 MiB would pass 1 GiB: none"
 
     assert _files(tmp_path / "workers" / MONTH) == _files(tmp_path / "alone" / MONTH)
     assert _figures(tmp_path / "workers" / MONTH) == _figures(tmp_path / "alone" / MONTH)

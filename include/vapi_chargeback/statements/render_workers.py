@@ -55,11 +55,12 @@ from vapi_chargeback.variance import Variance, month_over_month
 Written = tuple[FileEntry | None, list[str]]
 """A workbook task's file, or ``None`` and the problems of the breakdown tables it refused."""
 
-WORKER_BYTES = 200 << 20
-"""What one worker may come to hold (PSS): ~60 MiB of interpreter and imports, the shared
-part of the statement and the largest cost center's workbook being made. Measured at
-20,000 assistants (names of all, drivers of all, 18,500 lines in the largest cost
-center): 150–165 MiB."""
+WORKER_BYTES = 256 << 20
+"""What one worker may add to the task's memory (PSS): itself, ~60 MiB of interpreter and
+imports, the shared part of the statement and the largest cost center's workbook being
+made, plus a share of what the parent still grows by writing finance's workbook. Measured
+at 20,000 assistants (names and drivers of all, 18,500 lines in the largest cost center):
+workers 160–190 MiB each, the parent 410 MiB when they start and 510 MiB at most after."""
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,16 @@ def shared_part(statement: Statement, directory: Path) -> Shared:
     return Shared(lean, InCurrency.of(statement), month_over_month(statement), directory, stored)
 
 
-def deal(sizes: Sequence[int], workers: int) -> list[list[int]]:
-    """Cost centers dealt to ``workers`` so each gets about as many lines: largest first,
-    each to the worker with the fewest so far (a workbook costs about its lines, plus
-    :data:`PER_WORKBOOK` for its fixed sheets). Each worker's list is in that order, its
-    largest first. The same sizes always deal the same way."""
-    loads = [0] * workers
-    dealt: list[list[int]] = [[] for _ in range(workers)]
+def deal(sizes: Sequence[int], head_starts: Sequence[int]) -> list[list[int]]:
+    """Cost centers dealt to writers that start with ``head_starts`` lines' worth of other
+    work, so each ends with about as much: largest first, each to the writer with the least
+    so far (a workbook costs about its lines, plus :data:`PER_WORKBOOK` for its fixed
+    sheets). Each writer's list is in that order, its largest first. The same sizes always
+    deal the same way."""
+    loads = list(head_starts)
+    dealt: list[list[int]] = [[] for _ in loads]
     for index in sorted(range(len(sizes)), key=lambda task: (-sizes[task], task)):
-        least = min(range(workers), key=lambda worker: (loads[worker], worker))
+        least = min(range(len(loads)), key=lambda writer: (loads[writer], writer))
         dealt[least].append(index)
         loads[least] += sizes[index] + PER_WORKBOOK
     return dealt
@@ -138,16 +140,21 @@ def written_by_workers(
     lines_by_center: dict[str, list[ChargebackLine]],
     directory: Path,
     workers: int,
+    here: tuple[int, Callable[[int], Written]],
 ) -> Iterator[Callable[[], list[Written]]]:
-    """Start ``workers`` processes writing the cost centers' workbooks; yields a function
-    that waits for them and returns what each wrote, in cost-center order. Leaving early
-    (an error here) ends the workers.
+    """Start ``workers`` processes writing cost centers' workbooks; yields a function that
+    writes the rest here and waits for the workers, returning what each wrote in
+    cost-center order. ``here``: the lines' worth of work this process does before (the
+    CSV, the exports, finance's workbook), and how it writes cost center ``index``'s
+    workbook. Leaving early (an error here) ends the workers.
 
     Each worker's part is written to a scratch file it reads task by task, and its answers
-    to another, read once it ended: this process, busy with the CSV and finance's
-    workbook, never has to serve a worker (threads feeding them through pipes waited
-    for the interpreter lock between tasks and left the workers idle half the time)."""
+    to another, read once it ended: this process, busy with its own files, never has to
+    serve a worker (threads feeding them through pipes waited for the interpreter lock
+    between tasks and left the workers idle half the time)."""
+    head_start, write_here = here
     sizes = [len(lines_by_center[center.id]) for center in statement.cost_centers]
+    mine, *parts = deal(sizes, [head_start, *[0] * workers])
     shared = shared_part(statement, directory)
     previous: dict[str, list[ChargebackLine]] = {}
     if statement.previous is not None:
@@ -163,7 +170,7 @@ def written_by_workers(
     processes: list[tuple[subprocess.Popen[bytes], Path, list[int]]] = []
     with tempfile.TemporaryDirectory(prefix="render-workers-") as scratch:
         try:
-            for number, indexes in enumerate(deal(sizes, workers)):
+            for number, indexes in enumerate(parts):
                 part, answers = Path(scratch, f"{number}.part"), Path(scratch, f"{number}.answers")
                 with part.open("wb") as stream:
                     pickle.dump(shared, stream, pickle.HIGHEST_PROTOCOL)
@@ -172,7 +179,7 @@ def written_by_workers(
                 processes.append((_start(part, answers), answers, indexes))
 
             def collect() -> list[Written]:
-                results: dict[int, Written] = {}
+                results = {index: write_here(index) for index in mine}
                 for process, answers, indexes in processes:
                     process.wait()
                     results.update(_answers(answers, indexes, process.returncode))

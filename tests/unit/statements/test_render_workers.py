@@ -111,22 +111,30 @@ def alone(statement: Statement, directory: Path, monkeypatch: pytest.MonkeyPatch
         return render_statement(statement, directory)
 
 
-@pytest.mark.parametrize("tables", ["stored", "in memory"])
+@pytest.mark.parametrize(("tables", "cpus"), [("stored", 2), ("in memory", 2), ("stored", 3)])
 def test_workers_write_the_bytes_and_the_manifest_of_one_process(
     tables: str,
+    cpus: int,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     started: list[subprocess.Popen[bytes]],
 ) -> None:
+    """One worker per CPU beyond this process's own; the cost centers dealt to this process
+    and to each worker, and the entries still listed in cost-center order."""
     statement = large_statement()
     if tables == "stored":
         statement = stored(statement, tmp_path / "work")
+    dealt: list[list[list[int]]] = []
+    deal = render_workers.deal
+    monkeypatch.setattr(render_workers, "deal", lambda *a: dealt.append(deal(*a)) or dealt[-1])
+    monkeypatch.setattr(render, "_usable_cpus", lambda: cpus)
 
     expected = alone(statement, tmp_path / "alone", monkeypatch)
     assert not started
     rendered = render_statement(statement, tmp_path / "workers")
 
-    assert len(started) == 2
+    assert len(started) == cpus - 1
+    assert len(dealt) == 1 and len(dealt[0]) == cpus and all(dealt[0]), dealt
     assert all(process.returncode == 0 for process in started)
     assert rendered.files == expected.files, "same entries, in cost-center order"
     assert rendered.manifest_sha256 == expected.manifest_sha256
@@ -137,13 +145,13 @@ def test_workers_write_the_bytes_and_the_manifest_of_one_process(
 def test_no_worker_starts_where_two_would_not_fit_the_task_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Beside a process of 1 GiB − 2 workers + 1 byte, two workers of ``WORKER_BYTES``
-    would pass ``TASK_MEMORY_BYTES``: one process writes everything."""
-    limit = render.TASK_MEMORY_BYTES - 2 * render_workers.WORKER_BYTES
+    """Beside a process of 1 GiB − 1 worker + 1 byte, one worker of ``WORKER_BYTES``
+    would pass ``TASK_MEMORY_BYTES``: this process writes everything."""
+    limit = render.TASK_MEMORY_BYTES - render_workers.WORKER_BYTES
     monkeypatch.setattr(render, "status_bytes", lambda field: limit)
-    assert render._workers_within_memory() == 2
-    monkeypatch.setattr(render, "status_bytes", lambda field: limit + 1)
     assert render._workers_within_memory() == 1
+    monkeypatch.setattr(render, "status_bytes", lambda field: limit + 1)
+    assert render._workers_within_memory() == 0
 
     render_statement(large_statement(), tmp_path / "out")
 
@@ -161,27 +169,29 @@ def test_a_bad_table_a_worker_reads_refuses_the_set_as_one_process_does(
     with pytest.raises(StatementError) as one:
         alone(statement, tmp_path / "alone", monkeypatch)
 
+    monkeypatch.setattr(render, "OWN_WORK_PER_LINE", 10_000)  # all to the worker
     with pytest.raises(StatementError) as workers:
         render_statement(statement, tmp_path / "workers")
 
-    assert len(started) == 2
+    assert len(started) == 1
     assert workers.value.problems == one.value.problems
     assert "breakdowns['cc-07'][0].rows[0][1]: float is not" in str(workers.value)
 
 
 def test_a_worker_error_is_raised_here_and_every_worker_has_ended(
-    tmp_path: Path, started: list[subprocess.Popen[bytes]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[subprocess.Popen[bytes]]
 ) -> None:
     """A stored table gone from the work folder fails the worker reading it; the error is
     the one a single process raises."""
     statement = stored(large_statement(), tmp_path / "work")
     for path in (tmp_path / "work").rglob("*.json"):
         path.unlink()
+    monkeypatch.setattr(render, "OWN_WORK_PER_LINE", 10_000)  # all to the worker
 
     with pytest.raises(BreakdownsFileError, match="missing from the run's work folder"):
         render_statement(statement, tmp_path / "out")
 
-    assert len(started) == 2
+    assert len(started) == 1
     assert all(process.poll() is not None for process in started)
 
 
@@ -196,16 +206,20 @@ def test_an_error_here_ends_the_workers(
     with pytest.raises(OSError, match="disk full"):
         render_statement(large_statement(), tmp_path / "out")
 
-    assert len(started) == 2
+    assert len(started) == 1
     assert all(process.poll() is not None for process in started)
 
 
-def test_the_deal_gives_each_worker_about_as_many_lines_largest_first() -> None:
+def test_the_deal_evens_out_the_writers_work_head_starts_included() -> None:
     sizes = [18_500, 13, 18_400, 40, 90, 18_600, 7, 300] + [60] * 392
-    dealt = render_workers.deal(sizes, 2)
+    head_starts = [50_000, 0, 0]
+    dealt = render_workers.deal(sizes, head_starts)
 
     assert sorted(index for part in dealt for index in part) == list(range(len(sizes)))
-    loads = [sum(sizes[index] + render_workers.PER_WORKBOOK for index in part) for part in dealt]
-    assert abs(loads[0] - loads[1]) <= max(sizes) // 10
-    assert [sizes[part[0]] for part in dealt] == [18_600, 18_500]
-    assert dealt == render_workers.deal(sizes, 2)
+    loads = [
+        start + sum(sizes[index] + render_workers.PER_WORKBOOK for index in part)
+        for start, part in zip(head_starts, dealt, strict=True)
+    ]
+    assert max(loads) - min(loads) <= render_workers.PER_WORKBOOK + 300, loads
+    assert [sizes[part[0]] for part in dealt[1:]] == [18_600, 18_500]
+    assert dealt == render_workers.deal(sizes, head_starts)
