@@ -1,4 +1,4 @@
-"""Owners' workbooks written by fresh worker processes, each handed only its cost center.
+"""Owners' workbooks written by fresh worker processes, each handed only its cost centers.
 
 Publishing a large org is mostly its owners' workbooks (400 of them at 20,000 assistants,
 35 of 60 CPU seconds), independent of each other. Forked workers could not share the
@@ -9,20 +9,22 @@ write reference counts, so each page it touched was copied: two forked workers c
 
 So each worker is a new interpreter (``python -m`` this module: nothing of the parent's
 heap, and no ``__main__`` re-imported as ``multiprocessing``'s spawn would do with an
-Airflow or bench script) that receives, pickled through its stdin:
+Airflow or bench script). The parent deals the cost centers between itself and the
+workers (:func:`deal`) and writes each worker's part, pickled, to a scratch file:
 
-- once, :class:`Shared`: the statement without its lines (cost centers, names, pools,
+- first :class:`Shared`: the statement without its lines (cost centers, names, pools,
   daily costs …) and what the owners' workbooks derive from all lines, computed by the
   parent: the conversion into the reporting currency (rounded over every line together,
   so a cost center's lines alone would round otherwise) and the month-over-month drivers;
-- per cost center: its lines, its lines of the previous month and, unless the worker can
-  read them from the work folder itself, its breakdown tables.
+- then per cost center: its lines, its lines of the previous month and, unless the worker
+  can read them from the work folder itself, its breakdown tables.
 
-The worker builds the statement restricted to that cost center, hands the shared figures
+The worker builds the statement restricted to each cost center, hands the shared figures
 to the modules that keep them per statement object (``InCurrency.of``,
 ``month_over_month``) and writes the workbook with the same code as the parent would:
-every byte is the same (tests compare both ways). It answers with the file's entry (or
-the problems of its tables) pickled on its stdout.
+every byte is the same (tests compare both ways). It answers, into another scratch file
+the parent reads once it ended, each file's entry (or the problems of its tables), or the
+error that stopped it.
 """
 
 from __future__ import annotations
