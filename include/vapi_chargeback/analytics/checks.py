@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from itertools import chain, compress
+from itertools import chain, compress, repeat
+from math import copysign, isfinite
 from operator import itemgetter
 from typing import Any
 
@@ -36,13 +37,7 @@ def result_problems(query: AnalyticsQuery, result: AnalyticsQueryResult) -> list
     string), ``history`` a list of points with such values. No aggregate the API offers
     can be negative, so a negative one is corruption, not a refund.
     """
-    groups = [*(query.group_by or ()), *(item.key for item in query.group_by_variable_value or ())]
-    if query.time_range is not None and query.time_range.step is not None:
-        groups.append(DATE_KEY)
-    aggregates = [
-        (operation.result_key, operation.operation, operation.column)
-        for operation in query.operations
-    ]
+    groups, aggregates = _promises(query)
     if _plainly_good(result.result, groups, aggregates):
         return []
     problems: list[str] = []
@@ -70,8 +65,39 @@ def result_problems(query: AnalyticsQuery, result: AnalyticsQueryResult) -> list
     return problems
 
 
+def roughly_good(query: AnalyticsQuery, result: AnalyticsQueryResult) -> bool:
+    """Whether ``result``, decoded with its fractions as ``float`` (``iter_json_array(rough=
+    True)``), is certainly fine: True only where :func:`result_problems` of the same
+    element decoded exactly finds nothing. A ``float`` stands for the ``Decimal`` of the same
+    text, which has its sign and is always finite, so the rules read the same; anything
+    else (a signed or overflowed ``float`` included) is False, and the caller checks the
+    exact decoding. Fractions as ``float`` decode a third faster and check faster than
+    ``Decimal`` (the fetch of a 5M-call month decodes 1.9 GB).
+    """
+    groups, aggregates = _promises(query)
+    return _plainly_good(result.result, groups, aggregates, rough=True)
+
+
+def _promises(query: AnalyticsQuery) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The group keys every row must carry, and (key, operation, column) per aggregate."""
+    groups: list[str] = [
+        *(query.group_by or ()),
+        *(item.key for item in query.group_by_variable_value or ()),
+    ]
+    if query.time_range is not None and query.time_range.step is not None:
+        groups.append(DATE_KEY)
+    aggregates: list[tuple[str, str, str]] = [
+        (operation.result_key, operation.operation, operation.column)
+        for operation in query.operations
+    ]
+    return groups, aggregates
+
+
 def _plainly_good(
-    rows: list[dict[str, Any]], groups: list[str], aggregates: Sequence[tuple[str, str, str]]
+    rows: list[dict[str, Any]],
+    groups: list[str],
+    aggregates: Sequence[tuple[str, str, str]],
+    rough: bool = False,
 ) -> bool:
     """Whether every row is fine by the rules of :func:`result_problems`, decided in C
     (``map``, ``set``, ``min``) over all values of like columns at once rather than a row at
@@ -85,8 +111,9 @@ def _plainly_good(
     """
     counts = [key for key, operation, _ in aggregates if operation == "count"]
     numbers = [key for key, operation, _ in aggregates if operation != "count"]
+    plain, number_types = (_ROUGH_PLAIN_TYPES, _ROUGH_NUMBER_TYPES) if rough else _EXACT
     try:
-        if groups and not set(map(type, _values(rows, groups))) <= _PLAIN_TYPES:
+        if groups and not set(map(type, _values(rows, groups))) <= plain:
             return False
         if counts:
             values = _values(rows, counts)
@@ -95,18 +122,23 @@ def _plainly_good(
         if numbers:
             values = _values(rows, numbers)
             types = set(map(type, values))
-            if not types <= _NUMBER_TYPES:
+            if not types <= number_types:
                 return False
-            decimals = (
-                values if int not in types else list(compress(values, map(_is_decimal, values)))
-            )
-            whole = values if Decimal not in types else list(compress(values, map(_is_int, values)))
-            if Decimal in types and (
-                any(map(Decimal.is_signed, decimals)) or not all(map(Decimal.is_finite, decimals))
+            mixed = len(types) > 1
+            if float in types and not _floats_good(
+                list(compress(values, map(_is_float, values))) if mixed else values
             ):
                 return False
-            if int in types and min(whole) < 0:
-                return False
+            if Decimal in types:
+                decimals = list(compress(values, map(_is_decimal, values))) if mixed else values
+                if any(map(Decimal.is_signed, decimals)) or not all(
+                    map(Decimal.is_finite, decimals)
+                ):
+                    return False
+            if int in types:
+                whole = list(compress(values, map(_is_int, values))) if mixed else values
+                if min(whole) < 0:
+                    return False
     except KeyError:
         return False
     return True
@@ -119,11 +151,22 @@ def _values(rows: list[dict[str, Any]], keys: list[str]) -> list[Any]:
     return list(chain.from_iterable(map(itemgetter(*keys), rows)))
 
 
+def _floats_good(floats: list[float]) -> bool:
+    """Whether no ``float`` is signed (``-0.0`` included: ``copysign`` reads the sign bit)
+    and their sum is finite, so each is (a fraction too big for a float is ``inf``; a sum
+    too big is merely False, and the exact check decides)."""
+    return min(map(copysign, repeat(1.0), floats)) > 0 and isfinite(sum(floats))
+
+
 _is_decimal = Decimal.__instancecheck__
 _is_int = int.__instancecheck__
+_is_float = float.__instancecheck__
 _PLAIN_TYPES = frozenset({str, bool, int, Decimal, type(None)})
 _COUNT_TYPES = frozenset({int})
 _NUMBER_TYPES = frozenset({int, Decimal})
+_EXACT = (_PLAIN_TYPES, _NUMBER_TYPES)
+_ROUGH_PLAIN_TYPES = _PLAIN_TYPES | {float}
+_ROUGH_NUMBER_TYPES = _NUMBER_TYPES | {float}
 
 
 def check_results(

@@ -22,7 +22,7 @@ def decode_json(raw: bytes) -> Any:
     return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
 
 
-def iter_json_array(raw: bytes) -> Iterator[tuple[Any, int, int]]:
+def iter_json_array(raw: bytes, *, rough: bool = False) -> Iterator[tuple[Any, int, int]]:
     """Each element of a JSON array body, decoded on its own as :func:`decode_json` would,
     with its ``[start, end)`` byte offsets in ``raw``.
 
@@ -37,6 +37,11 @@ def iter_json_array(raw: bytes) -> Iterator[tuple[Any, int, int]]:
     the array msgspec refuses is read by ``json`` from the start (:func:`_json_elements`),
     an element it refuses is decoded by ``json`` on its own, so ``json`` decides every
     refusal and every value either way.
+
+    ``rough``: an element msgspec decodes has its fractions as ``float``, not ``Decimal``
+    (a third cheaper again), for a caller that only needs their types and signs and
+    decodes the element exactly (:func:`decode_element`) where that is not enough; what is
+    accepted and refused, every other value, and the offsets stay the same.
     """
     spans = _msgspec_spans(raw)
     if spans is None:
@@ -44,7 +49,23 @@ def iter_json_array(raw: bytes) -> Iterator[tuple[Any, int, int]]:
         return
     view = memoryview(raw)
     for start, end in spans:
-        yield _decode_element(view[start:end]), start, end
+        yield _decode_element(view[start:end], rough), start, end
+
+
+def decode_element(raw: bytes, start: int, end: int) -> Any:
+    """The element at ``raw[start:end]`` as :func:`iter_json_array` decodes it (exactly)."""
+    return _decode_element(memoryview(raw)[start:end])
+
+
+def has_float(data: object) -> bool:
+    """Whether a decoded value holds a ``float`` anywhere (a rough element's fraction)."""
+    if isinstance(data, float):
+        return True
+    if isinstance(data, dict):
+        return any(map(has_float, data.values()))
+    if isinstance(data, list):
+        return any(map(has_float, data))
+    return False
 
 
 def _msgspec_spans(raw: bytes) -> list[tuple[int, int]] | None:
@@ -69,11 +90,13 @@ def _msgspec_spans(raw: bytes) -> list[tuple[int, int]] | None:
     return spans
 
 
-def _decode_element(span: memoryview) -> Any:
-    """One element as :func:`decode_json` decodes it: msgspec, or ``json`` where msgspec refuses."""
-    if _FAST_DECODE is not None:
+def _decode_element(span: memoryview, rough: bool = False) -> Any:
+    """One element as :func:`decode_json` decodes it: msgspec, or ``json`` where msgspec refuses
+    (``rough``: msgspec's fractions are ``float``; both msgspec decoders accept the same text)."""
+    fast = _ROUGH_DECODE if rough else _FAST_DECODE
+    if fast is not None:
         try:
-            return _FAST_DECODE(span)
+            return fast(span)
         except (ValueError, RecursionError):
             pass
     return _DECODER.decode(bytes(span).decode("utf-8"))
@@ -153,19 +176,22 @@ _JSON_BYTES_SPACE = re.compile(rb"[ \t\n\r]*")
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
-def _msgspec_decoders() -> tuple[Callable[[Any], Any] | None, Callable[[bytes], list[Any]] | None]:
-    """msgspec's decoder of any value (fractions as ``Decimal``) and of an array's element
-    texts; none where msgspec is missing (it comes with Airflow's task SDK)."""
+def _msgspec_decoders() -> tuple[
+    Callable[[Any], Any] | None, Callable[[Any], Any] | None, Callable[[bytes], list[Any]] | None
+]:
+    """msgspec's decoders of any value (fractions as ``Decimal``, and as ``float``) and of an
+    array's element texts; none where msgspec is missing (it comes with Airflow's task SDK)."""
     try:
         import msgspec
     except ImportError:  # pragma: no cover - msgspec is a dependency
-        return None, None
-    values = msgspec.json.Decoder(float_hook=Decimal)
+        return None, None, None
+    exact = msgspec.json.Decoder(float_hook=Decimal)
+    rough = msgspec.json.Decoder()
     elements = msgspec.json.Decoder(list[msgspec.Raw])
-    return values.decode, elements.decode
+    return exact.decode, rough.decode, elements.decode
 
 
-_FAST_DECODE, _RAW_ELEMENTS = _msgspec_decoders()
+_FAST_DECODE, _ROUGH_DECODE, _RAW_ELEMENTS = _msgspec_decoders()
 
 
 def json_kind(data: object) -> str:
