@@ -92,7 +92,10 @@ class Task:
 def can_share(statement: Statement) -> bool:
     """Whether workers can write this statement's owners' workbooks: its stored tables, if
     stored, are in a folder of this machine (a worker reads them; an in-memory or remote
-    filesystem of this process is not theirs). Tables not stored are sent."""
+    filesystem of this process is not theirs). Tables not stored are sent. Never where
+    this interpreter cannot be started again (no ``sys.executable``, as when embedded)."""
+    if not sys.executable:
+        return False
     if not isinstance(statement.breakdowns, StoredBreakdowns):
         return True
     return _local(statement.breakdowns)
