@@ -152,10 +152,15 @@ def _values(rows: list[dict[str, Any]], keys: list[str]) -> list[Any]:
 
 
 def _floats_good(floats: list[float]) -> bool:
-    """Whether no ``float`` is signed (``-0.0`` included: ``copysign`` reads the sign bit)
-    and their sum is finite, so each is (a fraction too big for a float is ``inf``; a sum
-    too big is merely False, and the exact check decides)."""
-    return min(map(copysign, repeat(1.0), floats)) > 0 and isfinite(sum(floats))
+    """Whether no ``float`` is signed and their sum is finite, so each is (a fraction too big
+    for a float is ``inf``; a sum too big is merely False, and the exact check decides).
+
+    ``min`` compares in C; only a least value of zero, which ``-0.0`` equals, needs the
+    sign bit of every value read (``copysign``) — rare, a whole zero is written ``0``."""
+    least = min(floats)
+    if least < 0 or (least == 0 and min(map(copysign, repeat(1.0), floats)) < 0):
+        return False
+    return isfinite(sum(floats))
 
 
 _is_decimal = Decimal.__instancecheck__
