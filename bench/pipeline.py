@@ -73,6 +73,7 @@ from pipeline_emulator import (
     ANALYTICS_ROUTE,
     API_KEY,
     ASSISTANTS_ROUTE,
+    EMULATOR_THREADS,
     ROUTES,
     proc_status,
     requests_logged,
@@ -409,6 +410,13 @@ def parser() -> argparse.ArgumentParser:
         " them (with --workers > 1), or in threads of the run's process",
     )
     parser.add_argument(
+        "--emulator-threads",
+        type=_positive,
+        default=EMULATOR_THREADS,
+        help="DuckDB threads of the emulator (vapi-emulator serve --threads): it shares the "
+        "cores with the workers, answering one request per worker at a time",
+    )
+    parser.add_argument(
         "--emulator-max-rows",
         type=_positive,
         help="diagnostics: raise the emulator's per-query row cap (stock: 100,000) to measure "
@@ -440,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         output = scratch / "output"
         load_before = os.getloadavg()
         say("emulator: loading calls")
-        with emulator(calls, scratch / "emulator.log", args.emulator_max_rows) as server:
+        with emulator(
+            calls, scratch / "emulator.log", args.emulator_max_rows, args.emulator_threads
+        ) as server:
             say(f"emulator: serving on {server.url}, RSS {mib_text(server.loaded_rss)}")
             say("pipeline: plan → fetch → allocate → reconcile → publish in a fresh process")
             pipeline = pipeline_in_fresh_process(

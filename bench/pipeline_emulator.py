@@ -12,6 +12,11 @@ from pathlib import Path
 
 API_KEY = "bench-pipeline-key"
 EMULATOR_START_TIMEOUT_S = 120.0
+EMULATOR_THREADS = 1
+"""DuckDB threads of the benchmark's emulator. It shares the machine's cores with the
+pipeline's workers and answers their requests side by side, one per worker: a thread per
+query does the same work for less (the 5M month's 117 requests, two at a time, 26.4 against
+28.5 server CPU-s with a thread per core, the bodies identical)."""
 
 
 def proc_status(pid: int | str, field: str) -> int | None:
@@ -51,7 +56,9 @@ class Emulator:
 
 
 @contextmanager
-def emulator(calls: Path, log: Path, max_rows: int | None) -> Iterator[Emulator]:
+def emulator(
+    calls: Path, log: Path, max_rows: int | None, threads: int = EMULATOR_THREADS
+) -> Iterator[Emulator]:
     """``vapi-emulator serve`` in its own process (``localrun``'s launcher), logging each request."""
     from vapi_chargeback import localrun
 
@@ -60,7 +67,7 @@ def emulator(calls: Path, log: Path, max_rows: int | None) -> Iterator[Emulator]
         [calls],
         API_KEY,
         log=log,
-        extra_args=["--log-level", "info"],
+        extra_args=["--log-level", "info", "--threads", str(threads)],
         launcher=launcher,
         start_timeout=EMULATOR_START_TIMEOUT_S,
     ) as process:
