@@ -22,6 +22,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from pydantic import TypeAdapter
 
 from vapi_chargeback.breakdown_files import (
@@ -37,6 +38,17 @@ from vapi_chargeback.errors import PermanentError
 from vapi_chargeback.statement import Statement
 
 _ADAPTER = TypeAdapter(Statement)
+
+
+class _Envelope(msgspec.Struct):
+    """The two keys of a statement's JSON that are not fields of :class:`Statement`."""
+
+    breakdown_files: dict[str, Any] | None = None
+    breakdowns: dict[str, Any] | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+"""Decodes those two keys alone, passing over the rest of the bytes (in C)."""
 FILES_KEY = "breakdown_files"
 """Where a statement with stored breakdowns keeps their index (in place of ``breakdowns``)."""
 
@@ -50,27 +62,39 @@ def dumps(statement: Statement) -> bytes:
 
     Keys keep their order (no ``sort_keys``): the order of ``components_usd`` is the order of
     the statement's columns, and a dict carries it. Stored breakdowns are written as their
-    index; others inline, as :func:`encode_tables` lays them out.
+    index, after the statement's fields, which pydantic writes in one pass (compact JSON,
+    UTF-8); inline ones as :func:`encode_tables` lays them out.
     """
-    data = _ADAPTER.dump_python(replace(statement, breakdowns={}), mode="json")
     breakdowns = statement.breakdowns
-    if isinstance(breakdowns, StoredBreakdowns):
-        data[FILES_KEY] = {
-            center: None if entry is None else {"file": entry[0], "sha256": entry[1]}
-            for center, entry in breakdowns.files.items()
-        }
-    else:
+    if not isinstance(breakdowns, StoredBreakdowns):
+        data = _ADAPTER.dump_python(replace(statement, breakdowns={}), mode="json")
         data["breakdowns"] = {center: encode_tables(items) for center, items in breakdowns.items()}
-    return json.dumps(data, separators=(",", ":"), default=tag_cell).encode()
+        return json.dumps(data, separators=(",", ":"), default=tag_cell).encode()
+    # Every pipeline step hands on a statement of this kind: dump_json writes the 5M-call
+    # month's 41 MB in 0.2 s, dump_python and json.dumps took 1.1-1.5 s, three times a run.
+    fields = _ADAPTER.dump_json(replace(statement, breakdowns={}))
+    index = {
+        center: None if entry is None else {"file": entry[0], "sha256": entry[1]}
+        for center, entry in breakdowns.files.items()
+    }
+    files = json.dumps({FILES_KEY: index}, separators=(",", ":")).encode()
+    return fields[:-1] + b"," + files[1:]
 
 
 def loads(raw: bytes, work: StoragePath | None = None) -> Statement:
     """The statement of :func:`dumps`; ``work`` is the run's work folder, needed when its
     breakdowns are stored there (they are read when looked up, not now)."""
-    data: dict[str, Any] = json.loads(raw)
-    files = data.pop(FILES_KEY, None)
-    inline = data.pop("breakdowns", None) or {}
-    statement = _ADAPTER.validate_python(data)
+    envelope = _ENVELOPE.decode(raw)
+    files, inline = envelope.breakdown_files, envelope.breakdowns
+    if inline:
+        data: dict[str, Any] = json.loads(raw)
+        data.pop(FILES_KEY, None)
+        data.pop("breakdowns", None)
+        statement = _ADAPTER.validate_python(data)
+    else:
+        # No inline tables: pydantic reads the fields straight from the bytes (the index
+        # key is not a field and is passed over), 0.35 s sooner for the 5M-call month.
+        statement = _ADAPTER.validate_json(raw)
     if files is not None:
         if work is None:
             raise StatementJsonError(

@@ -166,6 +166,37 @@ def test_a_statement_with_stored_breakdowns_carries_their_index_only(tmp_path: P
         statement_json.loads(raw)
 
 
+def test_the_index_form_is_the_document_the_json_writer_made_and_reads_back_as_before(
+    tmp_path: Path,
+) -> None:
+    """pydantic writes the fields (compact, UTF-8) and the index is spliced after them: the
+    same JSON document as ``json.dumps`` of ``dump_python`` (ASCII escapes, as statements
+    in work folders of earlier runs are written), and either form reads back the same."""
+    statement = stored(tmp_path, inline_sample())
+    statement = replace(
+        statement,
+        org_name="Société Générale – Zürich ☎",
+        lines=[
+            replace(line, cost_center_name=f"{line.cost_center_name} „Ost“")
+            for line in statement.lines
+        ],
+    )
+    fields = statement_json._ADAPTER.dump_python(replace(statement, breakdowns={}), mode="json")
+    files = statement.breakdowns.files
+    fields["breakdown_files"] = {
+        center: None if entry is None else {"file": entry[0], "sha256": entry[1]}
+        for center, entry in files.items()
+    }
+    earlier = json.dumps(fields, separators=(",", ":")).encode()
+
+    raw = statement_json.dumps(statement)
+
+    assert json.loads(raw) == json.loads(earlier)
+    assert "Zürich ☎".encode() in raw
+    assert statement_json.loads(raw, UPath(tmp_path)) == statement
+    assert statement_json.loads(earlier, UPath(tmp_path)) == statement
+
+
 def test_stored_breakdowns_are_handed_on_not_written_again(tmp_path: Path) -> None:
     statement = stored(tmp_path, inline_sample())
 
