@@ -10,7 +10,6 @@ byte at a time, so refusals are compared too.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -20,18 +19,7 @@ from hypothesis import strategies as st
 from vapi_chargeback.analytics import decode
 from vapi_chargeback.analytics.decode import _json_elements, decode_json, iter_json_array
 
-
-def _same(left: Any, right: Any) -> bool:
-    """Equal values of the same types, dict keys in the same order, ``Decimal`` digit for digit."""
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, dict):
-        return list(left) == list(right) and all(_same(left[k], right[k]) for k in left)
-    if isinstance(left, list):
-        return len(left) == len(right) and all(map(_same, left, right))
-    if isinstance(left, Decimal):
-        return left.as_tuple() == right.as_tuple()
-    return bool(left == right)
+from support.decoded_values import same_values
 
 
 def _outcome(decoder: Any, raw: bytes) -> tuple[str, Any]:
@@ -48,7 +36,7 @@ def _assert_same_outcome(raw: bytes) -> None:
         assert len(fast[1]) == len(slow[1])
         for (item, start, end), (expected, e_start, e_end) in zip(fast[1], slow[1], strict=True):
             assert (start, end) == (e_start, e_end), raw
-            assert _same(item, expected), raw
+            assert same_values(item, expected), raw
 
 
 SPACE = st.text(alphabet=" \t\n\r", max_size=2)

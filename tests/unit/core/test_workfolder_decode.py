@@ -7,9 +7,6 @@ of repeated keys — and hand any body msgspec refuses to ``decode_json``.
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,20 +15,7 @@ from vapi_chargeback import workfolder
 from vapi_chargeback.analytics.decode import decode_json
 from vapi_chargeback.workfolder import decode_trusted
 
-
-def _same(left: Any, right: Any) -> bool:
-    """Equal values of the same types, dict keys in the same order, ``Decimal`` digit for
-    digit (``Decimal("1.0") == Decimal("1.00")`` would hide a changed exponent)."""
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, dict):
-        return list(left) == list(right) and all(_same(left[k], right[k]) for k in left)
-    if isinstance(left, list):
-        return len(left) == len(right) and all(map(_same, left, right))
-    if isinstance(left, Decimal):
-        return left.as_tuple() == right.as_tuple()
-    return bool(left == right)
-
+from support.decoded_values import same_values
 
 BODIES = [
     b'[{"name":"q","result":[{"costSum":1.10,"calls":3,"assistantId":"a"}]}]',
@@ -48,13 +32,13 @@ BODIES = [
 
 @pytest.mark.parametrize("raw", BODIES)
 def test_a_trusted_body_decodes_to_the_values_decode_json_makes(raw: bytes) -> None:
-    assert _same(decode_trusted(raw), decode_json(raw))
+    assert same_values(decode_trusted(raw), decode_json(raw))
 
 
 def test_without_msgspec_decode_json_does_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workfolder, "_FAST_DECODE", None)
     for raw in BODIES:
-        assert _same(decode_trusted(raw), decode_json(raw))
+        assert same_values(decode_trusted(raw), decode_json(raw))
 
 
 def test_msgspec_is_what_decodes_a_trusted_utf8_body() -> None:
@@ -78,4 +62,4 @@ _json = st.recursive(
 @given(_json)
 def test_any_json_of_numbers_decodes_the_same(text: str) -> None:
     raw = text.encode()
-    assert _same(decode_trusted(raw), decode_json(raw))
+    assert same_values(decode_trusted(raw), decode_json(raw))
