@@ -9,8 +9,8 @@ its batches' raw responses where fetch stored them (no cut, no second copy of th
 
 Every shard task works out the same split from the plan and the fetched records alone
 (:func:`batch_weights`, :func:`assign_batches`), balanced by the CPU a batch costs (its
-bytes, the core query's counted twice), so the tasks need no hand-over besides the records fetch already
-returned, and a retried shard sums the same batches again.
+bytes, the core query's counted twice), so the tasks need no hand-over besides the records
+fetch already returned, and a retried shard sums the same batches again.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ was the same for 2 and 4 shards (256 vs 258 s under load), so the fixed cost of 
 be faster by much — but 512 MiB a shard would come near 1 GiB. 256 MiB keeps a shard near
 650 MiB, and the 5M-call month (1.8 GiB of responses) in 8 shards."""
 MAX_AUTO_SHARDS = 16
+"""The automatic count stops here (a set count may go higher, up to :data:`MAX_SHARDS`)."""
 CORE_WEIGHT = 2
 """A byte of the core query's results weighs this many bytes of any other query's when
 batches are dealt to shards (:func:`batch_weights`): its rows are attributed, summed into
 lines, successes and daily costs besides their breakdown groups, and its exact sums are the
 largest a shard writes. Measured on the 5M-call month (each batch summed alone, CPU-s per
-MB of response): core 75 ms, by-reason 42, by-type 33 — about 2 to 1. Dealt by bytes alone,
-the shards holding two core batches took 13.5 s against 8 s for the others."""
-"""The automatic count stops here (a set count may go higher, up to :data:`MAX_SHARDS`)."""
+MB of response): core 75 ms, by-reason 42, by-type 33 — about 2 to 1. Dealt by bytes
+alone, the shards holding two core batches took 13.5 s against 8 s for the others."""
 
 
 class ShardCountError(PermanentError, ValueError):
@@ -99,8 +99,8 @@ def assign_batches(sizes: Mapping[int, int], shards: int) -> list[list[int]]:
     (:func:`batch_weights`; bytes alone will do). Greedy: the heaviest batch first (ties:
     the lower index) to the shard with the least weight so far (ties: the lower shard), so
     no shard holds more than the average plus one batch, and the split is a function of
-    the weights alone — every shard task, on any worker, works out the same one. With more shards than batches the last
-    shards get none (they sum nothing, and the merge adds nothing).
+    the weights alone — every shard task, on any worker, works out the same one. With more
+    shards than batches the last shards get none (they sum nothing, and the merge adds nothing).
     """
     count = checked_count(shards, "assign batches")
     loads = [(0, shard) for shard in range(count)]
