@@ -588,6 +588,14 @@ def safe_name(run_id: str) -> str:
 def load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any, Plan]:
     """The config, mapping and plan a run was planned with; refused if either file changed
     since, as the plan's queries and the allocation would no longer agree."""
+    config = checked_config(run)
+    return config, load_mapping(Path(run.mapping_path), config), load_plan(work)
+
+
+def checked_config(run: RunInfo) -> ChargebackConfig:
+    """The config a run was planned with, once it and the mapping are both held to their
+    sha256 (:func:`load_inputs`; the sharded merge, which attributes no rows, reads no
+    mapping but still refuses one changed since)."""
     config_file = Path(run.config_path)
     mapping_file = Path(run.mapping_path)
     for path, expected in ((config_file, run.config_sha256), (mapping_file, run.mapping_sha256)):
@@ -595,5 +603,4 @@ def load_inputs(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Any,
             raise RunStateError(
                 f"{path} changed after this run was planned; clear the run to plan it again"
             )
-    config = load_config(config_file)
-    return config, load_mapping(mapping_file, config), load_plan(work)
+    return load_config(config_file)

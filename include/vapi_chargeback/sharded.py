@@ -34,7 +34,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
@@ -44,17 +43,16 @@ from vapi_chargeback.allocate import breakdown_tables, rounded_statement
 from vapi_chargeback.allocate import exact_sums as sum_exactly
 from vapi_chargeback.breakdown_files import forked_writer
 from vapi_chargeback.breakdowns import BreakdownTables, GroupKey
-from vapi_chargeback.config import ChargebackConfig, load_config
 from vapi_chargeback.names import run_rules
 from vapi_chargeback.pipeline import (
     OpenPath,
     RunInfo,
     allocate_run,
+    checked_config,
     default_open_path,
     load_inputs,
     make_folder,
 )
-from vapi_chargeback.plan import Plan
 from vapi_chargeback.process_memory import paused_gc
 from vapi_chargeback.shard_groups import MergedGroups, dumps_groups
 from vapi_chargeback.shards import (
@@ -70,7 +68,6 @@ from vapi_chargeback.workfolder import (
     RunStateError,
     StoragePath,
     StoredResults,
-    file_sha256,
     load_plan,
 )
 
@@ -202,7 +199,8 @@ def merge_run(
     if counts != {len(shards)}:
         raise RunStateError(f"{len(shards)} shard results for a cut in {counts.pop()}")
     work = open_path(run.work_url)
-    config, plan = _config_and_plan(run, work)
+    # No mapping parsed: the merge attributes no rows (allocate_run loads it for the names).
+    config, plan = checked_config(run), load_plan(work)
     summed = sorted(index for part in shards for index in part.batches)
     if summed != list(range(len(plan.batches))):
         raise RunStateError(
@@ -228,22 +226,6 @@ def merge_run(
                 shared = writer.share(work, tables, make_folder, tables.totals)
                 statement = replace(statement, breakdowns=shared)
             return allocate_run(run, fetched, open_path=open_path, statement=statement)
-
-
-def _config_and_plan(run: RunInfo, work: StoragePath) -> tuple[ChargebackConfig, Plan]:
-    """``load_inputs`` without parsing the mapping (the merge does not attribute rows, and
-    ``allocate_run`` loads it for the names): both files are still held to the run."""
-    mapping_file = Path(run.mapping_path)
-    if file_sha256(mapping_file) != run.mapping_sha256:
-        raise RunStateError(
-            f"{mapping_file} changed after this run was planned; clear the run to plan it again"
-        )
-    config_file = Path(run.config_path)
-    if file_sha256(config_file) != run.config_sha256:
-        raise RunStateError(
-            f"{config_file} changed after this run was planned; clear the run to plan it again"
-        )
-    return load_config(config_file), load_plan(work)
 
 
 def _added(folder: StoragePath, shards: Sequence[ShardSums]) -> exact_sums.ExactSums:
