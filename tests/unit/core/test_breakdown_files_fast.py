@@ -136,7 +136,10 @@ class CountingTables(Mapping[str, list[Breakdown]]):
         return len(self._centers)
 
 
-def test_a_forked_worker_writes_the_same_files_as_one_process(tmp_path: Path) -> None:
+def test_a_forked_worker_writes_the_same_files_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(breakdown_files, "_usable_cpus", lambda: 2)  # fork on any machine
     alone, shared, made = tmp_path / "alone", tmp_path / "shared", tmp_path / "made"
     made.mkdir()
     breakdowns = CountingTables(40, made)
@@ -144,8 +147,7 @@ def test_a_forked_worker_writes_the_same_files_as_one_process(tmp_path: Path) ->
 
     work = UPath(shared)
     with forked_writer(work, make_folder, lambda n: CountingTables(n, made)) as writer:
-        if writer is None:
-            pytest.skip("no second CPU to fork a worker for")
+        assert writer is not None, "a local work folder with two CPUs forks a worker"
         handed = writer.share(work, breakdowns, make_folder, 40)
         assert list(handed) == list(breakdowns)
         stored = store_breakdowns(work, handed, make_folder)
@@ -164,14 +166,15 @@ def test_a_forked_worker_writes_the_same_files_as_one_process(tmp_path: Path) ->
     assert all(len(pids) <= 2 for pids in by_center.values())  # alone, then one of the two
 
 
-def test_a_failing_worker_fails_the_store(tmp_path: Path) -> None:
+def test_a_failing_worker_fails_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(breakdown_files, "_usable_cpus", lambda: 2)  # fork on any machine
+
     def broken(_: object) -> Mapping[str, list[Breakdown]]:
         raise ValueError("no tables here")
 
     work = UPath(tmp_path)
     with forked_writer(work, make_folder, broken) as writer:
-        if writer is None:
-            pytest.skip("no second CPU to fork a worker for")
+        assert writer is not None, "a local work folder with two CPUs forks a worker"
         handed = writer.share(work, CountingTables(10, tmp_path), make_folder, 10)
         with pytest.raises(ValueError, match="no tables here"):
             store_breakdowns(work, handed, make_folder)
