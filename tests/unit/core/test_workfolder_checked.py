@@ -229,10 +229,10 @@ def test_the_fetch_records_the_fingerprint_of_its_checked_queries(plan: Plan) ->
     assert answer.checked == checked_fingerprint(queries)
 
 
-def test_a_trusted_body_is_decoded_by_decode_trusted_to_the_same_results(
+def test_a_trusted_body_is_decoded_by_decode_fast_to_the_same_results(
     tmp_path: Path, plan: Plan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A body the fetch checked goes through ``decode_trusted`` (msgspec), any other through
+    """A body the fetch checked goes through ``decode_fast`` (msgspec), any other through
     ``decode_json``; the results are the same, row for row."""
     records = _store(tmp_path, plan)
     untrusted = [record.model_copy(update={"checked": ""}) for record in records]
@@ -245,7 +245,7 @@ def test_a_trusted_body_is_decoded_by_decode_trusted_to_the_same_results(
 
         return decoding
 
-    monkeypatch.setattr(workfolder, "decode_trusted", counted("fast", workfolder.decode_trusted))
+    monkeypatch.setattr(workfolder, "decode_fast", counted("fast", workfolder.decode_fast))
     monkeypatch.setattr(workfolder, "decode_json", counted("json", workfolder.decode_json))
     fast = StoredResults(tmp_path, plan, records)
     slow = StoredResults(tmp_path, plan, untrusted)

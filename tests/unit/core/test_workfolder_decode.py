@@ -1,7 +1,7 @@
 """Trusted bodies are decoded by msgspec into exactly what ``decode_json`` makes.
 
-``workfolder.decode_trusted`` only ever sees bytes the fetch decoded and checked; it must
-give the same Python values — types, ``Decimal`` digits and exponents, key order, the last
+``analytics.decode.decode_fast`` (in ``workfolder.StoredResults``) only ever sees bytes the
+fetch decoded and checked; it must give the same Python values — types, ``Decimal`` digits and exponents, key order, the last
 of repeated keys — and hand any body msgspec refuses to ``decode_json``.
 """
 
@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vapi_chargeback import workfolder
-from vapi_chargeback.analytics.decode import decode_json
-from vapi_chargeback.workfolder import decode_trusted
+from vapi_chargeback.analytics import decode
+from vapi_chargeback.analytics.decode import decode_fast, decode_json
 
 from support.decoded_values import same_values
 
@@ -32,17 +31,17 @@ BODIES = [
 
 @pytest.mark.parametrize("raw", BODIES)
 def test_a_trusted_body_decodes_to_the_values_decode_json_makes(raw: bytes) -> None:
-    assert same_values(decode_trusted(raw), decode_json(raw))
+    assert same_values(decode_fast(raw), decode_json(raw))
 
 
 def test_without_msgspec_decode_json_does_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workfolder, "_FAST_DECODE", None)
+    monkeypatch.setattr(decode, "_FAST_DECODE", None)
     for raw in BODIES:
-        assert same_values(decode_trusted(raw), decode_json(raw))
+        assert same_values(decode_fast(raw), decode_json(raw))
 
 
 def test_msgspec_is_what_decodes_a_trusted_utf8_body() -> None:
-    assert workfolder._FAST_DECODE is not None, "msgspec comes with Airflow"
+    assert decode._FAST_DECODE is not None, "msgspec comes with Airflow"
 
 
 _numbers = st.decimals(allow_nan=False, allow_infinity=False).map(str) | st.integers().map(str)
@@ -62,4 +61,4 @@ _json = st.recursive(
 @given(_json)
 def test_any_json_of_numbers_decodes_the_same(text: str) -> None:
     raw = text.encode()
-    assert same_values(decode_trusted(raw), decode_json(raw))
+    assert same_values(decode_fast(raw), decode_json(raw))
