@@ -507,7 +507,11 @@ def test_a_draft_approved_over_rest_becomes_final(stack: Stack) -> None:
                 if airflow.api.dag_run(DAG_ID, run_id)["state"] == "failed":
                     raise FatalWaitError(f"{run_id} failed before its review")
                 pending = airflow.api.get(hitl, response_received="false")["hitl_details"]
-                return pending[0] if pending else None
+                # The operator records its request, then defers: under load the request
+                # shows while its task is still running, for a moment.
+                if not pending or pending[0]["task_instance"]["state"] == "running":
+                    return None
+                return pending[0]
 
             request = wait_until(
                 f"{run_id}'s review to ask for approval",
